@@ -1,0 +1,5 @@
+export * from './money.js';
+export * from './events.js';
+export * from './upcasters.js';
+export * from './state.js';
+export * from './commands.js';

@@ -1,0 +1,153 @@
+import { produce, type Draft } from 'immer';
+import type { OrderEventData, OrderItem } from './events.js';
+
+export const ORDER_STATUSES = ['CREATED', 'PARTIALLY_PAID', 'PAID', 'RESERVED', 'SHIPPED', 'CANCELLED'] as const;
+export type OrderStatus = (typeof ORDER_STATUSES)[number];
+
+/**
+ * Bump whenever reducers change what they produce: snapshots written by another reducer
+ * version are ignored and rebuilt.
+ */
+export const REDUCER_VERSION = 1;
+
+export interface Payment {
+  paymentId: string;
+  amount: number;
+  refunded: number;
+}
+
+export interface OrderState {
+  exists: boolean;
+  orderId: string | null;
+  customerId: string | null;
+  items: OrderItem[];
+  total: number;
+  currency: string | null;
+  status: OrderStatus | null;
+  paidAmount: number;
+  refundedAmount: number;
+  payments: Payment[];
+  reservationId: string | null;
+  shipmentId: string | null;
+  shippedAt: string | null;
+  cancelledAt: string | null;
+  cancelReason: string | null;
+  /** Number of events folded into this state (the stream version). */
+  version: number;
+  createdAt: string | null;
+  updatedAt: string | null;
+}
+
+export const initialOrderState: OrderState = Object.freeze({
+  exists: false,
+  orderId: null,
+  customerId: null,
+  items: [],
+  total: 0,
+  currency: null,
+  status: null,
+  paidAmount: 0,
+  refundedAmount: 0,
+  payments: [],
+  reservationId: null,
+  shipmentId: null,
+  shippedAt: null,
+  cancelledAt: null,
+  cancelReason: null,
+  version: 0,
+  createdAt: null,
+  updatedAt: null,
+}) as OrderState;
+
+/** What a reducer needs of an event: its type, its (upcast) data, and when it was recorded. */
+export interface FoldableEvent {
+  type: string;
+  data: unknown;
+  version?: number;
+  recordedAt?: string;
+}
+
+type Reducers = { [K in keyof OrderEventData]: (draft: Draft<OrderState>, data: OrderEventData[K]) => void };
+
+function statusAfterPayment(s: Draft<OrderState>): OrderStatus {
+  if (s.paidAmount - s.refundedAmount >= s.total) return s.reservationId ? 'RESERVED' : 'PAID';
+  return 'PARTIALLY_PAID';
+}
+
+const reducers: Reducers = {
+  OrderCreated(s, d) {
+    s.exists = true;
+    s.orderId = d.orderId;
+    s.customerId = d.customerId;
+    s.items = d.items;
+    s.total = d.total;
+    s.currency = d.currency;
+    s.status = 'CREATED';
+  },
+  PaymentReceived(s, d) {
+    s.paidAmount += d.amount;
+    s.payments.push({ paymentId: d.paymentId, amount: d.amount, refunded: 0 });
+    if (s.status !== 'CANCELLED' && s.status !== 'SHIPPED') s.status = statusAfterPayment(s);
+  },
+  InventoryReserved(s, d) {
+    s.reservationId = d.reservationId;
+    if (s.status !== 'CANCELLED' && s.status !== 'SHIPPED') s.status = 'RESERVED';
+  },
+  OrderShipped(s, d) {
+    s.shipmentId = d.shipmentId;
+    s.shippedAt = d.shippedAt;
+    s.status = 'SHIPPED';
+  },
+  OrderCancelled(s, d) {
+    s.cancelledAt = d.cancelledAt;
+    s.cancelReason = d.reason;
+    s.status = 'CANCELLED';
+  },
+  PaymentRefunded(s, d) {
+    s.refundedAmount += d.amount;
+    const p = s.payments.find((x) => x.paymentId === d.paymentId);
+    if (p) p.refunded += d.amount;
+  },
+};
+
+export type UnknownEventListener = (type: string) => void;
+const defaultUnknownListener: UnknownEventListener = (type) => {
+  process.emitWarning(`skipping unknown event type ${JSON.stringify(type)} while folding an order`, 'UnknownEventWarning');
+};
+
+/**
+ * Pure reducer: state + event → next state. Events are assumed upcast already. Unknown types
+ * are skipped with a warning (an older build reading a newer log must not crash) but still
+ * count towards the version, since they occupy a slot in the stream.
+ */
+export function applyOrderEvent(
+  state: OrderState,
+  event: FoldableEvent,
+  onUnknown: UnknownEventListener = defaultUnknownListener,
+): OrderState {
+  return produce(state, (draft) => {
+    const reducer = (reducers as Record<string, ((d: Draft<OrderState>, data: unknown) => void) | undefined>)[event.type];
+    if (reducer) reducer(draft, event.data);
+    else onUnknown(event.type);
+    draft.version = event.version ?? draft.version + 1;
+    if (event.recordedAt) {
+      if (!draft.createdAt) draft.createdAt = event.recordedAt;
+      draft.updatedAt = event.recordedAt;
+    }
+  });
+}
+
+/** Left fold of events over a starting state (initial state or a snapshot). */
+export function foldOrder(
+  events: Iterable<FoldableEvent>,
+  from: OrderState = initialOrderState,
+  onUnknown?: UnknownEventListener,
+): OrderState {
+  let s = from;
+  for (const e of events) s = applyOrderEvent(s, e, onUnknown);
+  return s;
+}
+
+export function outstandingAmount(s: OrderState): number {
+  return s.total - (s.paidAmount - s.refundedAmount);
+}

@@ -1,0 +1,57 @@
+import { z } from 'zod';
+import { EventSchemas, OrderCreatedV1, isOrderEventType } from './events.js';
+import { toMinorUnits } from './money.js';
+
+export class UpcastError extends Error {
+  override name = 'UpcastError';
+  constructor(
+    readonly eventType: string,
+    readonly fromVersion: number,
+    message: string,
+  ) {
+    super(`cannot upcast ${eventType} v${fromVersion}: ${message}`);
+  }
+}
+
+type Upcaster = (data: unknown) => unknown;
+
+/** upcasters[type][v] turns version v into version v+1. */
+const upcasters: Record<string, Record<number, Upcaster>> = {
+  OrderCreated: {
+    1: (raw) => {
+      const v1 = OrderCreatedV1.parse(raw);
+      return {
+        orderId: v1.orderId,
+        customerId: v1.customerId,
+        items: v1.items.map((i) => ({ sku: i.sku, quantity: i.quantity, unitPrice: toMinorUnits(i.unitPrice) })),
+        total: toMinorUnits(v1.totalAmount),
+        // v1 predates multi-currency: every v1 order was taken in US dollars.
+        currency: 'USD',
+      };
+    },
+  },
+};
+
+/**
+ * Bring stored event data up to the current schema version of its type. Unknown types and
+ * versions already current pass through unchanged; a version from the future is an error.
+ */
+export function upcast(type: string, schemaVersion: number, data: unknown): { schemaVersion: number; data: unknown } {
+  if (!isOrderEventType(type)) return { schemaVersion, data };
+  const target = EventSchemas[type].version;
+  if (schemaVersion > target) {
+    throw new UpcastError(type, schemaVersion, `this build understands up to v${target}; upgrade the app`);
+  }
+  let current = data;
+  for (let v = schemaVersion; v < target; v++) {
+    const step = upcasters[type]?.[v];
+    if (!step) throw new UpcastError(type, v, `no upcaster from v${v} to v${v + 1}`);
+    try {
+      current = step(current);
+    } catch (err) {
+      const detail = err instanceof z.ZodError ? z.prettifyError(err) : (err as Error).message;
+      throw new UpcastError(type, v, detail);
+    }
+  }
+  return { schemaVersion: target, data: current };
+}

@@ -1,0 +1,89 @@
+import { z } from 'zod';
+import { ExpectedVersion, NewEvent, ServerEvent, StreamId, StreamType } from './envelope.js';
+
+/**
+ * The wire contract between a device's sync engine and the central server. The server
+ * validates requests with these schemas; the client validates responses with them.
+ *
+ *   POST /sync/streams/:streamId/append   AppendRequest → 201 AppendResponse | 409 ConflictResponse
+ *   POST /sync/push                       PushRequest   → 200 PushResponse (one result per stream)
+ *   GET  /sync/events?after=&limit=&waitMs= → 200 PullResponse (waitMs: long-poll when empty)
+ *   GET  /sync/events/live?after=          → text/event-stream of ServerEvent (SSE)
+ *
+ * Every request carries `Authorization: Bearer <token>`; the token decides tenant and user.
+ */
+export const MAX_EVENTS_PER_APPEND = 1000;
+export const MAX_STREAMS_PER_PUSH = 500;
+export const MAX_PULL_LIMIT = 5000;
+
+export const AppendRequest = z.strictObject({
+  streamType: StreamType,
+  expectedVersion: ExpectedVersion,
+  events: z.array(NewEvent).min(1, 'at least one event').max(MAX_EVENTS_PER_APPEND),
+});
+export type AppendRequest = z.infer<typeof AppendRequest>;
+
+export const AppendedEvent = z.object({
+  eventId: z.string(),
+  streamVersion: z.number().int().positive(),
+  globalPosition: z.number().int().positive(),
+});
+
+export const AppendResponse = z.object({
+  streamId: StreamId,
+  fromVersion: z.number().int().positive(),
+  toVersion: z.number().int().positive(),
+  events: z.array(AppendedEvent),
+  /** true when every event id was already stored: a retried request, answered with the original result. */
+  duplicate: z.boolean(),
+});
+export type AppendResponse = z.infer<typeof AppendResponse>;
+
+export const ConflictResponse = z.object({
+  error: z.literal('WRONG_EXPECTED_VERSION'),
+  message: z.string(),
+  streamId: StreamId,
+  expectedVersion: ExpectedVersion,
+  currentVersion: z.number().int().min(0),
+  /** Events after the client's expected version (all of them when expectedVersion is not a number). */
+  missingEvents: z.array(ServerEvent),
+});
+export type ConflictResponse = z.infer<typeof ConflictResponse>;
+
+export const PushRequest = z.strictObject({
+  appends: z
+    .array(AppendRequest.extend({ streamId: StreamId }))
+    .min(1)
+    .max(MAX_STREAMS_PER_PUSH),
+});
+export type PushRequest = z.infer<typeof PushRequest>;
+
+export const PushResult = z.discriminatedUnion('status', [
+  z.object({ status: z.literal('ok'), result: AppendResponse }),
+  z.object({ status: z.literal('conflict'), conflict: ConflictResponse }),
+  z.object({ status: z.literal('error'), streamId: StreamId, error: z.string(), message: z.string() }),
+]);
+export const PushResponse = z.object({ results: z.array(PushResult) });
+export type PushResponse = z.infer<typeof PushResponse>;
+
+export const PullQuery = z.strictObject({
+  after: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(MAX_PULL_LIMIT).default(1000),
+  waitMs: z.coerce.number().int().min(0).max(60_000).default(0),
+});
+export type PullQuery = z.infer<typeof PullQuery>;
+
+export const PullResponse = z.object({
+  events: z.array(ServerEvent),
+  /** Pass as `after` next time. Never skips an event that commits later with a lower position. */
+  nextPosition: z.number().int().min(0),
+  hasMore: z.boolean(),
+});
+export type PullResponse = z.infer<typeof PullResponse>;
+
+export const ErrorResponse = z.object({
+  error: z.string(),
+  message: z.string(),
+  issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+});
+export type ErrorResponse = z.infer<typeof ErrorResponse>;
