@@ -1,0 +1,264 @@
+import type Database from 'better-sqlite3';
+import { canonicalJson } from '../protocol/canonical-json.js';
+import {
+  expectedVersionMatches,
+  type EventMetadata,
+  type ExpectedVersion,
+  type NewEvent,
+  type NewEventInput,
+  type StoredEvent,
+} from '../protocol/envelope.js';
+import { upcast } from '../domain/upcasters.js';
+import { ConcurrencyError, IdempotencyConflictError, InvalidEventError } from './errors.js';
+import { parseNewEvent, validateOrderEventData } from './event-validation.js';
+
+export interface AppendOptions {
+  expectedVersion: ExpectedVersion;
+  streamType?: string;
+  /** Accept event types this build does not know (e.g. written by a newer app, pulled from the server). */
+  allowUnknownTypes?: boolean;
+}
+
+export interface AppendResult {
+  streamId: string;
+  /** First and last stream version written (or found, for a duplicate). */
+  fromVersion: number;
+  toVersion: number;
+  positions: number[];
+  eventIds: string[];
+  /** True when every event was already stored with the same content: nothing new was written. */
+  duplicate: boolean;
+  events: StoredEvent[];
+}
+
+/** Called inside the append transaction, after the rows are written: throw to roll everything back. */
+export type AppendHook = (events: StoredEvent[]) => void;
+
+interface EventRow {
+  position: number;
+  event_id: string;
+  stream_id: string;
+  stream_type: string;
+  stream_version: number;
+  event_type: string;
+  schema_version: number;
+  data: string;
+  metadata: string;
+  recorded_at: string;
+}
+
+const COLUMNS = 'position, event_id, stream_id, stream_type, stream_version, event_type, schema_version, data, metadata, recorded_at';
+
+export function rowToEvent(row: EventRow): StoredEvent {
+  return {
+    position: row.position,
+    eventId: row.event_id,
+    streamId: row.stream_id,
+    streamType: row.stream_type,
+    streamVersion: row.stream_version,
+    eventType: row.event_type,
+    schemaVersion: row.schema_version,
+    data: JSON.parse(row.data) as Record<string, unknown>,
+    metadata: JSON.parse(row.metadata) as EventMetadata,
+    recordedAt: row.recorded_at,
+  };
+}
+
+/** Bring a stored event to the current schema of its type (old events are upcast on read). */
+export function upcastEvent(event: StoredEvent): StoredEvent {
+  const up = upcast(event.eventType, event.schemaVersion, event.data);
+  if (up.schemaVersion === event.schemaVersion) return event;
+  return { ...event, schemaVersion: up.schemaVersion, data: up.data as Record<string, unknown> };
+}
+
+/**
+ * The device's append-only event log over one SQLite connection. Appends are atomic per
+ * batch, checked against an expected version, idempotent by event id, and serialised across
+ * connections and processes by SQLite's write lock (BEGIN IMMEDIATE).
+ */
+export class EventLog {
+  private readonly hooks: AppendHook[] = [];
+  private readonly stmt;
+
+  constructor(readonly db: Database.Database) {
+    this.stmt = {
+      version: db.prepare<[string], { v: number | null }>('SELECT MAX(stream_version) AS v FROM events WHERE stream_id = ?'),
+      byId: db.prepare<[string], EventRow>(`SELECT ${COLUMNS} FROM events WHERE event_id = ?`),
+      insert: db.prepare(
+        `INSERT INTO events (event_id, stream_id, stream_type, stream_version, event_type, schema_version, data, metadata, recorded_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      stream: db.prepare<[string, number, number], EventRow>(
+        `SELECT ${COLUMNS} FROM events WHERE stream_id = ? AND stream_version BETWEEN ? AND ? ORDER BY stream_version`,
+      ),
+      after: db.prepare<[number, number], EventRow>(`SELECT ${COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?`),
+      byType: db.prepare<[string, number, number], EventRow>(
+        `SELECT ${COLUMNS} FROM events WHERE event_type = ? AND position > ? ORDER BY position LIMIT ?`,
+      ),
+      head: db.prepare<[], { p: number | null }>('SELECT MAX(position) AS p FROM events'),
+      versionAt: db.prepare<[string, string], { v: number | null }>(
+        'SELECT MAX(stream_version) AS v FROM events WHERE stream_id = ? AND recorded_at <= ?',
+      ),
+    };
+  }
+
+  /** Run `hook` inside every append transaction (inline projections). Returns an unsubscribe. */
+  onAppend(hook: AppendHook): () => void {
+    this.hooks.push(hook);
+    return () => {
+      const i = this.hooks.indexOf(hook);
+      if (i >= 0) this.hooks.splice(i, 1);
+    };
+  }
+
+  streamVersion(streamId: string): number {
+    return this.stmt.version.get(streamId)?.v ?? 0;
+  }
+
+  headPosition(): number {
+    return this.stmt.head.get()?.p ?? 0;
+  }
+
+  append(streamId: string, input: readonly NewEventInput[], opts: AppendOptions): AppendResult {
+    if (input.length === 0) throw new InvalidEventError('an append needs at least one event');
+    const events = input.map((e, i) => parseNewEvent(e, i));
+    const seen = new Set<string>();
+    for (const e of events) {
+      if (seen.has(e.eventId)) throw new InvalidEventError(`event id ${e.eventId} appears twice in one batch`);
+      seen.add(e.eventId);
+      validateOrderEventData(e, opts.allowUnknownTypes);
+    }
+    const streamType = opts.streamType ?? 'Order';
+    return this.db.transaction(() => this.appendValidated(streamId, streamType, events, opts.expectedVersion)).immediate();
+  }
+
+  private appendValidated(streamId: string, streamType: string, events: NewEvent[], expected: ExpectedVersion): AppendResult {
+    const existing = this.findExisting(streamId, streamType, events);
+    if (existing) return existing;
+
+    const actual = this.streamVersion(streamId);
+    if (!expectedVersionMatches(expected, actual)) throw new ConcurrencyError(streamId, expected, actual);
+
+    const recordedAt = new Date().toISOString();
+    const stored: StoredEvent[] = [];
+    let version = actual;
+    for (const e of events) {
+      version += 1;
+      const info = this.stmt.insert.run(
+        e.eventId,
+        streamId,
+        streamType,
+        version,
+        e.eventType,
+        e.schemaVersion,
+        JSON.stringify(e.data),
+        JSON.stringify(e.metadata),
+        recordedAt,
+      );
+      stored.push({
+        position: Number(info.lastInsertRowid),
+        eventId: e.eventId,
+        streamId,
+        streamType,
+        streamVersion: version,
+        eventType: e.eventType,
+        schemaVersion: e.schemaVersion,
+        data: e.data,
+        metadata: e.metadata,
+        recordedAt,
+      });
+    }
+    for (const hook of this.hooks) hook(stored);
+    return {
+      streamId,
+      fromVersion: actual + 1,
+      toVersion: version,
+      positions: stored.map((s) => s.position),
+      eventIds: stored.map((s) => s.eventId),
+      duplicate: false,
+      events: stored,
+    };
+  }
+
+  /**
+   * Idempotency: a batch whose ids are all stored with the same content is answered with the
+   * original result. Any stored id with other content, or a batch only partly stored (batches
+   * are atomic, so that is a different batch reusing ids), is an error.
+   */
+  private findExisting(streamId: string, streamType: string, events: NewEvent[]): AppendResult | null {
+    const rows = events.map((e) => this.stmt.byId.get(e.eventId));
+    const found = rows.filter((r): r is EventRow => r !== undefined);
+    if (found.length === 0) return null;
+    events.forEach((e, i) => {
+      const row = rows[i];
+      if (!row) return;
+      const differences: string[] = [];
+      if (row.stream_id !== streamId) differences.push(`stream ${row.stream_id} vs ${streamId}`);
+      if (row.stream_type !== streamType) differences.push('stream type');
+      if (row.event_type !== e.eventType) differences.push(`type ${row.event_type} vs ${e.eventType}`);
+      if (row.schema_version !== e.schemaVersion) differences.push('schema version');
+      if (canonicalJson(JSON.parse(row.data)) !== canonicalJson(e.data)) differences.push('data');
+      if (canonicalJson(JSON.parse(row.metadata)) !== canonicalJson(e.metadata)) differences.push('metadata');
+      if (differences.length > 0) throw new IdempotencyConflictError(e.eventId, differences.join(', '));
+    });
+    if (found.length !== events.length) {
+      throw new IdempotencyConflictError(found[0]!.event_id, 'the batch mixes stored and new events; batches are atomic');
+    }
+    const stored = found.map(rowToEvent);
+    return {
+      streamId,
+      fromVersion: stored[0]!.streamVersion,
+      toVersion: stored[stored.length - 1]!.streamVersion,
+      positions: stored.map((s) => s.position),
+      eventIds: stored.map((s) => s.eventId),
+      duplicate: true,
+      events: stored,
+    };
+  }
+
+  /** Events of one stream between two versions (inclusive), upcast to current schemas unless `raw`. */
+  readStream(streamId: string, opts: { fromVersion?: number; toVersion?: number; raw?: boolean } = {}): StoredEvent[] {
+    const rows = this.stmt.stream.all(streamId, opts.fromVersion ?? 1, opts.toVersion ?? Number.MAX_SAFE_INTEGER);
+    const events = rows.map(rowToEvent);
+    return opts.raw ? events : events.map(upcastEvent);
+  }
+
+  /**
+   * Every event after a position, in log order, fetched in keyset pages so memory stays flat
+   * however long the log is (and writes on this connection between pages are allowed).
+   */
+  *readAll(opts: { fromPosition?: number; toPosition?: number; batchSize?: number; raw?: boolean } = {}): Generator<StoredEvent> {
+    const batch = opts.batchSize ?? 1000;
+    const to = opts.toPosition ?? Number.MAX_SAFE_INTEGER;
+    let after = opts.fromPosition ?? 0;
+    for (;;) {
+      const rows = this.stmt.after.all(after, batch);
+      for (const row of rows) {
+        if (row.position > to) return;
+        const e = rowToEvent(row);
+        yield opts.raw ? e : upcastEvent(e);
+      }
+      if (rows.length < batch) return;
+      after = rows[rows.length - 1]!.position;
+    }
+  }
+
+  /** Raw rows after a position, one page: the fast path for projection rebuilds. */
+  readPage(afterPosition: number, limit: number): StoredEvent[] {
+    return this.stmt.after.all(afterPosition, limit).map(rowToEvent);
+  }
+
+  readByType(eventType: string, opts: { fromPosition?: number; limit?: number } = {}): StoredEvent[] {
+    return this.stmt.byType.all(eventType, opts.fromPosition ?? 0, opts.limit ?? 1000).map((r) => upcastEvent(rowToEvent(r)));
+  }
+
+  getEvent(eventId: string): StoredEvent | null {
+    const row = this.stmt.byId.get(eventId);
+    return row ? upcastEvent(rowToEvent(row)) : null;
+  }
+
+  /** The stream version that was current at an instant (0 if the stream did not exist yet). */
+  versionAt(streamId: string, at: string): number {
+    return this.stmt.versionAt.get(streamId, new Date(at).toISOString())?.v ?? 0;
+  }
+}
