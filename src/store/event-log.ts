@@ -17,6 +17,8 @@ export interface AppendOptions {
   streamType?: string;
   /** Accept event types this build does not know (e.g. written by a newer app, pulled from the server). */
   allowUnknownTypes?: boolean;
+  /** Keep the time another store recorded the events at (replication); default: now. */
+  recordedAt?: string;
 }
 
 export interface AppendResult {
@@ -129,17 +131,25 @@ export class EventLog {
       validateOrderEventData(e, opts.allowUnknownTypes);
     }
     const streamType = opts.streamType ?? 'Order';
-    return this.db.transaction(() => this.appendValidated(streamId, streamType, events, opts.expectedVersion)).immediate();
+    const recordedAt = opts.recordedAt ? new Date(opts.recordedAt).toISOString() : new Date().toISOString();
+    return this.db
+      .transaction(() => this.appendValidated(streamId, streamType, events, opts.expectedVersion, recordedAt))
+      .immediate();
   }
 
-  private appendValidated(streamId: string, streamType: string, events: NewEvent[], expected: ExpectedVersion): AppendResult {
+  private appendValidated(
+    streamId: string,
+    streamType: string,
+    events: NewEvent[],
+    expected: ExpectedVersion,
+    recordedAt: string,
+  ): AppendResult {
     const existing = this.findExisting(streamId, streamType, events);
     if (existing) return existing;
 
     const actual = this.streamVersion(streamId);
     if (!expectedVersionMatches(expected, actual)) throw new ConcurrencyError(streamId, expected, actual);
 
-    const recordedAt = new Date().toISOString();
     const stored: StoredEvent[] = [];
     let version = actual;
     for (const e of events) {
