@@ -1,0 +1,147 @@
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConcurrencyError, IdempotencyConflictError, InvalidEventError, openLocalStore } from '../../src/store/index.js';
+import { created, paid, reserved, shipped } from '../helpers/events.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const tmp = tempDir();
+afterAll(() => tmp.cleanup());
+let n = 0;
+const fresh = () => openLocalStore(tmp.file(`log-${++n}.sqlite`));
+
+describe('expected version', () => {
+  it('no_stream accepts only a new stream', () => {
+    const s = fresh();
+    const r = s.log.append('O-1', [created('O-1')], { expectedVersion: 'no_stream' });
+    expect([r.fromVersion, r.toVersion, r.positions]).toEqual([1, 1, [1]]);
+    const err = catchError(() => s.log.append('O-1', [paid(100)], { expectedVersion: 'no_stream' }));
+    expect(err).toBeInstanceOf(ConcurrencyError);
+    expect(err).toMatchObject({ streamId: 'O-1', expectedVersion: 'no_stream', actualVersion: 1 });
+    expect(s.log.streamVersion('O-1')).toBe(1);
+    s.close();
+  });
+
+  it('stream_exists refuses a missing stream and accepts an existing one', () => {
+    const s = fresh();
+    expect(catchError(() => s.log.append('O-2', [created('O-2')], { expectedVersion: 'stream_exists' }))).toMatchObject({
+      name: 'ConcurrencyError',
+      expectedVersion: 'stream_exists',
+      actualVersion: 0,
+    });
+    expect(s.log.headPosition()).toBe(0);
+    s.log.append('O-2', [created('O-2')], { expectedVersion: 'any' });
+    expect(s.log.append('O-2', [paid(100)], { expectedVersion: 'stream_exists' }).toVersion).toBe(2);
+    s.close();
+  });
+
+  it('an exact number must equal the current version', () => {
+    const s = fresh();
+    s.log.append('O-3', [created('O-3')], { expectedVersion: 0 });
+    expect(catchError(() => s.log.append('O-3', [paid(1)], { expectedVersion: 0 }))).toMatchObject({ expectedVersion: 0, actualVersion: 1 });
+    expect(catchError(() => s.log.append('O-3', [paid(1)], { expectedVersion: 2 }))).toMatchObject({ expectedVersion: 2, actualVersion: 1 });
+    const ok = s.log.append('O-3', [paid(1), paid(2)], { expectedVersion: 1 });
+    expect([ok.fromVersion, ok.toVersion]).toEqual([2, 3]);
+    s.close();
+  });
+
+  it('any appends whatever the version', () => {
+    const s = fresh();
+    s.log.append('O-4', [created('O-4')], { expectedVersion: 'any' });
+    expect(s.log.append('O-4', [paid(5)], { expectedVersion: 'any' }).toVersion).toBe(2);
+    s.close();
+  });
+
+  it('a batch is atomic: one bad event writes nothing', () => {
+    const s = fresh();
+    const bad = { ...paid(10), data: { paymentId: 'P-1', amount: -3 } };
+    expect(() => s.log.append('O-5', [created('O-5'), bad], { expectedVersion: 'no_stream' })).toThrow(InvalidEventError);
+    expect(s.log.headPosition()).toBe(0);
+    s.close();
+  });
+});
+
+describe('append-only in the database', () => {
+  it('rejects UPDATE and DELETE on stored events, from any connection', () => {
+    const s = fresh();
+    s.log.append('O-6', [created('O-6')], { expectedVersion: 'no_stream' });
+    const raw = new Database(s.file);
+    expect(() => raw.prepare("UPDATE events SET data = '{}' WHERE position = 1").run()).toThrow(/append-only: UPDATE/);
+    expect(() => raw.prepare('DELETE FROM events').run()).toThrow(/append-only: DELETE/);
+    raw.close();
+    expect(s.log.readStream('O-6')[0]!.data).toMatchObject({ orderId: 'O-6' });
+    s.close();
+  });
+});
+
+describe('idempotency', () => {
+  it('re-appending the same events is a no-op returning the original result', () => {
+    const s = fresh();
+    const batch = [created('O-7'), paid(100, 'P-7')];
+    const first = s.log.append('O-7', batch, { expectedVersion: 'no_stream' });
+    const again = s.log.append('O-7', batch, { expectedVersion: 'no_stream' });
+    expect(again).toMatchObject({ duplicate: true, fromVersion: 1, toVersion: 2, positions: first.positions, eventIds: first.eventIds });
+    expect(s.log.streamVersion('O-7')).toBe(2);
+    s.close();
+  });
+
+  it('the same id with other content is an error and writes nothing', () => {
+    const s = fresh();
+    const e = paid(100, 'P-8');
+    s.log.append('O-8', [created('O-8'), e], { expectedVersion: 'no_stream' });
+    const tampered = { ...e, data: { paymentId: 'P-8', amount: 999 } };
+    expect(() => s.log.append('O-8', [tampered], { expectedVersion: 'any' })).toThrow(IdempotencyConflictError);
+    expect(() => s.log.append('O-8', [e, paid(1)], { expectedVersion: 'any' })).toThrow(/batches are atomic/);
+    expect(s.log.streamVersion('O-8')).toBe(2);
+    s.close();
+  });
+});
+
+describe('validation', () => {
+  it('malformed data is rejected with the zod path and message, nothing written', () => {
+    const s = fresh();
+    const err = catchError(() =>
+      s.log.append('O-9', [{ ...created('O-9'), data: { orderId: 'O-9', customerId: 'C', items: [], total: 1.5, currency: 'usd' } }], {
+        expectedVersion: 'no_stream',
+      }),
+    ) as InvalidEventError;
+    expect(err).toBeInstanceOf(InvalidEventError);
+    expect(err.issues.map((i) => i.path)).toEqual(expect.arrayContaining(['data.items', 'data.total', 'data.currency']));
+    expect(err.message).toMatch(/at least one item/);
+    expect(() => s.log.append('O-9', [{ ...created('O-9'), eventId: 'not-a-uuid' }], { expectedVersion: 'any' })).toThrow(/eventId: must be a UUID/);
+    expect(() => s.log.append('O-9', [{ ...created('O-9'), eventType: 'Nope' }], { expectedVersion: 'any' })).toThrow(/unknown event type/);
+    expect(s.log.headPosition()).toBe(0);
+    s.close();
+  });
+});
+
+describe('reads', () => {
+  it('reads a stream by version range, all events by position, and by type', () => {
+    const s = fresh();
+    s.log.append('A', [created('A'), paid(10), reserved()], { expectedVersion: 'no_stream' });
+    s.log.append('B', [created('B'), shipped()], { expectedVersion: 'no_stream' });
+    expect(s.log.readStream('A', { fromVersion: 2, toVersion: 3 }).map((e) => e.eventType)).toEqual(['PaymentReceived', 'InventoryReserved']);
+    expect([...s.log.readAll({ batchSize: 2 })].map((e) => e.position)).toEqual([1, 2, 3, 4, 5]);
+    expect([...s.log.readAll({ fromPosition: 3, batchSize: 1 })].map((e) => e.streamId)).toEqual(['B', 'B']);
+    expect(s.log.readByType('OrderCreated').map((e) => e.streamId)).toEqual(['A', 'B']);
+    s.close();
+  });
+
+  it('opens with WAL and synchronous=FULL by default, NORMAL only when asked', () => {
+    const s = fresh();
+    expect(s.db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(s.db.pragma('synchronous', { simple: true })).toBe(2);
+    s.close();
+    const fast = openLocalStore(tmp.file('fast.sqlite'), { durability: 'normal' });
+    expect(fast.db.pragma('synchronous', { simple: true })).toBe(1);
+    fast.close();
+  });
+});
+
+function catchError(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected an error');
+}
