@@ -1,0 +1,60 @@
+import { formatMinor } from '../../src/domain/money.js';
+
+export function money(minor: number, currency: string | null | undefined): string {
+  return `${formatMinor(minor)} ${currency ?? ''}`.trim();
+}
+
+const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+const relative = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
+
+export function when(iso: string | null | undefined): string {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? iso : dateTime.format(d);
+}
+
+export function ago(iso: string | null | undefined, now = Date.now()): string {
+  if (!iso) return 'never';
+  const seconds = Math.round((new Date(iso).getTime() - now) / 1000);
+  const abs = Math.abs(seconds);
+  if (abs < 60) return relative.format(seconds, 'second');
+  if (abs < 3600) return relative.format(Math.round(seconds / 60), 'minute');
+  if (abs < 86400) return relative.format(Math.round(seconds / 3600), 'hour');
+  return relative.format(Math.round(seconds / 86400), 'day');
+}
+
+export const STATUS_LABEL: Record<string, string> = {
+  ALL: 'All',
+  CREATED: 'Created',
+  PARTIALLY_PAID: 'Partially paid',
+  PAID: 'Paid',
+  RESERVED: 'Reserved',
+  SHIPPED: 'Shipped',
+  CANCELLED: 'Cancelled',
+};
+
+/** Event type → a short phrase for the timeline. */
+export const EVENT_LABEL: Record<string, string> = {
+  OrderCreated: 'Order created',
+  PaymentReceived: 'Payment received',
+  InventoryReserved: 'Inventory reserved',
+  OrderShipped: 'Shipped',
+  OrderCancelled: 'Cancelled',
+  PaymentRefunded: 'Payment refunded',
+};
+
+export const COMMAND_LABEL: Record<string, string> = {
+  CreateOrder: 'Create order',
+  RecordPayment: 'Record payment',
+  ReserveInventory: 'Reserve inventory',
+  ShipOrder: 'Ship order',
+  CancelOrder: 'Cancel order',
+  RefundPayment: 'Refund payment',
+};
+
+/** A short, readable identifier, e.g. PAY-7K3QX9. Crypto-random, no secure-context requirement. */
+export function newId(prefix: string): string {
+  const alphabet = '23456789ABCDEFGHJKLMNPQRSTUVWXYZ';
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  return `${prefix}-${Array.from(bytes, (b) => alphabet[b % alphabet.length]).join('')}`;
+}

@@ -1,0 +1,308 @@
+import { useEffect, useState } from 'react';
+import type { OrderDetail as OrderDetailT, TimelineEntry } from '../../../src/app/contract.js';
+import type { MethodOutput } from '../../../src/app/contract.js';
+import { api } from '../api.js';
+import { ActionForms } from '../components/ActionForms.js';
+import { ConflictCard } from '../components/ConflictCard.js';
+import { Card, Empty, Notice, StatusBadge, SyncBadge } from '../components/ui.js';
+import { describeError } from '../forms.js';
+import { EVENT_LABEL, money, when } from '../format.js';
+import { useLive } from '../status.js';
+
+type AsOf = MethodOutput<'getOrderAsOf'>;
+
+function meta(entry: TimelineEntry, key: string): string | null {
+  const v = entry.metadata[key];
+  return typeof v === 'string' && v ? v : null;
+}
+
+function eventSummary(e: TimelineEntry, currency: string | null): string {
+  const d = e.data as Record<string, unknown>;
+  switch (e.eventType) {
+    case 'OrderCreated':
+      return `for ${String(d.customerId ?? '')}, ${Array.isArray(d.items) ? d.items.length : 0} item(s), ${typeof d.total === 'number' ? money(d.total, currency) : String(d.totalAmount ?? '')}`;
+    case 'PaymentReceived':
+      return `${typeof d.amount === 'number' ? money(d.amount, currency) : ''} (${String(d.paymentId ?? '')})`;
+    case 'PaymentRefunded':
+      return `${typeof d.amount === 'number' ? money(d.amount, currency) : ''}: ${String(d.reason ?? '')}`;
+    case 'InventoryReserved':
+      return String(d.reservationId ?? '');
+    case 'OrderShipped':
+      return `${String(d.shipmentId ?? '')}`;
+    case 'OrderCancelled':
+      return String(d.reason ?? '');
+    default:
+      return '';
+  }
+}
+
+function TimeTravel({ orderId, version, currency }: { orderId: string; version: number; currency: string | null }) {
+  const [at, setAt] = useState(version);
+  const [asOf, setAsOf] = useState<AsOf | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => setAt(version), [version]);
+  useEffect(() => {
+    let alive = true;
+    api
+      .getOrderAsOf({ orderId, version: at })
+      .then((s) => alive && (setAsOf(s), setError(null)))
+      .catch((err: unknown) => alive && setError(describeError(err)));
+    return () => {
+      alive = false;
+    };
+  }, [orderId, at]);
+  if (version < 1) return null;
+  return (
+    <div className="time-travel">
+      <label htmlFor="tt-version">
+        As of version <strong data-testid="tt-version">{at}</strong> of {version}
+        {at === version ? ' (current)' : ''}
+      </label>
+      <input
+        id="tt-version"
+        type="range"
+        min={1}
+        max={version}
+        step={1}
+        value={at}
+        disabled={version === 1}
+        onChange={(e) => setAt(Number(e.target.value))}
+      />
+      {error ? <Notice kind="error">{error}</Notice> : null}
+      {asOf ? (
+        <dl className="facts compact" data-testid="tt-state">
+          <div>
+            <dt>Status</dt>
+            <dd>
+              <StatusBadge status={asOf.status} />
+            </dd>
+          </div>
+          <div>
+            <dt>Paid</dt>
+            <dd>{money(asOf.paidAmount - asOf.refundedAmount, currency)}</dd>
+          </div>
+          <div>
+            <dt>Reserved</dt>
+            <dd>{asOf.reservationId ?? 'No'}</dd>
+          </div>
+          <div>
+            <dt>At</dt>
+            <dd>{when(asOf.updatedAt)}</dd>
+          </div>
+        </dl>
+      ) : null}
+    </div>
+  );
+}
+
+function AuditStatus({ orderId, audit }: { orderId: string; audit: OrderDetailT['audit'] }) {
+  const [checking, setChecking] = useState(false);
+  const [result, setResult] = useState<{ verified: boolean; message: string } | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const shown = result ?? (audit ? { verified: audit.verified, message: audit.verified ? `Verified ${when(audit.checkedAt)}` : `Broken at ${audit.firstBrokenEventId ?? 'an unknown event'}` } : null);
+  return (
+    <div className="audit">
+      {shown ? (
+        <p className={shown.verified ? 'audit-ok' : 'audit-bad'} data-testid="audit-status">
+          <span className="dot" aria-hidden="true" /> {shown.verified ? 'Hash chain intact' : 'Hash chain broken'} — {shown.message}
+        </p>
+      ) : (
+        <p className="muted" data-testid="audit-status">
+          Not verified against the server yet.
+        </p>
+      )}
+      {error ? <Notice kind="error">{error}</Notice> : null}
+      <button
+        type="button"
+        className="secondary"
+        disabled={checking}
+        onClick={() => {
+          setChecking(true);
+          setError(null);
+          api
+            .verifyAudit({ orderId })
+            .then((r) => setResult({ verified: r.verified, message: r.message }))
+            .catch((err: unknown) => setError(describeError(err)))
+            .finally(() => setChecking(false));
+        }}
+      >
+        {checking ? 'Verifying…' : 'Verify audit chain'}
+      </button>
+    </div>
+  );
+}
+
+export function OrderDetailPane({ orderId }: { orderId: string }) {
+  const live = useLive();
+  const [detail, setDetail] = useState<OrderDetailT | null | undefined>(undefined);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    let alive = true;
+    api
+      .getOrder({ orderId })
+      .then((d) => alive && (setDetail(d), setError(null)))
+      .catch((err: unknown) => alive && setError(describeError(err)));
+    return () => {
+      alive = false;
+    };
+  }, [orderId, live.changeTick]);
+
+  if (error) return <Notice kind="error">Could not load order {orderId}: {error}</Notice>;
+  if (detail === undefined) return <p className="muted pad">Loading {orderId}…</p>;
+  if (detail === null)
+    return (
+      <Empty title={`Order ${orderId} was not found`}>
+        <p>It may exist on the server but not have synced to this device yet.</p>
+      </Empty>
+    );
+  const s = detail.state;
+  const openConflicts = detail.conflicts.filter((c) => c.status === 'rejected');
+  return (
+    <div className="detail" aria-labelledby="detail-title">
+      <header className="detail-head">
+        <div>
+          <h1 id="detail-title">{s.orderId}</h1>
+          <p className="muted">
+            Customer <strong>{s.customerId}</strong> · created {when(s.createdAt)}
+          </p>
+        </div>
+        <div className="detail-badges">
+          <StatusBadge status={s.status} />
+          <SyncBadge sync={detail.sync} />
+        </div>
+      </header>
+
+      {openConflicts.map((c) => (
+        <ConflictCard key={c.commandId} conflict={c} compact />
+      ))}
+
+      <dl className="facts">
+        <div>
+          <dt>Total</dt>
+          <dd>{money(s.total, s.currency)}</dd>
+        </div>
+        <div>
+          <dt>Paid</dt>
+          <dd>{money(s.paidAmount - s.refundedAmount, s.currency)}</dd>
+        </div>
+        <div>
+          <dt>Outstanding</dt>
+          <dd>{money(Math.max(0, s.total - (s.paidAmount - s.refundedAmount)), s.currency)}</dd>
+        </div>
+        <div>
+          <dt>Inventory</dt>
+          <dd>{s.reservationId ? `Reserved (${s.reservationId})` : 'Not reserved'}</dd>
+        </div>
+        <div>
+          <dt>Shipment</dt>
+          <dd>{s.shipmentId ? `${s.shipmentId}, ${when(s.shippedAt)}` : '—'}</dd>
+        </div>
+        {s.cancelReason ? (
+          <div>
+            <dt>Cancelled</dt>
+            <dd>
+              {when(s.cancelledAt)}: {s.cancelReason}
+            </dd>
+          </div>
+        ) : null}
+      </dl>
+
+      <Card title="Actions">
+        <ActionForms detail={detail} />
+      </Card>
+
+      <div className="two-col">
+        <Card title="Items">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">SKU</th>
+                <th scope="col" className="num">
+                  Qty
+                </th>
+                <th scope="col" className="num">
+                  Unit price
+                </th>
+                <th scope="col" className="num">
+                  Line total
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {s.items.map((i, idx) => (
+                <tr key={`${i.sku}-${idx}`}>
+                  <td>{i.sku}</td>
+                  <td className="num">{i.quantity}</td>
+                  <td className="num">{money(i.unitPrice, s.currency)}</td>
+                  <td className="num">{money(i.unitPrice * i.quantity, s.currency)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </Card>
+        <Card title="Payments">
+          {s.payments.length === 0 ? (
+            <p className="muted">No payments yet.</p>
+          ) : (
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Payment</th>
+                  <th scope="col" className="num">
+                    Amount
+                  </th>
+                  <th scope="col" className="num">
+                    Refunded
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {s.payments.map((p) => (
+                  <tr key={p.paymentId}>
+                    <td>{p.paymentId}</td>
+                    <td className="num">{money(p.amount, s.currency)}</td>
+                    <td className="num">{p.refunded ? money(p.refunded, s.currency) : '—'}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </Card>
+      </div>
+
+      <Card title="Time travel">
+        <TimeTravel orderId={orderId} version={s.version} currency={s.currency} />
+      </Card>
+
+      <Card title="History" actions={<AuditStatus orderId={orderId} audit={detail.audit} />}>
+        <ol className="timeline" aria-label="Event timeline">
+          {[...detail.timeline].reverse().map((e) => (
+            <li key={e.eventId} className={`tl-${e.sync}`}>
+              <div className="tl-marker" aria-hidden="true">
+                {e.streamVersion}
+              </div>
+              <div className="tl-body">
+                <p className="tl-title">
+                  <strong>{EVENT_LABEL[e.eventType] ?? e.eventType}</strong> <span className="muted">{eventSummary(e, s.currency)}</span>
+                </p>
+                <p className="tl-meta">
+                  <span title="Who">{meta(e, 'userId') ?? 'unknown user'}</span>
+                  <span title="When">{when(e.recordedAt)}</span>
+                  <span title="Device">device {meta(e, 'deviceId') ?? '—'}</span>
+                  <span title="Source">{meta(e, 'source') ?? (e.globalPosition !== null ? 'server' : 'this device')}</span>
+                  {e.globalPosition !== null ? <span title="Server position">#{e.globalPosition}</span> : null}
+                  {e.hash ? (
+                    <span title={`Chain hash ${e.hash}`} className="mono">
+                      {e.hash.slice(0, 10)}…
+                    </span>
+                  ) : null}
+                </p>
+              </div>
+              <SyncBadge sync={e.sync} />
+            </li>
+          ))}
+        </ol>
+      </Card>
+    </div>
+  );
+}

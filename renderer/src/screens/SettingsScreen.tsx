@@ -1,0 +1,182 @@
+import { useEffect, useState, type FormEvent } from 'react';
+import { Settings, type DriftReport, type MethodOutput } from '../../../src/app/contract.js';
+import { api } from '../api.js';
+import { Card, Field, Notice, ProgressBar } from '../components/ui.js';
+import { describeError, fieldErrors, type FieldErrors } from '../forms.js';
+import { useLive } from '../status.js';
+
+function SettingsForm() {
+  const [loaded, setLoaded] = useState<MethodOutput<'getSettings'> | null>(null);
+  const [serverUrl, setServerUrl] = useState('');
+  const [token, setToken] = useState('');
+  const [userId, setUserId] = useState('');
+  const [errors, setErrors] = useState<FieldErrors>({});
+  const [message, setMessage] = useState<{ kind: 'ok' | 'error'; text: string } | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  const show = (s: MethodOutput<'getSettings'>) => {
+    setLoaded(s);
+    setServerUrl(s.serverUrl);
+    setToken(s.token);
+    setUserId(s.userId);
+  };
+  useEffect(() => {
+    api
+      .getSettings({})
+      .then(show)
+      .catch((err: unknown) => setMessage({ kind: 'error', text: describeError(err) }));
+  }, []);
+
+  async function submit(e: FormEvent) {
+    e.preventDefault();
+    setMessage(null);
+    const parsed = Settings.safeParse({ serverUrl: serverUrl.trim(), token: token.trim(), userId });
+    if (!parsed.success) {
+      setErrors(fieldErrors(parsed.error));
+      return;
+    }
+    setErrors({});
+    setBusy(true);
+    try {
+      show(await api.saveSettings(parsed.data));
+      setMessage({ kind: 'ok', text: 'Saved. Sync uses the new settings from its next attempt.' });
+    } catch (err) {
+      setMessage({ kind: 'error', text: describeError(err) });
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <Card title="Connection">
+      <form onSubmit={submit} noValidate className="settings-form">
+        <Field id="set-url" label="Server URL" error={errors.serverUrl} hint="Leave empty to work offline only.">
+          <input id="set-url" type="url" placeholder="https://orders.example.com" value={serverUrl} onChange={(e) => setServerUrl(e.target.value)} autoComplete="off" />
+        </Field>
+        <Field id="set-token" label="Access token" error={errors.token}>
+          <input id="set-token" type="password" value={token} onChange={(e) => setToken(e.target.value)} autoComplete="off" />
+        </Field>
+        <Field id="set-user" label="Your name or user ID" error={errors.userId} hint="Recorded on every change you make.">
+          <input id="set-user" value={userId} onChange={(e) => setUserId(e.target.value)} autoComplete="username" />
+        </Field>
+        <p className="muted">
+          This device: <span className="mono">{loaded?.deviceId ?? '…'}</span>
+        </p>
+        {message ? <Notice kind={message.kind}>{message.text}</Notice> : null}
+        <div className="form-actions">
+          <button type="submit" className="primary" disabled={busy || !loaded}>
+            {busy ? 'Saving…' : 'Save settings'}
+          </button>
+        </div>
+      </form>
+    </Card>
+  );
+}
+
+function Admin() {
+  const { rebuild } = useLive();
+  const [rebuilding, setRebuilding] = useState(false);
+  const [rebuildResult, setRebuildResult] = useState<string | null>(null);
+  const [drift, setDrift] = useState<DriftReport[] | null>(null);
+  const [checking, setChecking] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+
+  return (
+    <Card title="Maintenance">
+      <section className="admin-block" aria-labelledby="rebuild-title">
+        <h3 id="rebuild-title">Rebuild projections</h3>
+        <p className="muted">Replays the whole local event log into fresh read models. The app stays usable; lists update when it finishes.</p>
+        {rebuilding || (rebuild && !rebuild.finished) ? (
+          <div>
+            <p>
+              {rebuild ? `${rebuild.projection}: ${rebuild.done.toLocaleString()} of ${rebuild.total.toLocaleString()} events` : 'Starting…'}
+              {rebuild && rebuild.ratePerSec > 0 ? ` · ${Math.round(rebuild.ratePerSec).toLocaleString()}/s` : ''}
+              {rebuild?.etaMs ? ` · about ${Math.ceil(rebuild.etaMs / 1000)} s left` : ''}
+            </p>
+            <ProgressBar value={rebuild?.done ?? 0} max={rebuild?.total ?? null} label="Rebuild progress" />
+          </div>
+        ) : null}
+        {rebuildResult ? <Notice kind="ok">{rebuildResult}</Notice> : null}
+        <button
+          type="button"
+          className="secondary"
+          disabled={rebuilding}
+          onClick={() => {
+            setRebuilding(true);
+            setRebuildResult(null);
+            setError(null);
+            api
+              .rebuildProjections({})
+              .then((r) => setRebuildResult(`Replayed ${r.eventsReplayed.toLocaleString()} events in ${(r.durationMs / 1000).toFixed(1)} s.`))
+              .catch((err: unknown) => setError(describeError(err)))
+              .finally(() => setRebuilding(false));
+          }}
+        >
+          {rebuilding ? 'Rebuilding…' : 'Rebuild projections'}
+        </button>
+      </section>
+      <section className="admin-block" aria-labelledby="drift-title">
+        <h3 id="drift-title">Drift check</h3>
+        <p className="muted">Rebuilds each projection in memory and compares it with the live one.</p>
+        {drift ? (
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Projection</th>
+                <th scope="col" className="num">
+                  Rows checked
+                </th>
+                <th scope="col">Result</th>
+              </tr>
+            </thead>
+            <tbody>
+              {drift.map((d) => (
+                <tr key={d.projection}>
+                  <td>{d.projection}</td>
+                  <td className="num">{d.checkedRows.toLocaleString()}</td>
+                  <td className={d.differences.length ? 'audit-bad' : 'audit-ok'}>
+                    {d.differences.length === 0
+                      ? 'No drift'
+                      : `${d.differences.length} difference(s): ${d.differences
+                          .slice(0, 3)
+                          .map((x) => `${x.key} ${x.kind}`)
+                          .join(', ')}${d.differences.length > 3 ? '…' : ''}`}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        ) : null}
+        <button
+          type="button"
+          className="secondary"
+          disabled={checking}
+          onClick={() => {
+            setChecking(true);
+            setError(null);
+            api
+              .driftCheck({})
+              .then(setDrift)
+              .catch((err: unknown) => setError(describeError(err)))
+              .finally(() => setChecking(false));
+          }}
+        >
+          {checking ? 'Checking…' : 'Run drift check'}
+        </button>
+      </section>
+      {error ? <Notice kind="error">{error}</Notice> : null}
+    </Card>
+  );
+}
+
+export function SettingsScreen() {
+  return (
+    <div className="page">
+      <header className="screen-head">
+        <h1>Settings</h1>
+      </header>
+      <SettingsForm />
+      <Admin />
+    </div>
+  );
+}
