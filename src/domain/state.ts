@@ -115,6 +115,17 @@ const defaultUnknownListener: UnknownEventListener = (type) => {
   process.emitWarning(`skipping unknown event type ${JSON.stringify(type)} while folding an order`, 'UnknownEventWarning');
 };
 
+function applyToDraft(draft: Draft<OrderState>, event: FoldableEvent, onUnknown: UnknownEventListener): void {
+  const reducer = (reducers as Record<string, ((d: Draft<OrderState>, data: unknown) => void) | undefined>)[event.type];
+  if (reducer) reducer(draft, event.data);
+  else onUnknown(event.type);
+  draft.version = event.version ?? draft.version + 1;
+  if (event.recordedAt) {
+    if (!draft.createdAt) draft.createdAt = event.recordedAt;
+    draft.updatedAt = event.recordedAt;
+  }
+}
+
 /**
  * Pure reducer: state + event → next state. Events are assumed upcast already. Unknown types
  * are skipped with a warning (an older build reading a newer log must not crash) but still
@@ -125,27 +136,22 @@ export function applyOrderEvent(
   event: FoldableEvent,
   onUnknown: UnknownEventListener = defaultUnknownListener,
 ): OrderState {
-  return produce(state, (draft) => {
-    const reducer = (reducers as Record<string, ((d: Draft<OrderState>, data: unknown) => void) | undefined>)[event.type];
-    if (reducer) reducer(draft, event.data);
-    else onUnknown(event.type);
-    draft.version = event.version ?? draft.version + 1;
-    if (event.recordedAt) {
-      if (!draft.createdAt) draft.createdAt = event.recordedAt;
-      draft.updatedAt = event.recordedAt;
-    }
-  });
+  return produce(state, (draft) => applyToDraft(draft, event, onUnknown));
 }
 
-/** Left fold of events over a starting state (initial state or a snapshot). */
+/**
+ * Left fold of events over a starting state (initial state or a snapshot). One immer draft for
+ * the whole run: the result equals applying applyOrderEvent event by event, but arrays are not
+ * copied once per event (that made a 10k-event fold quadratic).
+ */
 export function foldOrder(
   events: Iterable<FoldableEvent>,
   from: OrderState = initialOrderState,
-  onUnknown?: UnknownEventListener,
+  onUnknown: UnknownEventListener = defaultUnknownListener,
 ): OrderState {
-  let s = from;
-  for (const e of events) s = applyOrderEvent(s, e, onUnknown);
-  return s;
+  return produce(from, (draft) => {
+    for (const e of events) applyToDraft(draft, e, onUnknown);
+  });
 }
 
 export function outstandingAmount(s: OrderState): number {

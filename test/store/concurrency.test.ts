@@ -53,10 +53,15 @@ describe('crash safety', () => {
     for (let trial = 0; trial < 3; trial++) {
       const { child, done } = runWorker([file, 'O-crash', '100000']);
       const acked: string[] = [];
+      let firstAck!: () => void;
+      const started = new Promise<void>((r) => (firstAck = r));
       child.stdout!.on('data', (d: Buffer) => {
         for (const line of d.toString().split('\n')) if (line.startsWith('ack ')) acked.push(line.split(' ')[1]!);
+        if (acked.length > 0) firstAck();
       });
-      await new Promise((r) => setTimeout(r, 700 + trial * 300));
+      // Kill at a different point of the write loop in each trial, once appends are flowing.
+      await started;
+      await new Promise((r) => setTimeout(r, 50 + trial * 170));
       child.kill('SIGKILL');
       await done;
       const check = openLocalStore(file);
