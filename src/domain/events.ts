@@ -6,7 +6,7 @@ export const Identifier = z
   .string()
   .min(1, 'must not be empty')
   .max(100, 'must be at most 100 characters')
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._:@\-]*$/, 'may contain letters, digits and . _ : @ - only');
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]*$/, 'may contain letters, digits and . _ : @ - only');
 
 export const IsoTimestamp = z.iso.datetime({ offset: true, message: 'must be an ISO-8601 timestamp' });
 
