@@ -1,0 +1,130 @@
+import type { z } from 'zod';
+import {
+  AppendResponse,
+  ConflictResponse,
+  ErrorResponse,
+  PullResponse,
+  PushResponse,
+  type AppendRequest,
+  type PushRequest,
+} from '../protocol/sync-api.js';
+import { AuthError, BadRequestError, ConflictError, NetworkError, ServerError } from './errors.js';
+
+export interface SyncClientOptions {
+  /** e.g. http://127.0.0.1:8080 (no trailing path). */
+  baseUrl: string;
+  token: string;
+  /** Per-request timeout in ms (a long-poll adds its wait on top). Default 30 s. */
+  timeoutMs?: number;
+  fetch?: typeof fetch;
+}
+
+/** What the sync engine needs from the server; the HTTP client is the one real implementation. */
+export interface SyncClient {
+  readonly baseUrl: string;
+  append(streamId: string, request: AppendRequest): Promise<AppendResponse>;
+  push(request: PushRequest): Promise<PushResponse>;
+  pull(query: { after: number; limit?: number; waitMs?: number }): Promise<PullResponse>;
+}
+
+/**
+ * The device side of the wire contract in src/protocol/sync-api.ts: bearer token, timeouts,
+ * every response validated with the shared zod schemas, failures mapped to typed errors.
+ */
+export class SyncHttpClient implements SyncClient {
+  readonly baseUrl: string;
+  private readonly token: string;
+  private readonly timeoutMs: number;
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(opts: SyncClientOptions) {
+    let url: URL;
+    try {
+      url = new URL(opts.baseUrl);
+    } catch {
+      throw new TypeError(`server URL ${JSON.stringify(opts.baseUrl)} is not a valid URL`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`server URL must be http(s), got ${url.protocol}`);
+    this.baseUrl = url.toString().replace(/\/+$/, '');
+    this.token = opts.token;
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.fetchImpl = opts.fetch ?? fetch;
+  }
+
+  async append(streamId: string, request: AppendRequest): Promise<AppendResponse> {
+    return this.request(`/sync/streams/${encodeURIComponent(streamId)}/append`, { method: 'POST', body: request }, AppendResponse);
+  }
+
+  async push(request: PushRequest): Promise<PushResponse> {
+    return this.request('/sync/push', { method: 'POST', body: request }, PushResponse);
+  }
+
+  async pull(query: { after: number; limit?: number; waitMs?: number }): Promise<PullResponse> {
+    const params = new URLSearchParams({ after: String(query.after) });
+    if (query.limit !== undefined) params.set('limit', String(query.limit));
+    if (query.waitMs) params.set('waitMs', String(query.waitMs));
+    return this.request(`/sync/events?${params.toString()}`, { method: 'GET', extraTimeoutMs: query.waitMs ?? 0 }, PullResponse);
+  }
+
+  private async request<S extends z.ZodType>(
+    path: string,
+    opts: { method: 'GET' | 'POST'; body?: unknown; extraTimeoutMs?: number },
+    schema: S,
+  ): Promise<z.infer<S>> {
+    const url = this.baseUrl + path;
+    const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, accept: 'application/json' };
+    if (opts.body !== undefined) headers['content-type'] = 'application/json';
+    let response: Response;
+    let text: string;
+    try {
+      response = await this.fetchImpl(url, {
+        method: opts.method,
+        headers,
+        body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+        signal: AbortSignal.timeout(this.timeoutMs + (opts.extraTimeoutMs ?? 0)),
+      });
+      text = await response.text();
+    } catch (err) {
+      const reason = err instanceof Error ? (err.name === 'TimeoutError' ? 'timed out' : describeCause(err)) : String(err);
+      throw new NetworkError(`${opts.method} ${path}: ${reason}`, { cause: err });
+    }
+    const body = parseJson(text);
+    const status = response.status;
+    if (status >= 200 && status < 300) {
+      const parsed = schema.safeParse(body);
+      if (!parsed.success) {
+        const where = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+        throw new ServerError(status, `${opts.method} ${path}: response breaks the sync contract (${where})`, body);
+      }
+      return parsed.data;
+    }
+    const error = ErrorResponse.safeParse(body);
+    const message = error.success ? `${error.data.error}: ${error.data.message}` : text.slice(0, 300) || response.statusText;
+    if (status === 401 || status === 403) throw new AuthError(status, `${opts.method} ${path}: ${message}`);
+    if (status === 409) {
+      const conflict = ConflictResponse.safeParse(body);
+      if (conflict.success) throw new ConflictError(conflict.data);
+      throw new ServerError(status, `${opts.method} ${path}: 409 without a valid conflict body (${message})`, body);
+    }
+    if (status === 400 || status === 413 || status === 422) {
+      throw new BadRequestError(status, `${opts.method} ${path}: ${message}`, error.success ? (error.data.issues ?? []) : []);
+    }
+    throw new ServerError(status, `${opts.method} ${path}: HTTP ${status}: ${message}`, body);
+  }
+}
+
+function parseJson(text: string): unknown {
+  if (text === '') return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** undici hides the useful part (ECONNREFUSED, socket hang up) in `cause`. */
+function describeCause(err: Error): string {
+  const cause = (err as { cause?: unknown }).cause;
+  if (cause instanceof Error) return `${err.message} (${(cause as { code?: string }).code ?? cause.message})`;
+  return err.message;
+}

@@ -1,0 +1,350 @@
+import { v7 as uuidv7, validate as uuidValidate } from 'uuid';
+import type { TimelineEntry } from '../app/contract.js';
+import { decide, OrderCommand, type OrderCommandInput, type Rejection } from '../domain/commands.js';
+import { EventSchemas, type OrderEvent } from '../domain/events.js';
+import { foldOrder, type OrderState } from '../domain/state.js';
+import { canonicalJson } from '../protocol/canonical-json.js';
+import type { EventMetadata } from '../protocol/envelope.js';
+import type { LocalStore } from '../store/local-store.js';
+import { InvalidCommandError, OutboxError } from './errors.js';
+import { rebaseCommands } from './rebase.js';
+import { SyncRepository, type CausedByEntry, type CommandRecord, type PendingEventRecord } from './sync-repository.js';
+
+export type OrdersChangedListener = (orderIds: string[]) => void;
+
+export interface OutboxOptions {
+  deviceId: string;
+  /** Called inside the transaction that changed an order's pending set or confirmed events. */
+  onOrdersChanged?: OrdersChangedListener;
+  /** Clock (tests). */
+  now?: () => string;
+}
+
+export interface SubmitContext {
+  userId: string;
+  deviceId?: string;
+  /** Client-chosen UUID: submitting the same command id again returns the original outcome. */
+  commandId?: string;
+}
+
+export interface PendingEventView {
+  eventId: string;
+  type: string;
+  schemaVersion: number;
+  data: Record<string, unknown>;
+}
+
+export type SubmitResult =
+  | { ok: true; commandId: string; orderId: string; version: number; events: PendingEventView[] }
+  | { ok: false; rejection: Rejection };
+
+export interface ConflictView {
+  commandId: string;
+  orderId: string;
+  command: OrderCommand;
+  status: 'rejected' | 'dismissed' | 'retried';
+  rejection: Rejection;
+  causedBy: CausedByEntry[];
+  createdAt: string;
+  rejectedAt: string;
+}
+
+export interface RebaseSummary {
+  orderId: string;
+  reattempted: string[];
+  rejected: string[];
+}
+
+const view = (p: PendingEventRecord): PendingEventView => ({ eventId: p.eventId, type: p.eventType, schemaVersion: p.schemaVersion, data: p.data });
+
+/**
+ * The device's outbox: local commands decided at once on the effective state (confirmed
+ * events + pending events of the current attempts), stored as immutable pending events until
+ * the server confirms them, re-decided on a newer state when the server says the order moved
+ * on, and kept in a conflict inbox when they no longer apply.
+ */
+export class Outbox {
+  readonly repo: SyncRepository;
+  readonly deviceId: string;
+  readonly onOrdersChanged: OrdersChangedListener | undefined;
+  private readonly now: () => string;
+
+  constructor(
+    readonly store: LocalStore,
+    opts: OutboxOptions,
+  ) {
+    if (!opts.deviceId) throw new TypeError('Outbox needs a deviceId');
+    this.repo = new SyncRepository(store.db);
+    this.deviceId = opts.deviceId;
+    this.onOrdersChanged = opts.onOrdersChanged;
+    this.now = opts.now ?? (() => new Date().toISOString());
+  }
+
+  /** Decide on the effective state and record the command's pending events, in one transaction. */
+  submit(input: OrderCommandInput, ctx: SubmitContext): SubmitResult {
+    const command = parseCommand(input);
+    const commandId = ctx.commandId ?? uuidv7();
+    if (!uuidValidate(commandId)) throw new InvalidCommandError(`command id ${JSON.stringify(commandId)} is not a UUID`, [{ path: 'commandId', message: 'must be a UUID' }]);
+    if (!ctx.userId) throw new InvalidCommandError('a command needs the user who issued it', [{ path: 'userId', message: 'required' }]);
+    return this.store.db.transaction(() => this.submitInTransaction(command, commandId, ctx, null)).immediate();
+  }
+
+  private submitInTransaction(command: OrderCommand, commandId: string, ctx: SubmitContext, retryOf: string | null): SubmitResult {
+    const existing = this.repo.command(commandId);
+    if (existing) return this.replay(existing, command);
+
+    const state = this.effectiveState(command.orderId);
+    const decision = decide(state, command);
+    if (!decision.ok) return { ok: false, rejection: decision.rejection };
+
+    const at = this.now();
+    const deviceId = ctx.deviceId ?? this.deviceId;
+    this.repo.insertCommand({
+      commandId,
+      orderId: command.orderId,
+      command,
+      status: 'pending',
+      attempt: 1,
+      baseVersion: this.store.log.streamVersion(command.orderId),
+      rejection: null,
+      causedBy: null,
+      retryOf,
+      userId: ctx.userId,
+      deviceId,
+      createdAt: at,
+      updatedAt: at,
+    });
+    const rows = this.pendingRows(commandId, 1, command.orderId, decision.events, { userId: ctx.userId, deviceId, occurredAt: at }, at);
+    this.repo.insertPendingEvents(rows);
+    this.onOrdersChanged?.([command.orderId]);
+    return { ok: true, commandId, orderId: command.orderId, version: state.version + rows.length, events: rows.map(view) };
+  }
+
+  /** Same command id again (a UI retry after a crash or timeout): answer with what happened to it. */
+  private replay(existing: CommandRecord, command: OrderCommand): SubmitResult {
+    if (canonicalJson(existing.command) !== canonicalJson(command)) {
+      throw new OutboxError('COMMAND_ID_REUSED', `command id ${existing.commandId} was already used for another command`);
+    }
+    if (existing.rejection && existing.status !== 'pending' && existing.status !== 'synced') return { ok: false, rejection: existing.rejection };
+    const events = this.repo.eventsOfAttempt(existing.commandId, existing.attempt);
+    return { ok: true, commandId: existing.commandId, orderId: existing.orderId, version: this.effectiveState(existing.orderId).version, events: events.map(view) };
+  }
+
+  private pendingRows(
+    commandId: string,
+    attempt: number,
+    orderId: string,
+    events: readonly OrderEvent[],
+    who: { userId: string; deviceId: string; occurredAt: string },
+    at: string,
+  ): PendingEventRecord[] {
+    const metadata: EventMetadata = {
+      commandId,
+      causationId: commandId,
+      correlationId: commandId,
+      userId: who.userId,
+      deviceId: who.deviceId,
+      occurredAt: who.occurredAt,
+    };
+    return events.map((e, i) => ({
+      eventId: uuidv7(),
+      commandId,
+      attempt,
+      orderId,
+      seq: i + 1,
+      eventType: e.type,
+      schemaVersion: EventSchemas[e.type].version,
+      data: e.data as Record<string, unknown>,
+      metadata,
+      createdAt: at,
+    }));
+  }
+
+  confirmedState(orderId: string): OrderState {
+    return this.store.orders.load(orderId).state;
+  }
+
+  /** What the user sees: confirmed state with the current attempts of pending commands on top. */
+  effectiveState(orderId: string): OrderState {
+    const pending = this.repo.currentPendingEventsOf(orderId);
+    const confirmed = this.confirmedState(orderId);
+    return foldOrder(pending.map((p) => ({ type: p.eventType, data: p.data, recordedAt: p.createdAt })), confirmed);
+  }
+
+  pendingEvents(orderId: string): PendingEventView[] {
+    return this.repo.currentPendingEventsOf(orderId).map(view);
+  }
+
+  badge(orderId: string): 'pending' | 'synced' | 'rejected' {
+    const counts = this.repo.statusCounts(orderId);
+    if (counts.rejected) return 'rejected';
+    if (counts.pending) return 'pending';
+    return 'synced';
+  }
+
+  pendingCount(): number {
+    return this.repo.pendingCount();
+  }
+
+  conflictCount(): number {
+    return this.repo.conflictCount();
+  }
+
+  command(commandId: string): CommandRecord | null {
+    return this.repo.command(commandId);
+  }
+
+  commandsOf(orderId: string): CommandRecord[] {
+    return this.repo.commandsOf(orderId);
+  }
+
+  listConflicts(opts: { includeDismissed?: boolean } = {}): ConflictView[] {
+    return this.repo.conflicts(opts.includeDismissed ?? false).map((c) => ({
+      commandId: c.commandId,
+      orderId: c.orderId,
+      command: c.command,
+      status: c.status as ConflictView['status'],
+      rejection: c.rejection as Rejection,
+      causedBy: c.causedBy ?? [],
+      createdAt: c.createdAt,
+      rejectedAt: c.updatedAt,
+    }));
+  }
+
+  /**
+   * Submit a rejected command again, as a new command on today's state. On success the old one
+   * becomes 'retried' (same transaction); if it is rejected again the inbox is left as it was.
+   */
+  retryAsNew(commandId: string, ctx: Partial<SubmitContext> = {}): SubmitResult {
+    return this.store.db
+      .transaction((): SubmitResult => {
+        const old = this.mustBe(commandId, ['rejected', 'dismissed']);
+        const newId = ctx.commandId ?? uuidv7();
+        const result = this.submitInTransaction(old.command, newId, { userId: ctx.userId ?? old.userId, deviceId: ctx.deviceId ?? old.deviceId }, commandId);
+        if (result.ok) {
+          this.repo.setStatus(commandId, 'retried', this.now());
+          this.onOrdersChanged?.([old.orderId]);
+        }
+        return result;
+      })
+      .immediate();
+  }
+
+  dismiss(commandId: string): void {
+    this.store.db
+      .transaction(() => {
+        const c = this.mustBe(commandId, ['rejected']);
+        this.repo.setStatus(commandId, 'dismissed', this.now());
+        this.onOrdersChanged?.([c.orderId]);
+      })
+      .immediate();
+  }
+
+  private mustBe(commandId: string, statuses: CommandRecord['status'][]): CommandRecord {
+    const c = this.repo.command(commandId);
+    if (!c) throw new OutboxError('UNKNOWN_COMMAND', `no command ${commandId} on this device`);
+    if (!statuses.includes(c.status)) {
+      throw new OutboxError('WRONG_STATUS', `command ${commandId} is ${c.status}; only ${statuses.join(' or ')} commands can do that`);
+    }
+    return c;
+  }
+
+  /**
+   * Re-decide an order's pending commands on its (newer) confirmed state: accepted ones get a
+   * new attempt with new event ids (the old attempt's rows stay as the superseded audit trail),
+   * rejected ones move to the conflict inbox with the server events that changed the outcome.
+   * Runs in the caller's transaction when there is one.
+   */
+  rebaseOrder(orderId: string): RebaseSummary {
+    return this.store.db.transaction((): RebaseSummary => {
+      const commands = this.repo.pendingCommandsOf(orderId);
+      const summary: RebaseSummary = { orderId, reattempted: [], rejected: [] };
+      if (commands.length === 0) return summary;
+      const confirmed = this.confirmedState(orderId);
+      const { outcomes } = rebaseCommands(confirmed, commands);
+      const at = this.now();
+      outcomes.forEach((outcome, i) => {
+        const c = commands[i]!;
+        if (outcome.ok) {
+          const attempt = c.attempt + 1;
+          this.repo.bumpAttempt(c.commandId, confirmed.version, at);
+          this.repo.insertPendingEvents(
+            this.pendingRows(c.commandId, attempt, orderId, outcome.events, { userId: c.userId, deviceId: c.deviceId, occurredAt: c.createdAt }, at),
+          );
+          summary.reattempted.push(c.commandId);
+        } else {
+          this.repo.reject(c.commandId, outcome.rejection, this.causedBy(orderId, c.baseVersion), at);
+          summary.rejected.push(c.commandId);
+        }
+      });
+      this.onOrdersChanged?.([orderId]);
+      return summary;
+    })();
+  }
+
+  /** Confirmed events that arrived after the version a command was decided on, other devices' first. */
+  private causedBy(orderId: string, baseVersion: number): CausedByEntry[] {
+    const since = this.store.log.readStream(orderId, { fromVersion: baseVersion + 1, raw: true });
+    const foreign = since.filter((e) => this.repo.pendingEvent(e.eventId) === null);
+    return (foreign.length > 0 ? foreign : since).map((e) => ({
+      eventId: e.eventId,
+      eventType: e.eventType,
+      streamVersion: e.streamVersion,
+      userId: e.metadata.userId ?? null,
+      deviceId: e.metadata.deviceId ?? null,
+      recordedAt: this.repo.position(e.eventId)?.serverRecordedAt ?? e.recordedAt,
+    }));
+  }
+
+  /**
+   * The order's history for display: confirmed events with their server coordinates, then the
+   * pending events of current attempts, and every superseded attempt (what the device first did).
+   */
+  timeline(orderId: string): TimelineEntry[] {
+    const confirmed = this.store.log.readStream(orderId);
+    const entries: TimelineEntry[] = confirmed.map((e) => {
+      const pos = this.repo.position(e.eventId);
+      return {
+        eventId: e.eventId,
+        streamVersion: e.streamVersion,
+        eventType: e.eventType,
+        schemaVersion: e.schemaVersion,
+        data: e.data,
+        metadata: e.metadata as Record<string, unknown>,
+        recordedAt: e.recordedAt,
+        sync: 'synced',
+        globalPosition: pos?.globalPosition ?? null,
+        hash: pos?.hash ?? null,
+      };
+    });
+    const commands = new Map(this.repo.commandsOf(orderId).map((c) => [c.commandId, c]));
+    let version = confirmed.length;
+    for (const p of this.repo.allPendingEventsOf(orderId)) {
+      const c = commands.get(p.commandId);
+      if (!c) continue;
+      const current = p.attempt === c.attempt;
+      if (current && c.status === 'synced') continue;
+      const pending = current && c.status === 'pending';
+      entries.push({
+        eventId: p.eventId,
+        streamVersion: pending ? ++version : 0,
+        eventType: p.eventType,
+        schemaVersion: p.schemaVersion,
+        data: p.data,
+        metadata: p.metadata as Record<string, unknown>,
+        recordedAt: p.createdAt,
+        sync: pending ? 'pending' : 'superseded',
+        globalPosition: null,
+        hash: null,
+      });
+    }
+    return entries;
+  }
+}
+
+function parseCommand(input: unknown): OrderCommand {
+  const parsed = OrderCommand.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.map((i) => ({ path: i.path.join('.') || '(root)', message: i.message }));
+  throw new InvalidCommandError(`invalid command: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
+}

@@ -1,0 +1,367 @@
+import { ORDER_STREAM_TYPE } from '../domain/events.js';
+import type { NewEvent, ServerEvent } from '../protocol/envelope.js';
+import { MAX_EVENTS_PER_APPEND, MAX_PULL_LIMIT, MAX_STREAMS_PER_PUSH, type AppendResponse, type PushRequest } from '../protocol/sync-api.js';
+import type { LocalStore } from '../store/local-store.js';
+import { SyncInvariantError } from './errors.js';
+import type { SyncClient } from './http-client.js';
+import type { OrdersChangedListener, Outbox } from './outbox.js';
+import type { PendingEventRecord, SyncRepository } from './sync-repository.js';
+
+export interface SyncProgress {
+  phase: 'push' | 'pull' | 'rebase';
+  done: number;
+  total: number | null;
+}
+
+export interface SyncEngineOptions {
+  store: LocalStore;
+  outbox: Outbox;
+  client: SyncClient | null;
+  /** Defaults to the outbox's listener. Called inside the transaction that changed the orders. */
+  onOrdersChanged?: OrdersChangedListener;
+  /** Most events per push request (the server's body limit is far above the default). */
+  maxEventsPerPush?: number;
+  pullLimit?: number;
+  /** Push/pull rounds per syncOnce: a rebase or a lost response costs one more round. */
+  maxRounds?: number;
+}
+
+export interface SyncReport {
+  pushedEvents: number;
+  confirmedCommands: number;
+  pulledEvents: number;
+  rebasedOrders: number;
+  rejectedCommands: string[];
+  /** Streams the server refused for another reason than a version conflict (kept pending). */
+  streamErrors: { streamId: string; error: string; message: string }[];
+  rounds: number;
+  /** Commands still pending after this sync (0 when everything converged). */
+  pending: number;
+}
+
+interface PlannedAppend {
+  streamId: string;
+  expectedVersion: number;
+  events: PendingEventRecord[];
+  /** The (command, attempt) pairs whose events this append carries. */
+  commands: Map<string, number>;
+}
+
+const emptyReport = (): SyncReport => ({
+  pushedEvents: 0,
+  confirmedCommands: 0,
+  pulledEvents: 0,
+  rebasedOrders: 0,
+  rejectedCommands: [],
+  streamErrors: [],
+  rounds: 0,
+  pending: 0,
+});
+
+const toNewEvent = (p: PendingEventRecord): NewEvent => ({
+  eventId: p.eventId,
+  eventType: p.eventType,
+  schemaVersion: p.schemaVersion,
+  data: p.data,
+  metadata: p.metadata,
+});
+
+/**
+ * Moves the outbox to the server and the server's events to the device. Every state change
+ * (acknowledgement, pulled page + checkpoint, conflict + rebase) is one SQLite transaction,
+ * and every request is safe to repeat, so a crash or a lost response at any point converges.
+ */
+export class SyncEngine {
+  private readonly store: LocalStore;
+  private readonly outbox: Outbox;
+  private readonly repo: SyncRepository;
+  private client: SyncClient | null;
+  private readonly changed: OrdersChangedListener | undefined;
+  private readonly maxEventsPerPush: number;
+  private readonly pullLimit: number;
+  private readonly maxRounds: number;
+  private running = false;
+
+  constructor(opts: SyncEngineOptions) {
+    this.store = opts.store;
+    this.outbox = opts.outbox;
+    this.repo = opts.outbox.repo;
+    this.client = opts.client;
+    this.changed = opts.onOrdersChanged ?? opts.outbox.onOrdersChanged;
+    this.maxEventsPerPush = opts.maxEventsPerPush ?? 2000;
+    this.pullLimit = Math.min(opts.pullLimit ?? 1000, MAX_PULL_LIMIT);
+    this.maxRounds = opts.maxRounds ?? 5;
+  }
+
+  setClient(client: SyncClient | null): void {
+    this.client = client;
+  }
+
+  hasClient(): boolean {
+    return this.client !== null;
+  }
+
+  checkpoint(): number {
+    return this.repo.checkpoint();
+  }
+
+  /** Push, then pull until caught up; repeat while a round made pushable progress (bounded). */
+  async syncOnce(opts: { onProgress?: (p: SyncProgress) => void } = {}): Promise<SyncReport> {
+    if (this.running) throw new Error('a sync is already running on this engine; the scheduler runs one at a time');
+    this.running = true;
+    try {
+      const report = emptyReport();
+      for (let round = 1; round <= this.maxRounds; round++) {
+        report.rounds = round;
+        const before = { pending: this.repo.pendingCount(), pulled: report.pulledEvents, rebased: report.rebasedOrders };
+        await this.pushInto(report, opts.onProgress);
+        await this.pullInto(report, opts.onProgress);
+        const after = this.repo.pendingCount();
+        // Done when nothing is pending, or when this round changed nothing a new push could use.
+        if (after === 0) break;
+        const progressed = after < before.pending || report.pulledEvents > before.pulled || report.rebasedOrders > before.rebased;
+        if (!progressed) break;
+      }
+      report.pending = this.repo.pendingCount();
+      return report;
+    } finally {
+      this.running = false;
+    }
+  }
+
+  async push(opts: { onProgress?: (p: SyncProgress) => void } = {}): Promise<SyncReport> {
+    const report = emptyReport();
+    await this.pushInto(report, opts.onProgress);
+    report.pending = this.repo.pendingCount();
+    return report;
+  }
+
+  async pull(opts: { onProgress?: (p: SyncProgress) => void } = {}): Promise<SyncReport> {
+    const report = emptyReport();
+    await this.pullInto(report, opts.onProgress);
+    report.pending = this.repo.pendingCount();
+    return report;
+  }
+
+  private requireClient(): SyncClient {
+    if (!this.client) throw new Error('no sync server configured');
+    return this.client;
+  }
+
+  /** One append per order with pending commands, carrying the current attempts in command order. */
+  private planAppends(): PlannedAppend[] {
+    const plans: PlannedAppend[] = [];
+    for (const orderId of this.repo.ordersWithPending()) {
+      const events = this.repo.currentPendingEventsOf(orderId);
+      if (events.length === 0) continue;
+      const plan: PlannedAppend = { streamId: orderId, expectedVersion: this.store.log.streamVersion(orderId), events: [], commands: new Map() };
+      for (const e of events) {
+        // Cut only between commands: a command's events are one atomic unit.
+        if (!plan.commands.has(e.commandId) && plan.events.length > 0 && plan.events.length + this.eventsOfCommand(events, e.commandId) > MAX_EVENTS_PER_APPEND) break;
+        plan.events.push(e);
+        plan.commands.set(e.commandId, e.attempt);
+      }
+      plans.push(plan);
+    }
+    return plans;
+  }
+
+  private eventsOfCommand(events: PendingEventRecord[], commandId: string): number {
+    return events.filter((e) => e.commandId === commandId).length;
+  }
+
+  private batches(plans: PlannedAppend[]): PlannedAppend[][] {
+    const out: PlannedAppend[][] = [];
+    let current: PlannedAppend[] = [];
+    let size = 0;
+    for (const p of plans) {
+      if (current.length > 0 && (current.length >= MAX_STREAMS_PER_PUSH || size + p.events.length > this.maxEventsPerPush)) {
+        out.push(current);
+        current = [];
+        size = 0;
+      }
+      current.push(p);
+      size += p.events.length;
+    }
+    if (current.length > 0) out.push(current);
+    return out;
+  }
+
+  private async pushInto(report: SyncReport, onProgress?: (p: SyncProgress) => void): Promise<void> {
+    const plans = this.planAppends();
+    if (plans.length === 0) return;
+    const client = this.requireClient();
+    const total = plans.reduce((n, p) => n + p.events.length, 0);
+    let done = 0;
+    onProgress?.({ phase: 'push', done, total });
+    for (const batch of this.batches(plans)) {
+      const request: PushRequest = {
+        appends: batch.map((p) => ({
+          streamId: p.streamId,
+          streamType: ORDER_STREAM_TYPE,
+          expectedVersion: p.expectedVersion,
+          events: p.events.map(toNewEvent),
+        })),
+      };
+      const response = await client.push(request);
+      if (response.results.length !== batch.length) {
+        throw new SyncInvariantError(`push answered ${response.results.length} results for ${batch.length} appends`);
+      }
+      const rebased: string[] = [];
+      this.store.db
+        .transaction(() => {
+          const touched = new Set<string>();
+          response.results.forEach((result, i) => {
+            const plan = batch[i]!;
+            if (result.status === 'ok') {
+              if (result.result.streamId !== plan.streamId) throw new SyncInvariantError(`push result ${i} is for ${result.result.streamId}, not ${plan.streamId}`);
+              report.confirmedCommands += this.acknowledge(plan, result.result);
+              report.pushedEvents += plan.events.length;
+              touched.add(plan.streamId);
+            } else if (result.status === 'conflict') {
+              const applied = this.applyServerEvents(result.conflict.missingEvents);
+              report.confirmedCommands += applied.confirmed;
+              report.rejectedCommands.push(...applied.rejected);
+              report.rebasedOrders += applied.rebased.length;
+              rebased.push(...applied.rebased);
+              for (const id of applied.orders) touched.add(id);
+            } else {
+              report.streamErrors.push({ streamId: result.streamId, error: result.error, message: result.message });
+            }
+          });
+          if (touched.size > 0) this.changed?.([...touched]);
+        })
+        .immediate();
+      if (rebased.length > 0) onProgress?.({ phase: 'rebase', done: rebased.length, total: rebased.length });
+      done += batch.reduce((n, p) => n + p.events.length, 0);
+      onProgress?.({ phase: 'push', done, total });
+    }
+  }
+
+  /**
+   * The server stored the append: put its events into the confirmed log at the server's
+   * versions and mark the commands synced. If the local stream is not where the append
+   * started (a pull got there first), the pull path already did or will do this.
+   */
+  private acknowledge(plan: PlannedAppend, result: AppendResponse): number {
+    const byId = new Map(result.events.map((e) => [e.eventId.toLowerCase(), e]));
+    const fresh = plan.events.filter((e) => !this.repo.isConfirmed(e.eventId));
+    if (fresh.length > 0) {
+      const first = byId.get(fresh[0]!.eventId.toLowerCase());
+      if (!first) throw new SyncInvariantError(`push result for ${plan.streamId} lacks event ${fresh[0]!.eventId}`);
+      if (this.store.log.streamVersion(plan.streamId) !== first.streamVersion - 1) return 0;
+      this.store.log.append(plan.streamId, fresh.map(toNewEvent), {
+        expectedVersion: first.streamVersion - 1,
+        streamType: ORDER_STREAM_TYPE,
+        allowUnknownTypes: true,
+        recordedAt: new Date().toISOString(),
+      });
+    }
+    for (const e of plan.events) {
+      const ack = byId.get(e.eventId.toLowerCase());
+      if (ack) this.repo.savePosition(e.eventId, ack.globalPosition, null, null);
+    }
+    let confirmed = 0;
+    const at = new Date().toISOString();
+    for (const [commandId, attempt] of plan.commands) {
+      const c = this.repo.command(commandId);
+      if (c && c.status === 'pending' && c.attempt === attempt) {
+        this.repo.setStatus(commandId, 'synced', at);
+        confirmed += 1;
+      }
+    }
+    return confirmed;
+  }
+
+  private async pullInto(report: SyncReport, onProgress?: (p: SyncProgress) => void): Promise<void> {
+    const client = this.requireClient();
+    let done = 0;
+    for (;;) {
+      const after = this.repo.checkpoint();
+      const page = await client.pull({ after, limit: this.pullLimit });
+      let rebased: string[] = [];
+      this.store.db
+        .transaction(() => {
+          // A second sync on another connection may have moved the checkpoint meanwhile.
+          if (this.repo.checkpoint() !== after) return;
+          const applied = this.applyServerEvents(page.events);
+          this.repo.setCheckpoint(Math.max(after, page.nextPosition));
+          report.confirmedCommands += applied.confirmed;
+          report.rejectedCommands.push(...applied.rejected);
+          report.rebasedOrders += applied.rebased.length;
+          rebased = applied.rebased;
+          if (applied.orders.length > 0) this.changed?.(applied.orders);
+        })
+        .immediate();
+      report.pulledEvents += page.events.length;
+      done += page.events.length;
+      if (rebased.length > 0) onProgress?.({ phase: 'rebase', done: rebased.length, total: rebased.length });
+      onProgress?.({ phase: 'pull', done, total: null });
+      if (!page.hasMore || page.events.length === 0) return;
+    }
+  }
+
+  /**
+   * Bring server events into the confirmed log (caller's transaction), in order. Already-known
+   * events only get their server coordinates. An event of a current pending attempt confirms
+   * that command (its push response was lost); any other event on an order with pending
+   * commands means those were decided on an old state: the order is rebased.
+   */
+  private applyServerEvents(events: readonly ServerEvent[]): { confirmed: number; rejected: string[]; rebased: string[]; orders: string[] } {
+    const own = new Map<string, number>();
+    const foreignOn = new Set<string>();
+    const orders = new Set<string>();
+    let run: ServerEvent[] = [];
+    const flush = () => {
+      if (run.length === 0) return;
+      const first = run[0]!;
+      const local = this.store.log.streamVersion(first.streamId);
+      if (local !== first.streamVersion - 1) {
+        throw new SyncInvariantError(
+          `stream ${first.streamId}: server event ${first.eventId} is version ${first.streamVersion} but the device is at ${local}`,
+        );
+      }
+      this.store.log.append(
+        first.streamId,
+        run.map((e) => ({ eventId: e.eventId, eventType: e.eventType, schemaVersion: e.schemaVersion, data: e.data, metadata: e.metadata })),
+        { expectedVersion: first.streamVersion - 1, streamType: first.streamType, allowUnknownTypes: true, recordedAt: first.recordedAt },
+      );
+      run = [];
+    };
+
+    for (const e of events) {
+      if (this.repo.isConfirmed(e.eventId)) {
+        this.repo.savePosition(e.eventId, e.globalPosition, e.hash, e.recordedAt);
+        continue;
+      }
+      const mine = this.repo.pendingEvent(e.eventId);
+      const command = mine ? this.repo.command(mine.commandId) : null;
+      if (mine && command && command.status === 'pending' && command.attempt === mine.attempt) own.set(command.commandId, command.attempt);
+      else if (this.repo.pendingCommandsOf(e.streamId).length > 0) foreignOn.add(e.streamId);
+      const last = run[run.length - 1];
+      if (last && (last.streamId !== e.streamId || last.recordedAt !== e.recordedAt || last.streamVersion + 1 !== e.streamVersion)) flush();
+      run.push(e);
+      orders.add(e.streamId);
+      this.repo.savePosition(e.eventId, e.globalPosition, e.hash, e.recordedAt);
+    }
+    flush();
+
+    let confirmed = 0;
+    const at = new Date().toISOString();
+    for (const [commandId, attempt] of own) {
+      const all = this.repo.eventsOfAttempt(commandId, attempt);
+      if (all.every((p) => this.repo.isConfirmed(p.eventId))) {
+        this.repo.setStatus(commandId, 'synced', at);
+        confirmed += 1;
+      }
+    }
+    const rejected: string[] = [];
+    const rebased: string[] = [];
+    for (const orderId of foreignOn) {
+      const summary = this.outbox.rebaseOrder(orderId);
+      rejected.push(...summary.rejected);
+      if (summary.reattempted.length + summary.rejected.length > 0) rebased.push(orderId);
+    }
+    return { confirmed, rejected, rebased, orders: [...orders] };
+  }
+}

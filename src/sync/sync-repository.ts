@@ -1,0 +1,275 @@
+import type Database from 'better-sqlite3';
+import type { z } from 'zod';
+import type { CausedBy } from '../app/contract.js';
+import type { OrderCommand, Rejection } from '../domain/commands.js';
+import type { EventMetadata } from '../protocol/envelope.js';
+
+export type CommandStatus = 'pending' | 'synced' | 'rejected' | 'dismissed' | 'retried';
+export type CausedByEntry = z.infer<typeof CausedBy>;
+
+export interface CommandRecord {
+  seq: number;
+  commandId: string;
+  orderId: string;
+  command: OrderCommand;
+  status: CommandStatus;
+  attempt: number;
+  baseVersion: number;
+  rejection: Rejection | null;
+  causedBy: CausedByEntry[] | null;
+  retryOf: string | null;
+  userId: string;
+  deviceId: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface PendingEventRecord {
+  eventId: string;
+  commandId: string;
+  attempt: number;
+  orderId: string;
+  seq: number;
+  eventType: string;
+  schemaVersion: number;
+  data: Record<string, unknown>;
+  metadata: EventMetadata;
+  createdAt: string;
+}
+
+interface CommandRow {
+  seq: number;
+  command_id: string;
+  order_id: string;
+  command: string;
+  status: CommandStatus;
+  attempt: number;
+  base_version: number;
+  rejection: string | null;
+  caused_by: string | null;
+  retry_of: string | null;
+  user_id: string;
+  device_id: string;
+  created_at: string;
+  updated_at: string;
+}
+
+interface PendingRow {
+  event_id: string;
+  command_id: string;
+  attempt: number;
+  order_id: string;
+  seq: number;
+  event_type: string;
+  schema_version: number;
+  data: string;
+  metadata: string;
+  created_at: string;
+}
+
+const toCommand = (r: CommandRow): CommandRecord => ({
+  seq: r.seq,
+  commandId: r.command_id,
+  orderId: r.order_id,
+  command: JSON.parse(r.command) as OrderCommand,
+  status: r.status,
+  attempt: r.attempt,
+  baseVersion: r.base_version,
+  rejection: r.rejection ? (JSON.parse(r.rejection) as Rejection) : null,
+  causedBy: r.caused_by ? (JSON.parse(r.caused_by) as CausedByEntry[]) : null,
+  retryOf: r.retry_of,
+  userId: r.user_id,
+  deviceId: r.device_id,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+
+const toPending = (r: PendingRow): PendingEventRecord => ({
+  eventId: r.event_id,
+  commandId: r.command_id,
+  attempt: r.attempt,
+  orderId: r.order_id,
+  seq: r.seq,
+  eventType: r.event_type,
+  schemaVersion: r.schema_version,
+  data: JSON.parse(r.data) as Record<string, unknown>,
+  metadata: JSON.parse(r.metadata) as EventMetadata,
+  createdAt: r.created_at,
+});
+
+const PENDING_COLS = 'p.event_id, p.command_id, p.attempt, p.order_id, p.seq, p.event_type, p.schema_version, p.data, p.metadata, p.created_at';
+
+/** All SQL of the sync tables (migrations/local/003_sync.sql), over the device's connection. */
+export class SyncRepository {
+  private readonly s;
+
+  constructor(readonly db: Database.Database) {
+    this.s = {
+      insertCommand: db.prepare(
+        `INSERT INTO commands (command_id, order_id, command, status, attempt, base_version, rejection, caused_by, retry_of, user_id, device_id, created_at, updated_at)
+         VALUES (@commandId, @orderId, @command, @status, @attempt, @baseVersion, @rejection, @causedBy, @retryOf, @userId, @deviceId, @createdAt, @updatedAt)`,
+      ),
+      insertPending: db.prepare(
+        `INSERT INTO pending_events (event_id, command_id, attempt, order_id, seq, event_type, schema_version, data, metadata, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      command: db.prepare<[string], CommandRow>('SELECT * FROM commands WHERE command_id = ?'),
+      pendingOfOrder: db.prepare<[string], CommandRow>("SELECT * FROM commands WHERE order_id = ? AND status = 'pending' ORDER BY seq"),
+      commandsOfOrder: db.prepare<[string], CommandRow>('SELECT * FROM commands WHERE order_id = ? ORDER BY seq'),
+      currentOfOrder: db.prepare<[string], PendingRow>(
+        `SELECT ${PENDING_COLS} FROM commands c JOIN pending_events p ON p.command_id = c.command_id AND p.attempt = c.attempt
+         WHERE c.order_id = ? AND c.status = 'pending' ORDER BY c.seq, p.seq`,
+      ),
+      eventsOfAttempt: db.prepare<[string, number], PendingRow>(
+        `SELECT ${PENDING_COLS} FROM pending_events p WHERE p.command_id = ? AND p.attempt = ? ORDER BY p.seq`,
+      ),
+      allOfOrder: db.prepare<[string], PendingRow>(
+        `SELECT ${PENDING_COLS} FROM pending_events p JOIN commands c ON c.command_id = p.command_id
+         WHERE p.order_id = ? ORDER BY c.seq, p.attempt, p.seq`,
+      ),
+      pendingEvent: db.prepare<[string], PendingRow>(`SELECT ${PENDING_COLS} FROM pending_events p WHERE p.event_id = ?`),
+      ordersWithPending: db.prepare<[], { order_id: string }>(
+        "SELECT order_id FROM commands WHERE status = 'pending' GROUP BY order_id ORDER BY MIN(seq)",
+      ),
+      setStatus: db.prepare('UPDATE commands SET status = ?, updated_at = ? WHERE command_id = ?'),
+      reject: db.prepare("UPDATE commands SET status = 'rejected', rejection = ?, caused_by = ?, updated_at = ? WHERE command_id = ?"),
+      newAttempt: db.prepare("UPDATE commands SET attempt = attempt + 1, base_version = ?, updated_at = ? WHERE command_id = ? AND status = 'pending'"),
+      pendingCount: db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM commands WHERE status = 'pending'"),
+      conflictCount: db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM commands WHERE status = 'rejected'"),
+      conflicts: db.prepare<[], CommandRow>("SELECT * FROM commands WHERE status = 'rejected' ORDER BY seq"),
+      conflictsAll: db.prepare<[], CommandRow>(
+        "SELECT * FROM commands WHERE status IN ('rejected', 'dismissed') OR (status = 'retried' AND rejection IS NOT NULL) ORDER BY seq",
+      ),
+      statusCounts: db.prepare<[string], { status: CommandStatus; n: number }>(
+        'SELECT status, COUNT(*) AS n FROM commands WHERE order_id = ? GROUP BY status',
+      ),
+      eventExists: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM events WHERE event_id = ?'),
+      upsertPosition: db.prepare(
+        `INSERT INTO sync_event_positions (event_id, global_position, hash, server_recorded_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (event_id) DO UPDATE SET global_position = excluded.global_position,
+           hash = COALESCE(excluded.hash, hash), server_recorded_at = COALESCE(excluded.server_recorded_at, server_recorded_at)`,
+      ),
+      position: db.prepare<[string], { global_position: number; hash: string | null; server_recorded_at: string | null }>(
+        'SELECT global_position, hash, server_recorded_at FROM sync_event_positions WHERE event_id = ?',
+      ),
+      getState: db.prepare<[string], { value: string }>('SELECT value FROM sync_state WHERE key = ?'),
+      setState: db.prepare('INSERT INTO sync_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+    };
+  }
+
+  insertCommand(c: Omit<CommandRecord, 'seq'>): void {
+    this.s.insertCommand.run({
+      ...c,
+      command: JSON.stringify(c.command),
+      rejection: c.rejection ? JSON.stringify(c.rejection) : null,
+      causedBy: c.causedBy ? JSON.stringify(c.causedBy) : null,
+    });
+  }
+
+  insertPendingEvents(rows: readonly PendingEventRecord[]): void {
+    for (const r of rows) {
+      this.s.insertPending.run(
+        r.eventId,
+        r.commandId,
+        r.attempt,
+        r.orderId,
+        r.seq,
+        r.eventType,
+        r.schemaVersion,
+        JSON.stringify(r.data),
+        JSON.stringify(r.metadata),
+        r.createdAt,
+      );
+    }
+  }
+
+  command(commandId: string): CommandRecord | null {
+    const row = this.s.command.get(commandId);
+    return row ? toCommand(row) : null;
+  }
+
+  pendingCommandsOf(orderId: string): CommandRecord[] {
+    return this.s.pendingOfOrder.all(orderId).map(toCommand);
+  }
+
+  commandsOf(orderId: string): CommandRecord[] {
+    return this.s.commandsOfOrder.all(orderId).map(toCommand);
+  }
+
+  /** Events of the current attempts of an order's pending commands, in command then event order. */
+  currentPendingEventsOf(orderId: string): PendingEventRecord[] {
+    return this.s.currentOfOrder.all(orderId).map(toPending);
+  }
+
+  eventsOfAttempt(commandId: string, attempt: number): PendingEventRecord[] {
+    return this.s.eventsOfAttempt.all(commandId, attempt).map(toPending);
+  }
+
+  /** Every attempt of every command of an order (superseded ones included): the audit view. */
+  allPendingEventsOf(orderId: string): PendingEventRecord[] {
+    return this.s.allOfOrder.all(orderId).map(toPending);
+  }
+
+  pendingEvent(eventId: string): PendingEventRecord | null {
+    const row = this.s.pendingEvent.get(eventId);
+    return row ? toPending(row) : null;
+  }
+
+  /** Orders with pending commands, the one with the oldest command first. */
+  ordersWithPending(): string[] {
+    return this.s.ordersWithPending.all().map((r) => r.order_id);
+  }
+
+  setStatus(commandId: string, status: CommandStatus, at: string): void {
+    this.s.setStatus.run(status, at, commandId);
+  }
+
+  reject(commandId: string, rejection: Rejection, causedBy: CausedByEntry[], at: string): void {
+    this.s.reject.run(JSON.stringify(rejection), JSON.stringify(causedBy), at, commandId);
+  }
+
+  bumpAttempt(commandId: string, baseVersion: number, at: string): void {
+    this.s.newAttempt.run(baseVersion, at, commandId);
+  }
+
+  pendingCount(): number {
+    return this.s.pendingCount.get()?.n ?? 0;
+  }
+
+  conflictCount(): number {
+    return this.s.conflictCount.get()?.n ?? 0;
+  }
+
+  /** Rejected commands; with `includeDismissed` also the dismissed ones and those retried as new. */
+  conflicts(includeDismissed: boolean): CommandRecord[] {
+    return (includeDismissed ? this.s.conflictsAll : this.s.conflicts).all().map(toCommand);
+  }
+
+  statusCounts(orderId: string): Partial<Record<CommandStatus, number>> {
+    const out: Partial<Record<CommandStatus, number>> = {};
+    for (const r of this.s.statusCounts.all(orderId)) out[r.status] = r.n;
+    return out;
+  }
+
+  isConfirmed(eventId: string): boolean {
+    return this.s.eventExists.get(eventId) !== undefined;
+  }
+
+  savePosition(eventId: string, globalPosition: number, hash: string | null, serverRecordedAt: string | null): void {
+    this.s.upsertPosition.run(eventId, globalPosition, hash, serverRecordedAt);
+  }
+
+  position(eventId: string): { globalPosition: number; hash: string | null; serverRecordedAt: string | null } | null {
+    const r = this.s.position.get(eventId);
+    return r ? { globalPosition: r.global_position, hash: r.hash, serverRecordedAt: r.server_recorded_at } : null;
+  }
+
+  checkpoint(): number {
+    const v = this.s.getState.get('pull_checkpoint')?.value;
+    return v === undefined ? 0 : Number(v);
+  }
+
+  setCheckpoint(position: number): void {
+    this.s.setState.run('pull_checkpoint', String(position));
+  }
+}
