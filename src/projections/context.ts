@@ -1,0 +1,43 @@
+import type Database from 'better-sqlite3';
+import { LruCache } from './lru.js';
+import type { ApplyContext, PendingSource } from './types.js';
+
+export interface ContextOptions {
+  prefix?: string;
+  cacheSize?: number;
+  pending?: () => PendingSource | null;
+}
+
+/** An apply context over one table prefix; statements are prepared once and reused. */
+export function createContext(db: Database.Database, opts: ContextOptions = {}): ApplyContext {
+  const statements = new Map<string, Database.Statement>();
+  const pending = opts.pending ?? (() => null);
+  return {
+    db,
+    prefix: opts.prefix ?? '',
+    cache: new LruCache<string, unknown>(opts.cacheSize ?? 10_000),
+    get pending() {
+      return pending();
+    },
+    stmt(sql: string) {
+      let s = statements.get(sql);
+      if (!s) {
+        s = db.prepare(sql);
+        statements.set(sql, s);
+      }
+      return s;
+    },
+  };
+}
+
+/** Create a projection's tables (and, for live tables, their indexes) if missing. */
+export function createTables(db: Database.Database, tables: { create: string; indexes: string[] }[], withIndexes: boolean): void {
+  for (const t of tables) {
+    db.exec(t.create.replace(/^CREATE TABLE /i, 'CREATE TABLE IF NOT EXISTS '));
+    if (withIndexes) for (const i of t.indexes) db.exec(i.replace(/^CREATE INDEX /i, 'CREATE INDEX IF NOT EXISTS '));
+  }
+}
+
+export function dropTables(db: Database.Database, names: readonly string[]): void {
+  for (const n of names) db.exec(`DROP TABLE IF EXISTS "${n}"`);
+}

@@ -1,0 +1,297 @@
+import { ORDER_STREAM_TYPE } from '../domain/events.js';
+import { applyOrderEvent, foldOrder, initialOrderState, type OrderState, type OrderStatus } from '../domain/state.js';
+import type { StoredEvent } from '../protocol/envelope.js';
+import type { ApplyContext, PendingSource, Projection, SyncBadge, TableDef } from './types.js';
+
+/**
+ * Order list / dashboard, plus daily totals by status.
+ *
+ * Each `order_list` row keeps the folded CONFIRMED state (`state` JSON: events in the log), so
+ * a new event is applied to the row without reloading the stream. The displayed columns are
+ * the EFFECTIVE row: the confirmed state with the sync layer's pending (not yet acknowledged,
+ * kept out of `events`) events folded on top, with a sync badge. With no pending source,
+ * effective = confirmed and the badge is 'synced'. An order created offline therefore shows
+ * up at once as 'pending' (state NULL, no confirmed events yet), and when its events are
+ * confirmed (appended, removed from the outbox) the same row turns 'synced'.
+ *
+ * `order_daily_totals` (day of creation, status, currency → order count, total amount) is
+ * maintained by diffing each order's old effective row against its new one in the same
+ * transaction, so a status change moves the order between buckets and the aggregate can never
+ * disagree with the list. It is part of this projection (same checkpoint, rebuilt together).
+ */
+export const ORDER_LIST = 'order_list';
+
+export interface OrderListRow {
+  order_id: string;
+  customer_id: string;
+  status: OrderStatus;
+  total: number;
+  currency: string;
+  /** Units ordered (sum of item quantities). */
+  item_count: number;
+  /** Net amount paid (payments minus refunds). */
+  paid_amount: number;
+  created_at: string;
+  updated_at: string;
+  last_event_id: string;
+  /** Effective version: confirmed stream version plus pending events. */
+  version: number;
+  confirmed_version: number;
+  /** Confirmed folded state as JSON, NULL while the order exists only in the outbox. */
+  state: string | null;
+  sync: SyncBadge;
+  pending_count: number;
+}
+
+interface Entry {
+  confirmed: OrderState | null;
+  lastEventId: string;
+  /** The effective row as stored (null: no row). */
+  row: OrderListRow | null;
+}
+
+const COLUMNS = [
+  'order_id',
+  'customer_id',
+  'status',
+  'total',
+  'currency',
+  'item_count',
+  'paid_amount',
+  'created_at',
+  'updated_at',
+  'last_event_id',
+  'version',
+  'confirmed_version',
+  'state',
+  'sync',
+  'pending_count',
+] as const;
+
+export function orderListTables(prefix: string): TableDef[] {
+  const list = `${prefix}order_list`;
+  const daily = `${prefix}order_daily_totals`;
+  return [
+    {
+      name: list,
+      baseName: 'order_list',
+      key: ['order_id'],
+      create: `CREATE TABLE "${list}" (
+        order_id          TEXT    PRIMARY KEY,
+        customer_id       TEXT    NOT NULL,
+        status            TEXT    NOT NULL,
+        total             INTEGER NOT NULL,
+        currency          TEXT    NOT NULL,
+        item_count        INTEGER NOT NULL,
+        paid_amount       INTEGER NOT NULL,
+        created_at        TEXT    NOT NULL,
+        updated_at        TEXT    NOT NULL,
+        last_event_id     TEXT    NOT NULL,
+        version           INTEGER NOT NULL,
+        confirmed_version INTEGER NOT NULL,
+        state             TEXT,
+        sync              TEXT    NOT NULL,
+        pending_count     INTEGER NOT NULL
+      )`,
+      // Every list query is "filter, then order by a time with order_id as tie-breaker": one
+      // index per (filter, sort) pair lets SQLite walk a page without sorting.
+      indexes: [
+        `CREATE INDEX "${list}__status_updated" ON "${list}" (status, updated_at, order_id)`,
+        `CREATE INDEX "${list}__status_created" ON "${list}" (status, created_at, order_id)`,
+        `CREATE INDEX "${list}__updated" ON "${list}" (updated_at, order_id)`,
+        `CREATE INDEX "${list}__created" ON "${list}" (created_at, order_id)`,
+        `CREATE INDEX "${list}__customer_updated" ON "${list}" (customer_id, updated_at, order_id)`,
+        `CREATE INDEX "${list}__customer_created" ON "${list}" (customer_id, created_at, order_id)`,
+        `CREATE INDEX "${list}__pending" ON "${list}" (pending_count) WHERE pending_count > 0 OR sync <> 'synced'`,
+      ],
+    },
+    {
+      name: daily,
+      baseName: 'order_daily_totals',
+      key: ['day', 'status', 'currency'],
+      create: `CREATE TABLE "${daily}" (
+        day           TEXT    NOT NULL,
+        status        TEXT    NOT NULL,
+        currency      TEXT    NOT NULL,
+        order_count   INTEGER NOT NULL,
+        total_amount  INTEGER NOT NULL,
+        PRIMARY KEY (day, status, currency)
+      ) WITHOUT ROWID`,
+      indexes: [],
+    },
+  ];
+}
+
+/** Fold pending events over the confirmed state; null when the order does not (yet) exist. */
+export function effectiveRow(
+  orderId: string,
+  confirmed: OrderState | null,
+  lastEventId: string,
+  pending: PendingSource | null,
+): OrderListRow | null {
+  let effective = confirmed;
+  let sync: SyncBadge = 'synced';
+  let pendingCount = 0;
+  if (pending) {
+    const events = pending.pendingEvents(orderId);
+    sync = pending.badge(orderId);
+    pendingCount = events.length;
+    if (events.length > 0) {
+      effective = foldOrder(
+        events.map((e) => ({ type: e.type, data: e.data, recordedAt: e.recordedAt })),
+        confirmed ?? initialOrderState,
+      );
+    }
+  }
+  if (!effective || !effective.exists || !effective.status) return null;
+  // Pending events without a recording time: the row still needs a time to sort by.
+  const now = effective.createdAt && effective.updatedAt ? '' : new Date().toISOString();
+  return {
+    order_id: orderId,
+    customer_id: effective.customerId ?? '',
+    status: effective.status,
+    total: effective.total,
+    currency: effective.currency ?? '',
+    item_count: effective.items.reduce((n, i) => n + i.quantity, 0),
+    paid_amount: effective.paidAmount - effective.refundedAmount,
+    created_at: effective.createdAt ?? now,
+    updated_at: effective.updatedAt ?? now,
+    last_event_id: lastEventId,
+    version: effective.version,
+    confirmed_version: confirmed?.version ?? 0,
+    state: confirmed ? JSON.stringify(confirmed) : null,
+    sync,
+    pending_count: pendingCount,
+  };
+}
+
+type Bucket = { day: string; status: string; currency: string; count: number; amount: number };
+
+function addBucket(deltas: Map<string, Bucket>, row: OrderListRow, sign: 1 | -1): void {
+  const day = row.created_at.slice(0, 10);
+  const key = `${day}\u0000${row.status}\u0000${row.currency}`;
+  let b = deltas.get(key);
+  if (!b) {
+    b = { day, status: row.status, currency: row.currency, count: 0, amount: 0 };
+    deltas.set(key, b);
+  }
+  b.count += sign;
+  b.amount += sign * row.total;
+}
+
+class OrderListProjection implements Projection {
+  readonly name = ORDER_LIST;
+  readonly version = 1;
+
+  tables(prefix: string): TableDef[] {
+    return orderListTables(prefix);
+  }
+
+  private readonly statements = new WeakMap<ApplyContext, ReturnType<OrderListProjection['prepare']>>();
+
+  private sql(ctx: ApplyContext) {
+    let s = this.statements.get(ctx);
+    if (!s) {
+      s = this.prepare(ctx);
+      this.statements.set(ctx, s);
+    }
+    return s;
+  }
+
+  private prepare(ctx: ApplyContext) {
+    const list = `"${ctx.prefix}order_list"`;
+    const daily = `"${ctx.prefix}order_daily_totals"`;
+    return {
+      get: ctx.stmt(`SELECT ${COLUMNS.join(', ')} FROM ${list} WHERE order_id = ?`),
+      upsert: ctx.stmt(
+        `INSERT INTO ${list} (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map((c) => '@' + c).join(', ')})
+         ON CONFLICT (order_id) DO UPDATE SET ${COLUMNS.slice(1)
+           .map((c) => `${c} = excluded.${c}`)
+           .join(', ')}`,
+      ),
+      delete: ctx.stmt(`DELETE FROM ${list} WHERE order_id = ?`),
+      bump: ctx.stmt(
+        `INSERT INTO ${daily} (day, status, currency, order_count, total_amount) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (day, status, currency) DO UPDATE SET
+           order_count = order_count + excluded.order_count, total_amount = total_amount + excluded.total_amount`,
+      ),
+      dropEmpty: ctx.stmt(`DELETE FROM ${daily} WHERE day = ? AND status = ? AND currency = ? AND order_count = 0`),
+      pendingIds: ctx.stmt(`SELECT order_id FROM ${list} WHERE pending_count > 0 OR sync <> 'synced'`).pluck(),
+      clearList: ctx.stmt(`DELETE FROM ${list}`),
+      clearDaily: ctx.stmt(`DELETE FROM ${daily}`),
+    };
+  }
+
+  private load(ctx: ApplyContext, orderId: string): Entry {
+    const cached = ctx.cache.get(orderId) as Entry | undefined;
+    if (cached) return { ...cached };
+    const row = this.sql(ctx).get.get(orderId) as OrderListRow | undefined;
+    if (!row) return { confirmed: null, lastEventId: '', row: null };
+    return { confirmed: row.state ? (JSON.parse(row.state) as OrderState) : null, lastEventId: row.last_event_id, row };
+  }
+
+  /** Write the new effective rows and move orders between daily buckets. */
+  private flush(ctx: ApplyContext, touched: Map<string, Entry>): void {
+    const sql = this.sql(ctx);
+    const deltas = new Map<string, Bucket>();
+    const pending = ctx.pending;
+    for (const [orderId, entry] of touched) {
+      const next = effectiveRow(orderId, entry.confirmed, entry.lastEventId, pending);
+      const prev = entry.row;
+      if (prev) addBucket(deltas, prev, -1);
+      if (next) {
+        addBucket(deltas, next, 1);
+        sql.upsert.run(next);
+      } else if (prev) {
+        sql.delete.run(orderId);
+      }
+      ctx.cache.set(orderId, { confirmed: entry.confirmed, lastEventId: entry.lastEventId, row: next } satisfies Entry);
+    }
+    for (const b of deltas.values()) {
+      if (b.count === 0 && b.amount === 0) continue;
+      sql.bump.run(b.day, b.status, b.currency, b.count, b.amount);
+      if (b.count < 0) sql.dropEmpty.run(b.day, b.status, b.currency);
+    }
+  }
+
+  apply(ctx: ApplyContext, events: readonly StoredEvent[]): void {
+    const touched = new Map<string, Entry>();
+    for (const e of events) {
+      if (e.streamType !== ORDER_STREAM_TYPE) continue;
+      let entry = touched.get(e.streamId);
+      if (!entry) {
+        entry = this.load(ctx, e.streamId);
+        touched.set(e.streamId, entry);
+      }
+      entry.confirmed = applyOrderEvent(entry.confirmed ?? initialOrderState, {
+        type: e.eventType,
+        data: e.data,
+        version: e.streamVersion,
+        recordedAt: e.recordedAt,
+      });
+      entry.lastEventId = e.eventId;
+    }
+    this.flush(ctx, touched);
+  }
+
+  refresh(ctx: ApplyContext, orderIds: readonly string[]): void {
+    const touched = new Map<string, Entry>();
+    for (const id of orderIds) if (!touched.has(id)) touched.set(id, this.load(ctx, id));
+    this.flush(ctx, touched);
+  }
+
+  pendingKeys(ctx: ApplyContext): string[] {
+    return this.sql(ctx).pendingIds.all() as string[];
+  }
+
+  reset(ctx: ApplyContext): void {
+    const sql = this.sql(ctx);
+    sql.clearList.run();
+    sql.clearDaily.run();
+    ctx.cache.clear();
+  }
+}
+
+export function orderListProjection(): Projection {
+  return new OrderListProjection();
+}

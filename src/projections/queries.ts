@@ -1,0 +1,230 @@
+import type Database from 'better-sqlite3';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+import { contract, ListOrdersInput as ListOrdersInputSchema, type ListOrdersOutput, type OrderRow } from '../app/contract.js';
+import { ORDER_STATUSES } from '../domain/state.js';
+import { CUSTOMER_HISTORY } from './customer-history.js';
+import { ORDER_LIST, type OrderListRow } from './order-list.js';
+import type { ProjectionRunner } from './runner.js';
+import { InvalidCursorError } from './types.js';
+
+/**
+ * The query side: reads projection tables only, never the log and never a command. Every
+ * answer states the log position it reflects; `minPosition` waits (bounded) for it.
+ */
+
+export type ListOrdersInput = z.input<typeof ListOrdersInputSchema>;
+type ListOrdersQuery = z.infer<typeof ListOrdersInputSchema>;
+
+export const CustomerHistoryInput = contract.customerHistory.input;
+export type CustomerHistoryInput = z.input<typeof CustomerHistoryInput>;
+export type CustomerHistoryOutput = z.infer<typeof contract.customerHistory.output>;
+
+const Day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a day like 2024-05-31');
+export const DailyTotalsInput = z.strictObject({
+  from: Day.optional(),
+  to: Day.optional(),
+  status: z.enum([...ORDER_STATUSES, 'ALL']).default('ALL'),
+  currency: z.string().regex(/^[A-Z]{3}$/).optional(),
+});
+export type DailyTotalsInput = z.input<typeof DailyTotalsInput>;
+export interface DailyTotal {
+  day: string;
+  status: string;
+  currency: string;
+  orderCount: number;
+  totalAmount: number;
+}
+
+export interface QueryOptions {
+  /** Used to catch up before waiting for `minPosition`. */
+  runner?: ProjectionRunner;
+  /** Longest wait for `minPosition` (default 2000 ms); the answer then states the position reached. */
+  maxWaitMs?: number;
+  pollMs?: number;
+}
+
+type ListRow = Pick<
+  OrderListRow,
+  | 'order_id'
+  | 'customer_id'
+  | 'status'
+  | 'total'
+  | 'currency'
+  | 'item_count'
+  | 'paid_amount'
+  | 'created_at'
+  | 'updated_at'
+  | 'version'
+  | 'last_event_id'
+  | 'sync'
+>;
+
+const ROW_COLUMNS =
+  'order_id, customer_id, status, total, currency, item_count, paid_amount, created_at, updated_at, version, last_event_id, sync';
+
+function toOrderRow(r: ListRow): OrderRow {
+  return {
+    orderId: r.order_id,
+    customerId: r.customer_id,
+    status: r.status,
+    total: r.total,
+    currency: r.currency,
+    itemCount: r.item_count,
+    paidAmount: r.paid_amount,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    version: r.version,
+    lastEventId: r.last_event_id,
+    sync: r.sync,
+  };
+}
+
+const Cursor = z.tuple([z.enum(['createdAt', 'updatedAt']), z.enum(['asc', 'desc']), z.string(), z.string()]);
+
+export function encodeCursor(sort: string, direction: string, value: string, orderId: string): string {
+  return Buffer.from(JSON.stringify([sort, direction, value, orderId])).toString('base64url');
+}
+
+function decodeCursor(cursor: string, sort: string, direction: string): { value: string; orderId: string } {
+  let parsed: z.infer<typeof Cursor>;
+  try {
+    parsed = Cursor.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
+  } catch {
+    throw new InvalidCursorError('the cursor is malformed: pass the nextCursor of a previous page unchanged');
+  }
+  if (parsed[0] !== sort || parsed[1] !== direction) {
+    throw new InvalidCursorError(`the cursor belongs to a ${parsed[0]} ${parsed[1]} listing, not ${sort} ${direction}`);
+  }
+  return { value: parsed[2], orderId: parsed[3] };
+}
+
+const escapeLike = (s: string) => s.replace(/[\\%_]/g, (c) => '\\' + c);
+
+export class OrderQueries {
+  private readonly statements = new Map<string, Database.Statement>();
+
+  constructor(
+    readonly db: Database.Database,
+    readonly opts: QueryOptions = {},
+  ) {}
+
+  private stmt(sql: string): Database.Statement {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  /** The log position a projection's view reflects (0 if it has never run). */
+  position(projection: string = ORDER_LIST): number {
+    const row = this.stmt('SELECT position FROM projection_checkpoints WHERE name = ?').get(projection) as { position: number } | undefined;
+    return row?.position ?? 0;
+  }
+
+  /** Read-your-writes: wait until the view reached `minPosition`, at most `maxWaitMs`. */
+  async waitFor(minPosition: number | undefined, projection: string = ORDER_LIST): Promise<number> {
+    let position = this.position(projection);
+    if (minPosition === undefined || position >= minPosition) return position;
+    const deadline = performance.now() + (this.opts.maxWaitMs ?? 2000);
+    for (;;) {
+      this.opts.runner?.catchUp({ names: [projection] });
+      position = this.position(projection);
+      if (position >= minPosition || performance.now() >= deadline) return position;
+      await sleep(this.opts.pollMs ?? 20);
+    }
+  }
+
+  async listOrders(input: ListOrdersInput = {}): Promise<ListOrdersOutput> {
+    const q = ListOrdersInputSchema.parse(input);
+    await this.waitFor(q.minPosition);
+    return this.listOrdersNow(q);
+  }
+
+  /** The list as it is now (no waiting); input already validated. */
+  listOrdersNow(q: ListOrdersQuery): ListOrdersOutput {
+    const sortCol = q.sort === 'createdAt' ? 'created_at' : 'updated_at';
+    const dir = q.direction === 'asc' ? 'ASC' : 'DESC';
+    const filters: string[] = [];
+    const params: unknown[] = [];
+    if (q.customerId) {
+      filters.push('customer_id = ?');
+      params.push(q.customerId);
+    }
+    if (q.search) {
+      const pattern = `%${escapeLike(q.search)}%`;
+      filters.push("(order_id LIKE ? ESCAPE '\\' OR customer_id LIKE ? ESCAPE '\\')");
+      params.push(pattern, pattern);
+    }
+    const where = [...filters];
+    const pageParams = [...params];
+    if (q.status !== 'ALL') {
+      where.push('status = ?');
+      pageParams.push(q.status);
+    }
+    if (q.cursor) {
+      const c = decodeCursor(q.cursor, q.sort, q.direction);
+      where.push(`(${sortCol}, order_id) ${dir === 'ASC' ? '>' : '<'} (?, ?)`);
+      pageParams.push(c.value, c.orderId);
+    }
+    const whereSql = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
+    const pageSql = `SELECT ${ROW_COLUMNS} FROM order_list ${whereSql} ORDER BY ${sortCol} ${dir}, order_id ${dir} LIMIT ? OFFSET ?`;
+
+    return this.db.transaction(() => {
+      const position = this.position(ORDER_LIST);
+      const found = this.stmt(pageSql).all(...pageParams, q.limit + 1, q.cursor ? 0 : q.offset) as ListRow[];
+      const rows = found.slice(0, q.limit).map(toOrderRow);
+      const last = rows[rows.length - 1];
+      const nextCursor =
+        found.length > q.limit && last ? encodeCursor(q.sort, q.direction, q.sort === 'createdAt' ? last.createdAt : last.updatedAt, last.orderId) : null;
+      // Without customer/search filters the per-status counts come from the daily totals
+      // aggregate (a few rows per day) instead of counting the list.
+      const countRows = (
+        filters.length === 0
+          ? this.stmt('SELECT status, SUM(order_count) AS n FROM order_daily_totals GROUP BY status').all()
+          : this.stmt(`SELECT status, COUNT(*) AS n FROM order_list WHERE ${filters.join(' AND ')} GROUP BY status`).all(...params)
+      ) as { status: string; n: number }[];
+      const counts: Record<string, number> = { ALL: 0 };
+      for (const s of ORDER_STATUSES) counts[s] = 0;
+      for (const r of countRows) {
+        counts[r.status] = r.n;
+        counts.ALL! += r.n;
+      }
+      return { rows, total: counts[q.status] ?? 0, counts, nextCursor, position };
+    })();
+  }
+
+  async customerHistory(input: CustomerHistoryInput): Promise<CustomerHistoryOutput> {
+    const q = CustomerHistoryInput.parse(input);
+    return this.db.transaction(() => {
+      const orders = this.stmt(
+        `SELECT ${ROW_COLUMNS} FROM order_list WHERE customer_id = ? ORDER BY updated_at DESC, order_id DESC LIMIT ? OFFSET ?`,
+      ).all(q.customerId, q.limit, q.offset) as ListRow[];
+      const activity = this.stmt(
+        `SELECT order_id AS orderId, event_type AS eventType, amount, recorded_at AS recordedAt, position
+         FROM customer_activity WHERE customer_id = ? ORDER BY position DESC LIMIT ? OFFSET ?`,
+      ).all(q.customerId, q.limit, q.offset) as CustomerHistoryOutput['activity'];
+      const totalOrders = this.stmt('SELECT COUNT(*) FROM order_list WHERE customer_id = ?').pluck().get(q.customerId) as number;
+      const lifetime = this.stmt('SELECT lifetime_value FROM customer_totals WHERE customer_id = ?').pluck().get(q.customerId) as
+        | number
+        | undefined;
+      return { customerId: q.customerId, orders: orders.map(toOrderRow), activity, totalOrders, lifetimeValue: lifetime ?? 0 };
+    })();
+  }
+
+  /** Position of the customer history view (it is a separate projection with its own checkpoint). */
+  customerHistoryPosition(): number {
+    return this.position(CUSTOMER_HISTORY);
+  }
+
+  dailyTotals(input: DailyTotalsInput = {}): DailyTotal[] {
+    const q = DailyTotalsInput.parse(input);
+    return this.stmt(
+      `SELECT day, status, currency, order_count AS orderCount, total_amount AS totalAmount FROM order_daily_totals
+       WHERE day >= ? AND day <= ? AND (? = 'ALL' OR status = ?) AND (? IS NULL OR currency = ?)
+       ORDER BY day, status, currency`,
+    ).all(q.from ?? '0000-00-00', q.to ?? '9999-99-99', q.status, q.status, q.currency ?? null, q.currency ?? null) as DailyTotal[];
+  }
+}

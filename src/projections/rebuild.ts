@@ -1,0 +1,192 @@
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { upcastEvent } from '../store/event-log.js';
+import { createContext, createTables, dropTables } from './context.js';
+import type { ProjectionRunner, Registered } from './runner.js';
+import { RebuildAbortedError, type ApplyContext, type RebuildProgress, type TableDef } from './types.js';
+
+export const REBUILD_PREFIX = '__rebuild_';
+
+export interface RebuildOptions {
+  /** Events per transaction (default 5000). */
+  batchSize?: number;
+  /** Order states (etc.) kept in memory per projection: bounds memory whatever the log length (default 20000). */
+  cacheSize?: number;
+  onProgress?: (p: RebuildProgress) => void;
+  /** Minimum time between progress callbacks (default 250 ms; the final one always fires). */
+  progressEveryMs?: number;
+  /** Abort between batches: the shadow and its checkpoint stay, the next rebuild resumes. */
+  signal?: AbortSignal;
+}
+
+export interface RebuildResult {
+  projections: string[];
+  /** Events applied by this run (a resumed rebuild counts only what it replayed). */
+  eventsReplayed: number;
+  durationMs: number;
+  /** Log position the swapped-in view reflects. */
+  position: number;
+}
+
+/** A projection being built into tables with a prefix. */
+export interface Shadow {
+  entry: Registered;
+  ctx: ApplyContext;
+  tables: TableDef[];
+  position: number;
+  /** Persist the shadow's checkpoint (blue/green rebuilds are resumable; drift checks are not). */
+  persist: boolean;
+}
+
+/** Create (or, for a matching interrupted rebuild, reuse) the shadow tables of each projection. */
+export function prepareShadows(
+  runner: ProjectionRunner,
+  names: readonly string[],
+  prefix: string,
+  persist: boolean,
+  cacheSize: number,
+): Shadow[] {
+  const head = runner.log.headPosition();
+  return runner.db.transaction(() =>
+    names.map((name) => {
+      const entry = runner.entry(name);
+      const p = entry.projection;
+      const tables = p.tables(prefix);
+      const ctx = createContext(runner.db, { prefix, cacheSize, pending: () => runner.pending });
+      const previous = persist ? runner.registry.rebuild(name) : undefined;
+      const exists = (t: string) =>
+        runner.db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?").get(t) !== undefined;
+      if (previous && previous.version === p.version && previous.prefix === prefix && tables.every((t) => exists(t.name))) {
+        return { entry, ctx, tables, position: previous.position, persist };
+      }
+      dropTables(
+        runner.db,
+        tables.map((t) => t.name),
+      );
+      createTables(runner.db, tables, false);
+      if (persist) runner.registry.startRebuild(name, p.version, prefix, head);
+      return { entry, ctx, tables, position: 0, persist };
+    }),
+  ).immediate();
+}
+
+/** Apply one page of the log to every shadow that has not seen it; returns the page length. */
+function applyPage(runner: ProjectionRunner, shadows: Shadow[], limit: number, total: number): number {
+  const from = Math.min(...shadows.map((s) => s.position));
+  const page = runner.log.readPage(from, limit);
+  if (page.length === 0) return 0;
+  const events = page.map(upcastEvent);
+  for (const s of shadows) {
+    const fresh = s.position === from ? events : events.filter((e) => e.position > s.position);
+    if (fresh.length === 0) continue;
+    s.entry.projection.apply(s.ctx, fresh);
+    s.position = fresh[fresh.length - 1]!.position;
+    if (s.persist) runner.registry.advanceRebuild(s.entry.projection.name, s.position, total);
+  }
+  return page.length;
+}
+
+/**
+ * Stream the log into the shadows: keyset pages, one transaction per page, yielding to the
+ * event loop between pages so the live view keeps serving reads and appends.
+ */
+export async function fillShadows(runner: ProjectionRunner, shadows: Shadow[], opts: RebuildOptions, label: string): Promise<number> {
+  const batchSize = opts.batchSize ?? 5000;
+  const every = opts.progressEveryMs ?? 250;
+  const started = performance.now();
+  const startPosition = Math.min(...shadows.map((s) => s.position));
+  let lastReport = 0;
+  let replayed = 0;
+  const report = (finished: boolean) => {
+    if (!opts.onProgress) return;
+    const now = performance.now();
+    if (!finished && now - lastReport < every) return;
+    lastReport = now;
+    const done = Math.min(...shadows.map((s) => s.position));
+    const total = Math.max(runner.log.headPosition(), done);
+    const elapsed = (now - started) / 1000;
+    const ratePerSec = elapsed > 0 ? (done - startPosition) / elapsed : 0;
+    const etaMs = finished ? 0 : ratePerSec > 0 ? Math.round(((total - done) / ratePerSec) * 1000) : null;
+    opts.onProgress({ projection: label, done, total, ratePerSec: Math.round(ratePerSec), etaMs, finished });
+  };
+  for (;;) {
+    if (opts.signal?.aborted) throw new RebuildAbortedError(`rebuild of ${label} aborted; it resumes from its checkpoint`);
+    const total = runner.log.headPosition();
+    const n = runner.db.transaction(() => applyPage(runner, shadows, batchSize, total)).immediate();
+    replayed += n;
+    report(false);
+    if (n < batchSize) break;
+    await yieldToLoop();
+  }
+  report(true);
+  return replayed;
+}
+
+/** Inside the caller's transaction: apply whatever was appended since the last page. */
+export function catchUpShadows(runner: ProjectionRunner, shadows: Shadow[], batchSize = 5000): number {
+  let n = 0;
+  for (;;) {
+    const read = applyPage(runner, shadows, batchSize, runner.log.headPosition());
+    n += read;
+    if (read < batchSize) return n;
+  }
+}
+
+/**
+ * Give the shadow the overlay the live view shows: the same pending source applied to every
+ * order that has pending events in either copy, or was refreshed while the rebuild ran.
+ */
+export function refreshShadowOverlay(runner: ProjectionRunner, shadow: Shadow): void {
+  const p = shadow.entry.projection;
+  if (!p.refresh || !p.pendingKeys) return;
+  const keys = new Set<string>(runner.refreshedDuringRebuild);
+  for (const k of p.pendingKeys(shadow.ctx)) keys.add(k);
+  try {
+    for (const k of p.pendingKeys(shadow.entry.ctx)) keys.add(k);
+  } catch {
+    // The live tables were built by another version and may not have the overlay columns.
+  }
+  if (keys.size > 0) p.refresh(shadow.ctx, [...keys]);
+}
+
+/**
+ * Blue/green rebuild: replay the whole log into shadow tables while the live view stays
+ * readable (and keeps being updated inline), then, in ONE transaction, apply the events
+ * appended meanwhile, drop the old tables, rename the shadows into place, build the indexes
+ * and move the checkpoint. Readers see either the old view or the new one, never a mix.
+ * A crash or abort leaves the old view intact; the next rebuild resumes from the shadow's
+ * checkpoint (committed with each page).
+ */
+export async function rebuildProjections(runner: ProjectionRunner, names: readonly string[], opts: RebuildOptions = {}): Promise<RebuildResult> {
+  const started = performance.now();
+  const shadows = prepareShadows(runner, names, REBUILD_PREFIX, true, opts.cacheSize ?? 20_000);
+  const label = names.join(',');
+  let replayed = await fillShadows(runner, shadows, opts, label);
+  let position = 0;
+  runner.db
+    .transaction(() => {
+      replayed += catchUpShadows(runner, shadows);
+      for (const s of shadows) {
+        const p = s.entry.projection;
+        refreshShadowOverlay(runner, s);
+        const live = p.tables('');
+        const registered = runner.registry.get(p.name);
+        const old = new Set<string>([...(registered ? (JSON.parse(registered.tables) as string[]) : []), ...live.map((t) => t.name)]);
+        dropTables(runner.db, [...old]);
+        for (const t of s.tables) runner.db.exec(`ALTER TABLE "${t.name}" RENAME TO "${t.baseName}"`);
+        createTables(runner.db, live, true);
+        runner.registry.put(
+          p.name,
+          p.version,
+          s.position,
+          live.map((t) => t.name),
+        );
+        runner.registry.resolveDeadLetters(p.name, s.position);
+        runner.registry.endRebuild(p.name);
+        position = Math.max(position, s.position);
+      }
+    })
+    .immediate();
+  for (const s of shadows) s.entry.ctx.cache.clear();
+  if (runner.names.every((n) => runner.registry.rebuild(n) === undefined)) runner.refreshedDuringRebuild.clear();
+  return { projections: [...names], eventsReplayed: replayed, durationMs: Math.round(performance.now() - started), position };
+}

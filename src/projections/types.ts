@@ -1,0 +1,110 @@
+import type Database from 'better-sqlite3';
+import type { StoredEvent } from '../protocol/envelope.js';
+import type { LruCache } from './lru.js';
+
+export type SyncBadge = 'pending' | 'synced' | 'rejected';
+
+/** A local event not yet acknowledged by the server (kept out of `events` by the sync layer). */
+export interface PendingEvent {
+  type: string;
+  data: unknown;
+  recordedAt?: string;
+}
+
+/**
+ * The sync layer's outbox as the read side sees it. `pendingEvents` must return only events
+ * that are NOT in the `events` table (once an event is confirmed and appended, the outbox must
+ * no longer list it), in the order they will be applied on top of the confirmed state.
+ */
+export interface PendingSource {
+  pendingEvents(orderId: string): PendingEvent[];
+  badge(orderId: string): SyncBadge;
+}
+
+/** One table of a projection. Names carry the prefix ('' for the live view). */
+export interface TableDef {
+  /** Table name including the prefix. */
+  name: string;
+  /** Name without the prefix (the live name). */
+  baseName: string;
+  /** CREATE TABLE statement (primary key included, no secondary indexes). */
+  create: string;
+  /** CREATE INDEX statements; created on live tables, and on shadows only when swapped in. */
+  indexes: string[];
+  /** Primary key columns: how the drift check matches live rows with rebuilt rows. */
+  key: string[];
+}
+
+/** Where a projection writes: one table prefix on one connection, with its statement cache. */
+export interface ApplyContext {
+  readonly db: Database.Database;
+  readonly prefix: string;
+  /** Prepare once per context (statements are reused across batches). */
+  stmt(sql: string): Database.Statement;
+  /**
+   * Scratch cache the projection may use between batches. Entries must always equal what is
+   * stored (write-through), so evicting one needs no flush. Live mode clears it after every
+   * batch (a rolled-back transaction must not leave stale entries); rebuilds keep it, bounded.
+   */
+  readonly cache: LruCache<string, unknown>;
+  /** The sync outbox overlay, or null (effective = confirmed). */
+  readonly pending: PendingSource | null;
+}
+
+/**
+ * A named, versioned consumer of the log that maintains its own tables. Projections are dumb:
+ * they translate events into rows, never decide anything. The runner guarantees each event is
+ * applied once: it filters by the checkpoint and commits rows and checkpoint together.
+ */
+export interface Projection {
+  readonly name: string;
+  /** Bump when the rows it produces change: the next open rebuilds the view. */
+  readonly version: number;
+  tables(prefix: string): TableDef[];
+  /** Apply a batch of upcast events in log order, inside the caller's transaction. */
+  apply(ctx: ApplyContext, events: readonly StoredEvent[]): void;
+  /** Delete every row (tables stay). */
+  reset(ctx: ApplyContext): void;
+  /** Recompute the pending overlay of these orders (only projections that show pending state). */
+  refresh?(ctx: ApplyContext, orderIds: readonly string[]): void;
+  /** Keys of rows that currently show a pending overlay (refreshed before a shadow is swapped in). */
+  pendingKeys?(ctx: ApplyContext): string[];
+}
+
+export type ProjectionState = 'live' | 'behind' | 'failed' | 'rebuilding';
+
+export interface ProjectionStatus {
+  name: string;
+  version: number;
+  position: number;
+  head: number;
+  state: ProjectionState;
+  error: string | null;
+}
+
+export interface RebuildProgress {
+  projection: string;
+  done: number;
+  total: number;
+  ratePerSec: number;
+  etaMs: number | null;
+  finished: boolean;
+}
+
+/** Thrown by `retry`/`rebuild` for a name that was never registered. */
+export class UnknownProjectionError extends Error {
+  override name = 'UnknownProjectionError';
+  constructor(readonly projection: string) {
+    super(`no projection named ${JSON.stringify(projection)} is registered`);
+  }
+}
+
+/** A keyset cursor that is malformed or belongs to another sort order. */
+export class InvalidCursorError extends Error {
+  override name = 'InvalidCursorError';
+}
+
+/** Raised to abort a rebuild on purpose (e.g. the app is closing); the shadow stays resumable. */
+export class RebuildAbortedError extends Error {
+  override name = 'RebuildAbortedError';
+}
