@@ -5,7 +5,8 @@
 // Each measurement runs in interleaved rounds (raw, ours, emmett, raw, ours, ...) on fresh files and
 // reports the median rate, because this machine is shared and noisy.
 // Run alone: npx tsx bench/emmett-bench.ts
-import { getSQLiteEventStore, sqliteConnection, type SQLiteEventStore } from '@event-driven-io/emmett-sqlite';
+import type { Event, ReadEvent } from '@event-driven-io/emmett';
+import { getSQLiteEventStore, sqliteConnection, type SQLiteEventStore, type SQLiteReadEventMetadata } from '@event-driven-io/emmett-sqlite';
 import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,6 +40,8 @@ interface Measured {
   samples: number[];
   done: number;
 }
+
+type EmmettOrderEvent = Event<string, Record<string, unknown>>;
 
 const ORDER_ID = 'O-bench';
 const metadata = { userId: 'bench', deviceId: 'bench-device', source: 'bench', correlationId: 'c-1' };
@@ -171,9 +174,9 @@ function readers(files: Record<Variant | 'ours_snapshot', string>): Readers {
       // Emmett folds event by event through `evolve`. To compare storage and not reducers, evolve
       // collects the events and the same foldOrder runs once at the end, exactly as in our load.
       emmett: async () => {
-        const { state } = await emmett.aggregateStream<FoldableEvent[], { type: string; data: Record<string, unknown> }>(emmettStream(ORDER_ID), {
+        const { state } = await emmett.aggregateStream<FoldableEvent[], EmmettOrderEvent>(emmettStream(ORDER_ID), {
           initialState: () => [],
-          evolve: (acc, e) => {
+          evolve: (acc: FoldableEvent[], e: ReadEvent<EmmettOrderEvent, SQLiteReadEventMetadata>) => {
             acc.push({ type: e.type, data: e.data, version: Number(e.metadata.streamPosition), recordedAt: undefined });
             return acc;
           },
