@@ -1,0 +1,140 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import {
+  hasZodFastifySchemaValidationErrors,
+  jsonSchemaTransform,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import { CommandRejectedError } from '../domain/commands.js';
+import { IdempotencyConflictError, InvalidEventError } from '../store/errors.js';
+import { HealthResponse } from './http-schemas.js';
+import { HttpError, bearerToken, correlationIdOf } from './http-context.js';
+import { AppendNotifier } from './notifier.js';
+import type { EventRepository } from './repository.js';
+import { registerApiRoutes } from './routes-api.js';
+import { registerSyncRoutes } from './routes-sync.js';
+import type { TokenEntry } from './tokens.js';
+
+export interface AppOptions {
+  repo: EventRepository;
+  tokens: TokenEntry[];
+  logger?: FastifyServerOptions['logger'];
+  rateLimit?: { max: number; timeWindowMs: number };
+  bodyLimit?: number;
+}
+
+export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024;
+export const DEFAULT_RATE_LIMIT = { max: 100_000, timeWindowMs: 60_000 };
+
+export type App = FastifyInstance;
+
+/** Fastify instance with auth, validation, errors, OpenAPI and every route; does not listen. */
+export async function buildApp(opts: AppOptions): Promise<{ app: App; notifier: AppendNotifier }> {
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    return503OnClosing: true,
+  }).withTypeProvider<ZodTypeProvider>();
+  const notifier = new AppendNotifier();
+  const byToken = new Map(opts.tokens.map((t) => [t.token, t]));
+
+  app.setValidatorCompiler(validatorCompiler);
+  // Response schemas document the API (OpenAPI); bodies are built from typed values already.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+
+  app.decorateRequest('auth', null);
+  app.decorateRequest('correlationId', '');
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'orderlog central event store', version: '1.0.0', description: 'Sync API for devices and the seed-compatible order API.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+
+  const limits = opts.rateLimit ?? DEFAULT_RATE_LIMIT;
+  await app.register(rateLimit, {
+    max: limits.max,
+    timeWindow: limits.timeWindowMs,
+    keyGenerator: (req) => {
+      const t = bearerToken(req);
+      return t && byToken.has(t) ? `token:${t}` : `ip:${req.ip}`;
+    },
+    errorResponseBuilder: (_req, ctx) => ({
+      statusCode: ctx.statusCode,
+      error: 'RATE_LIMITED',
+      message: `too many requests: at most ${ctx.max} per ${ctx.after}`,
+    }),
+  });
+
+  app.addHook('onRequest', async (req, reply) => {
+    req.correlationId = correlationIdOf(req);
+    reply.header('x-correlation-id', req.correlationId);
+    const cfg = req.routeOptions.config;
+    if (cfg.public) return;
+    const token = bearerToken(req);
+    const entry = token ? byToken.get(token) : undefined;
+    if (!entry) {
+      reply.header('www-authenticate', 'Bearer');
+      throw new HttpError(401, { error: 'UNAUTHORIZED', message: token ? 'unknown bearer token' : 'a bearer token is required (Authorization: Bearer <token>)' });
+    }
+    const role = cfg.role ?? 'device';
+    if (!entry.roles.includes(role) && !entry.roles.includes('admin')) {
+      throw new HttpError(403, { error: 'FORBIDDEN', message: `this endpoint needs the ${role} role` });
+    }
+    req.auth = entry;
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    if (hasZodFastifySchemaValidationErrors(err)) {
+      const where = err.validationContext ?? 'body';
+      const issues = err.validation.map((v) => ({
+        path: [where, ...v.instancePath.split('/').filter(Boolean)].join('.'),
+        message: v.message ?? 'invalid',
+      }));
+      return reply.code(400).send({ error: 'BAD_REQUEST', message: issues.map((i) => `${i.path}: ${i.message}`).join('; '), issues });
+    }
+    if (err instanceof HttpError) return reply.code(err.statusCode).send(err.body);
+    if (err instanceof InvalidEventError) {
+      return reply.code(400).send({ error: 'BAD_REQUEST', message: err.message, issues: err.issues.map((i) => ({ path: `body.${i.path}`, message: i.message })) });
+    }
+    if (err instanceof IdempotencyConflictError) return reply.code(422).send({ error: 'IDEMPOTENCY_CONFLICT', message: err.message, eventId: err.eventId });
+    if (err instanceof CommandRejectedError) return reply.code(422).send({ error: err.rejection.code, message: err.rejection.message });
+    const e = err as { statusCode?: number; code?: string; message: string };
+    if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send({ error: 'PAYLOAD_TOO_LARGE', message: e.message });
+    if (e.statusCode === 429) return reply.code(429).send({ error: 'RATE_LIMITED', message: e.message });
+    if (e.code === '22P05' || e.code === '22P02') return reply.code(400).send({ error: 'BAD_REQUEST', message: `the database refused a value: ${e.message}` });
+    if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
+      const code = e.statusCode === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : e.statusCode === 404 ? 'NOT_FOUND' : 'BAD_REQUEST';
+      return reply.code(e.statusCode).send({ error: code, message: e.message });
+    }
+    req.log.error({ err }, 'request failed');
+    return reply.code(500).send({ error: 'INTERNAL', message: 'internal error; see the server log', correlationId: req.correlationId });
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send({ error: 'NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` });
+  });
+
+  app.get('/health', { config: { public: true, rateLimit: false }, schema: { response: { 200: HealthResponse } } }, async () => ({ status: 'ok' }));
+  app.get('/ready', { config: { public: true, rateLimit: false }, schema: { response: { 200: HealthResponse, 503: HealthResponse } } }, async (_req, reply) => {
+    try {
+      await opts.repo.ping();
+      return { status: 'ready', backend: opts.repo.backend };
+    } catch {
+      return reply.code(503).send({ status: 'unavailable', backend: opts.repo.backend });
+    }
+  });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  registerSyncRoutes(app, opts.repo, notifier);
+  registerApiRoutes(app, opts.repo, notifier);
+
+  // Wake long-polls and live streams so close() does not wait for their timeouts.
+  app.addHook('preClose', async () => notifier.close());
+  return { app, notifier };
+}

@@ -1,0 +1,270 @@
+import { z } from 'zod';
+import { EventSchemas, ORDER_STREAM_TYPE, isOrderEventType } from '../domain/events.js';
+import { UpcastError, upcast } from '../domain/upcasters.js';
+import { applyOrderEvent, initialOrderState, type OrderState } from '../domain/state.js';
+import type { NewEvent, ServerEvent } from '../protocol/envelope.js';
+import type { AppendResponse } from '../protocol/sync-api.js';
+import { IdempotencyConflictError, InvalidEventError } from '../store/errors.js';
+import { GENESIS_HASH, canonicalJson, computeEventHash } from './hash.js';
+import type { AppendCommand, ChainBreak, OrderView } from './repository.js';
+
+/**
+ * Backend-independent parts of an append: input checks, the idempotency verdict, version and
+ * hash assignment, and the order read-model fold. Each backend calls these inside its own
+ * transaction, so both behave the same.
+ */
+
+/** Lower-case ids (UUIDs compare case-insensitively) and refuse a batch that repeats an id. */
+export function normalizeAppend(cmd: AppendCommand): AppendCommand {
+  const seen = new Set<string>();
+  const events = cmd.events.map((e, i) => {
+    const eventId = e.eventId.toLowerCase();
+    if (seen.has(eventId)) {
+      throw new InvalidEventError(`event id ${eventId} appears twice in one append`, [{ path: `events.${i}.eventId`, message: 'duplicate event id in this batch' }]);
+    }
+    seen.add(eventId);
+    return { ...e, eventId };
+  });
+  validateOrderEvents(cmd.streamType, events);
+  return { ...cmd, events };
+}
+
+/**
+ * Events of Order streams feed the server's read model, so known types must upcast and match
+ * their schema. Unknown types are accepted (newer clients) and skipped by the fold.
+ */
+export function validateOrderEvents(streamType: string, events: NewEvent[]): void {
+  if (streamType !== ORDER_STREAM_TYPE) return;
+  const issues: { path: string; message: string }[] = [];
+  events.forEach((e, i) => {
+    if (!isOrderEventType(e.eventType)) return;
+    try {
+      const up = upcast(e.eventType, e.schemaVersion, e.data);
+      const parsed = EventSchemas[e.eventType].schema.safeParse(up.data);
+      if (!parsed.success) {
+        for (const issue of parsed.error.issues) {
+          issues.push({ path: ['events', i, 'data', ...issue.path.map(String)].join('.'), message: issue.message });
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof UpcastError)) throw err;
+      issues.push({ path: `events.${i}.schemaVersion`, message: err.message });
+    }
+  });
+  if (issues.length > 0) {
+    throw new InvalidEventError(`invalid ${ORDER_STREAM_TYPE} event data: ${issues.map((x) => `${x.path}: ${x.message}`).join('; ')}`, issues);
+  }
+}
+
+/** A stream keeps the type it was created with. */
+export function streamTypeMismatch(cmd: AppendCommand, storedType: string): InvalidEventError {
+  return new InvalidEventError(`stream ${cmd.streamId} is a ${storedType} stream, not ${cmd.streamType}`, [
+    { path: 'streamType', message: `must be ${storedType} for this stream` },
+  ]);
+}
+
+/** What a backend found already stored under the ids of an incoming batch. */
+export interface ExistingEvent {
+  eventId: string;
+  tenantId: string;
+  streamId: string;
+  streamVersion: number;
+  globalPosition: number;
+  eventType: string;
+  schemaVersion: number;
+  data: Record<string, unknown>;
+}
+
+/**
+ * null: none of the ids is stored, go ahead. A result: every id is stored with the same
+ * content, answer with the original outcome. Anything else is an IdempotencyConflictError.
+ */
+export function judgeDuplicates(cmd: AppendCommand, existing: ExistingEvent[]): AppendResponse | null {
+  if (existing.length === 0) return null;
+  const byId = new Map(existing.map((e) => [e.eventId, e]));
+  for (const e of cmd.events) {
+    const stored = byId.get(e.eventId);
+    if (!stored) continue;
+    const where = stored.tenantId === cmd.tenantId && stored.streamId === cmd.streamId;
+    if (!where) throw new IdempotencyConflictError(e.eventId, 'it belongs to another stream');
+    if (stored.eventType !== e.eventType || stored.schemaVersion !== e.schemaVersion) {
+      throw new IdempotencyConflictError(e.eventId, `stored as ${stored.eventType} v${stored.schemaVersion}`);
+    }
+    if (canonicalJson(stored.data) !== canonicalJson(e.data)) throw new IdempotencyConflictError(e.eventId, 'the data differs');
+  }
+  if (existing.length !== cmd.events.length) {
+    const first = cmd.events.find((e) => byId.has(e.eventId));
+    throw new IdempotencyConflictError(
+      first?.eventId ?? '?',
+      `only ${existing.length} of the ${cmd.events.length} events of this batch are stored; resend the stored ones alone or the new ones alone`,
+    );
+  }
+  const rows = cmd.events.map((e) => byId.get(e.eventId) as ExistingEvent);
+  const versions = rows.map((r) => r.streamVersion);
+  return {
+    streamId: cmd.streamId,
+    fromVersion: Math.min(...versions),
+    toVersion: Math.max(...versions),
+    events: rows.map((r) => ({ eventId: r.eventId, streamVersion: r.streamVersion, globalPosition: r.globalPosition })),
+    duplicate: true,
+  };
+}
+
+/** An event ready to insert: everything but the global position, which the database assigns. */
+export interface PreparedEvent {
+  eventId: string;
+  streamId: string;
+  streamType: string;
+  streamVersion: number;
+  eventType: string;
+  schemaVersion: number;
+  data: Record<string, unknown>;
+  metadata: Record<string, unknown>;
+  recordedAt: string;
+  hash: string;
+}
+
+/** Assign versions after `currentVersion` and chain hashes from `previousHash`. */
+export function prepareEvents(cmd: AppendCommand, currentVersion: number, previousHash: string, recordedAt: string): PreparedEvent[] {
+  let prev = previousHash;
+  return cmd.events.map((e, i) => {
+    const base = {
+      eventId: e.eventId,
+      streamId: cmd.streamId,
+      streamType: cmd.streamType,
+      streamVersion: currentVersion + i + 1,
+      eventType: e.eventType,
+      schemaVersion: e.schemaVersion,
+      data: e.data,
+      metadata: e.metadata as Record<string, unknown>,
+      recordedAt,
+    };
+    const hash = computeEventHash(prev, base);
+    prev = hash;
+    return { ...base, hash };
+  });
+}
+
+export function appendResult(streamId: string, events: { eventId: string; streamVersion: number; globalPosition: number }[]): AppendResponse {
+  return {
+    streamId,
+    fromVersion: events[0]?.streamVersion ?? 0,
+    toVersion: events[events.length - 1]?.streamVersion ?? 0,
+    events: events.map((e) => ({ eventId: e.eventId, streamVersion: e.streamVersion, globalPosition: e.globalPosition })),
+    duplicate: false,
+  };
+}
+
+/** A stored event as the fold needs it. */
+export interface FoldInput {
+  eventId: string;
+  streamVersion: number;
+  globalPosition: number;
+  eventType: string;
+  schemaVersion: number;
+  data: unknown;
+  recordedAt: string;
+}
+
+const ignoreUnknown = (): void => undefined;
+
+/** Fold events (in version order) onto a stored order state; unknown types only advance the version. */
+export function foldOrderView(orderId: string, previous: OrderState | null, events: FoldInput[]): OrderView {
+  let state = previous ?? initialOrderState;
+  let last: FoldInput | undefined;
+  for (const e of events) {
+    let data: unknown = e.data;
+    let type = e.eventType;
+    try {
+      data = upcast(e.eventType, e.schemaVersion, e.data).data;
+    } catch (err) {
+      if (!(err instanceof UpcastError)) throw err;
+      // Stored before this build knew the type's newer schema: keep the slot, skip the content.
+      type = `Unreadable:${e.eventType}`;
+    }
+    state = applyOrderEvent(state, { type, data, version: e.streamVersion, recordedAt: e.recordedAt }, ignoreUnknown);
+    last = e;
+  }
+  if (!last) throw new Error('foldOrderView needs at least one event');
+  return {
+    orderId,
+    customerId: state.customerId,
+    status: state.status,
+    total: state.total,
+    currency: state.currency,
+    itemCount: state.items.length,
+    version: state.version,
+    lastEventId: last.eventId,
+    lastPosition: last.globalPosition,
+    createdAt: state.createdAt,
+    updatedAt: state.updatedAt,
+    state,
+  };
+}
+
+export const OrderStateJson = z.custom<OrderState>((v) => typeof v === 'object' && v !== null && 'version' in v);
+
+/**
+ * Walks stored events in (tenant, stream, version) order and remembers the first broken link:
+ * a version gap, a hash that does not match the content, or a stream head that does not match
+ * the last event (a deleted tail).
+ */
+export class ChainVerifier {
+  private tenant: string | null = null;
+  private stream: string | null = null;
+  private prevHash = GENESIS_HASH;
+  private prevVersion = 0;
+  streamsChecked = 0;
+  eventsChecked = 0;
+  firstBroken: ChainBreak | null = null;
+
+  /** Returns false once a break is found (callers stop reading). */
+  check(e: ServerEvent & { tenantId: string }): boolean {
+    if (e.tenantId !== this.tenant || e.streamId !== this.stream) {
+      this.tenant = e.tenantId;
+      this.stream = e.streamId;
+      this.prevHash = GENESIS_HASH;
+      this.prevVersion = 0;
+      this.streamsChecked++;
+    }
+    this.eventsChecked++;
+    const base = { tenantId: e.tenantId, streamId: e.streamId, streamVersion: e.streamVersion, eventId: e.eventId };
+    if (e.streamVersion !== this.prevVersion + 1) {
+      this.firstBroken = { ...base, reason: `version ${this.prevVersion + 1} is missing (found ${e.streamVersion} after ${this.prevVersion})` };
+      return false;
+    }
+    const expected = computeEventHash(this.prevHash, e);
+    if (expected !== e.hash) {
+      this.firstBroken = { ...base, reason: 'stored hash does not match the event content and the previous link', expectedHash: expected, storedHash: e.hash };
+      return false;
+    }
+    this.prevHash = e.hash;
+    this.prevVersion = e.streamVersion;
+    return true;
+  }
+
+  /** Compare a stream's recorded head with what the walk ended on. */
+  checkHead(tenantId: string, streamId: string, headVersion: number, headHash: string, walkedVersion: number, walkedHash: string): boolean {
+    if (headVersion === walkedVersion && headHash === walkedHash) return true;
+    this.firstBroken = {
+      tenantId,
+      streamId,
+      streamVersion: headVersion,
+      eventId: null,
+      reason: `stream head says version ${headVersion}, but the stored events end at version ${walkedVersion} (events were removed or altered)`,
+      expectedHash: headHash,
+      storedHash: walkedHash,
+    };
+    return false;
+  }
+
+  get lastHash(): string {
+    return this.prevHash;
+  }
+  get lastVersion(): number {
+    return this.prevVersion;
+  }
+  get current(): { tenantId: string | null; streamId: string | null } {
+    return { tenantId: this.tenant, streamId: this.stream };
+  }
+}

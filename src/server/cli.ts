@@ -1,0 +1,81 @@
+import { ConfigError, ENV_HELP, configFromEnv } from './config.js';
+import { openRepository, startServer } from './index.js';
+import { TokenConfigError } from './tokens.js';
+
+const USAGE = `orderlog central server
+
+Usage:
+  npm run server [-- start]        start the HTTP event store (default)
+  npm run server -- verify-chain [--tenant T] [--stream S]
+                                   check every stream's hash chain; exit 1 at the first broken link
+  npm run server -- --help
+
+${ENV_HELP}
+`;
+
+function argValue(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+async function start(): Promise<void> {
+  const cfg = configFromEnv(process.env, { needTokens: true });
+  const server = await startServer(cfg);
+  // One plain line on stdout so scripts (and tests) can find the address.
+  process.stdout.write(`orderlog server listening on ${server.url} (backend ${cfg.backend})\n`);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    server.app.log.info({ signal }, 'shutting down: finishing in-flight requests');
+    server.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        server.app.log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+async function verifyChain(args: string[]): Promise<number> {
+  const cfg = configFromEnv(process.env, { needTokens: false });
+  const repo = await openRepository(cfg);
+  try {
+    const report = await repo.verifyChain({ tenantId: argValue(args, '--tenant'), streamId: argValue(args, '--stream') });
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    if (report.ok) process.stdout.write(`chain intact: ${report.eventsChecked} events in ${report.streamsChecked} streams\n`);
+    else process.stderr.write(`chain BROKEN at ${report.firstBroken?.tenantId}/${report.firstBroken?.streamId} v${report.firstBroken?.streamVersion}: ${report.firstBroken?.reason}\n`);
+    return report.ok ? 0 : 1;
+  } finally {
+    await repo.close();
+  }
+}
+
+async function main(args: string[]): Promise<number | null> {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const command = args[0] ?? 'start';
+  if (command === 'start') {
+    await start();
+    return null;
+  }
+  if (command === 'verify-chain') return verifyChain(args.slice(1));
+  process.stderr.write(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== null) process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError || err instanceof TokenConfigError) process.stderr.write(`orderlog server: ${err.message}\n`);
+    else process.stderr.write(`orderlog server failed: ${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

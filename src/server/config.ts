@@ -1,0 +1,58 @@
+import { join } from 'node:path';
+import { z } from 'zod';
+import { DEFAULT_BODY_LIMIT, DEFAULT_RATE_LIMIT } from './app.js';
+import type { ServerOptions } from './index.js';
+import { loadTokensFromEnv } from './tokens.js';
+
+export const ENV_HELP = `Environment variables:
+  ORDERLOG_DB                  SQLite file of the embedded backend (default ./data/server.sqlite)
+  ORDERLOG_DATABASE_URL        PostgreSQL connection string; when set, PostgreSQL is used instead of SQLite
+  ORDERLOG_PG_SCHEMA           PostgreSQL schema for the tables (default public; created if missing)
+  ORDERLOG_PORT                TCP port (default 8787; 0 picks a free one)
+  ORDERLOG_HOST                Interface to listen on (default 127.0.0.1)
+  ORDERLOG_TOKENS              JSON array of {"token","tenant","user","roles":["device"|"admin"]}
+  ORDERLOG_TOKENS_FILE         Path of a JSON file with the same array
+  ORDERLOG_DEV_TOKEN           Local development only: one device+admin token for tenant "dev",
+                               used when no other token is configured
+  ORDERLOG_RATE_LIMIT_MAX      Requests per token per window (default ${DEFAULT_RATE_LIMIT.max})
+  ORDERLOG_RATE_LIMIT_WINDOW_MS  Rate-limit window in ms (default ${DEFAULT_RATE_LIMIT.timeWindowMs})
+  ORDERLOG_BODY_LIMIT          Largest request body in bytes (default ${DEFAULT_BODY_LIMIT}; larger → 413)
+  ORDERLOG_LOG_LEVEL           pino level: fatal, error, warn, info, debug, trace, silent (default info)`;
+
+const Env = z.object({
+  ORDERLOG_DB: z.string().min(1).default(join('.', 'data', 'server.sqlite')),
+  ORDERLOG_DATABASE_URL: z.string().min(1).optional(),
+  ORDERLOG_PG_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'lower-case letters, digits and _').optional(),
+  ORDERLOG_PORT: z.coerce.number().int().min(0).max(65535).default(8787),
+  ORDERLOG_HOST: z.string().min(1).default('127.0.0.1'),
+  ORDERLOG_RATE_LIMIT_MAX: z.coerce.number().int().positive().default(DEFAULT_RATE_LIMIT.max),
+  ORDERLOG_RATE_LIMIT_WINDOW_MS: z.coerce.number().int().positive().default(DEFAULT_RATE_LIMIT.timeWindowMs),
+  ORDERLOG_BODY_LIMIT: z.coerce.number().int().positive().default(DEFAULT_BODY_LIMIT),
+  ORDERLOG_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export type CliServerOptions = ServerOptions & { port: number; host: string };
+
+/** Server options from the environment; throws ConfigError with every problem named. */
+export function configFromEnv(env: NodeJS.ProcessEnv, opts: { needTokens: boolean }): CliServerOptions {
+  const parsed = Env.safeParse(env);
+  if (!parsed.success) throw new ConfigError(`invalid configuration:\n${z.prettifyError(parsed.error)}`);
+  const e = parsed.data;
+  const tokens = opts.needTokens ? loadTokensFromEnv(env) : [];
+  const backend = e.ORDERLOG_DATABASE_URL
+    ? { backend: 'pg' as const, connectionString: e.ORDERLOG_DATABASE_URL, schema: e.ORDERLOG_PG_SCHEMA }
+    : { backend: 'sqlite' as const, file: e.ORDERLOG_DB };
+  return {
+    ...backend,
+    tokens,
+    port: e.ORDERLOG_PORT,
+    host: e.ORDERLOG_HOST,
+    rateLimit: { max: e.ORDERLOG_RATE_LIMIT_MAX, timeWindowMs: e.ORDERLOG_RATE_LIMIT_WINDOW_MS },
+    bodyLimit: e.ORDERLOG_BODY_LIMIT,
+    logger: { level: e.ORDERLOG_LOG_LEVEL },
+  };
+}

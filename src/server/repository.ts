@@ -1,0 +1,89 @@
+import type { ExpectedVersion, NewEvent, ServerEvent } from '../protocol/envelope.js';
+import type { AppendResponse, ConflictResponse, PullResponse } from '../protocol/sync-api.js';
+import type { OrderState, OrderStatus } from '../domain/state.js';
+
+/** One append, already authorised: metadata carries the server-set tenant, user, source and correlation. */
+export interface AppendCommand {
+  tenantId: string;
+  streamId: string;
+  streamType: string;
+  expectedVersion: ExpectedVersion;
+  events: NewEvent[];
+}
+
+export type AppendOutcome =
+  | { status: 'ok'; result: AppendResponse }
+  | { status: 'conflict'; conflict: ConflictResponse };
+
+/** A row of the order read model (maintained inside the append transaction). */
+export interface OrderView {
+  orderId: string;
+  customerId: string | null;
+  status: OrderStatus | null;
+  total: number;
+  currency: string | null;
+  itemCount: number;
+  version: number;
+  lastEventId: string;
+  /** Global position of the last event folded in: the ETag of this row. */
+  lastPosition: number;
+  createdAt: string | null;
+  updatedAt: string | null;
+  state: OrderState;
+}
+
+export interface DashboardQuery {
+  status?: OrderStatus | undefined;
+  limit: number;
+  offset: number;
+}
+
+export interface DashboardPage {
+  orders: OrderView[];
+  total: number;
+  /** Highest global position folded into this tenant's read model (0 = none): the ETag. */
+  position: number;
+}
+
+export interface ChainBreak {
+  tenantId: string;
+  streamId: string;
+  streamVersion: number;
+  eventId: string | null;
+  reason: string;
+  expectedHash?: string;
+  storedHash?: string;
+}
+
+export interface ChainReport {
+  ok: boolean;
+  streamsChecked: number;
+  eventsChecked: number;
+  firstBroken: ChainBreak | null;
+}
+
+export interface ChainFilter {
+  tenantId?: string | undefined;
+  streamId?: string | undefined;
+}
+
+/**
+ * The central event store. Both backends keep the same promises: appends are atomic per
+ * stream, versions are gap-free, event ids are idempotency keys, pulls never skip an event
+ * that commits later with a lower position, and the events table is append-only.
+ */
+export interface EventRepository {
+  readonly backend: 'sqlite' | 'pg';
+  /** Throws IdempotencyConflictError / InvalidEventError; nothing is written then. */
+  append(cmd: AppendCommand): Promise<AppendOutcome>;
+  pull(tenantId: string, after: number, limit: number): Promise<PullResponse>;
+  readStream(tenantId: string, streamId: string, afterVersion?: number): Promise<ServerEvent[]>;
+  getOrder(tenantId: string, orderId: string): Promise<OrderView | null>;
+  listOrders(tenantId: string, query: DashboardQuery): Promise<DashboardPage>;
+  /** Drop the read model and replay the whole log into it (batched). */
+  rebuildProjections(): Promise<{ eventsReplayed: number }>;
+  verifyChain(filter: ChainFilter): Promise<ChainReport>;
+  /** Throws when the database cannot be reached. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

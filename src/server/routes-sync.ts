@@ -1,0 +1,149 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import {
+  AppendRequest,
+  AppendResponse,
+  ConflictResponse,
+  ErrorResponse,
+  PullQuery,
+  PullResponse,
+  PushRequest,
+  PushResponse,
+} from '../protocol/sync-api.js';
+import { IdempotencyConflictError, InvalidEventError } from '../store/errors.js';
+import { LiveQuery, StreamParams } from './http-schemas.js';
+import { caller, enrich } from './http-context.js';
+import type { AppendNotifier } from './notifier.js';
+import type { EventRepository } from './repository.js';
+
+/** How often a waiting pull re-reads the store to notice other server processes' appends. */
+const RECHECK_MS = 250;
+const SSE_BATCH = 500;
+const SSE_HEARTBEAT_MS = 15_000;
+
+type PushItem = PushResponse['results'][number];
+
+export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, notifier: AppendNotifier): void {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+
+  r.post(
+    '/sync/streams/:streamId/append',
+    {
+      schema: {
+        tags: ['sync'],
+        params: StreamParams,
+        body: AppendRequest,
+        response: { 201: AppendResponse, 400: ErrorResponse, 409: ConflictResponse, 422: ErrorResponse },
+      },
+    },
+    async (req, reply) => {
+      const who = caller(req);
+      const outcome = await repo.append({
+        tenantId: who.tenant,
+        streamId: req.params.streamId,
+        streamType: req.body.streamType,
+        expectedVersion: req.body.expectedVersion,
+        events: enrich(req.body.events, req),
+      });
+      if (outcome.status === 'conflict') return reply.code(409).send(outcome.conflict);
+      if (!outcome.result.duplicate) notifier.notify();
+      return reply.code(201).send(outcome.result);
+    },
+  );
+
+  r.post(
+    '/sync/push',
+    { schema: { tags: ['sync'], body: PushRequest, response: { 200: PushResponse, 400: ErrorResponse } } },
+    async (req) => {
+      const who = caller(req);
+      const results: PushItem[] = [];
+      let stored = false;
+      // In order: one request may carry several appends to the same stream.
+      for (const a of req.body.appends) {
+        try {
+          const outcome = await repo.append({
+            tenantId: who.tenant,
+            streamId: a.streamId,
+            streamType: a.streamType,
+            expectedVersion: a.expectedVersion,
+            events: enrich(a.events, req),
+          });
+          if (outcome.status === 'conflict') results.push({ status: 'conflict', conflict: outcome.conflict });
+          else {
+            stored ||= !outcome.result.duplicate;
+            results.push({ status: 'ok', result: outcome.result });
+          }
+        } catch (err) {
+          if (err instanceof IdempotencyConflictError) results.push({ status: 'error', streamId: a.streamId, error: 'IDEMPOTENCY_CONFLICT', message: err.message });
+          else if (err instanceof InvalidEventError) results.push({ status: 'error', streamId: a.streamId, error: 'BAD_REQUEST', message: err.message });
+          else throw err;
+        }
+      }
+      if (stored) notifier.notify();
+      return { results };
+    },
+  );
+
+  r.get(
+    '/sync/events',
+    { schema: { tags: ['sync'], querystring: PullQuery, response: { 200: PullResponse, 400: ErrorResponse } } },
+    async (req) => {
+      const who = caller(req);
+      const { after, limit, waitMs } = req.query;
+      const deadline = Date.now() + waitMs;
+      for (;;) {
+        const page = await repo.pull(who.tenant, after, limit);
+        const left = deadline - Date.now();
+        if (page.events.length > 0 || left <= 0 || notifier.isClosed) return page;
+        await notifier.wait(Math.min(left, RECHECK_MS));
+      }
+    },
+  );
+
+  r.get(
+    '/sync/events/live',
+    {
+      schema: {
+        tags: ['sync'],
+        description: 'Server-sent events: each `event: event` carries one ServerEvent as JSON, `id` is its global position (Last-Event-ID resumes).',
+        querystring: LiveQuery,
+      },
+    },
+    async (req, reply) => {
+      const who = caller(req);
+      const lastId = Number(req.headers['last-event-id']);
+      let after = req.query.after ?? (Number.isInteger(lastId) && lastId >= 0 ? lastId : 0);
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+        'x-correlation-id': req.correlationId,
+      });
+      let open = true;
+      req.raw.on('close', () => {
+        open = false;
+      });
+      res.write(': connected\n\n');
+      let lastBeat = Date.now();
+      try {
+        while (open && !notifier.isClosed) {
+          const page = await repo.pull(who.tenant, after, SSE_BATCH);
+          for (const e of page.events) res.write(`id: ${e.globalPosition}\nevent: event\ndata: ${JSON.stringify(e)}\n\n`);
+          after = page.nextPosition;
+          if (page.hasMore) continue;
+          if (Date.now() - lastBeat > SSE_HEARTBEAT_MS) {
+            res.write(': heartbeat\n\n');
+            lastBeat = Date.now();
+          }
+          await notifier.wait(RECHECK_MS);
+        }
+      } catch (err) {
+        req.log.error({ err }, 'live stream failed');
+      } finally {
+        res.end();
+      }
+    },
+  );
+}
