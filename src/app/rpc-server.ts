@@ -142,9 +142,10 @@ export async function serveBrowserMode(opts: BrowserModeOptions): Promise<Browse
   await app.listen({ port: opts.port, host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : opts.port;
+  let closing: Promise<void> | null = null;
   return {
     url: `http://${host}:${port}`,
     port,
-    close: () => app.close(),
+    close: () => (closing ??= app.close()),
   };
 }
