@@ -14,6 +14,7 @@ interface PreloadElectron {
   };
 }
 
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- a sandboxed preload can only require()
 const { contextBridge, ipcRenderer } = require('electron') as PreloadElectron;
 
 contextBridge.exposeInMainWorld('orderlog', {
