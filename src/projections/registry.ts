@@ -82,8 +82,8 @@ export class ProjectionRegistry {
       resolve: db.prepare(
         'UPDATE projection_dead_letters SET resolved_at = ? WHERE projection = ? AND position <= ? AND resolved_at IS NULL',
       ),
-      deadLetters: db.prepare<[string | null, number], DeadLetterRow>(
-        `SELECT * FROM projection_dead_letters WHERE (?1 IS NULL OR projection = ?1) AND (?2 = 1 OR resolved_at IS NULL) ORDER BY id`,
+      deadLetters: db.prepare<[{ name: string | null; all: number }], DeadLetterRow>(
+        `SELECT * FROM projection_dead_letters WHERE (@name IS NULL OR projection = @name) AND (@all = 1 OR resolved_at IS NULL) ORDER BY id`,
       ),
       rebuild: db.prepare<[string], RebuildRow>('SELECT * FROM projection_rebuilds WHERE projection = ?'),
       startRebuild: db.prepare(
@@ -138,7 +138,7 @@ export class ProjectionRegistry {
   }
 
   deadLetters(name?: string, includeResolved = false): DeadLetter[] {
-    return this.stmt.deadLetters.all(name ?? null, includeResolved ? 1 : 0).map((r) => ({
+    return this.stmt.deadLetters.all({ name: name ?? null, all: includeResolved ? 1 : 0 }).map((r) => ({
       id: r.id,
       projection: r.projection,
       position: r.position,
