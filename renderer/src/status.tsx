@@ -12,6 +12,8 @@ interface LiveState {
   setSync(status: SyncStatus): void;
 }
 
+const CHANGE_COALESCE_MS = 150;
+
 type Live = Omit<LiveState, 'setSync'>;
 const LiveContext = createContext<LiveState>({ sync: null, changeTick: 0, changedOrderIds: new Set(), rebuild: null, setSync: () => undefined });
 
@@ -24,20 +26,33 @@ export function LiveProvider({ children }: { children: ReactNode }) {
       .syncStatus({})
       .then((sync) => alive && setState((s) => ({ ...s, sync })))
       .catch(() => undefined);
+    // 'changed' arrives per append; during a long sync that is thousands a second. Views re-query
+    // on changeTick, so notifications are coalesced into at most one tick per CHANGE_COALESCE_MS.
+    let pendingIds = new Set<string>();
+    let flushTimer: ReturnType<typeof setTimeout> | null = null;
+    const flush = () => {
+      flushTimer = null;
+      const ids = pendingIds;
+      pendingIds = new Set();
+      setState((s) => ({ ...s, changeTick: s.changeTick + 1, changedOrderIds: ids }));
+    };
     const off = api.onStatus((e: StatusEvent) => {
-      setState((s) => {
-        switch (e.kind) {
-          case 'sync':
-            return { ...s, sync: e.status };
-          case 'changed':
-            return { ...s, changeTick: s.changeTick + 1, changedOrderIds: new Set(e.orderIds) };
-          case 'rebuild':
-            return { ...s, rebuild: e.progress };
-        }
-      });
+      switch (e.kind) {
+        case 'sync':
+          setState((s) => ({ ...s, sync: e.status }));
+          break;
+        case 'changed':
+          for (const id of e.orderIds) pendingIds.add(id);
+          flushTimer ??= setTimeout(flush, CHANGE_COALESCE_MS);
+          break;
+        case 'rebuild':
+          setState((s) => ({ ...s, rebuild: e.progress }));
+          break;
+      }
     });
     return () => {
       alive = false;
+      if (flushTimer) clearTimeout(flushTimer);
       off();
     };
   }, []);
