@@ -1,0 +1,131 @@
+/**
+ * Sync throughput over loopback against the SQLite server: N events pushed by one device
+ * (POST /sync/push batches, acknowledged into its confirmed log) and pulled by a fresh device
+ * (GET /sync/events pages, inserted with the checkpoint).
+ *   npx tsx bench/sync-bench.ts [events] [eventsPerOrder]   (defaults 100000 and 10; target: push ≤ 10 s)
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startServer } from '../src/server/index.js';
+import { openLocalStore } from '../src/store/local-store.js';
+import { Outbox } from '../src/sync/outbox.js';
+import { SyncEngine } from '../src/sync/sync-engine.js';
+import { SyncHttpClient } from '../src/sync/http-client.js';
+
+export interface SyncBenchResult {
+  events: number;
+  orders: number;
+  setupMs: number;
+  pushMs: number;
+  pushEventsPerSec: number;
+  pullMs: number;
+  pullEventsPerSec: number;
+  pushRequests: number;
+  pullRequests: number;
+}
+
+const TOKEN = 'bench-token-0123456789';
+
+/** `eventsPerOrder`: 1 OrderCreated + payments per order (default 10); the server appends each stream of a push separately. */
+export async function benchSync(opts: { events: number; eventsPerOrder?: number; maxEventsPerPush?: number; pullLimit?: number }): Promise<SyncBenchResult> {
+  const EVENTS_PER_ORDER = opts.eventsPerOrder ?? 10;
+  const dir = mkdtempSync(join(tmpdir(), 'sync-bench-'));
+  const server = await startServer({
+    backend: 'sqlite',
+    file: join(dir, 'server.db'),
+    tokens: [{ token: TOKEN, tenant: 'bench', user: 'bench', roles: ['device'] }],
+    port: 0,
+    rateLimit: { max: 1_000_000, timeWindowMs: 60_000 },
+  });
+  const pusher = openLocalStore(join(dir, 'pusher.db'));
+  const puller = openLocalStore(join(dir, 'puller.db'));
+  try {
+    const orders = Math.ceil(opts.events / EVENTS_PER_ORDER);
+    const t0 = performance.now();
+    const outbox = new Outbox(pusher, { deviceId: 'bench-pusher' });
+    // Offline work: an order and its payments (setup, not timed as sync).
+    let written = 0;
+    const chunk = pusher.db.transaction((from: number, to: number) => {
+      for (let o = from; o < to && written < opts.events; o++) {
+        const orderId = `bench-${o}`;
+        outbox.submit(
+          { type: 'CreateOrder', orderId, customerId: `cust-${o % 500}`, items: [{ sku: 'sku-1', quantity: 1, unitPrice: 100 * EVENTS_PER_ORDER }], currency: 'USD' },
+          { userId: 'bench' },
+        );
+        written++;
+        for (let p = 1; p < EVENTS_PER_ORDER && written < opts.events; p++, written++) {
+          outbox.submit({ type: 'RecordPayment', orderId, paymentId: `pay-${p}`, amount: 100 }, { userId: 'bench' });
+        }
+      }
+    });
+    for (let o = 0; o < orders; o += 500) chunk.immediate(o, o + 500);
+    const setupMs = performance.now() - t0;
+
+    let pushRequests = 0;
+    let pullRequests = 0;
+    const count = <T extends object>(client: SyncHttpClient, onCall: () => void): SyncHttpClient =>
+      new Proxy(client, {
+        get: (target, key, recv) => {
+          const v = Reflect.get(target, key, recv) as unknown;
+          if (typeof v !== 'function') return v;
+          return (...args: unknown[]) => {
+            onCall();
+            return (v as (...a: unknown[]) => T).apply(target, args);
+          };
+        },
+      });
+    const pushEngine = new SyncEngine({
+      store: pusher,
+      outbox,
+      client: count(new SyncHttpClient({ baseUrl: server.url, token: TOKEN, timeoutMs: 120_000 }), () => pushRequests++),
+      maxEventsPerPush: opts.maxEventsPerPush ?? 5000,
+    });
+    const t1 = performance.now();
+    const pushed = await pushEngine.push();
+    const pushMs = performance.now() - t1;
+    if (pushed.pushedEvents !== opts.events || pushed.pending !== 0) {
+      throw new Error(`push incomplete: ${pushed.pushedEvents}/${opts.events} events, ${pushed.pending} commands pending`);
+    }
+
+    const pullEngine = new SyncEngine({
+      store: puller,
+      outbox: new Outbox(puller, { deviceId: 'bench-puller' }),
+      client: count(new SyncHttpClient({ baseUrl: server.url, token: TOKEN, timeoutMs: 120_000 }), () => pullRequests++),
+      pullLimit: opts.pullLimit ?? 5000,
+    });
+    const t2 = performance.now();
+    const pulled = await pullEngine.pull();
+    const pullMs = performance.now() - t2;
+    if (pulled.pulledEvents !== opts.events || puller.log.headPosition() !== opts.events) {
+      throw new Error(`pull incomplete: ${pulled.pulledEvents}/${opts.events}`);
+    }
+    return {
+      events: opts.events,
+      orders,
+      setupMs: Math.round(setupMs),
+      pushMs: Math.round(pushMs),
+      pushEventsPerSec: Math.round(opts.events / (pushMs / 1000)),
+      pullMs: Math.round(pullMs),
+      pullEventsPerSec: Math.round(opts.events / (pullMs / 1000)),
+      pushRequests,
+      pullRequests,
+    };
+  } finally {
+    pusher.close();
+    puller.close();
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const events = Number(process.argv[2] ?? 100_000);
+  const eventsPerOrder = Number(process.argv[3] ?? 10);
+  const r = await benchSync({ events, eventsPerOrder });
+  console.log(`sync over loopback (SQLite server), ${r.events} events in ${r.orders} orders (${eventsPerOrder} per order)`);
+  console.log(`  push: ${(r.pushMs / 1000).toFixed(2)} s, ${r.pushEventsPerSec} events/s in ${r.pushRequests} requests (target: ${r.events} events ≤ 10 s)`);
+  console.log(`  pull: ${(r.pullMs / 1000).toFixed(2)} s, ${r.pullEventsPerSec} events/s in ${r.pullRequests} requests`);
+  console.log(`  (setup, offline submits: ${(r.setupMs / 1000).toFixed(2)} s)`);
+}
