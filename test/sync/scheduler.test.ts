@@ -1,0 +1,111 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SyncStatus } from '../../src/app/contract.js';
+import type { StartedServer } from '../../src/server/index.js';
+import { SyncScheduler } from '../../src/sync/scheduler.js';
+import { tempDir } from '../helpers/tmp.js';
+import { startFaultProxy, type Fault } from './fault-proxy.js';
+import { createOrder, openDevice, pay, startSqliteServer, tokenOf, type Device } from './helpers.js';
+
+describe('SyncScheduler', () => {
+  let tmp: ReturnType<typeof tempDir>;
+  let server: StartedServer;
+  const devices: Device[] = [];
+  beforeAll(async () => {
+    tmp = tempDir('sync-sched-');
+    server = await startSqliteServer(tmp.file('server.db'));
+  });
+  afterAll(async () => {
+    for (const d of devices) d.close();
+    await server.close();
+    tmp.cleanup();
+  });
+
+  it('backs off on 5xx and network errors, then succeeds; reports status and progress', async () => {
+    const faults: Fault[] = ['error-500', 'reset-before', 'error-500'];
+    const proxy = await startFaultProxy(server.url, () => faults.shift() ?? 'none');
+    const d = openDevice(tmp.file('a.db'), 'alice', proxy.url);
+    devices.push(d);
+    const scheduler = new SyncScheduler({
+      engine: d.engine,
+      outbox: d.outbox,
+      serverUrl: proxy.url,
+      token: tokenOf('alice'),
+      intervalMs: 0,
+      backoff: { minMs: 20, maxMs: 100, retries: 5 },
+    });
+    const seen: SyncStatus[] = [];
+    scheduler.onStatus((s) => seen.push(s));
+    d.submit(createOrder('sched-1'));
+    const status = await scheduler.syncNow();
+    expect(status).toMatchObject({ state: 'idle', pendingCount: 0, conflictCount: 0, online: true, serverUrl: proxy.url });
+    expect(status.lastSuccessAt).not.toBeNull();
+    const states = seen.map((s) => s.state);
+    expect(states).toContain('error');
+    expect(states).toContain('offline');
+    expect(seen.some((s) => s.nextAttemptAt !== null)).toBe(true);
+    expect(seen.some((s) => s.progress?.phase === 'push')).toBe(true);
+    expect(proxy.counts['error-500']).toBe(2);
+    await scheduler.stop();
+    await proxy.close();
+  });
+
+  it('stops on 401 and reports unauthorized until the credentials change', async () => {
+    const proxy = await startFaultProxy(server.url, () => 'none');
+    const d = openDevice(tmp.file('b.db'), 'bob', proxy.url);
+    devices.push(d);
+    const scheduler = new SyncScheduler({ engine: d.engine, outbox: d.outbox, serverUrl: proxy.url, token: 'not-a-valid-token-xxxx', intervalMs: 0, debounceMs: 5 });
+    scheduler.start();
+    d.submit(createOrder('sched-2'));
+    const status = await scheduler.syncNow();
+    expect(status.state).toBe('unauthorized');
+    expect(status.pendingCount).toBe(1);
+    const requests = proxy.counts.none;
+    scheduler.notifyChange();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(proxy.counts.none).toBe(requests);
+
+    scheduler.setServer(proxy.url, tokenOf('bob'));
+    const fixed = await scheduler.syncNow();
+    expect(fixed).toMatchObject({ state: 'idle', pendingCount: 0, lastError: null });
+    await scheduler.stop();
+    await proxy.close();
+  });
+
+  it('runs one sync at a time, syncs on change (debounced), pauses offline, and stop() waits for the sync in flight', async () => {
+    const d = openDevice(tmp.file('c.db'), 'carol', server.url);
+    devices.push(d);
+    let running = 0;
+    let maxRunning = 0;
+    const syncOnce = d.engine.syncOnce.bind(d.engine);
+    d.engine.syncOnce = async (opts) => {
+      running++;
+      maxRunning = Math.max(maxRunning, running);
+      try {
+        await new Promise((r) => setTimeout(r, 20));
+        return await syncOnce(opts);
+      } finally {
+        running--;
+      }
+    };
+    const scheduler = new SyncScheduler({ engine: d.engine, outbox: d.outbox, serverUrl: server.url, token: tokenOf('carol'), intervalMs: 0, debounceMs: 10 });
+    scheduler.start();
+    d.submit(createOrder('sched-3'));
+    scheduler.notifyChange();
+    await Promise.all([scheduler.syncNow(), scheduler.syncNow(), scheduler.syncNow()]);
+    expect(maxRunning).toBe(1);
+    expect(scheduler.getStatus().pendingCount).toBe(0);
+
+    scheduler.setOnline(false);
+    expect(scheduler.getStatus()).toMatchObject({ state: 'offline', online: false });
+    d.submit(pay('sched-3', 'p1', 100));
+    scheduler.notifyChange();
+    await new Promise((r) => setTimeout(r, 60));
+    expect(scheduler.getStatus().pendingCount).toBe(1);
+
+    scheduler.setOnline(true);
+    await new Promise((r) => setTimeout(r, 5));
+    await scheduler.stop();
+    expect(running).toBe(0);
+    expect(scheduler.getStatus().pendingCount).toBe(0);
+  });
+});
