@@ -195,7 +195,7 @@ describe('PostgreSQL: two server processes on one database', () => {
 
   it('refuses to start without tokens and explains how to configure them', async () => {
     const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const env = { ...cliEnv(schema), ORDERLOG_TOKENS: '' };
+      const env: NodeJS.ProcessEnv = { ...cliEnv(schema), ORDERLOG_TOKENS: '' };
       delete env.ORDERLOG_DEV_TOKEN;
       const child = spawn(process.execPath, [...NODE_ARGS, CLI], { env, stdio: ['ignore', 'pipe', 'pipe'] });
       let stderr = '';

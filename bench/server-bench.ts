@@ -1,0 +1,138 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { v7 as uuidv7 } from 'uuid';
+import { startServer, type BackendOptions } from '../src/server/index.js';
+
+export interface ServerBenchOptions {
+  backend: 'sqlite' | 'pg';
+  events: number;
+  batchSize: number;
+  connections: number;
+  /** PostgreSQL connection string (default the local test database). */
+  pgUrl?: string;
+}
+
+export interface ServerBenchResult {
+  backend: 'sqlite' | 'pg';
+  events: number;
+  batchSize: number;
+  connections: number;
+  eventsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  pullEventsPerSec: number;
+}
+
+const TOKEN = 'bench-token-0123456789abcdef';
+const DEFAULT_PG = 'postgres://postgres@127.0.0.1:5432/test';
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** One append body: an Order stream of `n` events (OrderCreated then payments), folded into the read model. */
+function orderBatch(streamId: string, n: number): string {
+  const events = [];
+  events.push({
+    eventId: uuidv7(),
+    eventType: 'OrderCreated',
+    schemaVersion: 2,
+    data: { orderId: streamId, customerId: 'bench', items: [{ sku: 'SKU-1', quantity: 1, unitPrice: 1_000_000 }], total: 1_000_000, currency: 'USD' },
+  });
+  for (let i = 1; i < n; i++) events.push({ eventId: uuidv7(), eventType: 'PaymentReceived', schemaVersion: 1, data: { paymentId: `p-${i}`, amount: 1 } });
+  return JSON.stringify({ streamType: 'Order', expectedVersion: 'no_stream', events });
+}
+
+/**
+ * Append throughput over HTTP on loopback against a real server: `events` events in appends of
+ * `batchSize` (one new Order stream each), `connections` requests in flight; then a full pull.
+ */
+export async function benchServer(opts: ServerBenchOptions): Promise<ServerBenchResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'orderlog-bench-'));
+  const schema = `ol_bench_${randomBytes(5).toString('hex')}`;
+  const pgUrl = opts.pgUrl ?? DEFAULT_PG;
+  const backend: BackendOptions =
+    opts.backend === 'sqlite' ? { backend: 'sqlite', file: join(dir, 'bench.sqlite') } : { backend: 'pg', connectionString: pgUrl, schema };
+  const server = await startServer({
+    ...backend,
+    tokens: [{ token: TOKEN, tenant: 'bench', user: 'bench', roles: ['device', 'admin'] }],
+    rateLimit: { max: 10_000_000, timeWindowMs: 60_000 },
+    port: 0,
+  });
+  try {
+    const requests = Math.ceil(opts.events / opts.batchSize);
+    const bodies = Array.from({ length: requests }, (_, i) => {
+      const n = Math.min(opts.batchSize, opts.events - i * opts.batchSize);
+      const streamId = `bench-${i}`;
+      return { url: `${server.url}/sync/streams/${streamId}/append`, body: orderBatch(streamId, n) };
+    });
+    const headers = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
+    const latencies: number[] = [];
+    let next = 0;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: opts.connections }, async () => {
+        for (let i = next++; i < requests; i = next++) {
+          const t0 = performance.now();
+          const res = await fetch(bodies[i]!.url, { method: 'POST', headers, body: bodies[i]!.body });
+          const text = await res.text();
+          if (res.status !== 201) throw new Error(`append ${i} answered ${res.status}: ${text.slice(0, 300)}`);
+          latencies.push(performance.now() - t0);
+        }
+      }),
+    );
+    const elapsed = (performance.now() - started) / 1000;
+
+    const pullStart = performance.now();
+    let after = 0;
+    let pulled = 0;
+    for (;;) {
+      const res = await fetch(`${server.url}/sync/events?after=${after}&limit=5000`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      const page = (await res.json()) as { events: unknown[]; nextPosition: number; hasMore: boolean };
+      pulled += page.events.length;
+      after = page.nextPosition;
+      if (!page.hasMore) break;
+    }
+    const pullElapsed = (performance.now() - pullStart) / 1000;
+    if (pulled !== opts.events) throw new Error(`pulled ${pulled} events, appended ${opts.events}`);
+
+    latencies.sort((x, y) => x - y);
+    return {
+      backend: opts.backend,
+      events: opts.events,
+      batchSize: opts.batchSize,
+      connections: opts.connections,
+      eventsPerSec: Math.round(opts.events / elapsed),
+      p50Ms: Number(percentile(latencies, 50).toFixed(2)),
+      p99Ms: Number(percentile(latencies, 99).toFixed(2)),
+      pullEventsPerSec: Math.round(pulled / pullElapsed),
+    };
+  } finally {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+    if (opts.backend === 'pg') {
+      const c = new pg.Client({ connectionString: pgUrl });
+      await c.connect();
+      await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await c.end();
+    }
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const events = Number(process.env.BENCH_EVENTS ?? 20_000);
+  const runs: ServerBenchOptions[] = [
+    { backend: 'sqlite', events, batchSize: 100, connections: 8 },
+    { backend: 'pg', events, batchSize: 100, connections: 8 },
+    { backend: 'sqlite', events: Math.min(events, 2000), batchSize: 1, connections: 8 },
+    { backend: 'pg', events: Math.min(events, 2000), batchSize: 1, connections: 8 },
+  ];
+  const rows: ServerBenchResult[] = [];
+  for (const r of runs) rows.push(await benchServer(r));
+  console.table(rows);
+}
