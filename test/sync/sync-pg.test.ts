@@ -1,0 +1,69 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type StartedServer } from '../../src/server/index.js';
+import { tempDir } from '../helpers/tmp.js';
+import { TENANT, cancel, comparable, createOrder, openDevice, pay, reserve, serverState, tokenOf, type Device } from './helpers.js';
+
+const PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
+
+describe('sync against the real server on PostgreSQL', () => {
+  const schema = `sync_test_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
+  let tmp: ReturnType<typeof tempDir>;
+  let server: StartedServer;
+  const devices: Device[] = [];
+
+  beforeAll(async () => {
+    tmp = tempDir('sync-pg-');
+    server = await startServer({
+      backend: 'pg',
+      connectionString: PG_URL,
+      schema,
+      tokens: ['alice', 'bob'].map((u) => ({ token: tokenOf(u), tenant: TENANT, user: u, roles: ['device' as const] })),
+      port: 0,
+    });
+  });
+  afterAll(async () => {
+    for (const d of devices) d.close();
+    await server?.close();
+    const client = new pg.Client({ connectionString: PG_URL });
+    await client.connect();
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await client.end();
+    tmp.cleanup();
+  });
+
+  it('offline edits on two devices converge; the invalidated command is rejected with its cause', async () => {
+    const a = openDevice(tmp.file('a.db'), 'alice', server.url);
+    const b = openDevice(tmp.file('b.db'), 'bob', server.url);
+    devices.push(a, b);
+    a.submit(createOrder('pg-1', 10_000));
+    a.submit(createOrder('pg-2', 10_000));
+    await a.engine.syncOnce();
+    await b.engine.syncOnce();
+    a.submit(pay('pg-1', 'pa', 6000));
+    b.submit(pay('pg-1', 'pb', 4000));
+    a.submit(cancel('pg-2'));
+    const late = b.submit(reserve('pg-2', 'rb'));
+    await a.engine.syncOnce();
+    await b.engine.syncOnce();
+    // PostgreSQL pulls hold back events until no older transaction can still commit below them
+    // (gap-safe order), so a just-committed event may show up one pull later: sync a few rounds.
+    const head = async () => (await server.repo.pull(TENANT, 0, 1000)).events.length;
+    for (let i = 0; i < 40; i++) {
+      await a.engine.syncOnce();
+      await b.engine.syncOnce();
+      const total = await head();
+      if (a.store.log.headPosition() === total && b.store.log.headPosition() === total) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    for (const id of ['pg-1', 'pg-2']) {
+      const expected = comparable(await serverState(server, id));
+      for (const d of [a, b]) expect(comparable(d.outbox.effectiveState(id))).toEqual(expected);
+    }
+    expect((await serverState(server, 'pg-1')).paidAmount).toBe(10_000);
+    if (!late.ok) throw new Error('unreachable');
+    expect(b.outbox.listConflicts()).toEqual([
+      expect.objectContaining({ commandId: late.commandId, rejection: expect.objectContaining({ code: 'ORDER_CANCELLED' }), causedBy: [expect.objectContaining({ userId: 'alice' })] }),
+    ]);
+  });
+});
