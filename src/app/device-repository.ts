@@ -6,10 +6,18 @@ export interface DeviceSettings extends Settings {
   deviceId: string;
 }
 
-/** Settings of one device, kept in its own database so they travel with its log. */
-export class DeviceSettingsStore {
+export interface AuditCheck {
+  verified: boolean;
+  checkedAt: string;
+  firstBrokenEventId: string | null;
+}
+
+/** Device-level rows (settings, audit checks), kept in the device's own database. */
+export class DeviceRepository {
   private readonly get;
   private readonly put;
+  private readonly auditGet;
+  private readonly auditPut;
 
   constructor(private readonly db: Database.Database) {
     this.get = db.prepare<[string], { value: string }>('SELECT value FROM device_settings WHERE key = ?');
@@ -17,6 +25,23 @@ export class DeviceSettingsStore {
       `INSERT INTO device_settings (key, value, updated_at) VALUES (?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
     );
+    this.auditGet = db.prepare<[string], { verified: number; checked_at: string; first_broken_event_id: string | null }>(
+      'SELECT verified, checked_at, first_broken_event_id FROM audit_checks WHERE order_id = ?',
+    );
+    this.auditPut = db.prepare(
+      `INSERT INTO audit_checks (order_id, verified, checked_at, first_broken_event_id) VALUES (?, ?, ?, ?)
+       ON CONFLICT (order_id) DO UPDATE SET verified = excluded.verified, checked_at = excluded.checked_at,
+         first_broken_event_id = excluded.first_broken_event_id`,
+    );
+  }
+
+  lastAudit(orderId: string): AuditCheck | null {
+    const row = this.auditGet.get(orderId);
+    return row ? { verified: row.verified === 1, checkedAt: row.checked_at, firstBrokenEventId: row.first_broken_event_id } : null;
+  }
+
+  recordAudit(orderId: string, r: AuditCheck): void {
+    this.auditPut.run(orderId, r.verified ? 1 : 0, r.checkedAt, r.firstBrokenEventId);
   }
 
   private read(key: string): string | null {

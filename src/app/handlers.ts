@@ -1,0 +1,115 @@
+import type { z } from 'zod';
+import type { Contract, MethodName, MethodOutput } from './contract.js';
+import { ContractError } from './contract.js';
+import type { Device } from './device.js';
+import { verifyOrderAudit } from './audit.js';
+import { foldOrder, type OrderState } from '../domain/state.js';
+import { driftCheck } from '../projections/index.js';
+import { InvalidCommandError } from '../sync/index.js';
+
+export type Handlers = {
+  [M in MethodName]: (input: z.infer<Contract[M]['input']>) => Promise<MethodOutput<M>>;
+};
+
+/**
+ * The contract implemented against one device. Electron's IPC and the browser-mode HTTP
+ * server both call exactly these functions; validation happens in the transports.
+ */
+export function createHandlers(device: Device): Handlers {
+  const { outbox, queries, runner, scheduler, store } = device;
+
+  const userId = () => device.currentSettings().userId;
+
+  const submitted = (r: ReturnType<typeof outbox.submit>): MethodOutput<'execute'> => {
+    if (!r.ok) return { ok: false, rejection: r.rejection };
+    scheduler.notifyChange();
+    return { ok: true, commandId: r.commandId, orderId: r.orderId, version: r.version, position: store.log.headPosition() };
+  };
+
+  const stateAsOf = (orderId: string, version?: number, at?: string): OrderState => {
+    const confirmedVersion = store.log.streamVersion(orderId);
+    const pending = outbox.pendingEvents(orderId);
+    const createdAt = new Map(outbox.timeline(orderId).map((t) => [t.eventId, t.recordedAt]));
+    const target = version ?? Number.MAX_SAFE_INTEGER;
+    if (target <= confirmedVersion) return store.orders.load(orderId, { asOfVersion: target, asOfTime: at }).state;
+    // Past the confirmed head the order's history continues with this device's pending events.
+    let state = store.orders.load(orderId, at ? { asOfTime: at } : {}).state;
+    if (state.version < confirmedVersion) return state;
+    const visible = pending
+      .slice(0, target - confirmedVersion)
+      .filter((p) => !at || (createdAt.get(p.eventId) ?? '') <= new Date(at).toISOString());
+    state = foldOrder(
+      visible.map((p) => ({ type: p.type, data: p.data, recordedAt: createdAt.get(p.eventId) })),
+      state,
+    );
+    return state;
+  };
+
+  return {
+    listOrders: (input) => queries.listOrders(input),
+
+    getOrder: async ({ orderId }) => {
+      const state = outbox.effectiveState(orderId);
+      if (!state.exists && outbox.commandsOf(orderId).length === 0) return null;
+      return {
+        state,
+        timeline: outbox.timeline(orderId),
+        sync: outbox.badge(orderId),
+        audit: device.lastAudit(orderId),
+        conflicts: outbox.listConflicts({ includeDismissed: false }).filter((c) => c.orderId === orderId),
+      };
+    },
+
+    getOrderAsOf: async ({ orderId, version, at }) => stateAsOf(orderId, version, at),
+
+    customerHistory: (input) => queries.customerHistory(input),
+
+    execute: async ({ command, commandId }) => {
+      try {
+        return submitted(outbox.submit(command, { userId: userId(), commandId }));
+      } catch (err) {
+        if (err instanceof InvalidCommandError) throw new ContractError('BAD_INPUT', err.message, err.issues);
+        throw err;
+      }
+    },
+
+    listConflicts: async ({ includeDismissed }) => outbox.listConflicts({ includeDismissed }),
+
+    retryConflict: async ({ commandId }) => {
+      if (!outbox.command(commandId)) throw new ContractError('BAD_INPUT', `no command ${commandId} in the conflict inbox`);
+      return submitted(outbox.retryAsNew(commandId, { userId: userId() }));
+    },
+
+    dismissConflict: async ({ commandId }) => {
+      if (!outbox.command(commandId)) throw new ContractError('BAD_INPUT', `no command ${commandId} in the conflict inbox`);
+      outbox.dismiss(commandId);
+      scheduler.notifyChange();
+      return { ok: true as const };
+    },
+
+    syncStatus: async () => scheduler.getStatus(),
+    syncNow: () => scheduler.syncNow(),
+
+    getSettings: async () => device.currentSettings(),
+    saveSettings: async (settings) => {
+      const saved = device.settings.save(settings);
+      scheduler.setServer(saved.serverUrl || null, saved.token);
+      return saved;
+    },
+
+    rebuildProjections: async ({ projection }) => {
+      const result = await runner.rebuild(projection ? [projection] : runner.names, {
+        onProgress: (p) => device.emit({ kind: 'rebuild', progress: { ...p } }),
+      });
+      return { eventsReplayed: result.eventsReplayed, durationMs: result.durationMs };
+    },
+
+    driftCheck: async ({ projection }) => driftCheck(runner, projection ? [projection] : runner.names),
+
+    verifyAudit: async ({ orderId }) => {
+      const result = await verifyOrderAudit(device, orderId);
+      device.recordAudit(orderId, result);
+      return result;
+    },
+  };
+}

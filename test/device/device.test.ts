@@ -1,0 +1,96 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { openDevice, type Device } from '../../src/app/device.js';
+import { createHandlers } from '../../src/app/handlers.js';
+import { startServer } from '../../src/server/index.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const tmp = tempDir('device-');
+const token = 'device-token-0123456789';
+const tokens = [{ token, tenant: 'acme', user: 'field-1', roles: ['device' as const] }];
+const opened: Device[] = [];
+afterAll(async () => {
+  for (const d of opened) await d.close();
+  tmp.cleanup();
+});
+
+async function device(name: string, serverUrl = '') {
+  const d = await openDevice({ dataDir: tmp.file(name), serverUrl, token, userId: `${name}-user`, autoSync: false });
+  opened.push(d);
+  return { d, h: createHandlers(d) };
+}
+
+const create = (orderId: string, unitPrice = 2500) => ({
+  command: { type: 'CreateOrder' as const, orderId, customerId: 'C-42', items: [{ sku: 'SKU-1', quantity: 2, unitPrice }], currency: 'EUR' },
+});
+
+describe('a device through its handlers', () => {
+  it('works offline: the order shows at once as pending, with its timeline and time travel', async () => {
+    const { d, h } = await device('offline');
+    const r = await h.execute(create('O-1'));
+    expect(r).toMatchObject({ ok: true, orderId: 'O-1', version: 1 });
+    await h.execute({ command: { type: 'RecordPayment', orderId: 'O-1', paymentId: 'P-1', amount: 5000 } });
+
+    const list = await h.listOrders({ status: 'ALL', sort: 'updatedAt', direction: 'desc', limit: 50, offset: 0 });
+    expect(list.rows).toEqual([expect.objectContaining({ orderId: 'O-1', status: 'PAID', total: 5000, sync: 'pending' })]);
+    expect(list.counts).toMatchObject({ ALL: 1, PAID: 1 });
+
+    const detail = await h.getOrder({ orderId: 'O-1' });
+    expect(detail?.state).toMatchObject({ status: 'PAID', version: 2, currency: 'EUR' });
+    expect(detail?.timeline.map((t) => [t.eventType, t.sync, t.streamVersion])).toEqual([
+      ['OrderCreated', 'pending', 1],
+      ['PaymentReceived', 'pending', 2],
+    ]);
+    expect((await h.getOrderAsOf({ orderId: 'O-1', version: 1 })).status).toBe('CREATED');
+
+    const rejected = await h.execute({ command: { type: 'RecordPayment', orderId: 'O-1', paymentId: 'P-2', amount: 1 } });
+    expect(rejected).toMatchObject({ ok: false, rejection: { code: 'OVERPAYMENT' } });
+    expect((await h.syncStatus({})).state).toBe('disabled');
+    expect(d.deviceId).toMatch(/^device-/);
+  });
+
+  it('syncs to a real server, and a conflicting change lands in the conflict inbox with its cause', async () => {
+    const server = await startServer({ backend: 'sqlite', file: tmp.file('server.sqlite'), tokens, port: 0 });
+    try {
+      const a = await device('a', server.url);
+      const b = await device('b', server.url);
+      await a.h.execute(create('O-2'));
+      expect((await a.h.syncNow({})).pendingCount).toBe(0);
+      expect((await a.h.getOrder({ orderId: 'O-2' }))?.sync).toBe('synced');
+
+      await b.h.syncNow({});
+      expect((await b.h.getOrder({ orderId: 'O-2' }))?.state.status).toBe('CREATED');
+      // Both devices act on version 1 offline: A cancels, B takes a payment.
+      await a.h.execute({ command: { type: 'CancelOrder', orderId: 'O-2', reason: 'customer called', cancelledAt: '2026-11-25T10:00:00Z' } });
+      await b.h.execute({ command: { type: 'RecordPayment', orderId: 'O-2', paymentId: 'P-9', amount: 5000 } });
+      await a.h.syncNow({});
+      const status = await b.h.syncNow({});
+      expect(status.conflictCount).toBe(1);
+
+      const [conflict] = await b.h.listConflicts({ includeDismissed: false });
+      expect(conflict).toMatchObject({ orderId: 'O-2', status: 'rejected', rejection: { code: 'ORDER_CANCELLED' } });
+      expect(conflict!.causedBy).toEqual([expect.objectContaining({ eventType: 'OrderCancelled', streamVersion: 2 })]);
+      expect((await b.h.getOrder({ orderId: 'O-2' }))?.state.status).toBe('CANCELLED');
+      expect((await b.h.listOrders({})).rows[0]).toMatchObject({ orderId: 'O-2', status: 'CANCELLED', sync: 'rejected' });
+
+      await b.h.dismissConflict({ commandId: conflict!.commandId });
+      expect(await b.h.listConflicts({ includeDismissed: false })).toEqual([]);
+      expect((await b.h.listOrders({})).rows[0]!.sync).toBe('synced');
+
+      const audit = await a.h.verifyAudit({ orderId: 'O-2' });
+      expect(audit).toMatchObject({ verified: true, firstBrokenEventId: null });
+      expect((await a.h.getOrder({ orderId: 'O-2' }))?.audit?.verified).toBe(true);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('keeps its settings and device id across restarts', async () => {
+    const { d, h } = await device('restart');
+    const id = d.deviceId;
+    await h.saveSettings({ serverUrl: 'http://127.0.0.1:9', token: 'abc', userId: 'maria' });
+    await d.close();
+    const again = await openDevice({ dataDir: tmp.file('restart'), autoSync: false });
+    opened.push(again);
+    expect(again.currentSettings()).toEqual({ deviceId: id, serverUrl: 'http://127.0.0.1:9', token: 'abc', userId: 'maria' });
+  });
+});
