@@ -121,6 +121,7 @@ export function client(url: string, token: string | null, headers: Record<string
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
     const text = await res.text();
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary response bodies
     let json: any = null;
     try {
       json = text ? JSON.parse(text) : null;
