@@ -1,0 +1,201 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDevice } from '../../src/app/device.js';
+import { createHandlers } from '../../src/app/handlers.js';
+import { serveBrowserMode, type BrowserModeServer } from '../../src/app/rpc-server.js';
+import { startServer, type StartedServer } from '../../src/server/index.js';
+
+/**
+ * The app as a user sees it: Debian Chromium against browser mode (the renderer served with the
+ * real handlers over HTTP), a real device store, and a real central server on loopback that is
+ * started late to show offline work syncing.
+ */
+
+const root = join(import.meta.dirname, '..', '..');
+const rendererDir = join(root, 'dist-renderer');
+const shots = join(root, 'test-artifacts', 'screenshots');
+// The server decides the user from the token, so each person gets their own.
+const TOKEN = 'e2e-token-alice-0123456789';
+const BOB_TOKEN = 'e2e-token-bob-0123456789ab';
+/** Short backoff so a test waits seconds, not minutes, after the server comes back. */
+const FAST_SYNC = { backoff: { minMs: 200, maxMs: 1000, retries: 2 }, debounceMs: 50 };
+const tokens = [
+  { token: TOKEN, tenant: 'e2e', user: 'alice', roles: ['device' as const, 'admin' as const] },
+  { token: BOB_TOKEN, tenant: 'e2e', user: 'bob', roles: ['device' as const] },
+];
+
+async function freePort(): Promise<number> {
+  const srv = createNetServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const addr = srv.address();
+  await new Promise((r) => srv.close(r));
+  return typeof addr === 'object' && addr ? addr.port : 0;
+}
+
+describe('desktop UI in Chromium (browser mode)', () => {
+  let dir: string;
+  let serverPort: number;
+  let serverUrl: string;
+  let central: StartedServer | null = null;
+  let device: Awaited<ReturnType<typeof openDevice>>;
+  let app: BrowserModeServer;
+  let browser: Browser;
+  let page: Page;
+  const pageErrors: string[] = [];
+
+  const startCentral = async () => {
+    central = await startServer({ backend: 'sqlite', file: join(dir, 'server.sqlite'), tokens, port: serverPort });
+  };
+  const shot = (name: string) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: false });
+  const row = (orderId: string) => page.locator(`[data-order-id="${orderId}"]`);
+  const syncNow = async () => {
+    await page.goto(`${app.url}/#/sync`);
+    await page.getByRole('button', { name: 'Sync now' }).click();
+  };
+
+  beforeAll(async () => {
+    if (!existsSync(join(rendererDir, 'index.html'))) {
+      const { build } = await import('vite');
+      await build({ configFile: join(root, 'vite.config.ts'), root: join(root, 'renderer'), logLevel: 'warn' });
+    }
+    mkdirSync(shots, { recursive: true });
+    dir = mkdtempSync(join(tmpdir(), 'orderlog-e2e-'));
+    serverPort = await freePort();
+    serverUrl = `http://127.0.0.1:${serverPort}`;
+    // The device knows the server's address, but nothing listens there yet.
+    device = await openDevice({ dataDir: join(dir, 'device-1'), serverUrl, token: TOKEN, userId: 'alice', sync: FAST_SYNC });
+    app = await serveBrowserMode({ handlers: createHandlers(device), onStatus: (l) => device.onStatus(l), port: 0, rendererDir });
+    browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    });
+    page = await browser.newPage({ viewport: { width: 1440, height: 900 }, colorScheme: 'light' });
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    page.on('console', (m) => {
+      if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) pageErrors.push(m.text());
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await app?.close();
+    await device?.close();
+    await central?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('creates an order while the server is down (pending), then syncs it when the server comes up', async () => {
+    await page.goto(`${app.url}/#/orders`);
+    await expect.poll(() => page.getByText('No orders yet').count()).toBe(1);
+    await shot('orders-empty');
+
+    await page.getByRole('button', { name: 'New order' }).click();
+    const dialog = page.getByRole('dialog', { name: 'New order' });
+    await dialog.getByLabel('Order ID').fill('ORD-E2E-1');
+    await dialog.getByLabel('Customer ID').fill('CUST-42');
+    await dialog.getByLabel('SKU').fill('WIDGET-1');
+    await dialog.getByLabel('Quantity').fill('3');
+    await dialog.getByLabel(/Unit price/).fill('19.99');
+    // Client-side validation with the domain schema: a bad price is caught before anything is sent.
+    await dialog.getByLabel(/Unit price/).fill('19.999');
+    await dialog.getByRole('button', { name: 'Create order' }).click();
+    await expect.poll(() => dialog.getByText(/more than 2 decimal places/).count()).toBe(1);
+    await dialog.getByLabel(/Unit price/).fill('19.99');
+    await expect.poll(() => dialog.getByText('59.97 USD').count()).toBe(1);
+    await shot('create-order');
+    await dialog.getByRole('button', { name: 'Create order' }).click();
+
+    await expect.poll(() => row('ORD-E2E-1').count()).toBe(1);
+    await expect.poll(() => row('ORD-E2E-1').locator('[data-sync]').getAttribute('data-sync')).toBe('pending');
+    await expect.poll(() => page.getByRole('heading', { name: 'ORD-E2E-1' }).count()).toBe(1);
+    await shot('order-detail-pending');
+
+    await page.goto(`${app.url}/#/sync`);
+    await expect.poll(() => page.getByTestId('pending-count').textContent()).not.toBe('0');
+    await expect.poll(() => page.getByTestId('sync-state').getAttribute('data-state'), { timeout: 15_000 }).toMatch(/offline|error/);
+    await shot('sync-offline');
+
+    await startCentral();
+    await page.getByRole('button', { name: 'Sync now' }).click();
+    await expect.poll(() => page.getByTestId('pending-count').textContent(), { timeout: 20_000 }).toBe('0');
+    await page.goto(`${app.url}/#/orders/ORD-E2E-1`);
+    await expect.poll(() => row('ORD-E2E-1').locator('[data-sync]').getAttribute('data-sync'), { timeout: 10_000 }).toBe('synced');
+    await shot('orders-synced');
+  });
+
+  it('shows a change rejected because of another device in the conflict inbox, with its reason', async () => {
+    // A second device gets the order from the server.
+    const other = await openDevice({ dataDir: join(dir, 'device-2'), serverUrl, token: BOB_TOKEN, userId: 'bob', sync: FAST_SYNC });
+    try {
+      const h2 = createHandlers(other);
+      await h2.syncNow({});
+      await expect.poll(async () => (await h2.getOrder({ orderId: 'ORD-E2E-1' }))?.state.status, { timeout: 10_000 }).toBe('CREATED');
+
+      // This device goes offline (settings point at a port with nothing on it) and records a payment.
+      await page.goto(`${app.url}/#/settings`);
+      await expect.poll(() => page.getByLabel('Server URL').inputValue()).toBe(serverUrl);
+      await shot('settings');
+      await page.getByLabel('Server URL').fill(`http://127.0.0.1:${await freePort()}`);
+      await page.getByRole('button', { name: 'Save settings' }).click();
+      await expect.poll(() => page.getByText(/^Saved\./).count()).toBe(1);
+
+      await page.goto(`${app.url}/#/orders/ORD-E2E-1`);
+      await page.getByLabel(/^Amount/).fill('59.97');
+      await page.getByRole('button', { name: 'Record payment' }).click();
+      await expect.poll(() => page.getByText(/Saved on this device/).count()).toBe(1);
+
+      // Meanwhile bob cancels the order on his device, and it reaches the server first.
+      const cancelled = await h2.execute({
+        command: { type: 'CancelOrder', orderId: 'ORD-E2E-1', reason: 'customer called to cancel', cancelledAt: new Date().toISOString() },
+      });
+      expect(cancelled.ok).toBe(true);
+      const afterPush = await h2.syncNow({});
+      expect(afterPush.pendingCount).toBe(0);
+
+      // Back online: the payment is re-decided against the cancelled order and rejected.
+      await page.goto(`${app.url}/#/settings`);
+      await page.getByLabel('Server URL').fill(serverUrl);
+      await page.getByRole('button', { name: 'Save settings' }).click();
+      await expect.poll(() => page.getByText(/^Saved\./).count()).toBe(1);
+      await syncNow();
+      const inbox = page.getByTestId('conflict-list');
+      await expect.poll(() => inbox.getByTestId('conflict-reason').first().textContent(), { timeout: 20_000 }).toMatch(/cancelled/);
+      const text = (await inbox.textContent()) ?? '';
+      expect(text).toContain('Record payment');
+      expect(text).toContain('ORD-E2E-1');
+      expect(text).toMatch(/What changed on the server first/);
+      expect(text).toContain('bob');
+      await shot('conflict-inbox');
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('time travel shows the order as it was at an older version', async () => {
+    await page.goto(`${app.url}/#/orders/ORD-E2E-1`);
+    const detail = page.locator('.detail');
+    await expect.poll(() => detail.locator('.detail-badges .badge').first().textContent(), { timeout: 10_000 }).toBe('Cancelled');
+    const slider = page.getByLabel(/As of version/);
+    await expect.poll(() => page.getByTestId('tt-version').textContent()).toBe('2');
+    await slider.focus();
+    await page.keyboard.press('Home');
+    await expect.poll(() => page.getByTestId('tt-version').textContent()).toBe('1');
+    await expect.poll(() => page.getByTestId('tt-state').locator('.badge').first().textContent()).toBe('Created');
+    await page.getByRole('heading', { name: 'Time travel' }).scrollIntoViewIfNeeded();
+    await shot('order-detail-time-travel');
+  });
+
+  it('renders cleanly in dark mode with no script or CSP errors', async () => {
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.goto(`${app.url}/#/orders/ORD-E2E-1`);
+    await expect.poll(() => row('ORD-E2E-1').count()).toBe(1);
+    await shot('orders-dark');
+    const bg = await page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+    expect(bg).not.toBe('rgb(246, 247, 249)');
+    expect(pageErrors).toEqual([]);
+  });
+});
