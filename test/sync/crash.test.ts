@@ -46,14 +46,14 @@ describe('crash safety: a device killed with SIGKILL mid-sync converges after re
   });
 
   it('kill -9 during push, acknowledgement, pull and rebase loses and duplicates nothing', async () => {
-    const ORDERS = 12;
+    const ORDERS = 8;
     const db = tmp.file('crashy.db');
     const args = [db, server.url, tokenOf('crashy'), String(ORDERS)];
     const bob = openDevice(tmp.file('bob.db'), 'bob', server.url);
     let kills = 0;
     // Kill points spread over the run; between kills another device pays on the same orders, so
     // the restarted worker also has to pull and rebase.
-    for (const after of [2, 4, 7, 3, 10, 5, 14]) {
+    for (const after of [2, 5, 3, 9, 6]) {
       const r = await runWorker(args, after);
       if (r.killed) kills++;
       await bob.engine.syncOnce();
@@ -96,5 +96,6 @@ describe('crash safety: a device killed with SIGKILL mid-sync converges after re
       store.close();
       bob.close();
     }
-  });
+    // Each restart pays a tsx start-up; generous on a loaded 2-core machine.
+  }, 180_000);
 });
