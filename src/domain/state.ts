@@ -154,6 +154,20 @@ export function foldOrder(
   });
 }
 
+/**
+ * Fold events into a state the caller owns exclusively (a plain, unfrozen object such as freshly
+ * parsed JSON), mutating it in place with the same reducers and returning it. No immer drafts:
+ * for bulk replays (projection rebuilds) where drafting and freezing dominated the cost.
+ */
+export function foldOrderInPlace(
+  target: OrderState,
+  events: Iterable<FoldableEvent>,
+  onUnknown: UnknownEventListener = defaultUnknownListener,
+): OrderState {
+  for (const e of events) applyToDraft(target as Draft<OrderState>, e, onUnknown);
+  return target;
+}
+
 export function outstandingAmount(s: OrderState): number {
   return s.total - (s.paidAmount - s.refundedAmount);
 }

@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import type { StoredEvent } from '../protocol/envelope.js';
 import { upcastEvent, type EventLog } from '../store/event-log.js';
 import { createContext, createTables } from './context.js';
+import { EventPageReader } from './event-pages.js';
 import { rebuildProjections, type RebuildOptions, type RebuildResult } from './rebuild.js';
 import { ProjectionRegistry, type DeadLetter } from './registry.js';
 import {
@@ -40,6 +41,7 @@ export interface Registered {
 export class ProjectionRunner {
   readonly registry: ProjectionRegistry;
   readonly db: Database.Database;
+  readonly pageReader: EventPageReader;
   private readonly entries = new Map<string, Registered>();
   private pendingSource: PendingSource | null = null;
   private unsubscribe: (() => void) | null = null;
@@ -53,6 +55,7 @@ export class ProjectionRunner {
   ) {
     this.db = log.db;
     this.registry = new ProjectionRegistry(this.db);
+    this.pageReader = new EventPageReader(this.db);
     for (const p of projections) {
       if (this.entries.has(p.name)) throw new Error(`projection ${p.name} is registered twice`);
       this.entries.set(p.name, { projection: p, ctx: createContext(this.db, { cacheSize: 5000, pending: () => this.pendingSource }) });
@@ -191,7 +194,7 @@ export class ProjectionRunner {
         const limit = Math.min(batchSize, opts.maxEvents !== undefined ? opts.maxEvents - read : batchSize);
         if (limit <= 0) break;
         const n = this.inTransaction(() => {
-          const page = this.log.readPage(from, limit);
+          const page = this.pageReader.page(from, limit);
           for (const { entry } of eligible()) {
             const row = this.registry.get(entry.projection.name)!;
             this.applyGuarded(entry, page, row.position);

@@ -1,0 +1,217 @@
+/**
+ * Read-side bench: rebuild rate of the projections over N generated events (with peak RSS),
+ * next to a raw scan of the same rows in the same run, and list-query latency on the orders.
+ *
+ *   npx tsx bench/projections-bench.ts            # 250k and 1M events, each in a fresh process
+ *   npx tsx bench/projections-bench.ts 1000000    # one size, in this process
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { v7 as uuidv7 } from 'uuid';
+import { ORDER_STATUSES } from '../src/domain/state.js';
+import { defaultProjections, OrderQueries, ProjectionRunner } from '../src/projections/index.js';
+import { openLocalStore } from '../src/store/index.js';
+
+export interface ProjectionBenchOptions {
+  events: number;
+  orders: number;
+  /** Query repetitions per measured query (default 300). */
+  queryRuns?: number;
+}
+
+const mb = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/**
+ * Write `events` order events for `orders` orders straight into the events table: one
+ * transaction, one prepared statement, synchronous=OFF for the generation only. About 1 000
+ * orders are "open" at a time, so each order's events are close together in the log, as in
+ * a real shop (which is what lets the rebuild's bounded state cache work).
+ */
+export function generateForBench(db: ReturnType<typeof openLocalStore>['db'], events: number, orders: number): void {
+  const insert = db.prepare(
+    `INSERT INTO events (event_id, stream_id, stream_type, stream_version, event_type, schema_version, data, metadata, recorded_at)
+     VALUES (?, ?, 'Order', ?, ?, ?, ?, '{"source":"bench"}', ?)`,
+  );
+  const start = Date.UTC(2025, 0, 1);
+  const span = 365 * 24 * 3600 * 1000;
+  let seed = 42;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  interface Open {
+    id: string;
+    customer: string;
+    plan: string[];
+    next: number;
+  }
+  // Spread the events evenly: order n gets floor((n+1)·E/O) − floor(n·E/O) of them.
+  const lengthOf = (n: number) => Math.max(1, Math.floor(((n + 1) * events) / orders) - Math.floor((n * events) / orders));
+  const plan = (variant: number, perOrder: number): string[] => {
+    const tail = variant === 0 ? ['OrderCancelled'] : variant === 1 ? ['InventoryReserved', 'OrderShipped'] : variant === 2 ? ['InventoryReserved'] : [];
+    const payments = Math.max(0, perOrder - 1 - tail.length);
+    return ['OrderCreated', ...Array<string>(payments).fill('PaymentReceived'), ...tail].slice(0, perOrder);
+  };
+  const active: Open[] = [];
+  let created = 0;
+  const window = Math.min(1000, orders);
+  db.pragma('synchronous = OFF');
+  db.transaction(() => {
+    for (let i = 0; i < events; i++) {
+      while (active.length < window && created < orders) {
+        const n = created++;
+        active.push({ id: `ORD-${String(n).padStart(7, '0')}`, customer: `CUST-${rand(orders / 10 + 1)}`, plan: plan(rand(4), lengthOf(n)), next: 0 });
+      }
+      if (active.length === 0) break;
+      const slot = rand(active.length);
+      const o = active[slot]!;
+      const type = o.plan[o.next]!;
+      const at = new Date(start + Math.floor((i / events) * span)).toISOString();
+      let data: string;
+      switch (type) {
+        case 'OrderCreated':
+          data = JSON.stringify({
+            orderId: o.id,
+            customerId: o.customer,
+            items: [{ sku: `SKU-${rand(500)}`, quantity: 1 + rand(3), unitPrice: 1000 }],
+            total: 100_000,
+            currency: 'USD',
+          });
+          break;
+        case 'PaymentReceived':
+          data = `{"paymentId":"P-${i}","amount":${o.plan[0] && o.next === o.plan.length - 1 ? 1000 : 100}}`;
+          break;
+        case 'InventoryReserved':
+          data = `{"reservationId":"R-${i}"}`;
+          break;
+        case 'OrderShipped':
+          data = `{"shipmentId":"S-${i}","shippedAt":"${at}"}`;
+          break;
+        default:
+          data = `{"reason":"customer asked","cancelledAt":"${at}"}`;
+      }
+      insert.run(uuidv7(), o.id, o.next + 1, type, type === 'OrderCreated' ? 2 : 1, data, at);
+      o.next++;
+      if (o.next >= o.plan.length) {
+        active[slot] = active[active.length - 1]!;
+        active.pop();
+      }
+    }
+  })();
+  db.pragma('synchronous = FULL');
+}
+
+export async function benchProjections(opts: ProjectionBenchOptions): Promise<Record<string, number>> {
+  const dir = mkdtempSync(join(tmpdir(), 'projections-bench-'));
+  const store = openLocalStore(join(dir, 'bench.db'));
+  const out: Record<string, number> = { events: opts.events, orders: opts.orders };
+  try {
+    let t = performance.now();
+    generateForBench(store.db, opts.events, opts.orders);
+    out.generate_ms = Math.round(performance.now() - t);
+    const head = store.log.headPosition();
+    out.events = head;
+
+    // Raw scan of the same rows: one statement iterating every row, data parsed (the physical limit).
+    t = performance.now();
+    let n = 0;
+    for (const row of store.db.prepare('SELECT position, event_id, stream_id, stream_type, stream_version, event_type, schema_version, data, metadata, recorded_at FROM events ORDER BY position').iterate() as Iterable<{ data: string }>) {
+      if (JSON.parse(row.data) !== null) n++;
+    }
+    out.raw_scan_rows_per_s = Math.round(n / ((performance.now() - t) / 1000));
+    // The same rows through the log's page reader (what the rebuild uses).
+    t = performance.now();
+    n = 0;
+    for (let after = 0; ; ) {
+      const page = store.log.readPage(after, 5000);
+      n += page.length;
+      if (page.length < 5000) break;
+      after = page[page.length - 1]!.position;
+    }
+    out.readpage_scan_rows_per_s = Math.round(n / ((performance.now() - t) / 1000));
+
+    // Rebuild every projection from scratch (blue/green), sampling RSS.
+    (globalThis as { gc?: () => void }).gc?.();
+    out.rss_before_rebuild_mb = mb(process.memoryUsage().rss);
+    let peak = process.memoryUsage().rss;
+    const sample = () => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    };
+    const timer = setInterval(sample, 20);
+    const runner = new ProjectionRunner(store.log, defaultProjections());
+    t = performance.now();
+    const result = await runner.rebuild(undefined, { onProgress: sample, progressEveryMs: 50 });
+    const rebuildMs = performance.now() - t;
+    clearInterval(timer);
+    sample();
+    runner.attach();
+    out.rebuild_ms = Math.round(rebuildMs);
+    out.rebuild_events_per_s = Math.round(result.eventsReplayed / (rebuildMs / 1000));
+    out.rebuild_peak_rss_mb = mb(peak);
+    out.orders_in_view = store.db.prepare('SELECT COUNT(*) FROM order_list').pluck().get() as number;
+
+    // List latency: first page of a status-filtered list, and a few other shapes.
+    const q = new OrderQueries(store.db, { runner });
+    const runs = opts.queryRuns ?? 300;
+    const measure = (name: string, input: (i: number) => Parameters<OrderQueries['listOrdersNow']>[0]) => {
+      const times: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        const s = performance.now();
+        q.listOrdersNow(input(i));
+        times.push(performance.now() - s);
+      }
+      times.sort((a, b) => a - b);
+      out[`${name}_p50_ms`] = Math.round(percentile(times, 50) * 1000) / 1000;
+      out[`${name}_p99_ms`] = Math.round(percentile(times, 99) * 1000) / 1000;
+    };
+    const base = { sort: 'updatedAt' as const, direction: 'desc' as const, limit: 50, offset: 0 };
+    measure('list_first_page_status', (i) => ({ ...base, status: ORDER_STATUSES[i % ORDER_STATUSES.length]! }));
+    measure('list_first_page_all', () => ({ ...base, status: 'ALL' }));
+    const second = q.listOrdersNow({ ...base, status: 'SHIPPED' }).nextCursor ?? undefined;
+    measure('list_keyset_page2_status', () => ({ ...base, status: 'SHIPPED', cursor: second }));
+    measure('list_customer', (i) => ({ ...base, status: 'ALL', customerId: `CUST-${i % 1000}` }));
+    measure('list_search_substring', (i) => ({ ...base, status: 'ALL', search: `${1000 + i}` }));
+    return out;
+  } finally {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  if (args.length > 0) {
+    const events = Number(args[0]);
+    const orders = Number(args[1] ?? 100_000);
+    const result = await benchProjections({ events, orders });
+    if (process.env.PROJECTIONS_BENCH_JSON) process.stdout.write(JSON.stringify(result) + '\n');
+    else console.table(result);
+    return;
+  }
+  // Each size in a fresh process, so peak RSS is comparable across sizes.
+  const rows: Record<string, Record<string, number>> = {};
+  for (const events of [250_000, 1_000_000]) {
+    const child = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), String(events)], {
+      env: { ...process.env, PROJECTIONS_BENCH_JSON: '1' },
+      encoding: 'utf8',
+      maxBuffer: 1 << 20,
+    });
+    if (child.status !== 0) throw new Error(`bench child failed: ${child.stderr}`);
+    rows[`${events / 1000}k events`] = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as Record<string, number>;
+  }
+  console.table(rows);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
+}
