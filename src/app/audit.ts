@@ -1,5 +1,5 @@
-import { z } from 'zod';
-import { ServerEvent } from '../protocol/envelope.js';
+import type { ServerEvent } from '../protocol/envelope.js';
+import { StreamEventsResponse } from '../protocol/sync-api.js';
 import { canonicalJson } from '../protocol/canonical-json.js';
 import { computeEventHash, GENESIS_HASH } from '../server/hash.js';
 import type { Device } from './device.js';
@@ -10,8 +10,6 @@ export interface AuditResult {
   firstBrokenEventId: string | null;
   message: string;
 }
-
-const StreamEventsResponse = z.object({ events: z.array(ServerEvent) });
 
 /**
  * Check an order's synced history two ways: the server's copy must form an unbroken hash chain

@@ -9,6 +9,7 @@ import { ExpectedVersion, NewEvent, ServerEvent, StreamId, StreamType } from './
  *   POST /sync/push                       PushRequest   → 200 PushResponse (one result per stream)
  *   GET  /sync/events?after=&limit=&waitMs= → 200 PullResponse (waitMs: long-poll when empty)
  *   GET  /sync/events/live?after=          → text/event-stream of ServerEvent (SSE)
+ *   GET  /sync/streams/:streamId/events    → 200 StreamEventsResponse (the audited record of one stream)
  *
  * Every request carries `Authorization: Bearer <token>`; the token decides tenant and user.
  */
@@ -87,3 +88,10 @@ export const ErrorResponse = z.object({
   issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
 });
 export type ErrorResponse = z.infer<typeof ErrorResponse>;
+
+/** One stream as the server holds it, hashes included: devices recompute the chain to audit it. */
+export const StreamEventsResponse = z.object({
+  streamId: StreamId,
+  events: z.array(ServerEvent),
+});
+export type StreamEventsResponse = z.infer<typeof StreamEventsResponse>;

@@ -9,6 +9,7 @@ import {
   PullResponse,
   PushRequest,
   PushResponse,
+  StreamEventsResponse,
 } from '../protocol/sync-api.js';
 import { IdempotencyConflictError, InvalidEventError } from '../store/errors.js';
 import { LiveQuery, StreamParams } from './http-schemas.js';
@@ -81,6 +82,24 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
       }
       if (stored) notifier.notify();
       return { results };
+    },
+  );
+
+  r.get(
+    '/sync/streams/:streamId/events',
+    {
+      schema: {
+        tags: ['sync'],
+        description: "One stream of the caller's tenant with its hash chain, for a device to audit its synced copy.",
+        params: StreamParams,
+        response: { 200: StreamEventsResponse, 400: ErrorResponse, 404: ErrorResponse },
+      },
+    },
+    async (req, reply) => {
+      const who = caller(req);
+      const events = await repo.readStream(who.tenant, req.params.streamId);
+      if (events.length === 0) return reply.code(404).send({ error: 'NOT_FOUND', message: `stream ${req.params.streamId} not found` });
+      return { streamId: req.params.streamId, events };
     },
   );
 

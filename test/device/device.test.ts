@@ -19,6 +19,7 @@ async function device(name: string, serverUrl = '') {
   return { d, h: createHandlers(d) };
 }
 
+const ALL = { status: 'ALL' as const, sort: 'updatedAt' as const, direction: 'desc' as const, limit: 50, offset: 0 };
 const create = (orderId: string, unitPrice = 2500) => ({
   command: { type: 'CreateOrder' as const, orderId, customerId: 'C-42', items: [{ sku: 'SKU-1', quantity: 2, unitPrice }], currency: 'EUR' },
 });
@@ -30,7 +31,7 @@ describe('a device through its handlers', () => {
     expect(r).toMatchObject({ ok: true, orderId: 'O-1', version: 1 });
     await h.execute({ command: { type: 'RecordPayment', orderId: 'O-1', paymentId: 'P-1', amount: 5000 } });
 
-    const list = await h.listOrders({ status: 'ALL', sort: 'updatedAt', direction: 'desc', limit: 50, offset: 0 });
+    const list = await h.listOrders(ALL);
     expect(list.rows).toEqual([expect.objectContaining({ orderId: 'O-1', status: 'PAID', total: 5000, sync: 'pending' })]);
     expect(list.counts).toMatchObject({ ALL: 1, PAID: 1 });
 
@@ -70,11 +71,11 @@ describe('a device through its handlers', () => {
       expect(conflict).toMatchObject({ orderId: 'O-2', status: 'rejected', rejection: { code: 'ORDER_CANCELLED' } });
       expect(conflict!.causedBy).toEqual([expect.objectContaining({ eventType: 'OrderCancelled', streamVersion: 2 })]);
       expect((await b.h.getOrder({ orderId: 'O-2' }))?.state.status).toBe('CANCELLED');
-      expect((await b.h.listOrders({})).rows[0]).toMatchObject({ orderId: 'O-2', status: 'CANCELLED', sync: 'rejected' });
+      expect((await b.h.listOrders(ALL)).rows[0]).toMatchObject({ orderId: 'O-2', status: 'CANCELLED', sync: 'rejected' });
 
       await b.h.dismissConflict({ commandId: conflict!.commandId });
       expect(await b.h.listConflicts({ includeDismissed: false })).toEqual([]);
-      expect((await b.h.listOrders({})).rows[0]!.sync).toBe('synced');
+      expect((await b.h.listOrders(ALL)).rows[0]!.sync).toBe('synced');
 
       const audit = await a.h.verifyAudit({ orderId: 'O-2' });
       expect(audit).toMatchObject({ verified: true, firstBrokenEventId: null });
