@@ -8,6 +8,8 @@ interface LiveState {
   changeTick: number;
   changedOrderIds: ReadonlySet<string>;
   rebuild: RebuildProgress | null;
+  /** This device's id, to tell its own changes from other devices'. */
+  deviceId: string | null;
   /** Replies such as syncNow carry a fresh status: show it without waiting for the stream. */
   setSync(status: SyncStatus): void;
 }
@@ -15,16 +17,20 @@ interface LiveState {
 const CHANGE_COALESCE_MS = 150;
 
 type Live = Omit<LiveState, 'setSync'>;
-const LiveContext = createContext<LiveState>({ sync: null, changeTick: 0, changedOrderIds: new Set(), rebuild: null, setSync: () => undefined });
+const LiveContext = createContext<LiveState>({ sync: null, changeTick: 0, changedOrderIds: new Set(), rebuild: null, deviceId: null, setSync: () => undefined });
 
 /** One subscription to the status stream for the whole app, plus an initial syncStatus read. */
 export function LiveProvider({ children }: { children: ReactNode }) {
-  const [state, setState] = useState<Live>({ sync: null, changeTick: 0, changedOrderIds: new Set(), rebuild: null });
+  const [state, setState] = useState<Live>({ sync: null, changeTick: 0, changedOrderIds: new Set(), rebuild: null, deviceId: null });
   useEffect(() => {
     let alive = true;
     api
       .syncStatus({})
       .then((sync) => alive && setState((s) => ({ ...s, sync })))
+      .catch(() => undefined);
+    api
+      .getSettings({})
+      .then((settings) => alive && setState((s) => ({ ...s, deviceId: settings.deviceId })))
       .catch(() => undefined);
     // 'changed' arrives per append; during a long sync that is thousands a second. Views re-query
     // on changeTick, so notifications are coalesced into at most one tick per CHANGE_COALESCE_MS.

@@ -185,8 +185,17 @@ describe('desktop UI in Chromium (browser mode)', () => {
     await page.keyboard.press('Home');
     await expect.poll(() => page.getByTestId('tt-version').textContent()).toBe('1');
     await expect.poll(() => page.getByTestId('tt-state').locator('.badge').first().textContent()).toBe('Created');
-    await page.getByRole('heading', { name: 'Time travel' }).scrollIntoViewIfNeeded();
+    await page.getByRole('heading', { name: 'Time travel' }).evaluate((el) => el.scrollIntoView({ block: 'start' }));
     await shot('order-detail-time-travel');
+    // The audit trail: who, where and how each change was made.
+    const timeline = page.getByRole('list', { name: 'Event timeline' });
+    await expect.poll(() => timeline.locator('li').count()).toBeGreaterThanOrEqual(2);
+    const history = (await timeline.textContent()) ?? '';
+    expect(history).toContain('Order created');
+    expect(history).toContain('customer called to cancel');
+    expect(history).toContain('bob');
+    await timeline.evaluate((el) => el.scrollIntoView({ block: 'start' }));
+    await shot('order-history');
   });
 
   it('renders cleanly in dark mode with no script or CSP errors', async () => {

@@ -49,7 +49,12 @@ export function CreateOrderDialog({ onClose, onCreated }: { onClose: () => void;
     return typeof p === 'number' && Number.isInteger(q) ? sum + p * q : sum;
   }, 0);
 
-  const update = (key: number, patch: Partial<ItemDraft>) => setItems((xs) => xs.map((x) => (x.key === key ? { ...x, ...patch } : x)));
+  const update = (key: number, patch: Partial<ItemDraft>) => {
+    setItems((xs) => xs.map((x) => (x.key === key ? { ...x, ...patch } : x)));
+    // An edited row's old messages no longer describe it; the next submit re-validates.
+    const idx = items.findIndex((x) => x.key === key);
+    setErrors((errs) => Object.fromEntries(Object.entries(errs).filter(([k]) => !k.startsWith(`items.${idx}.`) && k !== 'items')));
+  };
 
   async function submit(e: FormEvent) {
     e.preventDefault();

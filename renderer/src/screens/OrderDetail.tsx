@@ -6,7 +6,7 @@ import { ActionForms } from '../components/ActionForms.js';
 import { ConflictCard } from '../components/ConflictCard.js';
 import { Card, Empty, Notice, StatusBadge, SyncBadge } from '../components/ui.js';
 import { describeError } from '../forms.js';
-import { EVENT_LABEL, money, when } from '../format.js';
+import { EVENT_LABEL, money, when, whenShort } from '../format.js';
 import { useLive } from '../status.js';
 
 type AsOf = MethodOutput<'getOrderAsOf'>;
@@ -87,7 +87,7 @@ function TimeTravel({ orderId, version, currency }: { orderId: string; version: 
           </div>
           <div>
             <dt>At</dt>
-            <dd>{when(asOf.updatedAt)}</dd>
+            <dd title={when(asOf.updatedAt)}>{whenShort(asOf.updatedAt)}</dd>
           </div>
         </dl>
       ) : null}
@@ -279,7 +279,7 @@ export function OrderDetailPane({ orderId }: { orderId: string }) {
           {[...detail.timeline].reverse().map((e) => (
             <li key={e.eventId} className={`tl-${e.sync}`}>
               <div className="tl-marker" aria-hidden="true">
-                {e.streamVersion}
+                {e.streamVersion > 0 ? e.streamVersion : '·'}
               </div>
               <div className="tl-body">
                 <p className="tl-title">
@@ -288,8 +288,10 @@ export function OrderDetailPane({ orderId }: { orderId: string }) {
                 <p className="tl-meta">
                   <span title="Who">{meta(e, 'userId') ?? 'unknown user'}</span>
                   <span title="When">{when(e.recordedAt)}</span>
-                  <span title="Device">device {meta(e, 'deviceId') ?? '—'}</span>
-                  <span title="Source">{meta(e, 'source') ?? (e.globalPosition !== null ? 'server' : 'this device')}</span>
+                  <span title={`Device ${meta(e, 'deviceId') ?? 'unknown'}`}>
+                    {meta(e, 'deviceId') === null ? 'unknown device' : meta(e, 'deviceId') === live.deviceId ? 'this device' : 'another device'}
+                  </span>
+                  {meta(e, 'source') ? <span title="Source">via {meta(e, 'source')}</span> : null}
                   {e.globalPosition !== null ? <span title="Server position">#{e.globalPosition}</span> : null}
                   {e.hash ? (
                     <span title={`Chain hash ${e.hash}`} className="mono">

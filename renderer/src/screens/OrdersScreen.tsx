@@ -228,7 +228,7 @@ export function OrdersScreen({ selectedId }: { selectedId: string | null }) {
                           <StatusBadge status={row.status} />
                         </span>
                         <span className="num">{money(row.total, row.currency)}</span>
-                        <span className="muted" title={row.updatedAt}>
+                        <span className="muted nowrap" title={row.updatedAt}>
                           {ago(row.updatedAt)}
                         </span>
                         <span>

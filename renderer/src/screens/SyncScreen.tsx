@@ -47,7 +47,15 @@ export function SyncPanel() {
       <div className={`sync-state state-${sync.state}`} data-testid="sync-state" data-state={sync.state}>
         <span className="dot" aria-hidden="true" />
         <strong>{STATE_TEXT[sync.state]}</strong>
-        <span className="muted">{sync.online ? 'Server reachable' : 'Server not reachable'}</span>
+        <span className="muted">
+          {sync.serverUrl ? (
+            <>
+              {sync.online ? 'Server reachable' : 'Server not reachable'}: <span className="mono">{sync.serverUrl}</span>
+            </>
+          ) : (
+            'No server configured'
+          )}
+        </span>
       </div>
       {sync.progress ? (
         <div className="sync-progress">
@@ -80,10 +88,6 @@ export function SyncPanel() {
         <div>
           <dt>Next attempt</dt>
           <dd>{sync.nextAttemptAt ? when(sync.nextAttemptAt) : '—'}</dd>
-        </div>
-        <div>
-          <dt>Server</dt>
-          <dd className="mono">{sync.serverUrl ?? 'none'}</dd>
         </div>
       </dl>
     </Card>
