@@ -1,7 +1,7 @@
 import type { ServerEvent } from '../protocol/envelope.js';
 import { StreamEventsResponse } from '../protocol/sync-api.js';
 import { canonicalJson } from '../protocol/canonical-json.js';
-import { computeEventHash, GENESIS_HASH } from '../server/hash.js';
+import { computeEventHash, GENESIS_HASH } from '../protocol/event-hash.js';
 import type { Device } from './device.js';
 
 export interface AuditResult {
