@@ -67,7 +67,7 @@ function diffTable(db: Database.Database, live: string, rebuilt: TableDef, limit
  */
 export async function driftCheck(runner: ProjectionRunner, names: readonly string[] = runner.names, opts: DriftOptions = {}): Promise<DriftReport[]> {
   const limit = opts.maxDifferences ?? 100;
-  const shadows = prepareShadows(runner, names, DRIFT_PREFIX, false, opts.cacheSize ?? 20_000);
+  const shadows = prepareShadows(runner, names, DRIFT_PREFIX, false, opts.cacheSize ?? 10_000);
   try {
     await fillShadows(runner, shadows, opts, `drift:${names.join(',')}`);
     return runner.db

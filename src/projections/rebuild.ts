@@ -9,7 +9,7 @@ export const REBUILD_PREFIX = '__rebuild_';
 export interface RebuildOptions {
   /** Events per transaction (default 10000). */
   batchSize?: number;
-  /** Order states (etc.) kept in memory per projection: bounds memory whatever the log length (default 20000). */
+  /** Order states (etc.) kept in memory per projection: bounds memory whatever the log length (default 10000). */
   cacheSize?: number;
   onProgress?: (p: RebuildProgress) => void;
   /** Minimum time between progress callbacks (default 250 ms; the final one always fires). */
@@ -176,7 +176,7 @@ export function refreshShadowOverlay(runner: ProjectionRunner, shadow: Shadow): 
  */
 export async function rebuildProjections(runner: ProjectionRunner, names: readonly string[], opts: RebuildOptions = {}): Promise<RebuildResult> {
   const started = performance.now();
-  const shadows = prepareShadows(runner, names, REBUILD_PREFIX, true, opts.cacheSize ?? 20_000);
+  const shadows = prepareShadows(runner, names, REBUILD_PREFIX, true, opts.cacheSize ?? 10_000);
   const label = names.join(',');
   let replayed = await fillShadows(runner, shadows, opts, label);
   let position = 0;
