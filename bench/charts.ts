@@ -43,7 +43,7 @@ export function formatNumber(n: number): string {
   if (a >= 100) return String(Math.round(n));
   if (a >= 1) return String(Math.round(n * 100) / 100);
   if (a === 0) return '0';
-  return n.toPrecision(3);
+  return String(Number(n.toPrecision(3)));
 }
 
 /** Ticks for a linear axis: about five round steps from 0 to max. */
