@@ -1,5 +1,5 @@
 import { useVirtualizer } from '@tanstack/react-virtual';
-import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState, type KeyboardEvent } from 'react';
 import type { ListOrdersInput, OrderRow, StatusFilter } from '../../../src/app/contract.js';
 import { ORDER_STATUSES } from '../../../src/domain/state.js';
 import { api } from '../api.js';
@@ -140,6 +140,28 @@ export function OrdersScreen({ selectedId }: { selectedId: string | null }) {
     if (total) ensureRange(first, last);
   }, [first, last, total, ensureRange]);
 
+  // Arrow keys move between rows (only the visible ones exist in the DOM, so scroll first, then focus).
+  const focusRow = (index: number) => {
+    if (!total) return;
+    const target = Math.max(0, Math.min(total - 1, index));
+    virtualizer.scrollToIndex(target, { align: 'auto' });
+    const tryFocus = (attempts: number) => {
+      const link = scrollRef.current?.querySelector<HTMLElement>(`[data-index="${target}"] a`);
+      if (link) link.focus();
+      else if (attempts > 0) requestAnimationFrame(() => tryFocus(attempts - 1));
+    };
+    requestAnimationFrame(() => tryFocus(10));
+  };
+  const onListKey = (e: KeyboardEvent) => {
+    const slot = (e.target as HTMLElement).closest<HTMLElement>('[data-index]');
+    if (!slot) return;
+    const index = Number(slot.dataset.index);
+    const moves: Record<string, number> = { ArrowDown: index + 1, ArrowUp: index - 1, Home: 0, End: (total ?? 1) - 1, PageDown: index + 10, PageUp: index - 10 };
+    if (!(e.key in moves)) return;
+    e.preventDefault();
+    focusRow(moves[e.key]!);
+  };
+
   const allCount = counts.ALL ?? Object.values(counts).reduce((a, b) => a + b, 0);
 
   return (
@@ -196,7 +218,7 @@ export function OrdersScreen({ selectedId }: { selectedId: string | null }) {
           <span>Updated</span>
           <span>Sync</span>
         </div>
-        <div ref={scrollRef} className="order-list" aria-label={`Orders, ${total ?? 0} shown`} role="list">
+        <div ref={scrollRef} className="order-list" aria-label={`Orders, ${total ?? 0} shown`} role="list" onKeyDown={onListKey}>
           {total === 0 ? (
             <Empty title={search || status !== 'ALL' ? 'No orders match' : 'No orders yet'}>
               {search || status !== 'ALL' ? (
@@ -210,7 +232,7 @@ export function OrdersScreen({ selectedId }: { selectedId: string | null }) {
               {items.map((v) => {
                 const row = rowAt(v.index);
                 return (
-                  <div key={v.key} className="order-row-slot" role="listitem" style={{ transform: `translateY(${v.start}px)`, height: v.size }}>
+                  <div key={v.key} className="order-row-slot" role="listitem" data-index={v.index} style={{ transform: `translateY(${v.start}px)`, height: v.size }}>
                     {row ? (
                       <a
                         href={`#/orders/${encodeURIComponent(row.orderId)}`}
