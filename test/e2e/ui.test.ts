@@ -198,6 +198,29 @@ describe('desktop UI in Chromium (browser mode)', () => {
     await shot('order-history');
   });
 
+  it('retry-as-new shows the rejection inline; dismiss empties the inbox', async () => {
+    await page.goto(`${app.url}/#/sync`);
+    const card = page.getByTestId('conflict-list').locator('article').first();
+    await card.getByRole('button', { name: 'Retry as new' }).click();
+    await expect.poll(() => card.getByRole('alert').textContent()).toMatch(/was cancelled/);
+    await card.getByRole('button', { name: 'Dismiss' }).click();
+    await expect.poll(() => page.getByText('No conflicts').count(), { timeout: 10_000 }).toBe(1);
+    await page.getByLabel('Show dismissed').check();
+    await expect.poll(() => page.getByTestId('conflict-list').locator('article').count()).toBeGreaterThanOrEqual(1);
+  });
+
+  it('rebuilds projections with progress and reports no drift', async () => {
+    await page.goto(`${app.url}/#/settings`);
+    await page.getByRole('button', { name: 'Rebuild projections' }).click();
+    await expect.poll(() => page.getByText(/^Replayed \d+ events in/).count(), { timeout: 30_000 }).toBe(1);
+    await page.getByRole('button', { name: 'Run drift check' }).click();
+    const results = page.locator('.admin-block table');
+    await expect.poll(() => results.locator('tbody tr').count(), { timeout: 30_000 }).toBeGreaterThan(0);
+    const cells = await results.locator('tbody td:last-child').allTextContents();
+    expect(cells.every((c) => c === 'No drift')).toBe(true);
+    await shot('settings-admin');
+  });
+
   it('renders cleanly in dark mode with no script or CSP errors', async () => {
     await page.emulateMedia({ colorScheme: 'dark' });
     await page.goto(`${app.url}/#/orders/ORD-E2E-1`);
