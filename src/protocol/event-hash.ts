@@ -21,15 +21,17 @@ export interface HashedContent {
  * every stored event this way; devices recompute it to audit their synced copy.
  */
 export function computeEventHash(previousHash: string, e: HashedContent): string {
-  const body = canonicalJson({
-    id: e.eventId,
-    stream: e.streamId,
-    version: e.streamVersion,
-    type: e.eventType,
-    schemaVersion: e.schemaVersion,
-    data: e.data,
-    metadata: e.metadata,
-    recordedAt: e.recordedAt,
-  });
+  return chainHash(previousHash, e, canonicalJson(e.data), canonicalJson(e.metadata));
+}
+
+/**
+ * computeEventHash when the canonical JSON of data and metadata is already at hand (the server
+ * stores those very texts, so it writes each event to JSON once).
+ */
+export function chainHash(previousHash: string, e: Omit<HashedContent, 'data' | 'metadata'>, dataJson: string, metadataJson: string): string {
+  // The keys in sorted order: exactly canonicalJson({ id, stream, version, type, schemaVersion, data, metadata, recordedAt }).
+  const body =
+    `{"data":${dataJson},"id":${canonicalJson(e.eventId)},"metadata":${metadataJson},"recordedAt":${canonicalJson(e.recordedAt)},` +
+    `"schemaVersion":${canonicalJson(e.schemaVersion)},"stream":${canonicalJson(e.streamId)},"type":${canonicalJson(e.eventType)},"version":${canonicalJson(e.streamVersion)}}`;
   return createHash('sha256').update(previousHash).update(body).digest('hex');
 }

@@ -1,11 +1,12 @@
 import { z } from 'zod';
 import { EventSchemas, ORDER_STREAM_TYPE, isOrderEventType } from '../domain/events.js';
 import { UpcastError, upcast } from '../domain/upcasters.js';
-import { applyOrderEvent, initialOrderState, type OrderState } from '../domain/state.js';
+import { foldOrderInPlace, initialOrderState, type FoldableEvent, type OrderState } from '../domain/state.js';
 import type { NewEvent, ServerEvent } from '../protocol/envelope.js';
 import type { AppendResponse } from '../protocol/sync-api.js';
 import { IdempotencyConflictError, InvalidEventError } from '../store/errors.js';
-import { GENESIS_HASH, canonicalJson, computeEventHash } from './hash.js';
+import { canonicalJson } from '../protocol/canonical-json.js';
+import { GENESIS_HASH, chainHash, computeEventHash } from '../protocol/event-hash.js';
 import type { AppendCommand, ChainBreak, OrderView } from './repository.js';
 
 /**
@@ -23,7 +24,7 @@ export function normalizeAppend(cmd: AppendCommand): AppendCommand {
       throw new InvalidEventError(`event id ${eventId} appears twice in one append`, [{ path: `events.${i}.eventId`, message: 'duplicate event id in this batch' }]);
     }
     seen.add(eventId);
-    return { ...e, eventId };
+    return eventId === e.eventId ? e : { ...e, eventId };
   });
   validateOrderEvents(cmd.streamType, events);
   return { ...cmd, events };
@@ -126,15 +127,18 @@ export interface PreparedEvent {
   schemaVersion: number;
   data: Record<string, unknown>;
   metadata: Record<string, unknown>;
+  /** Canonical JSON of data and metadata: hashed, and stored as is. */
+  dataJson: string;
+  metadataJson: string;
   recordedAt: string;
   hash: string;
 }
 
-/** Assign versions after `currentVersion` and chain hashes from `previousHash`. */
+/** Assign versions after `currentVersion` and chain hashes from `previousHash`, writing each event to JSON once. */
 export function prepareEvents(cmd: AppendCommand, currentVersion: number, previousHash: string, recordedAt: string): PreparedEvent[] {
   let prev = previousHash;
   return cmd.events.map((e, i) => {
-    const base = {
+    const p: PreparedEvent = {
       eventId: e.eventId,
       streamId: cmd.streamId,
       streamType: cmd.streamType,
@@ -143,11 +147,14 @@ export function prepareEvents(cmd: AppendCommand, currentVersion: number, previo
       schemaVersion: e.schemaVersion,
       data: e.data,
       metadata: e.metadata as Record<string, unknown>,
+      dataJson: canonicalJson(e.data),
+      metadataJson: canonicalJson(e.metadata),
       recordedAt,
+      hash: '',
     };
-    const hash = computeEventHash(prev, base);
-    prev = hash;
-    return { ...base, hash };
+    p.hash = chainHash(prev, p, p.dataJson, p.metadataJson);
+    prev = p.hash;
+    return p;
   });
 }
 
@@ -161,7 +168,7 @@ export function appendResult(streamId: string, events: { eventId: string; stream
   };
 }
 
-/** A stored event as the fold needs it. */
+/** A stored event as the fold needs it (globalPosition only for the last one: the row's ETag). */
 export interface FoldInput {
   eventId: string;
   streamVersion: number;
@@ -174,24 +181,16 @@ export interface FoldInput {
 
 const ignoreUnknown = (): void => undefined;
 
-/** Fold events (in version order) onto a stored order state; unknown types only advance the version. */
+/**
+ * Fold events (in version order) onto a stored order state; unknown types only advance the
+ * version. `previous` must belong to the caller alone (freshly parsed JSON): it is folded in
+ * place, with no immer draft per event, which dominated appends of large batches.
+ */
 export function foldOrderView(orderId: string, previous: OrderState | null, events: FoldInput[]): OrderView {
-  let state = previous ?? initialOrderState;
-  let last: FoldInput | undefined;
-  for (const e of events) {
-    let data: unknown = e.data;
-    let type = e.eventType;
-    try {
-      data = upcast(e.eventType, e.schemaVersion, e.data).data;
-    } catch (err) {
-      if (!(err instanceof UpcastError)) throw err;
-      // Stored before this build knew the type's newer schema: keep the slot, skip the content.
-      type = `Unreadable:${e.eventType}`;
-    }
-    state = applyOrderEvent(state, { type, data, version: e.streamVersion, recordedAt: e.recordedAt }, ignoreUnknown);
-    last = e;
-  }
+  const last = events[events.length - 1];
   if (!last) throw new Error('foldOrderView needs at least one event');
+  const target = previous ?? (structuredClone(initialOrderState) as OrderState);
+  const state = foldOrderInPlace(target, events.map(toFoldable), ignoreUnknown);
   return {
     orderId,
     customerId: state.customerId,
@@ -206,6 +205,16 @@ export function foldOrderView(orderId: string, previous: OrderState | null, even
     updatedAt: state.updatedAt,
     state,
   };
+}
+
+function toFoldable(e: FoldInput): FoldableEvent {
+  try {
+    return { type: e.eventType, data: upcast(e.eventType, e.schemaVersion, e.data).data, version: e.streamVersion, recordedAt: e.recordedAt };
+  } catch (err) {
+    if (!(err instanceof UpcastError)) throw err;
+    // Stored before this build knew the type's newer schema: keep the slot, skip the content.
+    return { type: `Unreadable:${e.eventType}`, data: e.data, version: e.streamVersion, recordedAt: e.recordedAt };
+  }
 }
 
 export const OrderStateJson = z.custom<OrderState>((v) => typeof v === 'object' && v !== null && 'version' in v);

@@ -75,6 +75,32 @@ interface ProjectionRow {
 const EVENT_COLUMNS =
   'global_position, event_id::text AS event_id, tenant_id, aggregate_id, aggregate_type, event_type, schema_version, event_data, metadata, version, created_at, hash';
 
+const PROJECTION_UPSERT = `ON CONFLICT (tenant_id, order_id) DO UPDATE SET customer_id = excluded.customer_id, status = excluded.status, total = excluded.total,
+         currency = excluded.currency, item_count = excluded.item_count, version = excluded.version, last_event_id = excluded.last_event_id,
+         last_position = excluded.last_position, created_at = excluded.created_at, updated_at = excluded.updated_at, state = excluded.state`;
+
+/**
+ * One statement writes a whole append: every event (one multi-row INSERT from arrays, positions
+ * drawn in version order), the stream head, and (Order streams) the read-model row, whose
+ * last_position is the highest position just drawn.
+ */
+const APPEND_WRITE_CTES = `WITH ins AS (
+    INSERT INTO events (event_id, tenant_id, aggregate_id, aggregate_type, event_type, schema_version, event_data, metadata, version, created_at, hash)
+    SELECT u.event_id, $1, $2, $3, u.event_type, u.schema_version, u.event_data, u.metadata, u.version, $10::timestamptz, u.hash
+    FROM unnest($4::uuid[], $5::text[], $6::int[], $7::jsonb[], $8::jsonb[], $9::int[], $11::text[])
+      WITH ORDINALITY AS u(event_id, event_type, schema_version, event_data, metadata, version, hash, ord)
+    ORDER BY u.ord
+    RETURNING global_position, version),
+  head AS (UPDATE streams SET version = $12, last_hash = $13, aggregate_type = $3 WHERE tenant_id = $1 AND aggregate_id = $2)`;
+const APPEND_WRITE = `${APPEND_WRITE_CTES}
+  SELECT global_position, version FROM ins`;
+const APPEND_WRITE_ORDER = `${APPEND_WRITE_CTES},
+  proj AS (
+    INSERT INTO order_projections (tenant_id, order_id, customer_id, status, total, currency, item_count, version, last_event_id, last_position, created_at, updated_at, state)
+    SELECT $1, $2, $14, $15, $16, $17, $18, $19, $20, (SELECT max(global_position) FROM ins), $21, $22, $23
+    ${PROJECTION_UPSERT})
+  SELECT global_position, version FROM ins`;
+
 function toServerEvent(r: EventRow): ServerEvent & { tenantId: string } {
   return {
     tenantId: r.tenant_id,
@@ -221,26 +247,37 @@ export class PgRepository implements EventRepository {
     }
   }
 
+  /**
+   * Four round trips: BEGIN, lock the head, read what the checks and the fold need, write
+   * everything in one statement; then the caller's COMMIT. Hot statements are named, so each
+   * connection plans them once.
+   */
   private async appendIn(client: pg.PoolClient, cmd: AppendCommand): Promise<AppendOutcome> {
-    // The transaction id is taken before any position is drawn from the identity sequence, so
-    // a reader's snapshot xmin always covers a transaction that holds an uncommitted position.
-    const { rows: xidRows } = await client.query<{ xid: string }>(
-      'SELECT pg_current_xact_id()::text AS xid, pg_advisory_xact_lock_shared($1, $2)',
-      this.rebuildKey,
-    );
-    const xid = xidRows[0]!.xid;
-    // Lock (or create) the stream head: appends to one stream take turns from here on.
-    const { rows: headRows } = await client.query<{ version: number; last_hash: string; aggregate_type: string }>(
-      `INSERT INTO streams (tenant_id, aggregate_id, aggregate_type, version, last_hash) VALUES ($1, $2, $3, 0, $4)
-       ON CONFLICT (tenant_id, aggregate_id) DO UPDATE SET version = streams.version
-       RETURNING version, last_hash, aggregate_type`,
-      [cmd.tenantId, cmd.streamId, cmd.streamType, GENESIS_HASH],
-    );
+    // Lock (or create) the stream head: appends to one stream take turns from here on. This
+    // first write gives the transaction its id before any position is drawn from the identity
+    // sequence (the txid column's default), so a reader's snapshot xmin always covers a
+    // transaction that holds an uncommitted position. The shared advisory lock waits out a
+    // projection rebuild before anything is read for the fold.
+    const { rows: headRows } = await client.query<{ version: number; last_hash: string; aggregate_type: string }>({
+      name: 'ol_append_head',
+      text: `WITH h AS (
+               INSERT INTO streams (tenant_id, aggregate_id, aggregate_type, version, last_hash) VALUES ($1, $2, $3, 0, $4)
+               ON CONFLICT (tenant_id, aggregate_id) DO UPDATE SET version = streams.version
+               RETURNING version, last_hash, aggregate_type)
+             SELECT h.version, h.last_hash, h.aggregate_type, pg_advisory_xact_lock_shared($5, $6) FROM h`,
+      values: [cmd.tenantId, cmd.streamId, cmd.streamType, GENESIS_HASH, ...this.rebuildKey],
+    });
     const head = headRows[0]!;
-    const { rows: dupRows } = await client.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM events WHERE event_id = ANY($1::uuid[])`, [
-      cmd.events.map((e) => e.eventId),
-    ]);
-    const duplicate = judgeDuplicates(cmd, dupRows.map(toExisting));
+    // A new statement, so a new snapshot: it sees whatever the previous holder of the head committed.
+    const isOrder = cmd.streamType === ORDER_STREAM_TYPE;
+    const { rows: readRows } = await client.query<{ dups: EventRow[] | null; state: OrderState | null }>({
+      name: 'ol_append_read',
+      text: `SELECT (SELECT json_agg(d) FROM (SELECT ${EVENT_COLUMNS} FROM events WHERE event_id = ANY($1::uuid[])) d) AS dups,
+                    CASE WHEN $4::boolean THEN (SELECT state FROM order_projections WHERE tenant_id = $2 AND order_id = $3) END AS state`,
+      values: [cmd.events.map((e) => e.eventId), cmd.tenantId, cmd.streamId, isOrder],
+    });
+    const read = readRows[0]!;
+    const duplicate = judgeDuplicates(cmd, (read.dups ?? []).map(toExisting));
     if (duplicate) return { status: 'ok', result: duplicate };
 
     if (head.version > 0 && head.aggregate_type !== cmd.streamType) throw streamTypeMismatch(cmd, head.aggregate_type);
@@ -263,42 +300,38 @@ export class PgRepository implements EventRepository {
       };
     }
     const prepared = prepareEvents(cmd, head.version, head.last_hash, new Date().toISOString());
-    const { rows: inserted } = await client.query<{ event_id: string; global_position: string; version: number }>(
-      `INSERT INTO events (event_id, tenant_id, aggregate_id, aggregate_type, event_type, schema_version, event_data, metadata, version, created_at, hash, txid)
-       SELECT u.event_id, $1, $2, $3, u.event_type, u.schema_version, u.event_data, u.metadata, u.version, u.created_at, u.hash, $12::xid8
-       FROM unnest($4::uuid[], $5::text[], $6::int[], $7::jsonb[], $8::jsonb[], $9::int[], $10::timestamptz[], $11::text[])
-         WITH ORDINALITY AS u(event_id, event_type, schema_version, event_data, metadata, version, created_at, hash, ord)
-       ORDER BY u.ord
-       RETURNING event_id::text AS event_id, global_position, version`,
-      [
-        cmd.tenantId,
-        cmd.streamId,
-        cmd.streamType,
-        prepared.map((p) => p.eventId),
-        prepared.map((p) => p.eventType),
-        prepared.map((p) => p.schemaVersion),
-        prepared.map((p) => JSON.stringify(p.data)),
-        prepared.map((p) => JSON.stringify(p.metadata)),
-        prepared.map((p) => p.streamVersion),
-        prepared.map((p) => p.recordedAt),
-        prepared.map((p) => p.hash),
-        xid,
-      ],
-    );
-    const positions = new Map(inserted.map((r) => [r.version, Number(r.global_position)]));
-    const stored = prepared.map((p) => ({ ...p, globalPosition: positions.get(p.streamVersion)! }));
-    const last = stored[stored.length - 1]!;
-    await client.query('UPDATE streams SET version = $3, last_hash = $4, aggregate_type = $5 WHERE tenant_id = $1 AND aggregate_id = $2', [
+    const last = prepared[prepared.length - 1]!;
+    const values: unknown[] = [
       cmd.tenantId,
       cmd.streamId,
+      cmd.streamType,
+      prepared.map((p) => p.eventId),
+      prepared.map((p) => p.eventType),
+      prepared.map((p) => p.schemaVersion),
+      prepared.map((p) => p.dataJson),
+      prepared.map((p) => p.metadataJson),
+      prepared.map((p) => p.streamVersion),
+      last.recordedAt,
+      prepared.map((p) => p.hash),
       last.streamVersion,
       last.hash,
-      cmd.streamType,
-    ]);
-    if (cmd.streamType === ORDER_STREAM_TYPE) await this.project(client, cmd.tenantId, cmd.streamId, stored);
+    ];
+    let text = APPEND_WRITE;
+    let name = 'ol_append_write';
+    if (isOrder) {
+      // The fold needs no position: the row's last_position comes from the insert in SQL.
+      const v = foldOrderView(cmd.streamId, read.state, prepared.map((p) => ({ ...p, globalPosition: 0 })));
+      values.push(v.customerId, v.status, v.total, v.currency, v.itemCount, v.version, v.lastEventId, v.createdAt, v.updatedAt, JSON.stringify(v.state));
+      text = APPEND_WRITE_ORDER;
+      name = 'ol_append_write_order';
+    }
+    const { rows: inserted } = await client.query<{ global_position: string; version: number }>({ name, text, values });
+    const positions = new Map(inserted.map((r) => [r.version, Number(r.global_position)]));
+    const stored = prepared.map((p) => ({ eventId: p.eventId, streamVersion: p.streamVersion, globalPosition: positions.get(p.streamVersion)! }));
     return { status: 'ok', result: appendResult(cmd.streamId, stored) };
   }
 
+  /** Replay: fold a stream's run of events onto its stored row (no append in flight: the rebuild lock). */
   private async project(client: pg.PoolClient, tenantId: string, orderId: string, events: FoldInput[]): Promise<void> {
     const prev = await client.query<{ state: OrderState }>('SELECT state FROM order_projections WHERE tenant_id = $1 AND order_id = $2', [
       tenantId,
@@ -308,9 +341,7 @@ export class PgRepository implements EventRepository {
     await client.query(
       `INSERT INTO order_projections (tenant_id, order_id, customer_id, status, total, currency, item_count, version, last_event_id, last_position, created_at, updated_at, state)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-       ON CONFLICT (tenant_id, order_id) DO UPDATE SET customer_id = excluded.customer_id, status = excluded.status, total = excluded.total,
-         currency = excluded.currency, item_count = excluded.item_count, version = excluded.version, last_event_id = excluded.last_event_id,
-         last_position = excluded.last_position, created_at = excluded.created_at, updated_at = excluded.updated_at, state = excluded.state`,
+       ${PROJECTION_UPSERT}`,
       [tenantId, orderId, v.customerId, v.status, v.total, v.currency, v.itemCount, v.version, v.lastEventId, v.lastPosition, v.createdAt, v.updatedAt, JSON.stringify(v.state)],
     );
   }

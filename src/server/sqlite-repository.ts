@@ -210,10 +210,17 @@ export class SqliteRepository implements EventRepository {
         const prepared = prepareEvents(cmd, current, head?.last_hash ?? GENESIS_HASH, recordedAt);
         const stored = prepared.map((p) => {
           const info = this.stmt.insertEvent.run({
-            ...p,
+            eventId: p.eventId,
             tenantId: cmd.tenantId,
-            data: JSON.stringify(p.data),
-            metadata: JSON.stringify(p.metadata),
+            streamId: p.streamId,
+            streamType: p.streamType,
+            eventType: p.eventType,
+            schemaVersion: p.schemaVersion,
+            data: p.dataJson,
+            metadata: p.metadataJson,
+            streamVersion: p.streamVersion,
+            recordedAt: p.recordedAt,
+            hash: p.hash,
           });
           return { ...p, globalPosition: Number(info.lastInsertRowid) };
         });
