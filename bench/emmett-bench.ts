@@ -33,15 +33,6 @@ export interface EmmettBenchOptions {
 
 type Variant = 'raw' | 'ours' | 'emmett';
 
-interface Measured {
-  /** Median over rounds, operations (events) per second. */
-  perSecond: number;
-  /** Median over rounds of one operation's wall time in ms (reads/loads). */
-  ms: number;
-  samples: number[];
-  done: number;
-}
-
 type EmmettOrderEvent = Event<string, Record<string, unknown>>;
 
 const ORDER_ID = 'O-bench';
