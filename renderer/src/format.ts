@@ -65,3 +65,14 @@ export function newId(prefix: string): string {
   const bytes = crypto.getRandomValues(new Uint8Array(8));
   return `${prefix}-${Array.from(bytes, (b) => alphabet[b % alphabet.length]).join('')}`;
 }
+
+/** The sync engine's error text → a sentence for the person at the desk; the raw text stays as detail. */
+export function syncErrorInWords(error: string, serverUrl: string | null): string {
+  const server = serverUrl ? `The server at ${serverUrl}` : 'The server';
+  if (/ECONNREFUSED|fetch failed|ECONNRESET|socket hang up/i.test(error)) return `${server} is not answering. Your changes are safe on this device and will sync when it is back.`;
+  if (/ENOTFOUND|EAI_AGAIN/i.test(error)) return `${server} could not be found. Check the server URL in Settings, or your network.`;
+  if (/ETIMEDOUT|timed? ?out|aborted/i.test(error)) return `${server} did not answer in time. Sync will try again shortly.`;
+  if (/\b401\b|\b403\b|unauthori[sz]ed|forbidden|token/i.test(error)) return 'The server did not accept the access token. Check it in Settings.';
+  if (/\b5\d\d\b/.test(error)) return `${server} reported an internal problem. Sync will try again shortly.`;
+  return `Sync failed: ${error}`;
+}

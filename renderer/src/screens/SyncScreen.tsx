@@ -4,7 +4,7 @@ import { api } from '../api.js';
 import { ConflictCard } from '../components/ConflictCard.js';
 import { Card, Empty, Notice, ProgressBar } from '../components/ui.js';
 import { describeError } from '../forms.js';
-import { ago, when } from '../format.js';
+import { ago, syncErrorInWords, when } from '../format.js';
 import { useLive } from '../status.js';
 
 const STATE_TEXT: Record<string, string> = {
@@ -50,7 +50,8 @@ export function SyncPanel() {
         <span className="muted">
           {sync.serverUrl ? (
             <>
-              {sync.online ? 'Server reachable' : 'Server not reachable'}: <span className="mono">{sync.serverUrl}</span>
+              {sync.online && sync.state !== 'offline' && sync.state !== 'error' ? 'Server reachable' : 'Server not reachable'}:{' '}
+              <span className="mono">{sync.serverUrl}</span>
             </>
           ) : (
             'No server configured'
@@ -66,7 +67,12 @@ export function SyncPanel() {
           <ProgressBar value={sync.progress.done} max={sync.progress.total} label="Sync progress" />
         </div>
       ) : null}
-      {sync.lastError ? <Notice kind="error">{sync.lastError}</Notice> : null}
+      {sync.lastError ? (
+        <Notice kind="error">
+          {syncErrorInWords(sync.lastError, sync.serverUrl)}
+          <span className="error-detail">Details: {sync.lastError}</span>
+        </Notice>
+      ) : null}
       {error ? <Notice kind="error">{error}</Notice> : null}
       <dl className="facts">
         <div>
@@ -87,7 +93,7 @@ export function SyncPanel() {
         </div>
         <div>
           <dt>Next attempt</dt>
-          <dd>{sync.nextAttemptAt ? when(sync.nextAttemptAt) : '—'}</dd>
+          <dd title={when(sync.nextAttemptAt)}>{sync.nextAttemptAt ? ago(sync.nextAttemptAt) : '—'}</dd>
         </div>
       </dl>
     </Card>
