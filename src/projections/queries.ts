@@ -170,7 +170,14 @@ export class OrderQueries {
       pageParams.push(c.value, c.orderId);
     }
     const whereSql = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
-    const pageSql = `SELECT ${ROW_COLUMNS} FROM order_list ${whereSql} ORDER BY ${sortCol} ${dir}, order_id ${dir} LIMIT ? OFFSET ?`;
+    const order = `ORDER BY ${sortCol} ${dir}, order_id ${dir}`;
+    // A substring search cannot use an index range: pick the page's ids by scanning the narrow
+    // covering index (not the wide rows), then fetch just those rows.
+    const pageSql = q.search
+      ? `SELECT ${ROW_COLUMNS} FROM order_list WHERE order_id IN (
+           SELECT order_id FROM order_list INDEXED BY order_list__customer ${whereSql} ${order} LIMIT ? OFFSET ?) ${order}`
+      : `SELECT ${ROW_COLUMNS} FROM order_list ${whereSql} ${order} LIMIT ? OFFSET ?`;
+    const countFrom = q.search ? 'order_list INDEXED BY order_list__customer' : 'order_list';
 
     return this.db.transaction(() => {
       const position = this.position(ORDER_LIST);
@@ -184,7 +191,7 @@ export class OrderQueries {
       const countRows = (
         filters.length === 0
           ? this.stmt('SELECT status, SUM(order_count) AS n FROM order_daily_totals GROUP BY status').all()
-          : this.stmt(`SELECT status, COUNT(*) AS n FROM order_list WHERE ${filters.join(' AND ')} GROUP BY status`).all(...params)
+          : this.stmt(`SELECT status, COUNT(*) AS n FROM ${countFrom} WHERE ${filters.join(' AND ')} GROUP BY status`).all(...params)
       ) as { status: string; n: number }[];
       const counts: Record<string, number> = { ALL: 0 };
       for (const s of ORDER_STATUSES) counts[s] = 0;
