@@ -86,6 +86,10 @@ export class EventLog {
     this.stmt = {
       version: db.prepare<[string], { v: number | null }>('SELECT MAX(stream_version) AS v FROM events WHERE stream_id = ?'),
       byId: db.prepare<[string], EventRow>(`SELECT ${COLUMNS} FROM events WHERE event_id = ?`),
+      // One probe per batch instead of one per event: most appends are new, so this is all they pay.
+      anyStored: db
+        .prepare<[string], number>('SELECT 1 FROM events WHERE event_id IN (SELECT value FROM json_each(?)) LIMIT 1')
+        .pluck(),
       insert: db.prepare(
         `INSERT INTO events (event_id, stream_id, stream_type, stream_version, event_type, schema_version, data, metadata, recorded_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -196,6 +200,7 @@ export class EventLog {
    * are atomic, so that is a different batch reusing ids), is an error.
    */
   private findExisting(streamId: string, streamType: string, events: NewEvent[]): AppendResult | null {
+    if (this.stmt.anyStored.get(JSON.stringify(events.map((e) => e.eventId))) === undefined) return null;
     const rows = events.map((e) => this.stmt.byId.get(e.eventId));
     const found = rows.filter((r): r is EventRow => r !== undefined);
     if (found.length === 0) return null;
