@@ -63,6 +63,11 @@ export function validateOrderEvents(streamType: string, events: NewEvent[]): voi
   }
 }
 
+/** Errors that refuse one element of a push (bad input), as opposed to failures of the store. */
+export function isInputError(err: unknown): err is IdempotencyConflictError | InvalidEventError {
+  return err instanceof IdempotencyConflictError || err instanceof InvalidEventError;
+}
+
 /** A stream keeps the type it was created with. */
 export function streamTypeMismatch(cmd: AppendCommand, storedType: string): InvalidEventError {
   return new InvalidEventError(`stream ${cmd.streamId} is a ${storedType} stream, not ${cmd.streamType}`, [

@@ -10,6 +10,7 @@ import {
   ChainVerifier,
   appendResult,
   foldOrderView,
+  isInputError,
   judgeDuplicates,
   normalizeAppend,
   prepareEvents,
@@ -27,6 +28,7 @@ import type {
   DashboardQuery,
   EventRepository,
   OrderView,
+  PushOutcome,
 } from './repository.js';
 
 const BATCH = 1000;
@@ -230,13 +232,60 @@ export class PgRepository implements EventRepository {
 
   async append(input: AppendCommand): Promise<AppendOutcome> {
     const cmd = normalizeAppend(input);
+    return this.transaction(async (client) => {
+      const outcome = await this.appendIn(client, cmd);
+      // Nothing to keep from a conflict or a duplicate (the head upsert may have created a row).
+      return { value: outcome, commit: outcome.status === 'ok' && !outcome.result.duplicate };
+    });
+  }
+
+  async appendAll(inputs: AppendCommand[]): Promise<PushOutcome[]> {
+    // Heads are locked in stream order (stable, so one stream's appends keep theirs): two pushes
+    // touching the same streams queue behind each other instead of deadlocking.
+    const order = inputs.map((_, i) => i);
+    order.sort((x, y) => {
+      const a = inputs[x]!;
+      const b = inputs[y]!;
+      return a.tenantId < b.tenantId ? -1 : a.tenantId > b.tenantId ? 1 : a.streamId < b.streamId ? -1 : a.streamId > b.streamId ? 1 : x - y;
+    });
+    return this.transaction(async (client) => {
+      const out: PushOutcome[] = new Array<PushOutcome>(inputs.length);
+      let wrote = false;
+      for (const i of order) {
+        let cmd: AppendCommand;
+        try {
+          cmd = normalizeAppend(inputs[i]!);
+        } catch (err) {
+          if (!isInputError(err)) throw err;
+          out[i] = { status: 'error', error: err };
+          continue;
+        }
+        await client.query('SAVEPOINT ol_push_element');
+        try {
+          const outcome = await this.appendIn(client, cmd);
+          const keep = outcome.status === 'ok' && !outcome.result.duplicate;
+          await client.query(keep ? 'RELEASE SAVEPOINT ol_push_element' : 'ROLLBACK TO SAVEPOINT ol_push_element');
+          wrote ||= keep;
+          out[i] = outcome;
+        } catch (err) {
+          if (!isInputError(err)) throw err;
+          await client.query('ROLLBACK TO SAVEPOINT ol_push_element');
+          out[i] = { status: 'error', error: err };
+        }
+      }
+      return { value: out, commit: wrote };
+    });
+  }
+
+  /** One READ COMMITTED transaction, retried from the start on a race it lost (unique violation, deadlock). */
+  private async transaction<T>(work: (client: pg.PoolClient) => Promise<{ value: T; commit: boolean }>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const client = await this.pool.connect();
       try {
         await client.query('BEGIN');
-        const outcome = await this.appendIn(client, cmd);
-        await client.query(outcome.status === 'ok' && !outcome.result.duplicate ? 'COMMIT' : 'ROLLBACK');
-        return outcome;
+        const { value, commit } = await work(client);
+        await client.query(commit ? 'COMMIT' : 'ROLLBACK');
+        return value;
       } catch (err) {
         await client.query('ROLLBACK').catch(() => undefined);
         if (attempt < 5 && RETRYABLE.has(pgCode(err) ?? '')) continue;

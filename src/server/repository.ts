@@ -1,6 +1,7 @@
 import type { ExpectedVersion, NewEvent, ServerEvent } from '../protocol/envelope.js';
 import type { AppendResponse, ConflictResponse, PullResponse } from '../protocol/sync-api.js';
 import type { OrderState, OrderStatus } from '../domain/state.js';
+import type { IdempotencyConflictError, InvalidEventError } from '../store/errors.js';
 
 /** One append, already authorised: metadata carries the server-set tenant, user, source and correlation. */
 export interface AppendCommand {
@@ -14,6 +15,9 @@ export interface AppendCommand {
 export type AppendOutcome =
   | { status: 'ok'; result: AppendResponse }
   | { status: 'conflict'; conflict: ConflictResponse };
+
+/** One element of a push: its outcome, or the bad-input error that refused it (nothing of it written). */
+export type PushOutcome = AppendOutcome | { status: 'error'; error: IdempotencyConflictError | InvalidEventError };
 
 /** A row of the order read model (maintained inside the append transaction). */
 export interface OrderView {
@@ -76,6 +80,12 @@ export interface EventRepository {
   readonly backend: 'sqlite' | 'pg';
   /** Throws IdempotencyConflictError / InvalidEventError; nothing is written then. */
   append(cmd: AppendCommand): Promise<AppendOutcome>;
+  /**
+   * Several appends (a device's push) with one commit. Each element is atomic and independent
+   * (its own savepoint: a conflict or bad input undoes only that element); elements of one
+   * stream apply in the given order. Any other error undoes the whole push and is thrown.
+   */
+  appendAll(cmds: AppendCommand[]): Promise<PushOutcome[]>;
   pull(tenantId: string, after: number, limit: number): Promise<PullResponse>;
   readStream(tenantId: string, streamId: string, afterVersion?: number): Promise<ServerEvent[]>;
   getOrder(tenantId: string, orderId: string): Promise<OrderView | null>;

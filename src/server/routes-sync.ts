@@ -11,7 +11,7 @@ import {
   PushResponse,
   StreamEventsResponse,
 } from '../protocol/sync-api.js';
-import { IdempotencyConflictError, InvalidEventError } from '../store/errors.js';
+import { IdempotencyConflictError } from '../store/errors.js';
 import { LiveQuery, StreamParams } from './http-schemas.js';
 import { caller, enrich } from './http-context.js';
 import type { AppendNotifier } from './notifier.js';
@@ -57,29 +57,25 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
     { schema: { tags: ['sync'], body: PushRequest, response: { 200: PushResponse, 400: ErrorResponse } } },
     async (req) => {
       const who = caller(req);
-      const results: PushItem[] = [];
+      const outcomes = await repo.appendAll(
+        req.body.appends.map((a) => ({
+          tenantId: who.tenant,
+          streamId: a.streamId,
+          streamType: a.streamType,
+          expectedVersion: a.expectedVersion,
+          events: enrich(a.events, req),
+        })),
+      );
       let stored = false;
-      // In order: one request may carry several appends to the same stream.
-      for (const a of req.body.appends) {
-        try {
-          const outcome = await repo.append({
-            tenantId: who.tenant,
-            streamId: a.streamId,
-            streamType: a.streamType,
-            expectedVersion: a.expectedVersion,
-            events: enrich(a.events, req),
-          });
-          if (outcome.status === 'conflict') results.push({ status: 'conflict', conflict: outcome.conflict });
-          else {
-            stored ||= !outcome.result.duplicate;
-            results.push({ status: 'ok', result: outcome.result });
-          }
-        } catch (err) {
-          if (err instanceof IdempotencyConflictError) results.push({ status: 'error', streamId: a.streamId, error: 'IDEMPOTENCY_CONFLICT', message: err.message });
-          else if (err instanceof InvalidEventError) results.push({ status: 'error', streamId: a.streamId, error: 'BAD_REQUEST', message: err.message });
-          else throw err;
+      const results = outcomes.map((o, i): PushItem => {
+        if (o.status === 'conflict') return { status: 'conflict', conflict: o.conflict };
+        if (o.status === 'error') {
+          const error = o.error instanceof IdempotencyConflictError ? 'IDEMPOTENCY_CONFLICT' : 'BAD_REQUEST';
+          return { status: 'error', streamId: req.body.appends[i]!.streamId, error, message: o.error.message };
         }
-      }
+        stored ||= !o.result.duplicate;
+        return { status: 'ok', result: o.result };
+      });
       if (stored) notifier.notify();
       return { results };
     },

@@ -10,6 +10,7 @@ import {
   ChainVerifier,
   appendResult,
   foldOrderView,
+  isInputError,
   judgeDuplicates,
   normalizeAppend,
   prepareEvents,
@@ -27,6 +28,7 @@ import type {
   DashboardQuery,
   EventRepository,
   OrderView,
+  PushOutcome,
 } from './repository.js';
 
 const BATCH = 1000;
@@ -108,6 +110,9 @@ export class SqliteRepository implements EventRepository {
   readonly backend = 'sqlite' as const;
   private readonly db: Database.Database;
   private readonly stmt;
+  /** Runs a function in a nested transaction (a SAVEPOINT inside the group's transaction). */
+  private readonly savepoint: <T>(fn: () => T) => T;
+  private pending: { cmds: AppendCommand[]; resolve: (o: PushOutcome[]) => void; reject: (err: unknown) => void }[] = [];
 
   constructor(file: string) {
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
@@ -118,6 +123,8 @@ export class SqliteRepository implements EventRepository {
     this.db.pragma('foreign_keys = ON');
     migrateSqlite(this.db, join(MIGRATIONS_ROOT, 'server-sqlite'), file);
     const db = this.db;
+    const nested = db.transaction((fn: () => unknown) => fn());
+    this.savepoint = <T>(fn: () => T): T => nested(fn) as T;
     this.stmt = {
       streamHead: db.prepare<[string, string], { version: number; last_hash: string; aggregate_type: string }>(
         'SELECT version, last_hash, aggregate_type FROM streams WHERE tenant_id = ? AND aggregate_id = ?',
@@ -176,60 +183,118 @@ export class SqliteRepository implements EventRepository {
     };
   }
 
+  /**
+   * Group commit: appends arriving while the previous commit (an fsync) blocked the event loop
+   * are queued and written together in one transaction on the next turn, each job in its own
+   * savepoint, each element of a job in a nested one. Callers hear back only after the commit.
+   */
   async append(input: AppendCommand): Promise<AppendOutcome> {
-    const cmd = normalizeAppend(input);
-    const recordedAt = new Date().toISOString();
-    return this.db
-      .transaction((): AppendOutcome => {
-        const existing: ExistingEvent[] = [];
-        for (const e of cmd.events) {
-          const row = this.stmt.eventById.get(e.eventId);
-          if (row) existing.push(toExisting(row));
-        }
-        const duplicate = judgeDuplicates(cmd, existing);
-        if (duplicate) return { status: 'ok', result: duplicate };
+    const [outcome] = await this.enqueue([input]);
+    if (outcome!.status === 'error') throw outcome!.error;
+    return outcome!;
+  }
 
-        const head = this.stmt.streamHead.get(cmd.tenantId, cmd.streamId);
-        const current = head?.version ?? 0;
-        if (head && head.aggregate_type !== cmd.streamType) throw streamTypeMismatch(cmd, head.aggregate_type);
-        if (!expectedVersionMatches(cmd.expectedVersion, current)) {
-          const after = typeof cmd.expectedVersion === 'number' ? Math.min(cmd.expectedVersion, current) : 0;
-          return {
-            status: 'conflict',
-            conflict: {
-              error: 'WRONG_EXPECTED_VERSION',
-              message: `stream ${cmd.streamId} is at version ${current}, but the append expected ${String(cmd.expectedVersion)}`,
-              streamId: cmd.streamId,
-              expectedVersion: cmd.expectedVersion,
-              currentVersion: current,
-              missingEvents: this.stmt.streamEvents.all(cmd.tenantId, cmd.streamId, after).map((r) => publicEvent(toServerEvent(r))),
-            },
-          };
+  async appendAll(cmds: AppendCommand[]): Promise<PushOutcome[]> {
+    return this.enqueue(cmds);
+  }
+
+  private enqueue(cmds: AppendCommand[]): Promise<PushOutcome[]> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ cmds, resolve, reject });
+      if (this.pending.length === 1) setImmediate(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    const jobs = this.pending;
+    this.pending = [];
+    if (jobs.length === 0) return;
+    const settled: (() => void)[] = [];
+    try {
+      this.db
+        .transaction(() => {
+          const recordedAt = new Date().toISOString();
+          for (const job of jobs) {
+            try {
+              const outcomes = this.runJob(job.cmds, recordedAt);
+              settled.push(() => job.resolve(outcomes));
+            } catch (err) {
+              settled.push(() => job.reject(err));
+            }
+          }
+        })
+        .immediate();
+    } catch (err) {
+      for (const job of jobs) job.reject(err);
+      return;
+    }
+    for (const settle of settled) settle();
+  }
+
+  /** One job (a single append or a push) inside the group's transaction: its own savepoint. */
+  private runJob(cmds: AppendCommand[], recordedAt: string): PushOutcome[] {
+    return this.savepoint(() =>
+      cmds.map((cmd) => {
+        try {
+          return this.savepoint(() => this.appendOne(cmd, recordedAt));
+        } catch (err) {
+          if (isInputError(err)) return { status: 'error', error: err };
+          throw err;
         }
-        const streamType = cmd.streamType;
-        const prepared = prepareEvents(cmd, current, head?.last_hash ?? GENESIS_HASH, recordedAt);
-        const stored = prepared.map((p) => {
-          const info = this.stmt.insertEvent.run({
-            eventId: p.eventId,
-            tenantId: cmd.tenantId,
-            streamId: p.streamId,
-            streamType: p.streamType,
-            eventType: p.eventType,
-            schemaVersion: p.schemaVersion,
-            data: p.dataJson,
-            metadata: p.metadataJson,
-            streamVersion: p.streamVersion,
-            recordedAt: p.recordedAt,
-            hash: p.hash,
-          });
-          return { ...p, globalPosition: Number(info.lastInsertRowid) };
-        });
-        const last = stored[stored.length - 1]!;
-        this.stmt.upsertStream.run(cmd.tenantId, cmd.streamId, streamType, last.streamVersion, last.hash);
-        if (streamType === ORDER_STREAM_TYPE) this.project(cmd.tenantId, cmd.streamId, stored);
-        return { status: 'ok', result: appendResult(cmd.streamId, stored) };
-      })
-      .immediate();
+      }),
+    );
+  }
+
+  /** One element, in its own savepoint (see runJob): an error undoes it alone. */
+  private appendOne(input: AppendCommand, recordedAt: string): AppendOutcome {
+    const cmd = normalizeAppend(input);
+    const existing: ExistingEvent[] = [];
+    for (const e of cmd.events) {
+      const row = this.stmt.eventById.get(e.eventId);
+      if (row) existing.push(toExisting(row));
+    }
+    const duplicate = judgeDuplicates(cmd, existing);
+    if (duplicate) return { status: 'ok', result: duplicate };
+
+    const head = this.stmt.streamHead.get(cmd.tenantId, cmd.streamId);
+    const current = head?.version ?? 0;
+    if (head && head.aggregate_type !== cmd.streamType) throw streamTypeMismatch(cmd, head.aggregate_type);
+    if (!expectedVersionMatches(cmd.expectedVersion, current)) {
+      const after = typeof cmd.expectedVersion === 'number' ? Math.min(cmd.expectedVersion, current) : 0;
+      return {
+        status: 'conflict',
+        conflict: {
+          error: 'WRONG_EXPECTED_VERSION',
+          message: `stream ${cmd.streamId} is at version ${current}, but the append expected ${String(cmd.expectedVersion)}`,
+          streamId: cmd.streamId,
+          expectedVersion: cmd.expectedVersion,
+          currentVersion: current,
+          missingEvents: this.stmt.streamEvents.all(cmd.tenantId, cmd.streamId, after).map((r) => publicEvent(toServerEvent(r))),
+        },
+      };
+    }
+    const streamType = cmd.streamType;
+    const prepared = prepareEvents(cmd, current, head?.last_hash ?? GENESIS_HASH, recordedAt);
+    const stored = prepared.map((p) => {
+      const info = this.stmt.insertEvent.run({
+        eventId: p.eventId,
+        tenantId: cmd.tenantId,
+        streamId: p.streamId,
+        streamType: p.streamType,
+        eventType: p.eventType,
+        schemaVersion: p.schemaVersion,
+        data: p.dataJson,
+        metadata: p.metadataJson,
+        streamVersion: p.streamVersion,
+        recordedAt: p.recordedAt,
+        hash: p.hash,
+      });
+      return { ...p, globalPosition: Number(info.lastInsertRowid) };
+    });
+    const last = stored[stored.length - 1]!;
+    this.stmt.upsertStream.run(cmd.tenantId, cmd.streamId, streamType, last.streamVersion, last.hash);
+    if (streamType === ORDER_STREAM_TYPE) this.project(cmd.tenantId, cmd.streamId, stored);
+    return { status: 'ok', result: appendResult(cmd.streamId, stored) };
   }
 
   private project(tenantId: string, orderId: string, events: FoldInput[]): void {
@@ -316,6 +381,8 @@ export class SqliteRepository implements EventRepository {
   }
 
   async close(): Promise<void> {
+    // Appends still queued for the next group commit are written first.
+    if (this.db.open) this.flush();
     if (this.db.open) this.db.close();
   }
 }

@@ -169,6 +169,41 @@ describe.each(BACKENDS)('central server on $name', (factory) => {
     expect(res[1]).toMatchObject({ status: 'conflict', conflict: { currentVersion: 1 } });
   });
 
+  it('push commits many streams at once; a conflict or bad element undoes only itself, results stay in request order', async () => {
+    const [z, m, y] = [sid('zz'), sid('mm'), sid('aa')];
+    const stored = newEvent();
+    await append(a, y, 'no_stream', [stored]);
+    const order = orderCreated(sid('order'));
+    const r = await a.post('/sync/push', {
+      appends: [
+        { streamId: z, streamType: 'Note', expectedVersion: 'no_stream', events: [newEvent(), newEvent()] },
+        { streamId: m, streamType: 'Note', expectedVersion: 3, events: [newEvent()] },
+        { streamId: y, streamType: 'Note', expectedVersion: 1, events: [{ ...stored, data: { text: 'changed' } }] },
+        { streamId: order.data.orderId as string, streamType: 'Order', expectedVersion: 'no_stream', events: [order] },
+        { streamId: sid('bad'), streamType: 'Order', expectedVersion: 'no_stream', events: [newEvent('OrderCreated', { orderId: 'x' }, 2)] },
+        { streamId: z, streamType: 'Note', expectedVersion: 2, events: [newEvent()] },
+        { streamId: y, streamType: 'Note', expectedVersion: 1, events: [newEvent()] },
+      ],
+    });
+    expect(r.status).toBe(200);
+    const res = PushResponse.parse(r.body).results;
+    expect(res.map((x) => x.status)).toEqual(['ok', 'conflict', 'error', 'ok', 'error', 'ok', 'ok']);
+    expect(res[0]).toMatchObject({ result: { fromVersion: 1, toVersion: 2 } });
+    expect(res[1]).toMatchObject({ conflict: { currentVersion: 0, missingEvents: [] } });
+    expect(res[2]).toMatchObject({ error: 'IDEMPOTENCY_CONFLICT', streamId: y });
+    expect(res[4]).toMatchObject({ error: 'BAD_REQUEST' });
+    expect(res[5]).toMatchObject({ result: { fromVersion: 3, toVersion: 3 } });
+    expect(res[6]).toMatchObject({ result: { fromVersion: 2, toVersion: 2 } });
+    // The conflicting element on a stream that does not exist left nothing behind, not even a head.
+    expect((await a.get(`/sync/streams/${m}/events`)).status).toBe(404);
+    expect((await append(a, m, 'no_stream', [newEvent()])).status).toBe(201);
+    // The read model was updated in the push's transaction.
+    const view = await a.get(`/api/queries/orders/${order.data.orderId as string}`);
+    expect(view.status).toBe(200);
+    expect((await a.get(`/sync/streams/${z}/events`)).body.events).toHaveLength(3);
+    expect((await admin.get('/api/admin/audit/verify')).body).toMatchObject({ ok: true });
+  });
+
   it('long-poll waits for the next event; the live stream delivers it as server-sent events', async () => {
     const { next } = await pullAll(a);
     const s = sid('live');
