@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 import pg from 'pg';
 import { v7 as uuidv7 } from 'uuid';
 import { startServer, type BackendOptions } from '../src/server/index.js';
@@ -28,6 +29,20 @@ export interface ServerBenchResult {
 }
 
 const TOKEN = 'bench-token-0123456789abcdef';
+
+/** A lean keep-alive HTTP client: the bench shares its process with the server, so fetch's overhead would be counted against it. */
+function request(agent: http.Agent, url: string, method: string, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, agent, headers: body === undefined ? headers : { ...headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
 const DEFAULT_PG = 'postgres://postgres@127.0.0.1:5432/test';
 
 function percentile(sorted: number[], p: number): number {
@@ -74,6 +89,7 @@ export async function benchServer(opts: ServerBenchOptions): Promise<ServerBench
       return { url: `${server.url}/sync/streams/${streamId}/append`, body: orderBatch(streamId, n) };
     });
     const headers = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
+    const agent = new http.Agent({ keepAlive: true, maxSockets: opts.connections });
     const latencies: number[] = [];
     let next = 0;
     const started = performance.now();
@@ -81,9 +97,8 @@ export async function benchServer(opts: ServerBenchOptions): Promise<ServerBench
       Array.from({ length: opts.connections }, async () => {
         for (let i = next++; i < requests; i = next++) {
           const t0 = performance.now();
-          const res = await fetch(bodies[i]!.url, { method: 'POST', headers, body: bodies[i]!.body });
-          const text = await res.text();
-          if (res.status !== 201) throw new Error(`append ${i} answered ${res.status}: ${text.slice(0, 300)}`);
+          const res = await request(agent, bodies[i]!.url, 'POST', headers, bodies[i]!.body);
+          if (res.status !== 201) throw new Error(`append ${i} answered ${res.status}: ${res.text.slice(0, 300)}`);
           latencies.push(performance.now() - t0);
         }
       }),
@@ -94,13 +109,14 @@ export async function benchServer(opts: ServerBenchOptions): Promise<ServerBench
     let after = 0;
     let pulled = 0;
     for (;;) {
-      const res = await fetch(`${server.url}/sync/events?after=${after}&limit=5000`, { headers: { authorization: `Bearer ${TOKEN}` } });
-      const page = (await res.json()) as { events: unknown[]; nextPosition: number; hasMore: boolean };
+      const res = await request(agent, `${server.url}/sync/events?after=${after}&limit=5000`, 'GET', { authorization: `Bearer ${TOKEN}` });
+      const page = JSON.parse(res.text) as { events: unknown[]; nextPosition: number; hasMore: boolean };
       pulled += page.events.length;
       after = page.nextPosition;
       if (!page.hasMore) break;
     }
     const pullElapsed = (performance.now() - pullStart) / 1000;
+    agent.destroy();
     if (pulled !== opts.events) throw new Error(`pulled ${pulled} events, appended ${opts.events}`);
 
     latencies.sort((x, y) => x - y);
@@ -128,12 +144,20 @@ export async function benchServer(opts: ServerBenchOptions): Promise<ServerBench
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const events = Number(process.env.BENCH_EVENTS ?? 20_000);
+  const batchSize = Number(process.env.BENCH_BATCH ?? 100);
+  const connections = Number(process.env.BENCH_CONNECTIONS ?? 8);
+  const single = Math.min(events, 2000);
   const runs: ServerBenchOptions[] = [
-    { backend: 'sqlite', events, batchSize: 100, connections: 8 },
-    { backend: 'pg', events, batchSize: 100, connections: 8 },
-    { backend: 'sqlite', events: Math.min(events, 2000), batchSize: 1, connections: 8 },
-    { backend: 'pg', events: Math.min(events, 2000), batchSize: 1, connections: 8 },
+    { backend: 'sqlite', events, batchSize, connections },
+    { backend: 'pg', events, batchSize, connections },
+    { backend: 'sqlite', events: single, batchSize: 1, connections },
+    { backend: 'pg', events: single, batchSize: 1, connections },
   ];
+  console.log(
+    `Append throughput over HTTP on loopback: POST /sync/streams/:id/append, each request a new Order stream of batchSize events,\n` +
+      `${connections} requests in flight; p50/p99 = request latency. Batch 1 = single-event appends (bound by the commit's fsync).\n` +
+      `pullEventsPerSec: GET /sync/events pages of 5000 over everything appended.`,
+  );
   const rows: ServerBenchResult[] = [];
   for (const r of runs) rows.push(await benchServer(r));
   console.table(rows);
