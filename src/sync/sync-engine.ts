@@ -89,7 +89,7 @@ export class SyncEngine {
     this.client = opts.client;
     this.changed = opts.onOrdersChanged ?? opts.outbox.onOrdersChanged;
     this.maxEventsPerPush = opts.maxEventsPerPush ?? 2000;
-    this.pullLimit = Math.min(opts.pullLimit ?? 1000, MAX_PULL_LIMIT);
+    this.pullLimit = Math.min(opts.pullLimit ?? MAX_PULL_LIMIT, MAX_PULL_LIMIT);
     this.maxRounds = opts.maxRounds ?? 5;
   }
 
@@ -150,24 +150,29 @@ export class SyncEngine {
 
   /** One append per order with pending commands, carrying the current attempts in command order. */
   private planAppends(): PlannedAppend[] {
+    // Two queries for the whole outbox: every current pending event (in command order, so the
+    // order with the oldest command comes first) and the confirmed versions of their orders.
+    const byOrder = new Map<string, PendingEventRecord[]>();
+    for (const e of this.repo.allCurrentPendingEvents()) {
+      const list = byOrder.get(e.orderId);
+      if (list) list.push(e);
+      else byOrder.set(e.orderId, [e]);
+    }
+    const versions = this.repo.streamVersions([...byOrder.keys()]);
     const plans: PlannedAppend[] = [];
-    for (const orderId of this.repo.ordersWithPending()) {
-      const events = this.repo.currentPendingEventsOf(orderId);
-      if (events.length === 0) continue;
-      const plan: PlannedAppend = { streamId: orderId, expectedVersion: this.store.log.streamVersion(orderId), events: [], commands: new Map() };
+    for (const [orderId, events] of byOrder) {
+      const plan: PlannedAppend = { streamId: orderId, expectedVersion: versions.get(orderId) ?? 0, events: [], commands: new Map() };
+      const perCommand = new Map<string, number>();
+      for (const e of events) perCommand.set(e.commandId, (perCommand.get(e.commandId) ?? 0) + 1);
       for (const e of events) {
         // Cut only between commands: a command's events are one atomic unit.
-        if (!plan.commands.has(e.commandId) && plan.events.length > 0 && plan.events.length + this.eventsOfCommand(events, e.commandId) > MAX_EVENTS_PER_APPEND) break;
+        if (!plan.commands.has(e.commandId) && plan.events.length > 0 && plan.events.length + perCommand.get(e.commandId)! > MAX_EVENTS_PER_APPEND) break;
         plan.events.push(e);
         plan.commands.set(e.commandId, e.attempt);
       }
       plans.push(plan);
     }
     return plans;
-  }
-
-  private eventsOfCommand(events: PendingEventRecord[], commandId: string): number {
-    return events.filter((e) => e.commandId === commandId).length;
   }
 
   private batches(plans: PlannedAppend[]): PlannedAppend[][] {
@@ -211,11 +216,12 @@ export class SyncEngine {
       this.store.db
         .transaction(() => {
           const touched = new Set<string>();
+          const acked: { plan: PlannedAppend; result: AppendResponse }[] = [];
           response.results.forEach((result, i) => {
             const plan = batch[i]!;
             if (result.status === 'ok') {
               if (result.result.streamId !== plan.streamId) throw new SyncInvariantError(`push result ${i} is for ${result.result.streamId}, not ${plan.streamId}`);
-              report.confirmedCommands += this.acknowledge(plan, result.result);
+              acked.push({ plan, result: result.result });
               report.pushedEvents += plan.events.length;
               touched.add(plan.streamId);
             } else if (result.status === 'conflict') {
@@ -229,6 +235,7 @@ export class SyncEngine {
               report.streamErrors.push({ streamId: result.streamId, error: result.error, message: result.message });
             }
           });
+          report.confirmedCommands += this.acknowledge(acked);
           if (touched.size > 0) this.changed?.([...touched]);
         })
         .immediate();
@@ -239,38 +246,39 @@ export class SyncEngine {
   }
 
   /**
-   * The server stored the append: put its events into the confirmed log at the server's
-   * versions and mark the commands synced. If the local stream is not where the append
-   * started (a pull got there first), the pull path already did or will do this.
+   * The server stored these appends: put their events into the confirmed log at the server's
+   * versions, save the global positions and mark the commands synced, with a handful of
+   * statements for the whole response (the caller's transaction). If a local stream is not
+   * where its append started (a pull got there first), the pull path already did or will do this.
    */
-  private acknowledge(plan: PlannedAppend, result: AppendResponse): number {
-    const byId = new Map(result.events.map((e) => [e.eventId.toLowerCase(), e]));
-    const fresh = plan.events.filter((e) => !this.repo.isConfirmed(e.eventId));
-    if (fresh.length > 0) {
-      const first = byId.get(fresh[0]!.eventId.toLowerCase());
-      if (!first) throw new SyncInvariantError(`push result for ${plan.streamId} lacks event ${fresh[0]!.eventId}`);
-      if (this.store.log.streamVersion(plan.streamId) !== first.streamVersion - 1) return 0;
-      this.store.log.append(plan.streamId, fresh.map(toNewEvent), {
-        expectedVersion: first.streamVersion - 1,
-        streamType: ORDER_STREAM_TYPE,
-        allowUnknownTypes: true,
-        recordedAt: new Date().toISOString(),
-      });
-    }
-    for (const e of plan.events) {
-      const ack = byId.get(e.eventId.toLowerCase());
-      if (ack) this.repo.savePosition(e.eventId, ack.globalPosition, null, null);
-    }
-    let confirmed = 0;
-    const at = new Date().toISOString();
-    for (const [commandId, attempt] of plan.commands) {
-      const c = this.repo.command(commandId);
-      if (c && c.status === 'pending' && c.attempt === attempt) {
-        this.repo.setStatus(commandId, 'synced', at);
-        confirmed += 1;
+  private acknowledge(acked: readonly { plan: PlannedAppend; result: AppendResponse }[]): number {
+    if (acked.length === 0) return 0;
+    const confirmed = this.repo.confirmedAmong(acked.flatMap((a) => a.plan.events.map((e) => e.eventId)));
+    const recordedAt = new Date().toISOString();
+    const positions: { eventId: string; globalPosition: number; hash: null; serverRecordedAt: null }[] = [];
+    const synced: [string, number][] = [];
+    for (const { plan, result } of acked) {
+      const byId = new Map(result.events.map((e) => [e.eventId.toLowerCase(), e]));
+      const fresh = plan.events.filter((e) => !confirmed.has(e.eventId));
+      if (fresh.length > 0) {
+        const first = byId.get(fresh[0]!.eventId.toLowerCase());
+        if (!first) throw new SyncInvariantError(`push result for ${plan.streamId} lacks event ${fresh[0]!.eventId}`);
+        if (this.store.log.streamVersion(plan.streamId) !== first.streamVersion - 1) continue;
+        this.store.log.append(plan.streamId, fresh.map(toNewEvent), {
+          expectedVersion: first.streamVersion - 1,
+          streamType: ORDER_STREAM_TYPE,
+          allowUnknownTypes: true,
+          recordedAt,
+        });
       }
+      for (const e of plan.events) {
+        const ack = byId.get(e.eventId.toLowerCase());
+        if (ack) positions.push({ eventId: e.eventId, globalPosition: ack.globalPosition, hash: null, serverRecordedAt: null });
+      }
+      for (const pair of plan.commands) synced.push(pair);
     }
-    return confirmed;
+    this.repo.savePositions(positions);
+    return this.repo.markSynced(synced, recordedAt);
   }
 
   private async pullInto(report: SyncReport, onProgress?: (p: SyncProgress) => void): Promise<void> {
@@ -311,6 +319,12 @@ export class SyncEngine {
     const own = new Map<string, number>();
     const foreignOn = new Set<string>();
     const orders = new Set<string>();
+    if (events.length === 0) return { confirmed: 0, rejected: [], rebased: [], orders: [] };
+    // A few set-based lookups for the whole page instead of several queries per event.
+    const ids = events.map((e) => e.eventId);
+    const known = this.repo.confirmedAmong(ids);
+    const mine = this.repo.pendingAmong(ids);
+    const withPending = this.repo.ordersWithPendingAmong([...new Set(events.map((e) => e.streamId))]);
     let run: ServerEvent[] = [];
     const flush = () => {
       if (run.length === 0) return;
@@ -330,31 +344,21 @@ export class SyncEngine {
     };
 
     for (const e of events) {
-      if (this.repo.isConfirmed(e.eventId)) {
-        this.repo.savePosition(e.eventId, e.globalPosition, e.hash, e.recordedAt);
-        continue;
-      }
-      const mine = this.repo.pendingEvent(e.eventId);
-      const command = mine ? this.repo.command(mine.commandId) : null;
-      if (mine && command && command.status === 'pending' && command.attempt === mine.attempt) own.set(command.commandId, command.attempt);
-      else if (this.repo.pendingCommandsOf(e.streamId).length > 0) foreignOn.add(e.streamId);
+      if (known.has(e.eventId)) continue;
+      const p = mine.get(e.eventId);
+      if (p && p.status === 'pending' && p.currentAttempt === p.attempt) own.set(p.commandId, p.attempt);
+      else if (withPending.has(e.streamId)) foreignOn.add(e.streamId);
       const last = run[run.length - 1];
       if (last && (last.streamId !== e.streamId || last.recordedAt !== e.recordedAt || last.streamVersion + 1 !== e.streamVersion)) flush();
       run.push(e);
       orders.add(e.streamId);
-      this.repo.savePosition(e.eventId, e.globalPosition, e.hash, e.recordedAt);
     }
     flush();
+    this.repo.savePositions(events.map((e) => ({ eventId: e.eventId, globalPosition: e.globalPosition, hash: e.hash, serverRecordedAt: e.recordedAt })));
 
-    let confirmed = 0;
     const at = new Date().toISOString();
-    for (const [commandId, attempt] of own) {
-      const all = this.repo.eventsOfAttempt(commandId, attempt);
-      if (all.every((p) => this.repo.isConfirmed(p.eventId))) {
-        this.repo.setStatus(commandId, 'synced', at);
-        confirmed += 1;
-      }
-    }
+    const complete = [...own].filter(([commandId, attempt]) => this.repo.attemptConfirmed(commandId, attempt));
+    const confirmed = this.repo.markSynced(complete, at);
     const rejected: string[] = [];
     const rebased: string[] = [];
     for (const orderId of foreignOn) {

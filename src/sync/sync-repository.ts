@@ -37,6 +37,13 @@ export interface PendingEventRecord {
   createdAt: string;
 }
 
+export interface StateFingerprint {
+  confirmedVersion: number;
+  confirmedHead: string | null;
+  pending: number;
+  lastPending: string | null;
+}
+
 interface CommandRow {
   seq: number;
   command_id: string;
@@ -152,6 +159,48 @@ export class SyncRepository {
       position: db.prepare<[string], { global_position: number; hash: string | null; server_recorded_at: string | null }>(
         'SELECT global_position, hash, server_recorded_at FROM sync_event_positions WHERE event_id = ?',
       ),
+      allCurrent: db.prepare<[], PendingRow>(
+        `SELECT ${PENDING_COLS} FROM commands c JOIN pending_events p ON p.command_id = c.command_id AND p.attempt = c.attempt
+         WHERE c.status = 'pending' ORDER BY c.seq, p.seq`,
+      ),
+      streamVersions: db.prepare<[string], { stream_id: string; v: number }>(
+        `SELECT e.stream_id, MAX(e.stream_version) AS v FROM events e
+         WHERE e.stream_id IN (SELECT value FROM json_each(?)) GROUP BY e.stream_id`,
+      ),
+      confirmedAmong: db.prepare<[string], { event_id: string }>('SELECT event_id FROM events WHERE event_id IN (SELECT value FROM json_each(?))'),
+      pendingAmong: db.prepare<[string], { event_id: string; command_id: string; attempt: number; status: CommandStatus; current: number }>(
+        `SELECT p.event_id, p.command_id, p.attempt, c.status, c.attempt AS current FROM pending_events p
+         JOIN commands c ON c.command_id = p.command_id WHERE p.event_id IN (SELECT value FROM json_each(?))`,
+      ),
+      ordersWithPendingAmong: db.prepare<[string], { order_id: string }>(
+        "SELECT DISTINCT order_id FROM commands WHERE status = 'pending' AND order_id IN (SELECT value FROM json_each(?))",
+      ),
+      unconfirmedOfAttempt: db.prepare<[string, number], { n: number }>(
+        `SELECT COUNT(*) AS n FROM pending_events p WHERE p.command_id = ? AND p.attempt = ?
+         AND NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = p.event_id)`,
+      ),
+      // One statement for a whole push response or pull page: rows are [eventId, position, hash, recordedAt].
+      upsertPositions: db.prepare(
+        `INSERT INTO sync_event_positions (event_id, global_position, hash, server_recorded_at)
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?) WHERE true
+         ON CONFLICT (event_id) DO UPDATE SET global_position = excluded.global_position,
+           hash = COALESCE(excluded.hash, hash), server_recorded_at = COALESCE(excluded.server_recorded_at, server_recorded_at)`,
+      ),
+      // Only a still-pending command at the acknowledged attempt becomes synced. An index probe per
+      // id (the unary + keeps the planner off the status index, which would scan every pending
+      // command), then a set of "id:attempt" keys.
+      markSynced: db.prepare<[{ at: string; ids: string; keys: string }]>(
+        `UPDATE commands SET status = 'synced', updated_at = @at
+         WHERE command_id IN (SELECT value FROM json_each(@ids)) AND +status = 'pending'
+           AND command_id || ':' || attempt IN (SELECT value FROM json_each(@keys))`,
+      ),
+      fingerprint: db.prepare<[{ id: string }], { confirmed: number | null; last_confirmed: string | null; pending: number; last_pending: string | null }>(
+        `SELECT (SELECT MAX(stream_version) FROM events WHERE stream_id = @id) AS confirmed,
+           (SELECT event_id FROM events WHERE stream_id = @id ORDER BY stream_version DESC LIMIT 1) AS last_confirmed,
+           (SELECT COUNT(*) FROM commands WHERE order_id = @id AND status = 'pending') AS pending,
+           (SELECT p.event_id FROM commands c JOIN pending_events p ON p.command_id = c.command_id AND p.attempt = c.attempt
+             WHERE c.order_id = @id AND c.status = 'pending' ORDER BY c.seq DESC, p.seq DESC LIMIT 1) AS last_pending`,
+      ),
       getState: db.prepare<[string], { value: string }>('SELECT value FROM sync_state WHERE key = ?'),
       setState: db.prepare('INSERT INTO sync_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
     };
@@ -262,6 +311,63 @@ export class SyncRepository {
   position(eventId: string): { globalPosition: number; hash: string | null; serverRecordedAt: string | null } | null {
     const r = this.s.position.get(eventId);
     return r ? { globalPosition: r.global_position, hash: r.hash, serverRecordedAt: r.server_recorded_at } : null;
+  }
+
+  /** Current attempts' events of every pending command, in command then event order (one query). */
+  allCurrentPendingEvents(): PendingEventRecord[] {
+    return this.s.allCurrent.all().map(toPending);
+  }
+
+  /** Confirmed stream versions of several orders (0 for an order with no confirmed events). */
+  streamVersions(orderIds: readonly string[]): Map<string, number> {
+    const out = new Map<string, number>(orderIds.map((id) => [id, 0]));
+    for (const r of this.s.streamVersions.all(JSON.stringify(orderIds))) out.set(r.stream_id, r.v);
+    return out;
+  }
+
+  /** Which of these event ids are already in the confirmed log. */
+  confirmedAmong(eventIds: readonly string[]): Set<string> {
+    return new Set(this.s.confirmedAmong.all(JSON.stringify(eventIds)).map((r) => r.event_id));
+  }
+
+  /** Which of these event ids this device produced, with their command's status and current attempt. */
+  pendingAmong(eventIds: readonly string[]): Map<string, { commandId: string; attempt: number; status: CommandStatus; currentAttempt: number }> {
+    const out = new Map<string, { commandId: string; attempt: number; status: CommandStatus; currentAttempt: number }>();
+    for (const r of this.s.pendingAmong.all(JSON.stringify(eventIds))) {
+      out.set(r.event_id, { commandId: r.command_id, attempt: r.attempt, status: r.status, currentAttempt: r.current });
+    }
+    return out;
+  }
+
+  /** Which of these orders have pending commands. */
+  ordersWithPendingAmong(orderIds: readonly string[]): Set<string> {
+    return new Set(this.s.ordersWithPendingAmong.all(JSON.stringify(orderIds)).map((r) => r.order_id));
+  }
+
+  /** True when every event of the attempt is in the confirmed log. */
+  attemptConfirmed(commandId: string, attempt: number): boolean {
+    return (this.s.unconfirmedOfAttempt.get(commandId, attempt)?.n ?? 0) === 0;
+  }
+
+  /** Server coordinates of many events in one statement. */
+  savePositions(rows: readonly { eventId: string; globalPosition: number; hash: string | null; serverRecordedAt: string | null }[]): void {
+    if (rows.length === 0) return;
+    this.s.upsertPositions.run(JSON.stringify(rows.map((r) => [r.eventId, r.globalPosition, r.hash, r.serverRecordedAt])));
+  }
+
+  /** Mark the given (command, attempt) pairs synced where still pending at that attempt; returns how many. */
+  markSynced(pairs: readonly (readonly [string, number])[], at: string): number {
+    if (pairs.length === 0) return 0;
+    return this.s.markSynced.run({ at, ids: JSON.stringify(pairs.map((p) => p[0])), keys: JSON.stringify(pairs.map((p) => `${p[0]}:${p[1]}`)) }).changes;
+  }
+
+  /**
+   * What an order's effective state depends on, cheap to read: the confirmed head, and the
+   * pending commands with the newest current event (event ids are never reused, a rollback included).
+   */
+  stateFingerprint(orderId: string): StateFingerprint {
+    const r = this.s.fingerprint.get({ id: orderId })!;
+    return { confirmedVersion: r.confirmed ?? 0, confirmedHead: r.last_confirmed, pending: r.pending, lastPending: r.last_pending };
   }
 
   checkpoint(): number {
