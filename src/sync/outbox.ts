@@ -8,7 +8,7 @@ import type { EventMetadata } from '../protocol/envelope.js';
 import type { LocalStore } from '../store/local-store.js';
 import { InvalidCommandError, OutboxError } from './errors.js';
 import { rebaseCommands } from './rebase.js';
-import { SyncRepository, type CausedByEntry, type CommandRecord, type PendingEventRecord } from './sync-repository.js';
+import { SyncRepository, type CausedByEntry, type CommandRecord, type PendingEventRecord, type StateFingerprint } from './sync-repository.js';
 
 export type OrdersChangedListener = (orderIds: string[]) => void;
 
@@ -55,6 +55,10 @@ export interface RebaseSummary {
   rejected: string[];
 }
 
+/** Effective states kept for the orders touched most recently (enough for a long offline session). */
+const STATE_CACHE_SIZE = 4096;
+const fingerprintKey = (f: StateFingerprint): string => `${f.confirmedVersion}/${f.confirmedHead ?? ''}/${f.pending}/${f.lastPending ?? ''}`;
+
 const view = (p: PendingEventRecord): PendingEventView => ({ eventId: p.eventId, type: p.eventType, schemaVersion: p.schemaVersion, data: p.data });
 
 /**
@@ -68,6 +72,13 @@ export class Outbox {
   readonly deviceId: string;
   readonly onOrdersChanged: OrdersChangedListener | undefined;
   private readonly now: () => string;
+  /**
+   * Effective state per order, valid only while the order's fingerprint (confirmed head, number
+   * of pending commands, newest current pending event id) is unchanged: checked by one query
+   * inside every transaction, so writes by other connections and rolled-back transactions
+   * (whose new event ids never come back) simply miss the cache.
+   */
+  private readonly states = new Map<string, { key: string; state: OrderState }>();
 
   constructor(
     readonly store: LocalStore,
@@ -93,7 +104,7 @@ export class Outbox {
     const existing = this.repo.command(commandId);
     if (existing) return this.replay(existing, command);
 
-    const state = this.effectiveState(command.orderId);
+    const { state, fingerprint } = this.effective(command.orderId);
     const decision = decide(state, command);
     if (!decision.ok) return { ok: false, rejection: decision.rejection };
 
@@ -105,7 +116,7 @@ export class Outbox {
       command,
       status: 'pending',
       attempt: 1,
-      baseVersion: this.store.log.streamVersion(command.orderId),
+      baseVersion: fingerprint.confirmedVersion,
       rejection: null,
       causedBy: null,
       retryOf,
@@ -116,6 +127,9 @@ export class Outbox {
     });
     const rows = this.pendingRows(commandId, 1, command.orderId, decision.events, { userId: ctx.userId, deviceId, occurredAt: at }, at);
     this.repo.insertPendingEvents(rows);
+    // The new effective state is the old one plus these events: no re-read, no re-fold of the rest.
+    const next = rows.length > 0 ? foldOrder(rows.map((p) => ({ type: p.eventType, data: p.data, recordedAt: p.createdAt })), state) : state;
+    this.remember(command.orderId, { ...fingerprint, pending: fingerprint.pending + 1, lastPending: rows.at(-1)?.eventId ?? fingerprint.lastPending }, next);
     this.onOrdersChanged?.([command.orderId]);
     return { ok: true, commandId, orderId: command.orderId, version: state.version + rows.length, events: rows.map(view) };
   }
@@ -166,9 +180,24 @@ export class Outbox {
 
   /** What the user sees: confirmed state with the current attempts of pending commands on top. */
   effectiveState(orderId: string): OrderState {
+    return this.store.db.inTransaction ? this.effective(orderId).state : this.store.db.transaction(() => this.effective(orderId).state)();
+  }
+
+  private effective(orderId: string): { state: OrderState; fingerprint: StateFingerprint } {
+    const fingerprint = this.repo.stateFingerprint(orderId);
+    const key = fingerprintKey(fingerprint);
+    const hit = this.states.get(orderId);
+    if (hit && hit.key === key) return { state: hit.state, fingerprint };
     const pending = this.repo.currentPendingEventsOf(orderId);
-    const confirmed = this.confirmedState(orderId);
-    return foldOrder(pending.map((p) => ({ type: p.eventType, data: p.data, recordedAt: p.createdAt })), confirmed);
+    const state = foldOrder(pending.map((p) => ({ type: p.eventType, data: p.data, recordedAt: p.createdAt })), this.confirmedState(orderId));
+    this.remember(orderId, fingerprint, state);
+    return { state, fingerprint };
+  }
+
+  private remember(orderId: string, fingerprint: StateFingerprint, state: OrderState): void {
+    this.states.delete(orderId);
+    this.states.set(orderId, { key: fingerprintKey(fingerprint), state });
+    if (this.states.size > STATE_CACHE_SIZE) this.states.delete(this.states.keys().next().value!);
   }
 
   pendingEvents(orderId: string): PendingEventView[] {
