@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { z } from 'zod';
 import { CommandRejectedError } from '../domain/commands.js';
@@ -136,7 +137,7 @@ export async function serveBrowserMode(opts: BrowserModeOptions): Promise<Browse
     reply.header('cross-origin-opener-policy', 'same-origin');
     return payload;
   });
-  await app.register(fastifyStatic, { root: opts.rendererDir, index: ['index.html'] });
+  await app.register(fastifyStatic, { root: resolve(opts.rendererDir), index: ['index.html'] });
   registerRpcRoutes(app, opts.handlers, opts.onStatus);
   const host = opts.host ?? '127.0.0.1';
   await app.listen({ port: opts.port, host });
