@@ -40,6 +40,46 @@ describe('Outbox', () => {
     tmp.cleanup();
   });
 
+  it('the cached effective state follows other connections, confirmed events and rolled-back submits', () => {
+    const id = 'o-cache';
+    expect(outbox.submit(createOrder(id), { userId: 'u1' }).ok).toBe(true);
+    expect(outbox.submit(pay(id, 'p1', 1000), { userId: 'u1' }).ok).toBe(true);
+    expect(outbox.effectiveState(id).paidAmount).toBe(1000);
+
+    // Another connection (another outbox on the same file) adds a payment: seen here at once.
+    const other = openLocalStore(store.file);
+    try {
+      expect(new Outbox(other, { deviceId: 'dev-a' }).submit(pay(id, 'p2', 2000), { userId: 'u1' }).ok).toBe(true);
+    } finally {
+      other.close();
+    }
+    expect(outbox.effectiveState(id).paidAmount).toBe(3000);
+
+    // A submit whose enclosing transaction rolls back leaves no trace in the state.
+    expect(() =>
+      store.db.transaction(() => {
+        expect(outbox.submit(pay(id, 'p3', 4000), { userId: 'u1' }).ok).toBe(true);
+        expect(outbox.effectiveState(id).paidAmount).toBe(7000);
+        throw new Error('roll back');
+      })(),
+    ).toThrow('roll back');
+    expect(outbox.effectiveState(id).paidAmount).toBe(3000);
+    // ... and the next command is decided on the state without it (p3 is not a duplicate).
+    expect(outbox.submit(pay(id, 'p3', 500), { userId: 'u1' }).ok).toBe(true);
+    expect(outbox.effectiveState(id).payments.map((p) => [p.paymentId, p.amount])).toEqual([
+      ['p1', 1000],
+      ['p2', 2000],
+      ['p3', 500],
+    ]);
+
+    // A confirmed event from the server is part of the effective state too.
+    confirmForeign(store, 'o-foreign', [created('o-foreign')]);
+    expect(outbox.effectiveState('o-foreign').exists).toBe(true);
+    expect(outbox.submit(pay('o-foreign', 'pf', 100), { userId: 'u1' }).ok).toBe(true);
+    expect(outbox.effectiveState('o-foreign').paidAmount).toBe(100);
+    expect(outbox.commandsOf('o-foreign')[0]!.baseVersion).toBe(1);
+  });
+
   it('decides on the effective state at once, offline, and keeps the confirmed log untouched', () => {
     const a = outbox.submit(createOrder('o1'), { userId: 'alice' });
     const b = outbox.submit(pay('o1', 'p1', 4000), { userId: 'alice' });
