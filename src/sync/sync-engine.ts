@@ -148,19 +148,37 @@ export class SyncEngine {
     return this.client;
   }
 
-  /** One append per order with pending commands, carrying the current attempts in command order. */
-  private planAppends(): PlannedAppend[] {
-    // Two queries for the whole outbox: every current pending event (in command order, so the
-    // order with the oldest command comes first) and the confirmed versions of their orders.
-    const byOrder = new Map<string, PendingEventRecord[]>();
-    for (const e of this.repo.allCurrentPendingEvents()) {
-      const list = byOrder.get(e.orderId);
-      if (list) list.push(e);
-      else byOrder.set(e.orderId, [e]);
+  /**
+   * The push requests, planned a window of orders at a time (oldest pending command first) so
+   * only the events about to be sent are read and parsed: one query for the window's current
+   * pending events, one for their confirmed versions.
+   */
+  private *plannedBatches(): Generator<PlannedAppend[]> {
+    const orders = this.repo.ordersWithPending();
+    let batch: PlannedAppend[] = [];
+    let size = 0;
+    for (let i = 0; i < orders.length; i += MAX_STREAMS_PER_PUSH) {
+      for (const plan of this.planAppends(orders.slice(i, i + MAX_STREAMS_PER_PUSH))) {
+        if (batch.length > 0 && (batch.length >= MAX_STREAMS_PER_PUSH || size + plan.events.length > this.maxEventsPerPush)) {
+          yield batch;
+          batch = [];
+          size = 0;
+        }
+        batch.push(plan);
+        size += plan.events.length;
+      }
     }
-    const versions = this.repo.streamVersions([...byOrder.keys()]);
+    if (batch.length > 0) yield batch;
+  }
+
+  /** One append per order with pending commands, carrying the current attempts in command order. */
+  private planAppends(orderIds: readonly string[]): PlannedAppend[] {
+    const byOrder = new Map<string, PendingEventRecord[]>(orderIds.map((id) => [id, []]));
+    for (const e of this.repo.currentPendingEventsOfOrders(orderIds)) byOrder.get(e.orderId)!.push(e);
+    const versions = this.repo.streamVersions(orderIds);
     const plans: PlannedAppend[] = [];
     for (const [orderId, events] of byOrder) {
+      if (events.length === 0) continue;
       const plan: PlannedAppend = { streamId: orderId, expectedVersion: versions.get(orderId) ?? 0, events: [], commands: new Map() };
       const perCommand = new Map<string, number>();
       for (const e of events) perCommand.set(e.commandId, (perCommand.get(e.commandId) ?? 0) + 1);
@@ -175,31 +193,13 @@ export class SyncEngine {
     return plans;
   }
 
-  private batches(plans: PlannedAppend[]): PlannedAppend[][] {
-    const out: PlannedAppend[][] = [];
-    let current: PlannedAppend[] = [];
-    let size = 0;
-    for (const p of plans) {
-      if (current.length > 0 && (current.length >= MAX_STREAMS_PER_PUSH || size + p.events.length > this.maxEventsPerPush)) {
-        out.push(current);
-        current = [];
-        size = 0;
-      }
-      current.push(p);
-      size += p.events.length;
-    }
-    if (current.length > 0) out.push(current);
-    return out;
-  }
-
   private async pushInto(report: SyncReport, onProgress?: (p: SyncProgress) => void): Promise<void> {
-    const plans = this.planAppends();
-    if (plans.length === 0) return;
+    const total = this.repo.currentPendingEventCount();
+    if (total === 0) return;
     const client = this.requireClient();
-    const total = plans.reduce((n, p) => n + p.events.length, 0);
     let done = 0;
     onProgress?.({ phase: 'push', done, total });
-    for (const batch of this.batches(plans)) {
+    for (const batch of this.plannedBatches()) {
       const request: PushRequest = {
         appends: batch.map((p) => ({
           streamId: p.streamId,

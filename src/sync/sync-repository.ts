@@ -159,9 +159,13 @@ export class SyncRepository {
       position: db.prepare<[string], { global_position: number; hash: string | null; server_recorded_at: string | null }>(
         'SELECT global_position, hash, server_recorded_at FROM sync_event_positions WHERE event_id = ?',
       ),
-      allCurrent: db.prepare<[], PendingRow>(
+      currentOfOrders: db.prepare<[string], PendingRow>(
         `SELECT ${PENDING_COLS} FROM commands c JOIN pending_events p ON p.command_id = c.command_id AND p.attempt = c.attempt
-         WHERE c.status = 'pending' ORDER BY c.seq, p.seq`,
+         WHERE c.order_id IN (SELECT value FROM json_each(?)) AND c.status = 'pending' ORDER BY c.seq, p.seq`,
+      ),
+      currentCount: db.prepare<[], { n: number }>(
+        `SELECT COUNT(*) AS n FROM commands c JOIN pending_events p ON p.command_id = c.command_id AND p.attempt = c.attempt
+         WHERE c.status = 'pending'`,
       ),
       streamVersions: db.prepare<[string], { stream_id: string; v: number }>(
         `SELECT e.stream_id, MAX(e.stream_version) AS v FROM events e
@@ -313,9 +317,14 @@ export class SyncRepository {
     return r ? { globalPosition: r.global_position, hash: r.hash, serverRecordedAt: r.server_recorded_at } : null;
   }
 
-  /** Current attempts' events of every pending command, in command then event order (one query). */
-  allCurrentPendingEvents(): PendingEventRecord[] {
-    return this.s.allCurrent.all().map(toPending);
+  /** Current attempts' events of the pending commands of several orders, in command then event order (one query). */
+  currentPendingEventsOfOrders(orderIds: readonly string[]): PendingEventRecord[] {
+    return this.s.currentOfOrders.all(JSON.stringify(orderIds)).map(toPending);
+  }
+
+  /** How many events the current attempts of all pending commands hold (what a push will send). */
+  currentPendingEventCount(): number {
+    return this.s.currentCount.get()?.n ?? 0;
   }
 
   /** Confirmed stream versions of several orders (0 for an order with no confirmed events). */
