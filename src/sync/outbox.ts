@@ -180,7 +180,7 @@ export class Outbox {
 
   /** What the user sees: confirmed state with the current attempts of pending commands on top. */
   effectiveState(orderId: string): OrderState {
-    return this.store.db.inTransaction ? this.effective(orderId).state : this.store.db.transaction(() => this.effective(orderId).state)();
+    return this.effective(orderId).state;
   }
 
   private effective(orderId: string): { state: OrderState; fingerprint: StateFingerprint } {
@@ -190,7 +190,8 @@ export class Outbox {
     if (hit && hit.key === key) return { state: hit.state, fingerprint };
     const pending = this.repo.currentPendingEventsOf(orderId);
     const state = foldOrder(pending.map((p) => ({ type: p.eventType, data: p.data, recordedAt: p.createdAt })), this.confirmedState(orderId));
-    this.remember(orderId, fingerprint, state);
+    // Outside a transaction another connection may commit between the two reads: use, don't keep.
+    if (this.store.db.inTransaction) this.remember(orderId, fingerprint, state);
     return { state, fingerprint };
   }
 
