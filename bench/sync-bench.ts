@@ -28,7 +28,7 @@ export interface SyncBenchResult {
 
 const TOKEN = 'bench-token-0123456789';
 
-/** `eventsPerOrder`: 1 OrderCreated + payments per order (default 10); the server appends each stream of a push separately. */
+/** `eventsPerOrder`: 1 OrderCreated + payments per order (default 10); a push request carries up to 500 streams / `maxEventsPerPush` events. */
 export async function benchSync(opts: { events: number; eventsPerOrder?: number; maxEventsPerPush?: number; pullLimit?: number }): Promise<SyncBenchResult> {
   const EVENTS_PER_ORDER = opts.eventsPerOrder ?? 10;
   const dir = mkdtempSync(join(tmpdir(), 'sync-bench-'));
