@@ -210,7 +210,7 @@ class OrderListProjection implements Projection {
     return {
       get: ctx.stmt(`SELECT ${COLUMNS.join(', ')} FROM ${list} WHERE order_id = ?`),
       upsert: ctx.stmt(
-        `INSERT INTO ${list} (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map((c) => '@' + c).join(', ')})
+        `INSERT INTO ${list} (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})
          ON CONFLICT (order_id) DO UPDATE SET ${COLUMNS.slice(1)
            .map((c) => `${c} = excluded.${c}`)
            .join(', ')}`,
@@ -247,7 +247,24 @@ class OrderListProjection implements Projection {
       if (prev) addBucket(deltas, prev, -1);
       if (next) {
         addBucket(deltas, next, 1);
-        sql.upsert.run(next);
+        // Positional, in COLUMNS order: binding by name looked up each key in the object.
+        sql.upsert.run(
+          next.order_id,
+          next.customer_id,
+          next.status,
+          next.total,
+          next.currency,
+          next.item_count,
+          next.paid_amount,
+          next.created_at,
+          next.updated_at,
+          next.last_event_id,
+          next.version,
+          next.confirmed_version,
+          next.state,
+          next.sync,
+          next.pending_count,
+        );
       } else if (prev) {
         sql.delete.run(orderId);
       }
