@@ -159,9 +159,10 @@ export class SyncRepository {
       position: db.prepare<[string], { global_position: number; hash: string | null; server_recorded_at: string | null }>(
         'SELECT global_position, hash, server_recorded_at FROM sync_event_positions WHERE event_id = ?',
       ),
+      // Probe commands_by_order per order id (+ keeps the planner off the status index: every pending command).
       currentOfOrders: db.prepare<[string], PendingRow>(
         `SELECT ${PENDING_COLS} FROM commands c JOIN pending_events p ON p.command_id = c.command_id AND p.attempt = c.attempt
-         WHERE c.order_id IN (SELECT value FROM json_each(?)) AND c.status = 'pending' ORDER BY c.seq, p.seq`,
+         WHERE c.order_id IN (SELECT value FROM json_each(?)) AND +c.status = 'pending' ORDER BY c.seq, p.seq`,
       ),
       currentCount: db.prepare<[], { n: number }>(
         `SELECT COUNT(*) AS n FROM commands c JOIN pending_events p ON p.command_id = c.command_id AND p.attempt = c.attempt
