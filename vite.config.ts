@@ -1,6 +1,6 @@
 import react from '@vitejs/plugin-react';
 import { defineConfig, type Plugin } from 'vite';
-import { RENDERER_CSP_META } from './renderer/csp.js';
+import { RENDERER_CSP_META } from './src/app/csp.js';
 
 /** The CSP goes into the built page only: Vite's dev server needs inline scripts for hot reload. */
 function cspMeta(): Plugin {

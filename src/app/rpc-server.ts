@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import { CommandRejectedError } from '../domain/commands.js';
 import { ContractError, contract, issuesOf, parseInput, type Contract, type MethodName, type MethodOutput, type StatusEvent } from './contract.js';
 import type { RpcErrorBody, RpcReply } from './rpc-client.js';
+import { RENDERER_CSP } from './csp.js';
 
 /**
  * The store side of the renderer contract, shared by both transports: `dispatch` validates
@@ -93,19 +94,7 @@ export function registerRpcRoutes(fastify: FastifyInstance, handlers: RpcHandler
   });
 }
 
-/** The CSP for the renderer: same-origin only, no inline script, no remote anything. */
-export const RENDERER_CSP = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "font-src 'self'",
-  "connect-src 'self'",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
+export { RENDERER_CSP };
 
 export interface BrowserModeOptions {
   handlers: RpcHandlers;
