@@ -77,9 +77,12 @@ export function collectTargets(r: BenchResults): TargetRow[] {
     }
   }
   const server = dataOf(r, 'server') as Dict[] | undefined;
-  const pgBatched = server?.find((x) => x.ok && x.backend === 'pg' && num(x.batchSize) !== 1);
+  // The best batched figure is the one the target speaks of; every batch size is in the server table.
+  const pgBatched = server
+    ?.filter((x) => x.ok && x.backend === 'pg' && num(x.batchSize) !== 1)
+    .sort((a, b) => (num(b.eventsPerSec) ?? 0) - (num(a.eventsPerSec) ?? 0))[0];
   if (pgBatched) {
-    add('server', { name: 'PostgreSQL server, batched (ev/s)', actual: num(pgBatched.eventsPerSec) ?? NaN, target: 20_000, unit: 'ev/s', kind: 'min' }, (t) =>
+    add('server', { name: `PostgreSQL server, batches of ${String(pgBatched.batchSize)} (ev/s)`, actual: num(pgBatched.eventsPerSec) ?? NaN, target: 20_000, unit: 'ev/s', kind: 'min' }, (t) =>
       `Missed: ${formatNumber(t.actual)} ev/s, ${pct(t.actual / 20_000)} of the target, with ${String(pgBatched.connections)} connections and batches of ${String(pgBatched.batchSize)} on a 2-core machine where the load generator, the server and PostgreSQL share the cores.`,
     );
   }

@@ -105,6 +105,7 @@ async function runSection(name: Section, quick: boolean): Promise<unknown> {
       const rows = [];
       for (const backend of ['sqlite', 'pg'] as const) {
         for (const [batchSize, n] of [
+          [500, events * 2],
           [100, events],
           [1, Math.min(events, 2_000)],
         ] as const) {
