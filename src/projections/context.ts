@@ -34,7 +34,7 @@ export function createContext(db: Database.Database, opts: ContextOptions = {}):
 export function createTables(db: Database.Database, tables: { create: string; indexes: string[] }[], withIndexes: boolean): void {
   for (const t of tables) {
     db.exec(t.create.replace(/^CREATE TABLE /i, 'CREATE TABLE IF NOT EXISTS '));
-    if (withIndexes) for (const i of t.indexes) db.exec(i.replace(/^CREATE INDEX /i, 'CREATE INDEX IF NOT EXISTS '));
+    if (withIndexes) for (const i of t.indexes) db.exec(i.replace(/^CREATE (INDEX|TRIGGER|VIRTUAL TABLE) /i, 'CREATE $1 IF NOT EXISTS '));
   }
 }
 

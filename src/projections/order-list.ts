@@ -68,6 +68,37 @@ const COLUMNS = [
   'pending_count',
 ] as const;
 
+/**
+ * The substring search index of a list table: FTS5 with the trigram tokenizer over order and
+ * customer ids. A phrase query returns a superset of `LIKE '%needle%'` (it folds case at least
+ * as widely as LIKE), so queries use it to pick candidates and keep the LIKE as the exact test.
+ * Built like an index: created and filled from the table when the view goes live (not while a
+ * shadow fills), then kept in step by triggers in the same transaction as every row change.
+ * Rows are found by id through the index itself (rowids of `order_list` are not stable).
+ */
+export function searchIndexName(list: string): string {
+  return `${list}__search`;
+}
+
+function searchIndex(list: string): string[] {
+  const s = `"${searchIndexName(list)}"`;
+  const removeOld = [
+    // Trigram phrases shorter than 3 characters match nothing: those ids are found by a scan.
+    `DELETE FROM ${s} WHERE rowid IN (SELECT rowid FROM ${s} WHERE ${s} MATCH ('order_id : "' || replace(old.order_id, '"', '""') || '"') AND order_id = old.order_id);`,
+    `DELETE FROM ${s} WHERE length(old.order_id) < 3 AND order_id = old.order_id;`,
+  ].join('\n');
+  const insertNew = `INSERT INTO ${s} (order_id, customer_id) VALUES (new.order_id, new.customer_id);`;
+  return [
+    `CREATE VIRTUAL TABLE ${s} USING fts5(order_id, customer_id, tokenize = 'trigram')`,
+    // Fill once, when the index is new (afterwards the triggers keep it complete).
+    `INSERT INTO ${s} (order_id, customer_id) SELECT order_id, customer_id FROM "${list}" WHERE NOT EXISTS (SELECT 1 FROM ${s})`,
+    `CREATE TRIGGER "${list}__search_insert" AFTER INSERT ON "${list}" BEGIN ${insertNew} END`,
+    `CREATE TRIGGER "${list}__search_delete" AFTER DELETE ON "${list}" BEGIN ${removeOld} END`,
+    `CREATE TRIGGER "${list}__search_update" AFTER UPDATE OF order_id, customer_id ON "${list}"
+       WHEN old.order_id IS NOT new.order_id OR old.customer_id IS NOT new.customer_id BEGIN ${removeOld} ${insertNew} END`,
+  ];
+}
+
 export function orderListTables(prefix: string): TableDef[] {
   const list = `${prefix}order_list`;
   const daily = `${prefix}order_daily_totals`;
@@ -105,7 +136,9 @@ export function orderListTables(prefix: string): TableDef[] {
         // scans this narrow index instead of the wide rows (state JSON).
         `CREATE INDEX "${list}__customer" ON "${list}" (customer_id, order_id, status, updated_at, created_at)`,
         `CREATE INDEX "${list}__pending" ON "${list}" (pending_count) WHERE pending_count > 0 OR sync <> 'synced'`,
+        ...searchIndex(list),
       ],
+      companions: [searchIndexName(list)],
     },
     {
       name: daily,
@@ -186,8 +219,11 @@ function addBucket(deltas: Map<string, Bucket>, row: OrderListRow, sign: 1 | -1)
 
 class OrderListProjection implements Projection {
   readonly name = ORDER_LIST;
-  /** v2: one covering customer/search index instead of two customer indexes. */
-  readonly version = 2;
+  /**
+   * v2: one covering customer/search index instead of two customer indexes.
+   * v3: trigram search index (FTS5) over order and customer ids.
+   */
+  readonly version = 3;
 
   tables(prefix: string): TableDef[] {
     return orderListTables(prefix);

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { contract, ListOrdersInput as ListOrdersInputSchema, type ListOrdersOutput, type OrderRow } from '../app/contract.js';
 import { ORDER_STATUSES } from '../domain/state.js';
 import { CUSTOMER_HISTORY } from './customer-history.js';
-import { ORDER_LIST, type OrderListRow } from './order-list.js';
+import { ORDER_LIST, searchIndexName, type OrderListRow } from './order-list.js';
 import type { ProjectionRunner } from './runner.js';
 import { InvalidCursorError } from './types.js';
 
@@ -99,6 +99,8 @@ function decodeCursor(cursor: string, sort: string, direction: string): { value:
   return { value: parsed[2], orderId: parsed[3] };
 }
 
+const SEARCH_INDEX = `"${searchIndexName('order_list')}"`;
+
 const escapeLike = (s: string) => s.replace(/[\\%_]/g, (c) => '\\' + c);
 
 export class OrderQueries {
@@ -171,13 +173,24 @@ export class OrderQueries {
     }
     const whereSql = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
     const order = `ORDER BY ${sortCol} ${dir}, order_id ${dir}`;
-    // A substring search cannot use an index range: pick the page's ids by scanning the narrow
-    // covering index (not the wide rows), then fetch just those rows.
-    const pageSql = q.search
-      ? `SELECT ${ROW_COLUMNS} FROM order_list WHERE order_id IN (
-           SELECT order_id FROM order_list INDEXED BY order_list__customer ${whereSql} ${order} LIMIT ? OFFSET ?) ${order}`
-      : `SELECT ${ROW_COLUMNS} FROM order_list ${whereSql} ${order} LIMIT ? OFFSET ?`;
-    const countFrom = q.search ? 'order_list INDEXED BY order_list__customer' : 'order_list';
+    let pageSql = `SELECT ${ROW_COLUMNS} FROM order_list ${whereSql} ${order} LIMIT ? OFFSET ?`;
+    let countFrom = 'order_list';
+    if (q.search && [...q.search].length >= 3) {
+      // Candidates from the trigram index (a superset of the LIKE matches), joined to their
+      // rows by primary key; the LIKE filters above keep the answer exact.
+      const candidates = `(SELECT order_id AS id FROM ${SEARCH_INDEX} WHERE ${SEARCH_INDEX} MATCH ?) AS m CROSS JOIN order_list ON order_list.order_id = m.id`;
+      const phrase = `"${q.search.replace(/"/g, '""')}"`;
+      pageSql = `SELECT ${ROW_COLUMNS} FROM ${candidates} ${whereSql} ${order} LIMIT ? OFFSET ?`;
+      countFrom = candidates;
+      params.unshift(phrase);
+      pageParams.unshift(phrase);
+    } else if (q.search) {
+      // Too short for trigrams: pick the page's ids by scanning the narrow covering index (not
+      // the wide rows), then fetch just those rows.
+      pageSql = `SELECT ${ROW_COLUMNS} FROM order_list WHERE order_id IN (
+           SELECT order_id FROM order_list INDEXED BY order_list__customer ${whereSql} ${order} LIMIT ? OFFSET ?) ${order}`;
+      countFrom = 'order_list INDEXED BY order_list__customer';
+    }
 
     return this.db.transaction(() => {
       const position = this.position(ORDER_LIST);

@@ -188,7 +188,10 @@ export async function rebuildProjections(runner: ProjectionRunner, names: readon
         refreshShadowOverlay(runner, s);
         const live = p.tables('');
         const registered = runner.registry.get(p.name);
-        const old = new Set<string>([...(registered ? (JSON.parse(registered.tables) as string[]) : []), ...live.map((t) => t.name)]);
+        const old = new Set<string>([
+          ...(registered ? (JSON.parse(registered.tables) as string[]) : []),
+          ...live.flatMap((t) => [t.name, ...(t.companions ?? [])]),
+        ]);
         dropTables(runner.db, [...old]);
         for (const t of s.tables) runner.db.exec(`ALTER TABLE "${t.name}" RENAME TO "${t.baseName}"`);
         createTables(runner.db, live, true);

@@ -29,8 +29,14 @@ export interface TableDef {
   baseName: string;
   /** CREATE TABLE statement (primary key included, no secondary indexes). */
   create: string;
-  /** CREATE INDEX statements; created on live tables, and on shadows only when swapped in. */
+  /**
+   * Index-like statements (CREATE INDEX, and search tables with their population and triggers):
+   * run on live tables only (on shadows when they are swapped in), made idempotent by the
+   * runner (IF NOT EXISTS), so they must also be safe to run again on an existing view.
+   */
   indexes: string[];
+  /** Tables the `indexes` statements create (search indexes): dropped whenever this table is. */
+  companions?: string[];
   /** Primary key columns: how the drift check matches live rows with rebuilt rows. */
   key: string[];
 }
