@@ -1,5 +1,5 @@
 /**
- * Sync throughput over loopback against the SQLite server: N events pushed by one device
+ * Sync throughput over loopback against the SQLite server (in its own process): N events pushed by one device
  * (POST /sync/push batches, acknowledged into its confirmed log) and pulled by a fresh device
  * (GET /sync/events pages, inserted with the checkpoint).
  *   npx tsx bench/sync-bench.ts [events] [eventsPerOrder]   (defaults 100000 and 10; target: push ≤ 10 s)
@@ -8,11 +8,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startServer } from '../src/server/index.js';
 import { openLocalStore } from '../src/store/local-store.js';
 import { Outbox } from '../src/sync/outbox.js';
 import { SyncEngine } from '../src/sync/sync-engine.js';
 import { SyncHttpClient } from '../src/sync/http-client.js';
+import { startServerProcess } from './server-process.js';
 
 export interface SyncBenchResult {
   events: number;
@@ -32,12 +32,10 @@ const TOKEN = 'bench-token-0123456789';
 export async function benchSync(opts: { events: number; eventsPerOrder?: number; maxEventsPerPush?: number; pullLimit?: number }): Promise<SyncBenchResult> {
   const EVENTS_PER_ORDER = opts.eventsPerOrder ?? 10;
   const dir = mkdtempSync(join(tmpdir(), 'sync-bench-'));
-  const server = await startServer({
-    backend: 'sqlite',
-    file: join(dir, 'server.db'),
+  // The server runs in its own process (as it does in production: another machine).
+  const server = await startServerProcess({
+    dbFile: join(dir, 'server.db'),
     tokens: [{ token: TOKEN, tenant: 'bench', user: 'bench', roles: ['device'] }],
-    port: 0,
-    rateLimit: { max: 1_000_000, timeWindowMs: 60_000 },
   });
   const pusher = openLocalStore(join(dir, 'pusher.db'));
   const puller = openLocalStore(join(dir, 'puller.db'));

@@ -1,0 +1,51 @@
+// The central server in its own process, as in production: a bench that also drives devices
+// must not count the server's CPU against them on the same event loop.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const CLI = fileURLToPath(new URL('../src/server/cli.ts', import.meta.url));
+
+export interface ServerProcess {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startServerProcess(opts: { dbFile: string; tokens: unknown[]; env?: Record<string, string> }): Promise<ServerProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'start'], {
+    env: {
+      ...process.env,
+      ORDERLOG_DB: opts.dbFile,
+      ORDERLOG_TOKENS: JSON.stringify(opts.tokens),
+      ORDERLOG_PORT: '0',
+      ORDERLOG_RATE_LIMIT_MAX: '100000000',
+      ORDERLOG_LOG_LEVEL: 'warn',
+      ...opts.env,
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`server did not start in 60 s: ${out}`)), 60_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code}: ${out}`));
+    });
+  });
+  return {
+    url,
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
