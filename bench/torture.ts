@@ -2,6 +2,7 @@
 // input and load, each bounded in count and time. Prints a table of trials run, faults injected
 // and failures found, writes bench/results/torture.json (full run) and exits non-zero on failure.
 //   npm run torture -- --only=crash,fuzz      parts: crash, converge, fuzz, load
+//   npm run torture -- --max-seconds=600      cap each part's time (trial counts stay as targets)
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
@@ -16,6 +17,8 @@ export type Part = (typeof PARTS)[number];
 export interface TortureOptions {
   short: boolean;
   only?: Part[];
+  /** Cap on each part's running time (the counts stay the targets; a part stops early at the cap). */
+  maxSecondsPerPart?: number;
 }
 
 /** Counts and time bounds: full run as the issue states, short run for CI (under a minute). */
@@ -25,7 +28,9 @@ export const SIZES = {
 };
 
 export async function runTorture(opts: TortureOptions): Promise<TrialStats[]> {
-  const s = opts.short ? SIZES.short : SIZES.full;
+  const sizes = opts.short ? SIZES.short : SIZES.full;
+  const cap = (seconds: number) => Math.min(seconds, opts.maxSecondsPerPart ?? Infinity);
+  const s = { ...sizes, crashSeconds: cap(sizes.crashSeconds), convergenceSeconds: cap(sizes.convergenceSeconds), fuzzSeconds: cap(sizes.fuzzSeconds), loadSeconds: cap(sizes.loadSeconds) };
   const want = (p: Part) => !opts.only || opts.only.includes(p);
   const out: TrialStats[] = [];
   if (want('crash')) out.push(await runCrashTrials({ trials: s.crashTrials, maxSeconds: s.crashSeconds }));
@@ -39,7 +44,9 @@ export function parseTortureArgs(argv: string[]): TortureOptions {
   const only = argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',').filter(Boolean);
   const bad = only?.filter((p) => !(PARTS as readonly string[]).includes(p)) ?? [];
   if (bad.length > 0) throw new Error(`unknown torture part(s): ${bad.join(', ')}; choose from ${PARTS.join(', ')}`);
-  return { short: argv.includes('--short'), ...(only ? { only: only as Part[] } : {}) };
+  const max = argv.find((a) => a.startsWith('--max-seconds='))?.slice('--max-seconds='.length);
+  if (max !== undefined && !(Number(max) > 0)) throw new Error(`--max-seconds needs a positive number of seconds, got ${JSON.stringify(max)}`);
+  return { short: argv.includes('--short'), ...(only ? { only: only as Part[] } : {}), ...(max ? { maxSecondsPerPart: Number(max) } : {}) };
 }
 
 async function main(): Promise<void> {

@@ -16,5 +16,7 @@ describe('torture --short (the CI version of npm run torture)', () => {
   it('rejects unknown parts by name', () => {
     expect(parseTortureArgs(['--short', '--only=crash,fuzz'])).toEqual({ short: true, only: ['crash', 'fuzz'] });
     expect(() => parseTortureArgs(['--only=crash,nope'])).toThrow(/unknown torture part.*nope/);
+    expect(parseTortureArgs(['--max-seconds=90'])).toEqual({ short: false, maxSecondsPerPart: 90 });
+    expect(() => parseTortureArgs(['--max-seconds=soon'])).toThrow(/positive number of seconds/);
   });
 });
