@@ -199,7 +199,11 @@ export class SyncEngine {
     const client = this.requireClient();
     let done = 0;
     onProgress?.({ phase: 'push', done, total });
-    for (const batch of this.plannedBatches()) {
+    // Pipelined: the next request (other streams: windows never share an order) is planned and
+    // sent before this response is acknowledged, so the device's acknowledgement work overlaps
+    // the server's. A crash with two requests in flight is the same as one: both are retried
+    // with the same event ids and answered with the original results.
+    const send = (batch: PlannedAppend[]) => {
       const request: PushRequest = {
         appends: batch.map((p) => ({
           streamId: p.streamId,
@@ -208,7 +212,19 @@ export class SyncEngine {
           events: p.events.map(toNewEvent),
         })),
       };
-      const response = await client.push(request);
+      const response = client.push(request);
+      // Awaited below; until then a failure must not count as unhandled.
+      response.catch(() => undefined);
+      return { batch, response };
+    };
+    const batches = this.plannedBatches();
+    const first = batches.next();
+    let inFlight = first.done ? null : send(first.value);
+    while (inFlight) {
+      const { batch } = inFlight;
+      const response = await inFlight.response;
+      const following = batches.next();
+      inFlight = following.done ? null : send(following.value);
       if (response.results.length !== batch.length) {
         throw new SyncInvariantError(`push answered ${response.results.length} results for ${batch.length} appends`);
       }
