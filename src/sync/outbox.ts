@@ -159,6 +159,8 @@ export class Outbox {
       userId: who.userId,
       deviceId: who.deviceId,
       occurredAt: who.occurredAt,
+      // Where the change was made: the server keeps it (x-source would override it per request).
+      source: 'desktop-app',
     };
     return events.map((e, i) => ({
       eventId: uuidv7(),

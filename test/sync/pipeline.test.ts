@@ -35,6 +35,7 @@ describe('pipelined push', () => {
     let calls = 0;
     const real = new SyncHttpClient({ baseUrl: server.url, token: tokenOf('alice'), timeoutMs: 5000 });
     const flaky: SyncClient = {
+      baseUrl: real.baseUrl,
       append: (s, r) => real.append(s, r),
       pull: (q) => real.pull(q),
       push: async (r) => {
