@@ -1,6 +1,6 @@
 // BENCHMARKS.md and bench/results/charts/*.svg, generated from bench/results/latest.json.
 //   npx tsx bench/report.ts [results.json]     regenerate without re-running the benchmarks
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { barChart, formatNumber, fractionOfTarget, targetMet, targetsChart, type TargetCheck } from './charts.js';
@@ -124,7 +124,22 @@ export interface RenderedReport {
 }
 
 /** Pure: results in, markdown + SVGs out. `chartPath` turns a chart file name into the link used in the markdown. */
-export function renderReport(r: BenchResults, chartPath: (file: string) => string = (f) => `bench/results/charts/${f}`): RenderedReport {
+/** What `npm run torture` writes to bench/results/torture.json. */
+export interface TortureReport {
+  date: string;
+  node: string;
+  cpus: number;
+  /** The full run's trial counts, and the cap on each part's time if one was given. */
+  planned?: { crashTrials: number; convergenceRuns: number; fuzzRequests: number };
+  maxSecondsPerPart?: number | null;
+  results: { name: string; trials: number; faults: number; failures: number; seconds: number; notes?: string }[];
+}
+
+export function renderReport(
+  r: BenchResults,
+  chartPath: (file: string) => string = (f) => `bench/results/charts/${f}`,
+  torture?: TortureReport,
+): RenderedReport {
   const charts: Record<string, string> = {};
   const md: string[] = [];
   const img = (file: string, alt: string) => md.push(`![${alt}](${chartPath(file)})`, '');
@@ -279,6 +294,20 @@ export function renderReport(r: BenchResults, chartPath: (file: string) => strin
     for (const [name, s] of failed) md.push(`- **${name}**: ${s!.error}`);
     md.push('');
   }
+  if (torture) {
+    md.push('## Torture', '');
+    md.push(`From \`npm run torture\` on ${torture.date} (${torture.cpus} cores, node ${torture.node}); each part bounded in count and time.`, '');
+    if (torture.maxSecondsPerPart && torture.planned) {
+      md.push(
+        `Each part was capped at ${torture.maxSecondsPerPart} s (\`--max-seconds\`); planned: ${torture.planned.crashTrials} crash trials, ${torture.planned.convergenceRuns} convergence runs, ${torture.planned.fuzzRequests} fuzzed requests. A part that hit the cap ran fewer trials than planned.`,
+        '',
+      );
+    }
+    md.push(mdTable(['part', 'trials', 'faults injected', 'failures', 'seconds'], torture.results.map((t) => [t.name, t.trials, t.faults, t.failures, t.seconds])));
+    md.push('');
+    for (const t of torture.results) if (t.notes) md.push(`- **${t.name}**: ${t.notes}`);
+    md.push('');
+  }
   md.push('## Method', '');
   md.push('- Every number comes from one `npm run bench` run on the machine above; the section times are in `latest.json`.');
   md.push('- Comparisons (ours / Emmett / raw) run in the same process, on the same disk, with interleaved rounds and medians, so a burst of load from elsewhere hits all variants alike.');
@@ -289,7 +318,9 @@ export function renderReport(r: BenchResults, chartPath: (file: string) => strin
 
 /** Write BENCHMARKS.md at the repository root and the charts; returns the files written. */
 export function writeReport(r: BenchResults, opts: { repoRoot: string; chartsDir: string }): string[] {
-  const { markdown, charts } = renderReport(r, (f) => relative(opts.repoRoot, join(opts.chartsDir, f)));
+  const tortureFile = join(dirname(opts.chartsDir), 'torture.json');
+  const torture = existsSync(tortureFile) ? (JSON.parse(readFileSync(tortureFile, 'utf8')) as TortureReport) : undefined;
+  const { markdown, charts } = renderReport(r, (f) => relative(opts.repoRoot, join(opts.chartsDir, f)), torture);
   mkdirSync(opts.chartsDir, { recursive: true });
   const written: string[] = [];
   for (const [file, svg] of Object.entries(charts)) {

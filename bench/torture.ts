@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   if (!opts.short) {
     const dir = join(dirname(fileURLToPath(import.meta.url)), 'results');
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'torture.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, results }, null, 2) + '\n');
+    writeFileSync(join(dir, 'torture.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, planned: SIZES.full, maxSecondsPerPart: opts.maxSecondsPerPart ?? null, results }, null, 2) + '\n');
   }
   if (results.some((r) => r.failures > 0)) process.exitCode = 1;
 }
