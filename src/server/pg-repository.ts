@@ -35,6 +35,7 @@ const BATCH = 1000;
 /** First key of our advisory locks (the second is derived from the schema name). */
 const LOCK_CLASS_MIGRATE = 0x4f4c0001;
 const LOCK_CLASS_REBUILD = 0x4f4c0002;
+const LOCK_CLASS_POSITIONS = 0x4f4c0003;
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 export interface PgRepositoryOptions {
@@ -204,11 +205,13 @@ export class PgRepository implements EventRepository {
   readonly schema: string;
   private readonly pool: pg.Pool;
   private readonly rebuildKey: [number, number];
+  private readonly positionsKey: [number, number];
 
   private constructor(pool: pg.Pool, schema: string) {
     this.pool = pool;
     this.schema = schema;
     this.rebuildKey = [LOCK_CLASS_REBUILD, lockKey(schema)];
+    this.positionsKey = [LOCK_CLASS_POSITIONS, lockKey(schema)];
   }
 
   static async open(opts: PgRepositoryOptions): Promise<PgRepository> {
@@ -230,9 +233,21 @@ export class PgRepository implements EventRepository {
     return new PgRepository(pool, schema);
   }
 
+  /**
+   * Appending transactions take turns, from before they draw global positions until they
+   * commit, so positions become visible in order: a reader that sees position p also sees every
+   * lower one, and a pull that moved past p can never miss one committing later. (The txid/xmin
+   * filter alone does not give that: an older transaction may draw a higher position than a
+   * younger one that is still running.) Taken first, before any stream head, so it cannot deadlock.
+   */
+  private async takePositionTurn(client: pg.PoolClient): Promise<void> {
+    await client.query({ name: 'ol_positions_turn', text: 'SELECT pg_advisory_xact_lock($1, $2)', values: this.positionsKey });
+  }
+
   async append(input: AppendCommand): Promise<AppendOutcome> {
     const cmd = normalizeAppend(input);
     return this.transaction(async (client) => {
+      await this.takePositionTurn(client);
       const outcome = await this.appendIn(client, cmd);
       // Nothing to keep from a conflict or a duplicate (the head upsert may have created a row).
       return { value: outcome, commit: outcome.status === 'ok' && !outcome.result.duplicate };
@@ -249,6 +264,7 @@ export class PgRepository implements EventRepository {
       return a.tenantId < b.tenantId ? -1 : a.tenantId > b.tenantId ? 1 : a.streamId < b.streamId ? -1 : a.streamId > b.streamId ? 1 : x - y;
     });
     return this.transaction(async (client) => {
+      await this.takePositionTurn(client);
       const out: PushOutcome[] = new Array<PushOutcome>(inputs.length);
       let wrote = false;
       for (const i of order) {
