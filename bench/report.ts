@@ -132,6 +132,8 @@ export interface TortureReport {
   /** The full run's trial counts, and the cap on each part's time if one was given. */
   planned?: { crashTrials: number; convergenceRuns: number; fuzzRequests: number };
   maxSecondsPerPart?: number | null;
+  /** Set when the crash row comes from a separate, crash-only run. */
+  crashRun?: { date: string; maxSecondsPerPart?: number | null };
   results: { name: string; trials: number; faults: number; failures: number; seconds: number; notes?: string }[];
 }
 
@@ -302,6 +304,9 @@ export function renderReport(
         `Each part was capped at ${torture.maxSecondsPerPart} s (\`--max-seconds\`); planned: ${torture.planned.crashTrials} crash trials, ${torture.planned.convergenceRuns} convergence runs, ${torture.planned.fuzzRequests} fuzzed requests. A part that hit the cap ran fewer trials than planned.`,
         '',
       );
+    }
+    if (torture.crashRun) {
+      md.push(`The crash row comes from a separate crash-only run on ${torture.crashRun.date} (\`--only=crash\`, cap ${String(torture.crashRun.maxSecondsPerPart ?? 'none')} s).`, '');
     }
     md.push(mdTable(['part', 'trials', 'faults injected', 'failures', 'seconds'], torture.results.map((t) => [t.name, t.trials, t.faults, t.failures, t.seconds])));
     md.push('');
