@@ -8,7 +8,7 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import { CommandRejectedError } from '../domain/commands.js';
-import { IdempotencyConflictError, InvalidEventError } from '../store/errors.js';
+import { IdempotencyConflictError, InvalidEventError } from '../protocol/errors.js';
 import { HealthResponse } from './http-schemas.js';
 import { HttpError, bearerToken, correlationIdOf } from './http-context.js';
 import { AppendNotifier } from './notifier.js';

@@ -4,7 +4,7 @@ import { UpcastError, upcast } from '../domain/upcasters.js';
 import { foldOrderInPlace, initialOrderState, type FoldableEvent, type OrderState } from '../domain/state.js';
 import type { NewEvent, ServerEvent } from '../protocol/envelope.js';
 import type { AppendResponse } from '../protocol/sync-api.js';
-import { IdempotencyConflictError, InvalidEventError } from '../store/errors.js';
+import { IdempotencyConflictError, InvalidEventError } from '../protocol/errors.js';
 import { canonicalJson } from '../protocol/canonical-json.js';
 import { GENESIS_HASH, chainHash, computeEventHash } from '../protocol/event-hash.js';
 import type { AppendCommand, ChainBreak, OrderView } from './repository.js';

@@ -4,8 +4,8 @@ import { expectedVersionMatches, type ServerEvent } from '../protocol/envelope.j
 import type { PullResponse } from '../protocol/sync-api.js';
 import { ORDER_STREAM_TYPE } from '../domain/events.js';
 import type { OrderState, OrderStatus } from '../domain/state.js';
-import { SchemaTooNewError } from '../store/errors.js';
-import { MIGRATIONS_ROOT, loadMigrations } from '../store/migrations.js';
+import { SchemaTooNewError } from '../protocol/errors.js';
+import { MIGRATIONS_ROOT, loadMigrations } from '../db/migrations.js';
 import {
   ChainVerifier,
   appendResult,

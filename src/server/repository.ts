@@ -1,7 +1,7 @@
 import type { ExpectedVersion, NewEvent, ServerEvent } from '../protocol/envelope.js';
 import type { AppendResponse, ConflictResponse, PullResponse } from '../protocol/sync-api.js';
 import type { OrderState, OrderStatus } from '../domain/state.js';
-import type { IdempotencyConflictError, InvalidEventError } from '../store/errors.js';
+import type { IdempotencyConflictError, InvalidEventError } from '../protocol/errors.js';
 
 /** One append, already authorised: metadata carries the server-set tenant, user, source and correlation. */
 export interface AppendCommand {

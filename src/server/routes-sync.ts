@@ -11,7 +11,7 @@ import {
   PushResponse,
   StreamEventsResponse,
 } from '../protocol/sync-api.js';
-import { IdempotencyConflictError } from '../store/errors.js';
+import { IdempotencyConflictError } from '../protocol/errors.js';
 import { LiveQuery, StreamParams } from './http-schemas.js';
 import { caller, enrich } from './http-context.js';
 import type { AppendNotifier } from './notifier.js';

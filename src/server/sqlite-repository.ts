@@ -5,7 +5,7 @@ import { expectedVersionMatches, type ServerEvent } from '../protocol/envelope.j
 import type { PullResponse } from '../protocol/sync-api.js';
 import { ORDER_STREAM_TYPE } from '../domain/events.js';
 import type { OrderState, OrderStatus } from '../domain/state.js';
-import { MIGRATIONS_ROOT, migrateSqlite } from '../store/migrations.js';
+import { MIGRATIONS_ROOT, migrateSqlite } from '../db/migrations.js';
 import {
   ChainVerifier,
   appendResult,

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { MIGRATIONS_ROOT, migrateSqlite } from './migrations.js';
+import { MIGRATIONS_ROOT, migrateSqlite } from '../db/migrations.js';
 
 /**
  * `full` (default): WAL with synchronous=FULL — every acknowledged commit is fsynced to the WAL

@@ -9,7 +9,7 @@ import {
   type StoredEvent,
 } from '../protocol/envelope.js';
 import { upcast } from '../domain/upcasters.js';
-import { ConcurrencyError, IdempotencyConflictError, InvalidEventError } from './errors.js';
+import { ConcurrencyError, IdempotencyConflictError, InvalidEventError } from '../protocol/errors.js';
 import { parseNewEvent, validateOrderEventData } from './event-validation.js';
 
 export interface AppendOptions {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { EventSchemas, isOrderEventType } from '../domain/events.js';
 import { upcast, UpcastError } from '../domain/upcasters.js';
 import { NewEvent, type NewEventInput } from '../protocol/envelope.js';
-import { InvalidEventError } from './errors.js';
+import { InvalidEventError } from '../protocol/errors.js';
 
 export type EventValidator = (event: NewEvent) => void;
 

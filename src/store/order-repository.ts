@@ -2,7 +2,7 @@ import { decide, type OrderCommand, type Rejection } from '../domain/commands.js
 import { ORDER_STREAM_TYPE } from '../domain/events.js';
 import { REDUCER_VERSION, foldOrder, initialOrderState, type OrderState } from '../domain/state.js';
 import type { EventMetadata, StoredEvent } from '../protocol/envelope.js';
-import { ConcurrencyError } from './errors.js';
+import { ConcurrencyError } from '../protocol/errors.js';
 import type { AppendResult, EventLog } from './event-log.js';
 import { toNewEvents } from './new-events.js';
 import { SnapshotStore } from './snapshots.js';

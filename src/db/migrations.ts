@@ -2,7 +2,7 @@ import type Database from 'better-sqlite3';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SchemaTooNewError } from './errors.js';
+import { SchemaTooNewError } from '../protocol/errors.js';
 
 export interface Migration {
   version: number;

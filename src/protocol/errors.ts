@@ -1,4 +1,4 @@
-import type { ExpectedVersion } from '../protocol/envelope.js';
+import type { ExpectedVersion } from './envelope.js';
 
 /** The stream was not at the version the writer expected; nothing was written. */
 export class ConcurrencyError extends Error {
