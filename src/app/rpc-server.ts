@@ -133,6 +133,13 @@ export async function serveBrowserMode(opts: BrowserModeOptions): Promise<Browse
     reply.header('cross-origin-opener-policy', 'same-origin');
     return payload;
   });
+  // Fastify's own refusals (malformed or empty JSON, oversize bodies) in the contract's error shape.
+  app.setErrorHandler((err: { statusCode?: number; message: string }, request, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 500) request.log.error({ err: err.message }, 'browser mode request failed');
+    const error: RpcErrorBody['error'] = status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : status < 500 ? 'BAD_INPUT' : 'INTERNAL';
+    return reply.code(status).send({ error, message: status < 500 ? err.message : 'the local app service failed', issues: [] } satisfies RpcErrorBody);
+  });
   const host = opts.host ?? '127.0.0.1';
   const access = registerBrowserAccess(app, { bindHost: host, rpcPrefix: '/rpc' });
   await app.register(fastifyStatic, { root: resolve(opts.rendererDir), index: ['index.html'] });
