@@ -11,7 +11,7 @@ import { createRpcClient, httpTransport, RpcError } from '../../src/app/rpc-clie
 import { serveBrowserMode, type BrowserModeServer } from '../../src/app/rpc-server.js';
 
 const TOKEN = 'known-secret-token-7f3a9c2e5b1d';
-const create = (orderId: string) => ({ command: { type: 'CreateOrder', orderId, customerId: 'C-1', items: [{ sku: 'A', quantity: 1, unitPrice: 999 }] } });
+const create = (orderId: string) => ({ command: { type: 'CreateOrder' as const, orderId, customerId: 'C-1', currency: 'USD', items: [{ sku: 'A', quantity: 1, unitPrice: 999 }] } });
 
 /** A raw HTTP request, so Host, Origin and the body can be set exactly as an attacker would. */
 function raw(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string }): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
@@ -129,12 +129,12 @@ describe('browser mode refuses every request that is not from its signed-in page
   });
 
   /** Everything a refused request could have changed: settings, token file, the log, the outbox, conflicts. */
-  const snapshot = (device: Device, dir: string) => ({
+  const snapshot = async (device: Device, dir: string) => ({
     settings: device.settingsView(),
     tokenFile: readFileSync(join(dir, 'device', TOKEN_FILE), 'utf8'),
     head: device.store.log.headPosition(),
     pending: device.outbox.pendingEvents('ORD-KEEP').length,
-    orders: (device.queries.listOrders({}) as { total: number }).total,
+    orders: (await device.queries.listOrders({})).total,
     sync: { state: device.syncStatus().state, lastAttemptAt: device.syncStatus().lastAttemptAt },
   });
 
@@ -167,7 +167,7 @@ describe('browser mode refuses every request that is not from its signed-in page
 
   for (const attack of attacks) {
     it(`refuses ${attack.name}`, async () => {
-      const before = snapshot(ctx.device, ctx.dir);
+      const before = await snapshot(ctx.device, ctx.dir);
       for (const [method, input] of calls) {
         const headers = { host, ...attack.headers() };
         const body = attack.body ?? JSON.stringify(input);
@@ -177,12 +177,12 @@ describe('browser mode refuses every request that is not from its signed-in page
         expect(res.body).not.toContain(TOKEN);
         expect(Object.keys(res.headers).filter((h) => h.startsWith('access-control-'))).toEqual([]);
       }
-      expect(snapshot(ctx.device, ctx.dir)).toEqual(before);
+      expect(await snapshot(ctx.device, ctx.dir)).toEqual(before);
     });
   }
 
   it('answers a chunked empty or malformed JSON body with a typed 400', async () => {
-    const before = snapshot(ctx.device, ctx.dir);
+    const before = await snapshot(ctx.device, ctx.dir);
     for (const [headers, body] of [
       [{ 'transfer-encoding': 'chunked' }, ''],
       [{}, '{"serverUrl":'],
@@ -191,7 +191,7 @@ describe('browser mode refuses every request that is not from its signed-in page
       expect(res.status).toBe(400);
       expect(JSON.parse(res.body)).toMatchObject({ error: 'BAD_INPUT', issues: [] });
     }
-    expect(snapshot(ctx.device, ctx.dir)).toEqual(before);
+    expect(await snapshot(ctx.device, ctx.dir)).toEqual(before);
   });
 
   it('refuses the status stream without the cookie or from a foreign Host or origin', async () => {
@@ -276,7 +276,7 @@ describe('HTTP transport against the real handlers', () => {
     try {
       // Give the SSE connection a moment to be established before the change happens.
       await new Promise((r) => setTimeout(r, 300));
-      const r = await client.execute(create('ORD-H2') as Parameters<typeof client.execute>[0]);
+      const r = await client.execute(create('ORD-H2'));
       expect(r).toMatchObject({ ok: true, orderId: 'ORD-H2' });
       await expect.poll(() => events.some((e) => e.kind === 'changed' && e.orderIds.includes('ORD-H2')), { timeout: 5000 }).toBe(true);
       const list = await client.listOrders({ search: 'ORD-H2' });
