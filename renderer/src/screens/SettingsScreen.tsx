@@ -20,7 +20,13 @@ function TokenStatus({ loaded, serverUrl }: { loaded: MethodOutput<'getSettings'
   return (
     <p className="token-status" data-testid="token-status" data-token-set="true">
       Access token saved for <span className="mono">{loaded.tokenServer}</span>.
-      {moved ? ` It is never sent to another server: enter the token for ${url} below.` : url === '' ? ' Saving without a server URL removes it.' : ''}
+      {moved ? (
+        <>
+          {' '}It is never sent to another server: enter the token for <span className="mono">{url}</span> below.
+        </>
+      ) : url === '' ? (
+        ' Saving without a server URL removes it.'
+      ) : null}
     </p>
   );
 }
