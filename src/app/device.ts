@@ -108,14 +108,16 @@ export class Device {
   /**
    * Save settings from the renderer. A token is only ever used with the server it was entered
    * for: a new server URL without a new token is refused (nothing changes), so a changed URL can
-   * never receive the old token. An empty URL (offline only) drops the token.
+   * never receive the old token. An empty URL (offline only) drops the token. Other changes
+   * (the user name) need no token.
    */
   saveSettings(raw: Settings): SettingsView {
     const input = Settings.parse(raw);
     const stored = this.vault.read();
     const token = input.token || null;
     if (token && !input.serverUrl) throw badSetting('token', 'a token needs a server URL; leave the token empty to work offline');
-    if (!token && input.serverUrl && stored?.server !== input.serverUrl) {
+    const moved = input.serverUrl !== this.settings.load().serverUrl;
+    if (!token && input.serverUrl && moved) {
       throw badSetting(
         'token',
         stored ? `enter the access token for ${input.serverUrl}: the token saved for ${stored.server} is never sent to another server` : `enter the access token for ${input.serverUrl}`,

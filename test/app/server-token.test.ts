@@ -102,6 +102,13 @@ describe('the server token is write-only and bound to its server', () => {
     expect(await h.saveSettings({ serverUrl: OTHER, token: NEW_TOKEN, userId: 'renamed' })).toMatchObject({ tokenSet: true });
   });
 
+  it('lets the user name change without a token, on a device that has none', async () => {
+    const { h, clients } = await open({ serverUrl: SERVER });
+    expect(await h.saveSettings({ serverUrl: SERVER, userId: 'renamed' })).toMatchObject({ serverUrl: SERVER, userId: 'renamed', tokenSet: false });
+    expect(clients.at(-1)).toEqual({ url: SERVER, token: '' });
+    await expect(h.saveSettings({ serverUrl: OTHER, userId: 'renamed' })).rejects.toMatchObject({ code: 'BAD_INPUT', issues: [{ path: 'token', message: `enter the access token for ${OTHER}` }] });
+  });
+
   it('sends no token to a URL that was set some other way than with it', async () => {
     // A token in the vault for SERVER, but the stored URL points elsewhere (e.g. an old database).
     const { dir } = await open({ serverUrl: SERVER, token: TOKEN });

@@ -63,7 +63,7 @@ function SettingsForm() {
       setErrors(fieldErrors(parsed.error));
       return;
     }
-    if (url && !parsed.data.token && url !== loaded?.tokenServer) {
+    if (url && !parsed.data.token && url !== loaded?.serverUrl) {
       setErrors({ token: `Enter the access token for ${url}.` });
       return;
     }
