@@ -8,7 +8,7 @@ export const SESSION_PATH = '/auth/session';
 
 export type SessionState = { ok: true } | { ok: false; message: string };
 
-const NOT_SIGNED_IN = 'This browser is not connected to the running app. Open the address that `npm start` printed (it carries a key for this run), or restart it to get a new one.';
+const NOT_SIGNED_IN = 'This browser is not connected to the running app. Open the address that “npm start” printed (it carries a key for this run), or restart it to get a new one.';
 
 export async function openBrowserSession(): Promise<SessionState> {
   const key = /^#k=([0-9a-f]{64})$/.exec(window.location.hash)?.[1];
@@ -21,6 +21,6 @@ export async function openBrowserSession(): Promise<SessionState> {
     const body = (await res.json().catch(() => null)) as { message?: unknown } | null;
     return { ok: false, message: res.status === 401 ? NOT_SIGNED_IN : typeof body?.message === 'string' ? body.message : `The app answered ${res.status}.` };
   } catch (err) {
-    return { ok: false, message: `The app's local service cannot be reached (${(err as Error).message}). Is \`npm start\` still running?` };
+    return { ok: false, message: `The app's local service cannot be reached (${(err as Error).message}). Is “npm start” still running?` };
   }
 }

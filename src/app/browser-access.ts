@@ -100,7 +100,7 @@ export function registerBrowserAccess(app: FastifyInstance, opts: { bindHost: st
     }
     if (path === SESSION_PATH) return;
     if (!signedIn(request)) {
-      return refuse(reply, 401, 'UNAUTHORIZED', 'this browser is not signed in to the app: open the address that `npm start` printed');
+      return refuse(reply, 401, 'UNAUTHORIZED', 'this browser is not signed in to the app: open the address that “npm start” printed');
     }
   });
 
@@ -108,7 +108,7 @@ export function registerBrowserAccess(app: FastifyInstance, opts: { bindHost: st
   app.post(SESSION_PATH, async (request, reply) => {
     const parsed = SessionRequest.safeParse(request.body);
     if (!parsed.success || !sameSecret(parsed.data.secret, secret)) {
-      return refuse(reply, 401, 'UNAUTHORIZED', 'this key is not valid for the running app: open the address that `npm start` printed for this run');
+      return refuse(reply, 401, 'UNAUTHORIZED', 'this key is not valid for the running app: open the address that “npm start” printed for this run');
     }
     reply.header('set-cookie', stringifySetCookie({ name: cookieNameFor(request), value: sessionKey, httpOnly: true, sameSite: 'strict', path: '/' }));
     return reply.code(204).send();
@@ -117,7 +117,7 @@ export function registerBrowserAccess(app: FastifyInstance, opts: { bindHost: st
   // A reloaded page asks whether its cookie is still good (the hook answers 401 when not).
   app.get(SESSION_PATH, async (request, reply) => {
     if (!signedIn(request)) {
-      return refuse(reply, 401, 'UNAUTHORIZED', 'this browser is not signed in to the app: open the address that `npm start` printed');
+      return refuse(reply, 401, 'UNAUTHORIZED', 'this browser is not signed in to the app: open the address that “npm start” printed');
     }
     return reply.code(204).send();
   });

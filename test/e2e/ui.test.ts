@@ -113,6 +113,7 @@ describe('desktop UI in Chromium (browser mode)', () => {
     try {
       await stranger.goto(`${app.url}/#/orders`);
       await expect.poll(() => stranger.getByRole('alert').textContent()).toMatch(/not connected to the running app.*npm start/);
+      await stranger.screenshot({ path: join(shots, 'not-connected.png') });
       await stranger.goto('about:blank');
       await stranger.goto(`${app.url}/#k=${'0'.repeat(64)}`);
       await expect.poll(() => stranger.getByRole('alert').textContent()).toMatch(/not connected to the running app/);
