@@ -123,9 +123,10 @@ export class Device {
         stored ? `enter the access token for ${input.serverUrl}: the token saved for ${stored.server} is never sent to another server` : `enter the access token for ${input.serverUrl}`,
       );
     }
-    this.settings.save({ serverUrl: input.serverUrl, userId: input.userId });
+    // The token first: should the settings write fail after it, the old URL gets no token at all.
     if (token) this.vault.write({ server: input.serverUrl, token });
     else if (!input.serverUrl) this.vault.write(null);
+    this.settings.save({ serverUrl: input.serverUrl, userId: input.userId });
     this.scheduler.setServer(input.serverUrl || null, tokenFor(this.vault.read(), input.serverUrl));
     return this.settingsView();
   }

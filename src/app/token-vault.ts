@@ -26,8 +26,14 @@ const TokenFile = z.object({
 
 export const FILE_MODE = 0o600;
 
-/** One small JSON file in the device's data dir, replaced atomically, mode 0600 either way. */
+/**
+ * One small JSON file in the device's data dir, replaced atomically, mode 0600 either way. This
+ * process owns it: it is read once and then served from memory (safeStorage is not asked to
+ * decrypt on every status event).
+ */
 export class TokenVault {
+  private cached: ServerCredential | null | undefined;
+
   constructor(
     readonly file: string,
     private readonly cipher: SecretCipher | null = null,
@@ -39,6 +45,11 @@ export class TokenVault {
 
   /** The stored credential, or null when none is stored or it cannot be decrypted here. */
   read(): ServerCredential | null {
+    if (this.cached === undefined) this.cached = this.load();
+    return this.cached;
+  }
+
+  private load(): ServerCredential | null {
     if (!existsSync(this.file)) return null;
     // A copy restored with a looser mode is tightened before it is read.
     if ((statSync(this.file).mode & 0o077) !== 0) chmodSync(this.file, FILE_MODE);
@@ -58,6 +69,7 @@ export class TokenVault {
   write(credential: ServerCredential | null): void {
     if (credential === null) {
       rmSync(this.file, { force: true });
+      this.cached = null;
       return;
     }
     const body = this.cipher
@@ -68,5 +80,6 @@ export class TokenVault {
     writeFileSync(tmp, `${JSON.stringify(body)}\n`, { mode: FILE_MODE, flag: 'wx' });
     chmodSync(tmp, FILE_MODE);
     renameSync(tmp, this.file);
+    this.cached = { ...credential };
   }
 }
