@@ -72,6 +72,15 @@ export interface Session {
     onBeforeRequest(filter: { urls: string[] }, listener: (details: { url: string }, callback: (response: { cancel: boolean }) => void) => void): void;
   };
   setPermissionRequestHandler(handler: (webContents: unknown, permission: string, callback: (granted: boolean) => void) => void): void;
+  setPermissionCheckHandler(handler: (webContents: unknown, permission: string, requestingOrigin: string) => boolean): void;
+}
+
+export interface SafeStorage {
+  isEncryptionAvailable(): boolean;
+  /** Linux only: 'basic_text' means a hard-coded key, i.e. no real protection. */
+  getSelectedStorageBackend?(): string;
+  encryptString(plainText: string): Buffer;
+  decryptString(encrypted: Buffer): string;
 }
 
 export interface App {
@@ -90,4 +99,5 @@ export interface ElectronMain {
   BrowserWindow: BrowserWindowConstructor;
   ipcMain: IpcMainLike;
   session: { defaultSession: Session };
+  safeStorage: SafeStorage;
 }

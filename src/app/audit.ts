@@ -18,15 +18,15 @@ export interface AuditResult {
  */
 export async function verifyOrderAudit(device: Device, orderId: string): Promise<AuditResult> {
   const checkedAt = new Date().toISOString();
-  const { serverUrl, token } = device.currentSettings();
+  const credential = device.serverCredential();
   const local = device.store.log.readStream(orderId, { raw: true });
-  if (!serverUrl) {
-    return { verified: false, checkedAt, firstBrokenEventId: null, message: 'No server is configured, so there is no audit chain to check against.' };
+  if (!credential) {
+    return { verified: false, checkedAt, firstBrokenEventId: null, message: 'No server with an access token is configured, so there is no audit chain to check against.' };
   }
   let events: ServerEvent[];
   try {
-    const res = await fetch(new URL(`/sync/streams/${encodeURIComponent(orderId)}/events`, serverUrl), {
-      headers: { authorization: `Bearer ${token}` },
+    const res = await fetch(new URL(`/sync/streams/${encodeURIComponent(orderId)}/events`, credential.server), {
+      headers: { authorization: `Bearer ${credential.token}` },
       signal: AbortSignal.timeout(15_000),
     });
     if (res.status === 404) events = [];

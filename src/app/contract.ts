@@ -137,13 +137,28 @@ export const SyncStatus = z.object({
 });
 export type SyncStatus = z.infer<typeof SyncStatus>;
 
+const ServerUrl = z.union([z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' }), z.literal('')]);
+
+/**
+ * What the renderer may send. The token is write-only: absent (or empty) keeps the stored one, a
+ * value replaces it. It is bound to the server URL it was entered for, so a new URL needs it again.
+ */
 export const Settings = z.strictObject({
-  serverUrl: z.union([z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' }), z.literal('')]),
-  token: z.string().max(500),
+  serverUrl: ServerUrl,
+  token: z.string().trim().max(500).optional(),
   userId: z.string().trim().min(1).max(100),
 });
-export type Settings = z.infer<typeof Settings>;
-export const SettingsView = Settings.extend({ deviceId: z.string() });
+export type Settings = z.input<typeof Settings>;
+
+/** What the renderer sees: whether a token is stored and for which server, never the token itself. */
+export const SettingsView = z.strictObject({
+  deviceId: z.string(),
+  serverUrl: z.string(),
+  userId: z.string(),
+  tokenSet: z.boolean(),
+  tokenServer: z.string().nullable(),
+});
+export type SettingsView = z.infer<typeof SettingsView>;
 
 export const RebuildProgress = z.object({
   projection: z.string(),

@@ -1,9 +1,11 @@
 import type Database from 'better-sqlite3';
 import { v7 as uuidv7 } from 'uuid';
-import type { Settings } from './contract.js';
 
-export interface DeviceSettings extends Settings {
+/** The settings kept in the database. The server token is not among them (see token-vault.ts). */
+export interface DeviceSettings {
   deviceId: string;
+  serverUrl: string;
+  userId: string;
 }
 
 export interface AuditCheck {
@@ -61,21 +63,38 @@ export class DeviceRepository {
     return id;
   }
 
-  load(defaults: Partial<Settings> = {}): DeviceSettings {
+  load(defaults: Partial<Omit<DeviceSettings, 'deviceId'>> = {}): DeviceSettings {
     return {
       deviceId: this.deviceId(),
       serverUrl: this.read('serverUrl') ?? defaults.serverUrl ?? '',
-      token: this.read('token') ?? defaults.token ?? '',
       userId: this.read('userId') ?? defaults.userId ?? 'field-user',
     };
   }
 
-  save(settings: Settings): DeviceSettings {
+  save(settings: Omit<DeviceSettings, 'deviceId'>): DeviceSettings {
     this.db.transaction(() => {
       this.write('serverUrl', settings.serverUrl);
-      this.write('token', settings.token);
       this.write('userId', settings.userId);
     })();
     return this.load();
+  }
+
+  /**
+   * Earlier versions kept the server token in clear in this table. Hand it over (with the server
+   * it was used for) and delete it; secure_delete zeroes the freed page and the WAL is truncated,
+   * so no copy lingers in the database files.
+   */
+  takeLegacyToken(persist: (token: string, server: string) => void): void {
+    const token = this.read('token');
+    if (token === null) return;
+    if (token) persist(token, this.read('serverUrl') ?? '');
+    const wasSecure = this.db.pragma('secure_delete', { simple: true }) as number;
+    this.db.pragma('secure_delete = ON');
+    try {
+      this.db.prepare("DELETE FROM device_settings WHERE key = 'token'").run();
+    } finally {
+      this.db.pragma(`secure_delete = ${wasSecure ? 'ON' : 'OFF'}`);
+    }
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
   }
 }

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
-import type { StatusEvent, SyncStatus } from './contract.js';
+import { ContractError, Settings, type SettingsView, type StatusEvent, type SyncStatus } from './contract.js';
 import { DeviceRepository, type AuditCheck, type DeviceSettings } from './device-repository.js';
+import { TokenVault, type SecretCipher, type ServerCredential } from './token-vault.js';
 import { defaultProjections, OrderQueries, ProjectionRunner, type RebuildProgress } from '../projections/index.js';
 import { openLocalStore, type Durability, type LocalStore } from '../store/index.js';
 import { createPendingSource, Outbox, SyncEngine, SyncScheduler, type SchedulerOptions } from '../sync/index.js';
@@ -17,7 +18,12 @@ export interface DeviceOptions {
   sync?: Pick<SchedulerOptions, 'intervalMs' | 'debounceMs' | 'backoff' | 'createClient'>;
   /** Start the background scheduler (default true). */
   autoSync?: boolean;
+  /** Platform encryption for the server token at rest (Electron's safeStorage); a 0600 file without it. */
+  tokenCipher?: SecretCipher | null;
 }
+
+/** File in the data dir holding the server token (see token-vault.ts). */
+export const TOKEN_FILE = 'server-token.json';
 
 export type StatusListener = (event: StatusEvent) => void;
 
@@ -39,14 +45,20 @@ export class Device {
     readonly outbox: Outbox,
     readonly engine: SyncEngine,
     readonly scheduler: SyncScheduler,
+    private readonly vault: TokenVault,
   ) {}
 
   static async open(opts: DeviceOptions): Promise<Device> {
     const store = openLocalStore(join(opts.dataDir, 'device.sqlite'), { durability: opts.durability });
     try {
       const settings = new DeviceRepository(store.db);
-      const initial = settings.load({ serverUrl: opts.serverUrl, token: opts.token, userId: opts.userId });
+      const vault = new TokenVault(join(opts.dataDir, TOKEN_FILE), opts.tokenCipher ?? null);
+      settings.takeLegacyToken((token, server) => {
+        if (server && !vault.read()) vault.write({ server, token });
+      });
+      const initial = settings.load({ serverUrl: opts.serverUrl, userId: opts.userId });
       settings.save(initial);
+      if (opts.token && initial.serverUrl && !vault.read()) vault.write({ server: initial.serverUrl, token: opts.token });
 
       let device: Device | null = null;
       const runner = new ProjectionRunner(store.log, defaultProjections(), {
@@ -66,11 +78,11 @@ export class Device {
         engine,
         outbox,
         serverUrl: initial.serverUrl || null,
-        token: initial.token,
+        token: tokenFor(vault.read(), initial.serverUrl),
         ...opts.sync,
       });
-      device = new Device(store, settings, runner, new OrderQueries(store.db), outbox, engine, scheduler);
-      scheduler.onStatus((status) => device!.emit({ kind: 'sync', status }));
+      device = new Device(store, settings, runner, new OrderQueries(store.db), outbox, engine, scheduler, vault);
+      scheduler.onStatus((status) => device!.emit({ kind: 'sync', status: device!.redactStatus(status) }));
       if (opts.autoSync !== false) scheduler.start();
       return device;
     } catch (err) {
@@ -87,8 +99,54 @@ export class Device {
     return this.settings.load();
   }
 
+  /** The settings as the renderer may see them: whether a token is stored and for which server. */
+  settingsView(): SettingsView {
+    const stored = this.vault.read();
+    return { ...this.settings.load(), tokenSet: stored !== null, tokenServer: stored?.server ?? null };
+  }
+
+  /**
+   * Save settings from the renderer. A token is only ever used with the server it was entered
+   * for: a new server URL without a new token is refused (nothing changes), so a changed URL can
+   * never receive the old token. An empty URL (offline only) drops the token. Other changes
+   * (the user name) need no token.
+   */
+  saveSettings(raw: Settings): SettingsView {
+    const input = Settings.parse(raw);
+    const stored = this.vault.read();
+    const token = input.token || null;
+    if (token && !input.serverUrl) throw badSetting('token', 'a token needs a server URL; leave the token empty to work offline');
+    const moved = input.serverUrl !== this.settings.load().serverUrl;
+    if (!token && input.serverUrl && moved) {
+      throw badSetting(
+        'token',
+        stored ? `enter the access token for ${input.serverUrl}: the token saved for ${stored.server} is never sent to another server` : `enter the access token for ${input.serverUrl}`,
+      );
+    }
+    // The token first: should the settings write fail after it, the old URL gets no token at all.
+    if (token) this.vault.write({ server: input.serverUrl, token });
+    else if (!input.serverUrl) this.vault.write(null);
+    this.settings.save({ serverUrl: input.serverUrl, userId: input.userId });
+    this.scheduler.setServer(input.serverUrl || null, tokenFor(this.vault.read(), input.serverUrl));
+    return this.settingsView();
+  }
+
+  /** The server and the token bound to it, for this process's own requests (never for the renderer). */
+  serverCredential(): ServerCredential | null {
+    const { serverUrl } = this.settings.load();
+    const token = tokenFor(this.vault.read(), serverUrl);
+    return serverUrl && token ? { server: serverUrl, token } : null;
+  }
+
   syncStatus(): SyncStatus {
-    return this.scheduler.getStatus();
+    return this.redactStatus(this.scheduler.getStatus());
+  }
+
+  /** A server may echo the request back in an error; its text reaches the renderer without the token. */
+  redactStatus(status: SyncStatus): SyncStatus {
+    const token = this.vault.read()?.token;
+    if (!token || !status.lastError?.includes(token)) return status;
+    return { ...status, lastError: status.lastError.split(token).join('[token]') };
   }
 
   onStatus(listener: StatusListener): () => void {
@@ -144,6 +202,14 @@ export class Device {
     this.listeners.clear();
     this.store.close();
   }
+}
+
+function tokenFor(stored: ServerCredential | null, serverUrl: string): string {
+  return stored && serverUrl && stored.server === serverUrl ? stored.token : '';
+}
+
+function badSetting(path: string, message: string): ContractError {
+  return new ContractError('BAD_INPUT', `${path}: ${message}`, [{ path, message }]);
 }
 
 export const openDevice = (opts: DeviceOptions): Promise<Device> => Device.open(opts);

@@ -87,15 +87,11 @@ export function createHandlers(device: Device): Handlers {
       return { ok: true as const };
     },
 
-    syncStatus: async () => scheduler.getStatus(),
-    syncNow: () => scheduler.syncNow(),
+    syncStatus: async () => device.syncStatus(),
+    syncNow: async () => device.redactStatus(await scheduler.syncNow()),
 
-    getSettings: async () => device.currentSettings(),
-    saveSettings: async (settings) => {
-      const saved = device.settings.save(settings);
-      scheduler.setServer(saved.serverUrl || null, saved.token);
-      return saved;
-    },
+    getSettings: async () => device.settingsView(),
+    saveSettings: async (settings) => device.saveSettings(settings),
 
     rebuildProjections: async ({ projection }) => {
       const result = await runner.rebuild(projection ? [projection] : runner.names, {

@@ -16,7 +16,8 @@ import {
  * Every transport answers with an `RpcReply` envelope so typed errors survive the trip (Electron's
  * ipcRenderer.invoke would otherwise flatten a thrown error to a message string).
  */
-export type RpcErrorCode = ContractError['code'] | 'REJECTED' | 'UNAVAILABLE';
+/** UNAUTHORIZED, FORBIDDEN and UNSUPPORTED_MEDIA_TYPE come from browser mode's access checks. */
+export type RpcErrorCode = ContractError['code'] | 'REJECTED' | 'UNAVAILABLE' | 'UNAUTHORIZED' | 'FORBIDDEN' | 'UNSUPPORTED_MEDIA_TYPE';
 export interface RpcErrorBody {
   error: RpcErrorCode;
   message: string;
@@ -85,16 +86,20 @@ function isErrorBody(body: unknown): body is RpcErrorBody {
   return typeof body === 'object' && body !== null && typeof (body as RpcErrorBody).error === 'string' && typeof (body as RpcErrorBody).message === 'string';
 }
 
-/** Browser mode: POST /rpc/:method and GET /rpc/events (Server-Sent Events). */
-export function httpTransport(baseUrl: string): Transport {
+/**
+ * Browser mode: POST /rpc/:method and GET /rpc/events (Server-Sent Events). In the browser the
+ * session cookie rides along by itself (same origin); other runtimes pass it in `headers`.
+ */
+export function httpTransport(baseUrl: string, opts: { headers?: Record<string, string> } = {}): Transport {
   const base = baseUrl.replace(/\/+$/, '');
+  const extra = opts.headers ?? {};
   return {
     async invoke(method, input) {
       let res: Response;
       try {
         res = await fetch(`${base}/rpc/${encodeURIComponent(method)}`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers: { ...extra, 'content-type': 'application/json' },
           body: JSON.stringify(input ?? {}),
         });
       } catch (err) {
@@ -107,7 +112,7 @@ export function httpTransport(baseUrl: string): Transport {
     },
     onStatus(listener) {
       const url = `${base}/rpc/events`;
-      if (typeof globalThis.EventSource === 'function') {
+      if (typeof globalThis.EventSource === 'function' && Object.keys(extra).length === 0) {
         // EventSource reconnects by itself after the service restarts.
         const source = new EventSource(url);
         source.onmessage = (m) => {
@@ -119,19 +124,19 @@ export function httpTransport(baseUrl: string): Transport {
         };
         return () => source.close();
       }
-      return fetchEventStream(url, listener);
+      return fetchEventStream(url, listener, extra);
     },
   };
 }
 
 /** SSE over fetch, for runtimes without EventSource (Node). Reconnects after a second. */
-function fetchEventStream(url: string, listener: (event: unknown) => void): () => void {
+function fetchEventStream(url: string, listener: (event: unknown) => void, headers: Record<string, string>): () => void {
   const abort = new AbortController();
   const run = async () => {
     while (!abort.signal.aborted) {
       try {
-        const res = await fetch(url, { signal: abort.signal, headers: { accept: 'text/event-stream' } });
-        if (!res.body) throw new Error('no body');
+        const res = await fetch(url, { signal: abort.signal, headers: { ...headers, accept: 'text/event-stream' } });
+        if (!res.ok || !res.body) throw new Error(`status stream answered ${res.status}`);
         const decoder = new TextDecoder();
         let buffer = '';
         for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {

@@ -5,6 +5,7 @@ import { CommandRejectedError } from '../domain/commands.js';
 import { ContractError, contract, issuesOf, parseInput, type Contract, type MethodName, type MethodOutput, type StatusEvent } from './contract.js';
 import type { RpcErrorBody, RpcReply } from './rpc-client.js';
 import { RENDERER_CSP } from './csp.js';
+import { registerBrowserAccess } from './browser-access.js';
 
 /**
  * The store side of the renderer contract, shared by both transports: `dispatch` validates
@@ -18,7 +19,10 @@ export type StatusSubscribe = (listener: (event: StatusEvent) => void) => () => 
 
 const HTTP_STATUS: Record<RpcErrorBody['error'], number> = {
   BAD_INPUT: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
   UNKNOWN_METHOD: 404,
+  UNSUPPORTED_MEDIA_TYPE: 415,
   REJECTED: 409,
   BAD_OUTPUT: 500,
   INTERNAL: 500,
@@ -63,10 +67,10 @@ export async function dispatch(handlers: RpcHandlers, method: string, rawInput: 
 
 const SSE_KEEPALIVE_MS = 15_000;
 
-/** POST /rpc/:method (body = input) and GET /rpc/events (SSE of StatusEvent). */
-export function registerRpcRoutes(fastify: FastifyInstance, handlers: RpcHandlers, onStatus: StatusSubscribe): void {
+/** POST /rpc/:method (body = input) and GET /rpc/events (SSE of StatusEvent); guarded by browser-access.ts. */
+function registerRpcRoutes(fastify: FastifyInstance, handlers: RpcHandlers, onStatus: StatusSubscribe): void {
   fastify.post<{ Params: { method: string } }>('/rpc/:method', async (request, reply) => {
-    const result = await dispatch(handlers, request.params.method, request.body ?? {});
+    const result = await dispatch(handlers, request.params.method, request.body);
     if (!result.ok && result.error.error === 'INTERNAL') request.log.error({ method: request.params.method, err: result.error.message }, 'rpc handler failed');
     return reply.code(httpStatusOf(result)).send(result.ok ? result.value : result.error);
   });
@@ -107,7 +111,10 @@ export interface BrowserModeOptions {
 }
 
 export interface BrowserModeServer {
+  /** The app's origin (reloads and deep links work once the browser holds the session cookie). */
   url: string;
+  /** The URL to print and open: the origin plus this launch's secret in the fragment. */
+  launchUrl: string;
   port: number;
   close(): Promise<void>;
 }
@@ -126,15 +133,25 @@ export async function serveBrowserMode(opts: BrowserModeOptions): Promise<Browse
     reply.header('cross-origin-opener-policy', 'same-origin');
     return payload;
   });
+  // Fastify's own refusals (malformed or empty JSON, oversize bodies) in the contract's error shape.
+  app.setErrorHandler((err: { statusCode?: number; message: string }, request, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 500) request.log.error({ err: err.message }, 'browser mode request failed');
+    const error: RpcErrorBody['error'] = status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : status < 500 ? 'BAD_INPUT' : 'INTERNAL';
+    return reply.code(status).send({ error, message: status < 500 ? err.message : 'the local app service failed', issues: [] } satisfies RpcErrorBody);
+  });
+  const host = opts.host ?? '127.0.0.1';
+  const access = registerBrowserAccess(app, { bindHost: host, rpcPrefix: '/rpc' });
   await app.register(fastifyStatic, { root: resolve(opts.rendererDir), index: ['index.html'] });
   registerRpcRoutes(app, opts.handlers, opts.onStatus);
-  const host = opts.host ?? '127.0.0.1';
   await app.listen({ port: opts.port, host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : opts.port;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   let closing: Promise<void> | null = null;
   return {
-    url: `http://${host}:${port}`,
+    url,
+    launchUrl: access.launchUrl(url),
     port,
     close: () => (closing ??= app.close()),
   };

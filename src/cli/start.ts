@@ -106,7 +106,7 @@ async function main(): Promise<void> {
     const device = await openDevice({ dataDir: deviceDir, serverUrl: server.url, token: deviceToken, userId });
     const handlers = createHandlers(device);
     // Stored settings win over openDevice's initial ones; point this dev device at this run's server.
-    await handlers.saveSettings({ serverUrl: server.url, token: deviceToken, userId: device.currentSettings().userId });
+    device.saveSettings({ serverUrl: server.url, token: deviceToken, userId: device.currentSettings().userId });
     const web = await serveBrowserMode({
       handlers,
       onStatus: (listener) => device.onStatus(listener),
@@ -115,7 +115,8 @@ async function main(): Promise<void> {
       rendererDir,
     });
     stops.push(() => web.close(), () => device.close());
-    console.log(`Electron is not available here (${electron.reason}); opening browser mode at ${web.url}`);
+    // The address carries this run's key in its fragment: whoever opens it is the app's one browser.
+    console.log(`Electron is not available here (${electron.reason}); browser mode: open ${web.launchUrl}`);
   }
   stops.push(() => server.close());
 

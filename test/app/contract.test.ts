@@ -75,11 +75,18 @@ describe('dispatch (validates the handler side too)', () => {
     dismissConflict: async () => {
       throw new Error('disk on fire');
     },
-    getSettings: async () => ({ serverUrl: '', token: '', userId: 'me', deviceId: 'dev-1' }),
+    getSettings: async () => ({ serverUrl: '', userId: 'me', deviceId: 'dev-1', tokenSet: false, tokenServer: null }),
+    saveSettings: async () => ({ serverUrl: 'http://x', userId: 'me', deviceId: 'dev-1', tokenSet: true, tokenServer: 'http://x', token: 'leaked-token-123' }),
   } as unknown as RpcHandlers;
 
   it('returns the validated value', async () => {
-    expect(await dispatch(handlers, 'getSettings', {})).toEqual({ ok: true, value: { serverUrl: '', token: '', userId: 'me', deviceId: 'dev-1' } });
+    expect(await dispatch(handlers, 'getSettings', {})).toEqual({ ok: true, value: { serverUrl: '', userId: 'me', deviceId: 'dev-1', tokenSet: false, tokenServer: null } });
+  });
+
+  it('never lets a settings reply carry a token: an extra key is a BAD_OUTPUT that does not quote it', async () => {
+    const r = await dispatch(handlers, 'saveSettings', { serverUrl: 'http://x', token: 'leaked-token-123', userId: 'me' });
+    expect(r).toMatchObject({ ok: false, error: { error: 'BAD_OUTPUT' } });
+    expect(JSON.stringify(r)).not.toContain('leaked-token-123');
   });
 
   it('turns an invalid result into BAD_OUTPUT (500), not a half-valid reply', async () => {
@@ -129,7 +136,7 @@ describe('createRpcClient (the renderer side)', () => {
 
   it('rethrows typed errors from the other side', async () => {
     const { transport } = recordingTransport({ ok: false, error: { error: 'BAD_INPUT', message: 'userId: too long', issues: [{ path: 'userId', message: 'too long' }] } });
-    await expect(createRpcClient(transport).saveSettings({ serverUrl: '', token: '', userId: 'x' })).rejects.toMatchObject({
+    await expect(createRpcClient(transport).saveSettings({ serverUrl: '', userId: 'x' })).rejects.toMatchObject({
       code: 'BAD_INPUT',
       issues: [{ path: 'userId', message: 'too long' }],
     });

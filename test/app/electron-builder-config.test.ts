@@ -41,6 +41,23 @@ describe('electron-builder.yml', () => {
     expect(pkg.scripts.dist).toMatch(/electron-builder --config electron-builder\.yml/);
   });
 
+  it('flips the Electron fuses that close the runtime to tampering (names as electron-builder 26 spells them)', () => {
+    expect(config.electronFuses).toEqual({
+      runAsNode: false,
+      enableNodeOptionsEnvironmentVariable: false,
+      enableNodeCliInspectArguments: false,
+      onlyLoadAppFromAsar: true,
+      enableEmbeddedAsarIntegrityValidation: true,
+      enableCookieEncryption: true,
+    });
+    const schema = JSON.parse(readFileSync(join(root, 'node_modules', 'app-builder-lib', 'scheme.json'), 'utf8')) as {
+      definitions: { FuseOptionsV1: { properties: Record<string, { type: string }>; additionalProperties: boolean } };
+    };
+    const fuses = schema.definitions.FuseOptionsV1;
+    expect(fuses.additionalProperties).toBe(false);
+    for (const key of Object.keys(config.electronFuses as object)) expect(fuses.properties[key]?.type, key).toBe('boolean');
+  });
+
   it('contains only keys electron-builder knows (a typo would be silently ignored otherwise)', () => {
     const schemaPath = join(root, 'node_modules', 'app-builder-lib', 'scheme.json');
     const schema = JSON.parse(readFileSync(schemaPath, 'utf8')) as { properties: Record<string, unknown> };

@@ -8,6 +8,7 @@ import { openDevice } from '../../src/app/device.js';
 import { createHandlers } from '../../src/app/handlers.js';
 import type { RpcReply } from '../../src/app/rpc-client.js';
 import type { IpcMainInvokeEventLike, IpcMainLike } from '../../main/electron-api.js';
+import { rendererSenderCheck } from '../../main/hardening.js';
 import { registerIpc, RPC_CHANNEL, type IpcRegistration } from '../../main/ipc.js';
 
 /** Electron's ipcMain reduced to what matters here: one handler per channel, invoked with an event. */
@@ -48,7 +49,7 @@ describe('registerIpc with the real device store', () => {
     reg = registerIpc(ipcMain, createHandlers(device), (l) => device.onStatus(l), (channel, e) => {
       expect(channel).toBe('status');
       sent.push(e);
-    }, { isTrustedSender: (e) => e.senderFrame?.url.startsWith('file:///app/') ?? false });
+    }, { isTrustedSender: rendererSenderCheck('/app/dist-renderer') });
   });
 
   afterEach(async () => {
@@ -103,8 +104,9 @@ describe('registerIpc with the real device store', () => {
   });
 
   it('refuses calls from frames that are not the app page', async () => {
-    const r = await call('listOrders', {}, 'https://evil.example/');
-    expect(r).toMatchObject({ ok: false, error: { error: 'UNAVAILABLE' } });
+    for (const url of ['https://evil.example/', 'file:///app/dist-renderer-x/index.html', 'file:///app/index.html']) {
+      expect(await call('listOrders', {}, url), url).toMatchObject({ ok: false, error: { error: 'UNAVAILABLE' } });
+    }
   });
 
   it('on shutdown lets a running append finish, then refuses new calls', async () => {

@@ -92,6 +92,7 @@ describe('a device through its handlers', () => {
     await d.close();
     const again = await openDevice({ dataDir: tmp.file('restart'), autoSync: false });
     opened.push(again);
-    expect(again.currentSettings()).toEqual({ deviceId: id, serverUrl: 'http://127.0.0.1:9', token: 'abc', userId: 'maria' });
+    expect(again.settingsView()).toEqual({ deviceId: id, serverUrl: 'http://127.0.0.1:9', userId: 'maria', tokenSet: true, tokenServer: 'http://127.0.0.1:9' });
+    expect(again.serverCredential()).toEqual({ server: 'http://127.0.0.1:9', token: 'abc' });
   });
 });

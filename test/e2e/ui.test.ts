@@ -1,8 +1,9 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDevice } from '../../src/app/device.js';
 import { createHandlers } from '../../src/app/handlers.js';
@@ -44,6 +45,7 @@ describe('desktop UI in Chromium (browser mode)', () => {
   let device: Awaited<ReturnType<typeof openDevice>>;
   let app: BrowserModeServer;
   let browser: Browser;
+  let context: BrowserContext;
   let page: Page;
   const pageErrors: string[] = [];
 
@@ -55,6 +57,12 @@ describe('desktop UI in Chromium (browser mode)', () => {
   const syncNow = async () => {
     await page.goto(`${app.url}/#/sync`);
     await page.getByRole('button', { name: 'Sync now' }).click();
+  };
+
+  /** Sign in as the user does: open the address `npm start` prints. */
+  const openLaunchUrl = async () => {
+    await page.goto(app.launchUrl);
+    await expect.poll(() => page.getByRole('heading', { name: 'Orders' }).count()).toBeGreaterThan(0);
   };
 
   beforeAll(async () => {
@@ -73,7 +81,9 @@ describe('desktop UI in Chromium (browser mode)', () => {
       executablePath: '/usr/bin/chromium',
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
     });
-    page = await browser.newPage({ viewport: { width: 1440, height: 900 }, colorScheme: 'light' });
+    // One profile for the user's tabs (the attacker test opens its page beside the app, sharing the cookie jar).
+    context = await browser.newContext({ viewport: { width: 1440, height: 900 }, colorScheme: 'light' });
+    page = await context.newPage();
     page.on('pageerror', (e) => pageErrors.push(e.message));
     page.on('console', (m) => {
       if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) pageErrors.push(m.text());
@@ -86,6 +96,31 @@ describe('desktop UI in Chromium (browser mode)', () => {
     await device?.close();
     await central?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('opens from the printed URL in one step, drops the key from the address bar, and survives a reload', async () => {
+    await openLaunchUrl();
+    expect(page.url()).toBe(`${app.url}/`);
+    expect(page.url()).not.toContain('#k=');
+    await page.reload();
+    await expect.poll(() => page.getByText('No orders yet').count()).toBe(1);
+    await page.goto(`${app.url}/#/settings`);
+    await expect.poll(() => page.getByLabel('Server URL').inputValue()).toBe(serverUrl);
+    // The cookie is HttpOnly: the page's own script cannot read it.
+    expect(await page.evaluate(() => document.cookie)).toBe('');
+    // Another browser profile with only the bare address (no key) gets a clear message, not the data.
+    const stranger = await browser.newPage();
+    try {
+      await stranger.goto(`${app.url}/#/orders`);
+      await expect.poll(() => stranger.getByRole('alert').textContent()).toMatch(/not connected to the running app.*npm start/);
+      await stranger.screenshot({ path: join(shots, 'not-connected.png') });
+      await stranger.goto('about:blank');
+      await stranger.goto(`${app.url}/#k=${'0'.repeat(64)}`);
+      await expect.poll(() => stranger.getByRole('alert').textContent()).toMatch(/not connected to the running app/);
+      expect(stranger.url()).not.toContain('#k=');
+    } finally {
+      await stranger.close();
+    }
   });
 
   it('creates an order while the server is down (pending), then syncs it when the server comes up', async () => {
@@ -138,10 +173,22 @@ describe('desktop UI in Chromium (browser mode)', () => {
       // This device goes offline (settings point at a port with nothing on it) and records a payment.
       await page.goto(`${app.url}/#/settings`);
       await expect.poll(() => page.getByLabel('Server URL').inputValue()).toBe(serverUrl);
+      await expect.poll(() => page.getByTestId('token-status').textContent()).toBe(`Access token saved for ${serverUrl}.`);
+      // The saved token is never in the page: the field is empty, for a replacement only.
+      expect(await page.getByLabel('Replace access token').inputValue()).toBe('');
+      expect(await page.content()).not.toContain(TOKEN);
       await shot('settings');
-      await page.getByLabel('Server URL').fill(`http://127.0.0.1:${await freePort()}`);
+      // A new server needs its token: the saved one is never sent anywhere else.
+      const deadUrl = `http://127.0.0.1:${await freePort()}`;
+      await page.getByLabel('Server URL').fill(deadUrl);
+      await expect.poll(() => page.getByTestId('token-status').textContent()).toMatch(/never sent to another server/);
+      await page.getByRole('button', { name: 'Save settings' }).click();
+      await expect.poll(() => page.getByText(`Enter the access token for ${deadUrl}.`).count()).toBe(1);
+      await shot('settings-new-server');
+      await page.getByLabel('Access token').fill(TOKEN);
       await page.getByRole('button', { name: 'Save settings' }).click();
       await expect.poll(() => page.getByText(/^Saved\./).count()).toBe(1);
+      await expect.poll(() => page.getByTestId('token-status').textContent()).toBe(`Access token saved for ${deadUrl}.`);
 
       await page.goto(`${app.url}/#/orders/ORD-E2E-1`);
       await page.getByLabel(/^Amount/).fill('59.97');
@@ -159,6 +206,7 @@ describe('desktop UI in Chromium (browser mode)', () => {
       // Back online: the payment is re-decided against the cancelled order and rejected.
       await page.goto(`${app.url}/#/settings`);
       await page.getByLabel('Server URL').fill(serverUrl);
+      await page.getByLabel('Access token').fill(TOKEN);
       await page.getByRole('button', { name: 'Save settings' }).click();
       await expect.poll(() => page.getByText(/^Saved\./).count()).toBe(1);
       await syncNow();
@@ -219,6 +267,51 @@ describe('desktop UI in Chromium (browser mode)', () => {
     const cells = await results.locator('tbody td:last-child').allTextContents();
     expect(cells.every((c) => c === 'No drift')).toBe(true);
     await shot('settings-admin');
+  });
+
+  it('a page on another origin cannot call the app, even from another port on 127.0.0.1 (same site, cookie sent)', async () => {
+    const before = { settings: await createHandlers(device).getSettings({}), orders: (await device.queries.listOrders({})).total };
+    const statuses: number[] = [];
+    const onResponse = (r: { url(): string; status(): number }) => {
+      if (r.url().startsWith(`${app.url}/rpc/`)) statuses.push(r.status());
+    };
+    const attack = `
+      const target = ${JSON.stringify(app.url)};
+      const results = [];
+      const order = JSON.stringify({ command: { type: 'CreateOrder', orderId: 'ORD-EVIL', customerId: 'C-EVIL', items: [{ sku: 'X', quantity: 1, unitPrice: 1 }] } });
+      const settings = JSON.stringify({ serverUrl: 'http://attacker.example', token: 'stolen', userId: 'mallory' });
+      for (const [method, body] of [['execute', order], ['saveSettings', settings], ['rebuildProjections', ''], ['getSettings', '{}']]) {
+        // A "simple" request needs no preflight: text/plain (or no body), credentials included.
+        try { await fetch(target + '/rpc/' + method, { method: 'POST', mode: 'no-cors', credentials: 'include', headers: { 'content-type': 'text/plain' }, body }); results.push('sent'); } catch (e) { results.push('blocked'); }
+        // With the JSON type the browser must ask first; the app sends no CORS headers, so it never goes.
+        try { const r = await fetch(target + '/rpc/' + method, { method: 'POST', credentials: 'include', headers: { 'content-type': 'application/json' }, body: body || '{}' }); results.push('read:' + (await r.text())); } catch (e) { results.push('blocked'); }
+      }
+      document.title = 'done:' + JSON.stringify(results);
+    `;
+    const evil = createHttpServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end(`<!doctype html><title>evil</title><script type="module">${attack}</script>`);
+    });
+    await new Promise<void>((r) => evil.listen(0, '127.0.0.1', r));
+    const evilPort = (evil.address() as { port: number }).port;
+    const attacker = await context.newPage();
+    attacker.on('response', onResponse);
+    try {
+      for (const origin of [`http://127.0.0.1:${evilPort}`, `http://localhost:${evilPort}`]) {
+        await attacker.goto(`${origin}/`);
+        await expect.poll(() => attacker.title(), { timeout: 15_000 }).toMatch(/^done:/);
+        const results = JSON.parse((await attacker.title()).slice(5)) as string[];
+        expect(results.filter((r) => r.startsWith('read:')), origin).toEqual([]);
+      }
+    } finally {
+      await attacker.close();
+      await new Promise((r) => (evil as Server).close(r));
+    }
+    // Every request that reached the app was refused; nothing changed.
+    expect(statuses.length).toBeGreaterThan(0);
+    expect(statuses.every((s) => s === 401 || s === 403 || s === 415), JSON.stringify(statuses)).toBe(true);
+    expect({ settings: await createHandlers(device).getSettings({}), orders: (await device.queries.listOrders({})).total }).toEqual(before);
+    expect(pageErrors).toEqual([]);
   });
 
   it('renders cleanly in dark mode with no script or CSP errors', async () => {

@@ -1,9 +1,35 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { Settings, type DriftReport, type MethodOutput } from '../../../src/app/contract.js';
+import { RpcError } from '../../../src/app/rpc-client.js';
 import { api } from '../api.js';
 import { Card, Field, Notice, ProgressBar } from '../components/ui.js';
 import { describeError, fieldErrors, type FieldErrors } from '../forms.js';
 import { useLive } from '../status.js';
+
+function TokenStatus({ loaded, serverUrl }: { loaded: MethodOutput<'getSettings'> | null; serverUrl: string }) {
+  if (!loaded) return null;
+  const url = serverUrl.trim();
+  if (!loaded.tokenSet) {
+    return (
+      <p className="token-status" data-testid="token-status" data-token-set="false">
+        No access token is saved{url ? `: enter the one issued for ${url}.` : '.'}
+      </p>
+    );
+  }
+  const moved = url !== '' && url !== loaded.tokenServer;
+  return (
+    <p className="token-status" data-testid="token-status" data-token-set="true">
+      Access token saved for <span className="mono">{loaded.tokenServer}</span>.
+      {moved ? (
+        <>
+          {' '}It is never sent to another server: enter the token for <span className="mono">{url}</span> below.
+        </>
+      ) : url === '' ? (
+        ' Saving without a server URL removes it.'
+      ) : null}
+    </p>
+  );
+}
 
 function SettingsForm() {
   const [loaded, setLoaded] = useState<MethodOutput<'getSettings'> | null>(null);
@@ -14,10 +40,11 @@ function SettingsForm() {
   const [message, setMessage] = useState<{ kind: 'ok' | 'error'; text: string } | null>(null);
   const [busy, setBusy] = useState(false);
 
+  // The token is write-only: the form never holds the saved one, only a replacement being typed.
   const show = (s: MethodOutput<'getSettings'>) => {
     setLoaded(s);
     setServerUrl(s.serverUrl);
-    setToken(s.token);
+    setToken('');
     setUserId(s.userId);
   };
   useEffect(() => {
@@ -30,9 +57,14 @@ function SettingsForm() {
   async function submit(e: FormEvent) {
     e.preventDefault();
     setMessage(null);
-    const parsed = Settings.safeParse({ serverUrl: serverUrl.trim(), token: token.trim(), userId });
+    const url = serverUrl.trim();
+    const parsed = Settings.safeParse({ serverUrl: url, token: token.trim() || undefined, userId });
     if (!parsed.success) {
       setErrors(fieldErrors(parsed.error));
+      return;
+    }
+    if (url && !parsed.data.token && url !== loaded?.serverUrl) {
+      setErrors({ token: `Enter the access token for ${url}.` });
       return;
     }
     setErrors({});
@@ -41,20 +73,31 @@ function SettingsForm() {
       show(await api.saveSettings(parsed.data));
       setMessage({ kind: 'ok', text: 'Saved. Sync uses the new settings from its next attempt.' });
     } catch (err) {
-      setMessage({ kind: 'error', text: describeError(err) });
+      if (err instanceof RpcError && err.code === 'BAD_INPUT' && err.issues.length) {
+        setErrors(Object.fromEntries(err.issues.map((i) => [i.path, i.message])));
+      } else {
+        setMessage({ kind: 'error', text: describeError(err) });
+      }
     } finally {
       setBusy(false);
     }
   }
 
+  const replacing = loaded?.tokenSet === true && serverUrl.trim() === loaded.tokenServer;
   return (
     <Card title="Connection">
       <form onSubmit={submit} noValidate className="settings-form">
         <Field id="set-url" label="Server URL" error={errors.serverUrl} hint="Leave empty to work offline only.">
           <input id="set-url" type="url" placeholder="https://orders.example.com" value={serverUrl} onChange={(e) => setServerUrl(e.target.value)} autoComplete="off" />
         </Field>
-        <Field id="set-token" label="Access token" error={errors.token}>
-          <input id="set-token" type="password" value={token} onChange={(e) => setToken(e.target.value)} autoComplete="off" />
+        <TokenStatus loaded={loaded} serverUrl={serverUrl} />
+        <Field
+          id="set-token"
+          label={replacing ? 'Replace access token' : 'Access token'}
+          error={errors.token}
+          hint={replacing ? 'Leave empty to keep the saved token.' : 'Issued by your server administrator. It is stored on this device and cannot be shown again.'}
+        >
+          <input id="set-token" type="password" value={token} onChange={(e) => setToken(e.target.value)} autoComplete="new-password" placeholder={replacing ? 'Saved (hidden)' : ''} />
         </Field>
         <Field id="set-user" label="Your name or user ID" error={errors.userId} hint="Recorded on every change you make.">
           <input id="set-user" value={userId} onChange={(e) => setUserId(e.target.value)} autoComplete="username" />
