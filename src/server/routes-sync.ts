@@ -70,8 +70,10 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
       const results = outcomes.map((o, i): PushItem => {
         if (o.status === 'conflict') return { status: 'conflict', conflict: o.conflict };
         if (o.status === 'error') {
-          const error = o.error instanceof IdempotencyConflictError ? 'IDEMPOTENCY_CONFLICT' : 'BAD_REQUEST';
-          return { status: 'error', streamId: req.body.appends[i]!.streamId, error, message: o.error.message };
+          const streamId = req.body.appends[i]!.streamId;
+          if (o.error instanceof IdempotencyConflictError) return { status: 'error', streamId, error: 'IDEMPOTENCY_CONFLICT', message: o.error.message };
+          const issues = o.error.issues.map((x) => ({ path: `appends.${i}.${x.path}`, message: x.message }));
+          return { status: 'error', streamId, error: 'BAD_REQUEST', message: o.error.message, issues };
         }
         stored ||= !o.result.duplicate;
         return { status: 'ok', result: o.result };
