@@ -290,3 +290,43 @@ describe.each(BACKENDS)('poison events on $name', (factory) => {
     });
   });
 });
+
+describe('PostgreSQL: a data error the contract did not foresee refuses only its element', () => {
+  let backend: TestBackend;
+  let server: StartedServer;
+  beforeAll(async () => {
+    backend = await BACKENDS.find((b) => b.name === 'pg')!.make();
+    server = await startServer({ ...backend.opts, tokens: [{ token: tokenOf('alice'), tenant: TENANT, user: 'alice', roles: ['device' as const] }], port: 0 });
+    // Stand-in for any value PostgreSQL refuses with a data exception (class 22) at insert time:
+    // a check that casts, so {"n": "abc"} fails with 22P02 inside the INSERT.
+    const c = await pgClient(backend.opts.backend === 'pg' ? backend.opts.schema : undefined);
+    try {
+      await c.query(`ALTER TABLE events ADD CONSTRAINT test_numeric_n CHECK (event_data->>'n' IS NULL OR (event_data->>'n')::int < 1000)`);
+    } finally {
+      await c.end();
+    }
+  });
+  afterAll(async () => {
+    await server?.close();
+    await backend?.cleanup();
+  });
+
+  it('maps it to that element of the push (the rest is stored) and to a 400 for a single append', async () => {
+    const http = client(server.url, tokenOf('alice'));
+    const note = (n: unknown) => ({ eventId: uuidv7(), eventType: 'NoteAdded', schemaVersion: 1, data: { n } });
+    const r = await http.post('/sync/push', {
+      appends: [
+        { streamId: 'N-good', streamType: 'Note', expectedVersion: 'any', events: [note(1)] },
+        { streamId: 'N-bad', streamType: 'Note', expectedVersion: 'any', events: [note('abc')] },
+      ],
+    });
+    expect(r.status).toBe(200);
+    expect(r.body.results[0].status).toBe('ok');
+    expect(r.body.results[1]).toMatchObject({ status: 'error', streamId: 'N-bad', error: 'BAD_REQUEST', message: expect.stringContaining('SQLSTATE 22P02') });
+    expect((await server.repo.readStream(TENANT, 'N-good')).length).toBe(1);
+    expect(await server.repo.readStream(TENANT, 'N-bad')).toEqual([]);
+    const single = await http.post('/sync/streams/N-bad/append', { streamType: 'Note', expectedVersion: 'any', events: [note('abc')] });
+    expect(single.status).toBe(400);
+    expect(single.body.message).toContain('SQLSTATE 22P02');
+  });
+});
