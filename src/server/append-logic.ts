@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { UpcastError, upcast } from '../domain/upcasters.js';
 import { foldOrderInPlace, initialOrderState, type FoldableEvent, type OrderState } from '../domain/state.js';
-import type { NewEvent, ServerEvent } from '../protocol/envelope.js';
+import type { ServerEvent } from '../protocol/envelope.js';
 import type { AppendResponse } from '../protocol/sync-api.js';
 import { IdempotencyConflictError, InvalidEventError } from '../protocol/errors.js';
 import { canonicalJson } from '../protocol/canonical-json.js';
