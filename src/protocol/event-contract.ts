@@ -72,8 +72,13 @@ export function checkEvent(event: ContractEvent, opts: ContractOptions = {}): Co
   const budget = { bytes: MAX_EVENT_BYTES };
   const known = isOrderEventType(event.eventType);
   const reference = referenceMs(opts.now);
-  walkJson(event.data, 'data', budget, issues, known ? reference : null);
-  if (event.metadata !== undefined) walkJson(event.metadata, 'metadata', budget, issues, reference);
+  // Most events pass: a pass without paths first, the one that names paths only for a failure.
+  const quick = { bytes: MAX_EVENT_BYTES };
+  const clean = jsonLooksClean(event.data, quick, known ? reference : null) && (event.metadata === undefined || jsonLooksClean(event.metadata, quick, reference)) && quick.bytes >= 0;
+  if (!clean) {
+    walkJson(event.data, 'data', budget, issues, known ? reference : null);
+    if (event.metadata !== undefined) walkJson(event.metadata, 'metadata', budget, issues, reference);
+  }
   if (budget.bytes < 0) issues.push({ path: 'data', message: `data and metadata must be at most ${MAX_EVENT_BYTES} bytes of JSON` });
   // The generic checks guard everything below (zod and the upcasters recurse, canonical JSON too).
   if (issues.length > 0) return { ok: false, kind: 'invalid', issues };
@@ -190,6 +195,61 @@ function walkJson(root: unknown, rootPath: string, budget: { bytes: number }, is
       stack.push({ value: (value as Record<string, unknown>)[k], path: pathOf(path, k), depth: depth + 1, key: k });
     }
   }
+}
+
+const SURROGATE = /[\uD800-\uDFFF]/;
+const textOk = (s: string) => !s.includes('\u0000') && !(SURROGATE.test(s) && LONE_SURROGATE.test(s));
+
+/** walkJson's checks without paths or messages: true when walkJson would find nothing. */
+function jsonLooksClean(root: unknown, budget: { bytes: number }, timestamps: number | null): boolean {
+  const values: unknown[] = [root];
+  const depths: number[] = [1];
+  const keys: (string | null)[] = [null];
+  while (values.length > 0) {
+    const value = values.pop();
+    const depth = depths.pop()!;
+    const key = keys.pop()!;
+    if (typeof value === 'string') {
+      budget.bytes -= value.length + 2;
+      if (!textOk(value)) return false;
+      if (timestamps !== null && key !== null && key.endsWith('At') && !timestampOk(value, timestamps)) return false;
+      continue;
+    }
+    if (typeof value === 'number') {
+      budget.bytes -= 8;
+      if (!Number.isFinite(value)) return false;
+      continue;
+    }
+    if (value === null || typeof value === 'boolean') {
+      budget.bytes -= 5;
+      continue;
+    }
+    if (typeof value !== 'object' || depth > MAX_DEPTH) return false;
+    budget.bytes -= 2;
+    if (budget.bytes < 0) return false;
+    if (Array.isArray(value)) {
+      for (const v of value) {
+        values.push(v);
+        depths.push(depth + 1);
+        keys.push(null);
+      }
+      continue;
+    }
+    for (const k of Object.keys(value)) {
+      budget.bytes -= k.length + 3;
+      if (!textOk(k)) return false;
+      values.push((value as Record<string, unknown>)[k]);
+      depths.push(depth + 1);
+      keys.push(k);
+    }
+  }
+  return true;
+}
+
+function timestampOk(value: string, reference: number): boolean {
+  const issues: ContractIssue[] = [];
+  checkTimestamp(value, '', reference, issues);
+  return issues.length === 0;
 }
 
 function checkTimestamp(value: string, path: string, reference: number, issues: ContractIssue[]): void {
