@@ -33,7 +33,11 @@ export interface SyncReport {
   pulledEvents: number;
   rebasedOrders: number;
   rejectedCommands: string[];
-  /** Streams the server refused for another reason than a version conflict (kept pending). */
+  /**
+   * Streams the server refused for another reason than a version conflict. A BAD_REQUEST (the
+   * event contract) moves the named commands to the conflict inbox; an IDEMPOTENCY_CONFLICT stays
+   * pending until the pull brings what the server already has.
+   */
   streamErrors: { streamId: string; error: string; message: string }[];
   rounds: number;
   /** Commands still pending after this sync (0 when everything converged). */
