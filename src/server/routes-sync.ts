@@ -11,6 +11,7 @@ import {
   PushResponse,
   StreamEventsResponse,
 } from '../protocol/sync-api.js';
+import { jsonText } from '../protocol/canonical-json.js';
 import { IdempotencyConflictError } from '../protocol/errors.js';
 import { LiveQuery, StreamParams } from './http-schemas.js';
 import { caller, enrich } from './http-context.js';
@@ -147,7 +148,7 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
       try {
         while (open && !notifier.isClosed) {
           const page = await repo.pull(who.tenant, after, SSE_BATCH);
-          for (const e of page.events) res.write(`id: ${e.globalPosition}\nevent: event\ndata: ${JSON.stringify(e)}\n\n`);
+          for (const e of page.events) res.write(`id: ${e.globalPosition}\nevent: event\ndata: ${jsonText(e)}\n\n`);
           after = page.nextPosition;
           if (page.hasMore) continue;
           if (Date.now() - lastBeat > SSE_HEARTBEAT_MS) {

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { canonicalJson } from '../protocol/canonical-json.js';
 import type { ServerEvent } from '../protocol/envelope.js';
 import { checkEvent, describeIssues } from '../protocol/event-contract.js';
 import { NewEvent } from '../protocol/envelope.js';
@@ -50,14 +51,6 @@ export function readVerdict(e: ServerEvent): { ok: true } | { ok: false; kind: '
   return { ok: false, kind: 'invalid', reason: `this event breaks the event contract, so this app cannot apply it: ${describeIssues(verdict.issues)}` };
 }
 
-/** The raw event as text; a value JSON.stringify cannot write (far too deep) is kept as its envelope only. */
-function rawText(e: ServerEvent): string {
-  try {
-    return JSON.stringify(e);
-  } catch {
-    return JSON.stringify({ ...e, data: { unstorable: 'the data was too deeply nested to keep on this device' } });
-  }
-}
 
 /** The device's quarantine table (migration 005): one statement per operation. */
 export class QuarantineRepository {
@@ -93,7 +86,8 @@ export class QuarantineRepository {
       streamVersion: e.streamVersion,
       eventType: e.eventType,
       schemaVersion: e.schemaVersion,
-      raw: rawText(e),
+      // Iterative: the event may be nested far deeper than JSON.stringify can write.
+      raw: canonicalJson(e),
       kind,
       reason,
       at,

@@ -235,10 +235,16 @@ describe.each(BACKENDS)('poison events on $name', (factory) => {
     it('the device quarantines it (and what follows on its stream), keeps syncing everything else, and applies it after an update', async () => {
       const newer = sid('q-newer');
       const invalid = sid('q-invalid');
+      const deep = sid('q-deep');
       const fine = sid('q-fine');
       // A known type at a version this build does not know yet, and data that breaks the contract.
       await insertRaw({ streamId: newer, streamType: 'Order', eventType: 'PaymentReceived', schemaVersion: 2, data: { paymentId: 'PAY-new', amount: 2500 } });
       await insertRaw({ streamId: invalid, streamType: 'Order', eventType: 'OrderCreated', schemaVersion: 2, data: { orderId: invalid, customerId: 'C', items: [], total: -1, currency: 'USD' } });
+      // Nested 10,000 levels (as the server stored it before the contract): JSON.stringify cannot
+      // write it, so the server's responses and the device's quarantine must not depend on it.
+      let tower: unknown = 'top';
+      for (let i = 0; i < 10_000; i++) tower = { x: tower };
+      await insertRaw({ streamId: deep, streamType: 'Note', eventType: 'NoteAdded', schemaVersion: 1, data: { tower } });
       // The server keeps accepting valid events on those streams, and on others.
       const follow = await http.post(`/sync/streams/${newer}/append`, { streamType: 'Order', expectedVersion: 1, events: [{ eventId: uuidv7(), eventType: 'InventoryReserved', schemaVersion: 1, data: { reservationId: 'R-q' } }] });
       expect(follow.status).toBe(201);
@@ -259,8 +265,10 @@ describe.each(BACKENDS)('poison events on $name', (factory) => {
       expect(q.map((e) => [e.streamId, e.streamVersion, e.kind])).toEqual([
         [newer, 1, 'newer-version'],
         [invalid, 1, 'invalid'],
+        [deep, 1, 'invalid'],
         [newer, 2, 'blocked'],
       ]);
+      expect(q[2]!.reason).toMatch(/data\.tower(\.x)+: JSON must be nested at most 32 levels deep/);
       expect(q[0]!.reason).toMatch(/written by a newer version of the app .* update the app/);
       expect(q[1]!.reason).toMatch(/data\.items: an order needs at least one item/);
       expect(device.outbox.badge(newer)).toBe('attention');
@@ -269,7 +277,10 @@ describe.each(BACKENDS)('poison events on $name', (factory) => {
 
       // A second sync: nothing new, nothing lost, no error.
       expect(await device.engine.syncOnce()).toMatchObject({ pending: 0, streamErrors: [], pulledEvents: 0 });
-      expect(device.outbox.quarantine.count()).toBe(3);
+      expect(device.outbox.quarantine.count()).toBe(4);
+      // The server still serves the tenant's log and verifies its chain.
+      expect((await http.get('/sync/events?after=0&limit=5000')).status).toBe(200);
+      expect(await server.repo.verifyChain({ tenantId: TENANT })).toMatchObject({ ok: true });
 
       // "The app is updated": this build now knows PaymentReceived v2 (same fields). The next
       // sync applies the quarantined event and the one that waited behind it, in order.
@@ -281,7 +292,7 @@ describe.each(BACKENDS)('poison events on $name', (factory) => {
       } finally {
         spec.version = 1;
       }
-      expect(device.outbox.quarantine.list().map((e) => e.streamId)).toEqual([invalid]);
+      expect(device.outbox.quarantine.list().map((e) => e.streamId)).toEqual([invalid, deep]);
       expect(device.store.log.readStream(newer, { raw: true }).map((e) => [e.eventType, e.schemaVersion])).toEqual([
         ['PaymentReceived', 2],
         ['InventoryReserved', 1],
