@@ -2,7 +2,7 @@ import type Database from 'better-sqlite3';
 import { canonicalJson } from '../protocol/canonical-json.js';
 import type { ServerEvent } from '../protocol/envelope.js';
 import { checkEvent, describeIssues } from '../protocol/event-contract.js';
-import { NewEvent } from '../protocol/envelope.js';
+import { NewEvent, StreamId, StreamType } from '../protocol/envelope.js';
 
 export type QuarantineKind = 'newer-version' | 'invalid' | 'blocked';
 
@@ -39,7 +39,15 @@ interface Row {
  * reference time (what the server checked it against), after the envelope check of the local log.
  */
 export function readVerdict(e: ServerEvent): { ok: true } | { ok: false; kind: 'newer-version' | 'invalid'; reason: string } {
-  const envelope = NewEvent.safeParse({ eventId: e.eventId, eventType: e.eventType, schemaVersion: e.schemaVersion, data: e.data, metadata: e.metadata });
+  const envelope = NewEvent.extend({ streamId: StreamId, streamType: StreamType }).safeParse({
+    eventId: e.eventId,
+    streamId: e.streamId,
+    streamType: e.streamType,
+    eventType: e.eventType,
+    schemaVersion: e.schemaVersion,
+    data: e.data,
+    metadata: e.metadata,
+  });
   if (!envelope.success) {
     return { ok: false, kind: 'invalid', reason: `this event breaks the event contract, so this app cannot apply it: ${describeIssues(envelope.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })))}` };
   }

@@ -215,10 +215,10 @@ describe.each(BACKENDS)('poison events on $name', (factory) => {
   });
 
   describe('a poison row written straight into the database, behind the server', () => {
-    async function insertRaw(e: { streamId: string; streamType: string; eventType: string; schemaVersion: number; data: Record<string, unknown> }): Promise<void> {
+    async function insertRaw(e: { streamId: string; streamType: string; eventType: string; schemaVersion: number; data: Record<string, unknown>; metadata?: Record<string, unknown> }): Promise<void> {
       const eventId = uuidv7();
       const recordedAt = new Date().toISOString();
-      const metadata = { tenantId: TENANT, userId: 'intruder' };
+      const metadata = e.metadata ?? { tenantId: TENANT, userId: 'intruder' };
       const hash = chainHash(GENESIS_HASH, { eventId, streamId: e.streamId, streamVersion: 1, eventType: e.eventType, schemaVersion: e.schemaVersion, recordedAt }, canonicalJson(e.data), canonicalJson(metadata));
       const db = await backend.raw();
       try {
@@ -236,6 +236,7 @@ describe.each(BACKENDS)('poison events on $name', (factory) => {
       const newer = sid('q-newer');
       const invalid = sid('q-invalid');
       const deep = sid('q-deep');
+      const odd = sid('q-odd');
       const fine = sid('q-fine');
       // A known type at a version this build does not know yet, and data that breaks the contract.
       await insertRaw({ streamId: newer, streamType: 'Order', eventType: 'PaymentReceived', schemaVersion: 2, data: { paymentId: 'PAY-new', amount: 2500 } });
@@ -245,6 +246,8 @@ describe.each(BACKENDS)('poison events on $name', (factory) => {
       let tower: unknown = 'top';
       for (let i = 0; i < 10_000; i++) tower = { x: tower };
       await insertRaw({ streamId: deep, streamType: 'Note', eventType: 'NoteAdded', schemaVersion: 1, data: { tower } });
+      // Metadata the wire contract does not know: it must not make the whole pull page unreadable.
+      await insertRaw({ streamId: odd, streamType: 'Note', eventType: 'NoteAdded', schemaVersion: 1, data: { text: 'hi' }, metadata: { tenantId: TENANT, surprise: true } });
       // The server keeps accepting valid events on those streams, and on others.
       const follow = await http.post(`/sync/streams/${newer}/append`, { streamType: 'Order', expectedVersion: 1, events: [{ eventId: uuidv7(), eventType: 'InventoryReserved', schemaVersion: 1, data: { reservationId: 'R-q' } }] });
       expect(follow.status).toBe(201);
@@ -266,6 +269,7 @@ describe.each(BACKENDS)('poison events on $name', (factory) => {
         [newer, 1, 'newer-version'],
         [invalid, 1, 'invalid'],
         [deep, 1, 'invalid'],
+        [odd, 1, 'invalid'],
         [newer, 2, 'blocked'],
       ]);
       expect(q[2]!.reason).toMatch(/data\.tower(\.x)+: JSON must be nested at most 32 levels deep/);
@@ -277,7 +281,8 @@ describe.each(BACKENDS)('poison events on $name', (factory) => {
 
       // A second sync: nothing new, nothing lost, no error.
       expect(await device.engine.syncOnce()).toMatchObject({ pending: 0, streamErrors: [], pulledEvents: 0 });
-      expect(device.outbox.quarantine.count()).toBe(4);
+      expect(q[3]!.reason).toMatch(/metadata: Unrecognized key: "surprise"/);
+      expect(device.outbox.quarantine.count()).toBe(5);
       // The server still serves the tenant's log and verifies its chain.
       expect((await http.get('/sync/events?after=0&limit=5000')).status).toBe(200);
       expect(await server.repo.verifyChain({ tenantId: TENANT })).toMatchObject({ ok: true });
@@ -292,7 +297,7 @@ describe.each(BACKENDS)('poison events on $name', (factory) => {
       } finally {
         spec.version = 1;
       }
-      expect(device.outbox.quarantine.list().map((e) => e.streamId)).toEqual([invalid, deep]);
+      expect(device.outbox.quarantine.list().map((e) => e.streamId)).toEqual([invalid, deep, odd]);
       expect(device.store.log.readStream(newer, { raw: true }).map((e) => [e.eventType, e.schemaVersion])).toEqual([
         ['PaymentReceived', 2],
         ['InventoryReserved', 1],
