@@ -97,11 +97,11 @@ describe('a device through its handlers', () => {
       const b = await device('q-b', server.url);
       await a.h.execute(create('O-Q'));
       expect((await a.h.syncNow({})).pendingCount).toBe(0);
-      // A later version of the app wrote OrderShipped v2 on that order (straight into the database here).
+      // A later version of the app wrote OrderShipped v9 on that order (straight into the database here).
       const db = new Database(file);
       try {
         const head = db.prepare('SELECT version, last_hash FROM streams WHERE aggregate_id = ?').get('O-Q') as { version: number; last_hash: string };
-        const e = { eventId: uuidv7(), streamId: 'O-Q', streamVersion: head.version + 1, eventType: 'OrderShipped', schemaVersion: 2, recordedAt: new Date().toISOString() };
+        const e = { eventId: uuidv7(), streamId: 'O-Q', streamVersion: head.version + 1, eventType: 'OrderShipped', schemaVersion: 9, recordedAt: new Date().toISOString() };
         const data = { shipmentId: 'SH-1', shippedAt: e.recordedAt, carrier: 'new field' };
         const metadata = { tenantId: 'acme' };
         const hash = chainHash(head.last_hash, e, canonicalJson(data), canonicalJson(metadata));

@@ -226,7 +226,7 @@ describe('desktop UI in Chromium (browser mode)', () => {
   });
 
   it('lists an event this app cannot read on the sync screen and marks its order as needing attention', async () => {
-    // A newer app version wrote OrderShipped v2 on a new order (here: straight into the server's database).
+    // A newer app version wrote OrderShipped v9 on a new order (here: straight into the server's database).
     const bob = await openDevice({ dataDir: join(dir, 'device-3'), serverUrl, token: BOB_TOKEN, userId: 'bob', sync: FAST_SYNC });
     try {
       const created = await createHandlers(bob).execute({ command: { type: 'CreateOrder', orderId: 'ORD-E2E-Q', customerId: 'CUST-7', items: [{ sku: 'W', quantity: 1, unitPrice: 500 }], currency: 'USD' } });
@@ -238,7 +238,7 @@ describe('desktop UI in Chromium (browser mode)', () => {
     const db = new Database(join(dir, 'server.sqlite'));
     try {
       const head = db.prepare('SELECT version, last_hash FROM streams WHERE aggregate_id = ?').get('ORD-E2E-Q') as { version: number; last_hash: string };
-      const e = { eventId: uuidv7(), streamId: 'ORD-E2E-Q', streamVersion: head.version + 1, eventType: 'OrderShipped', schemaVersion: 2, recordedAt: new Date().toISOString() };
+      const e = { eventId: uuidv7(), streamId: 'ORD-E2E-Q', streamVersion: head.version + 1, eventType: 'OrderShipped', schemaVersion: 9, recordedAt: new Date().toISOString() };
       const data = { shipmentId: 'SH-9', shippedAt: e.recordedAt };
       const metadata = { tenantId: 'e2e' };
       const hash = chainHash(head.last_hash, e, canonicalJson(data), canonicalJson(metadata));

@@ -239,7 +239,7 @@ describe.each(BACKENDS)('poison events on $name', (factory) => {
       const odd = sid('q-odd');
       const fine = sid('q-fine');
       // A known type at a version this build does not know yet, and data that breaks the contract.
-      await insertRaw({ streamId: newer, streamType: 'Order', eventType: 'PaymentReceived', schemaVersion: 2, data: { paymentId: 'PAY-new', amount: 2500 } });
+      await insertRaw({ streamId: newer, streamType: 'Order', eventType: 'InventoryReserved', schemaVersion: 2, data: { reservationId: 'R-new' } });
       await insertRaw({ streamId: invalid, streamType: 'Order', eventType: 'OrderCreated', schemaVersion: 2, data: { orderId: invalid, customerId: 'C', items: [], total: -1, currency: 'USD' } });
       // Nested 10,000 levels (as the server stored it before the contract): JSON.stringify cannot
       // write it, so the server's responses and the device's quarantine must not depend on it.
@@ -249,7 +249,7 @@ describe.each(BACKENDS)('poison events on $name', (factory) => {
       // Metadata the wire contract does not know: it must not make the whole pull page unreadable.
       await insertRaw({ streamId: odd, streamType: 'Note', eventType: 'NoteAdded', schemaVersion: 1, data: { text: 'hi' }, metadata: { tenantId: TENANT, surprise: true } });
       // The server keeps accepting valid events on those streams, and on others.
-      const follow = await http.post(`/sync/streams/${newer}/append`, { streamType: 'Order', expectedVersion: 1, events: [{ eventId: uuidv7(), eventType: 'InventoryReserved', schemaVersion: 1, data: { reservationId: 'R-q' } }] });
+      const follow = await http.post(`/sync/streams/${newer}/append`, { streamType: 'Order', expectedVersion: 1, events: [{ eventId: uuidv7(), eventType: 'OrderCancelled', schemaVersion: 1, data: { reason: 'changed mind', cancelledAt: '2025-01-02T03:04:05.000Z' } }] });
       expect(follow.status).toBe(201);
       const bob = openDevice(join(dir, `bob-${factory.name}.sqlite`), 'bob', server.url);
       try {
@@ -287,9 +287,9 @@ describe.each(BACKENDS)('poison events on $name', (factory) => {
       expect((await http.get('/sync/events?after=0&limit=5000')).status).toBe(200);
       expect(await server.repo.verifyChain({ tenantId: TENANT })).toMatchObject({ ok: true });
 
-      // "The app is updated": this build now knows PaymentReceived v2 (same fields). The next
+      // "The app is updated": this build now knows InventoryReserved v2 (same fields). The next
       // sync applies the quarantined event and the one that waited behind it, in order.
-      const spec = EventSchemas.PaymentReceived as { version: number };
+      const spec = EventSchemas.InventoryReserved as { version: number };
       spec.version = 2;
       try {
         const updated = await device.engine.syncOnce();
@@ -299,8 +299,8 @@ describe.each(BACKENDS)('poison events on $name', (factory) => {
       }
       expect(device.outbox.quarantine.list().map((e) => e.streamId)).toEqual([invalid, deep, odd]);
       expect(device.store.log.readStream(newer, { raw: true }).map((e) => [e.eventType, e.schemaVersion])).toEqual([
-        ['PaymentReceived', 2],
-        ['InventoryReserved', 1],
+        ['InventoryReserved', 2],
+        ['OrderCancelled', 1],
       ]);
       expect(device.outbox.badge(newer)).toBe('synced');
     });
