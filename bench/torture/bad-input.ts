@@ -42,6 +42,8 @@ interface FuzzRequest {
   /** Raw body text (sent as application/json). */
   body?: string;
   kind: string;
+  /** A push answers 200 with one result per element: every element must be refused. */
+  pushRefused?: boolean;
 }
 
 type R = ReturnType<typeof rng>;
@@ -76,12 +78,71 @@ function validAppendWithUnknownField(r: R, orderId: string): string {
   return JSON.stringify({ streamType: 'Order', expectedVersion: 'no_stream', events: [{ ...event, injected: r.pick(SQLISH) }] });
 }
 
+/** JSON text nested `levels` deep (written as text: JSON.stringify of such a value recurses). */
+const nestedText = (levels: number) => '{"x":'.repeat(levels) + '1' + '}'.repeat(levels);
+const DEEP = '"__deep__"';
+
+interface Poison {
+  streamType: string;
+  eventType: string;
+  schemaVersion: number;
+  data: Record<string, unknown>;
+  metadata: Record<string, unknown>;
+  deep?: number;
+}
+
+/**
+ * Events no device could read (issue 10): the seeds' item-less order, negative money, huge
+ * quantities and item counts, order types on other stream types, deep nesting, NUL and lone
+ * surrogates in reasons and metadata, dates far in the future or before 2000.
+ */
+function poisonEvent(r: R, i: number): Poison {
+  const item = { sku: 'S', quantity: 1, unitPrice: 100 };
+  const order = { orderId: `O-p-${i}`, customerId: 'C', items: [item], total: 100, currency: 'USD' };
+  const badText = r.pick(['x\u0000y', 'oops \ud800', '\udfff', 'a\u0000']);
+  const when = r.pick(['2999-01-01T00:00:00.000Z', new Date(Date.now() + 3 * 86_400_000).toISOString(), '1970-01-01T00:00:00.000Z']);
+  const cases: (() => Poison)[] = [
+    () => ({ streamType: 'Order', eventType: 'OrderCreated', schemaVersion: 1, data: { orderId: `O-p-${i}`, customerId: 'C', totalAmount: 100 }, metadata: {} }),
+    () => ({ streamType: 'Order', eventType: 'OrderCreated', schemaVersion: 2, data: { ...order, items: [{ ...item, unitPrice: -r.int(1000) - 1 }] }, metadata: {} }),
+    () => ({ streamType: 'Order', eventType: 'OrderCreated', schemaVersion: 2, data: { ...order, items: [{ ...item, quantity: 1_000_001 + r.int(1e6) }] }, metadata: {} }),
+    () => ({ streamType: 'Order', eventType: 'OrderCreated', schemaVersion: 2, data: { ...order, items: Array.from({ length: 501 }, () => item) }, metadata: {} }),
+    () => ({ streamType: r.pick(['Invoice', 'Note', 'Customer']), eventType: r.pick(['OrderCreated', 'OrderCancelled', 'PaymentReceived']), schemaVersion: 1, data: { note: 'x' }, metadata: {} }),
+    () => ({ streamType: r.pick(['Order', 'Note']), eventType: r.pick(['NoteAdded', 'OrderCreated']), schemaVersion: 2, data: { text: '__deep__' }, metadata: {}, deep: r.pick([40, 4200, 10_000, 50_000]) }),
+    () => ({ streamType: 'Order', eventType: 'OrderCancelled', schemaVersion: 1, data: { reason: badText, cancelledAt: '2025-01-01T00:00:00.000Z' }, metadata: {} }),
+    () => ({ streamType: 'Order', eventType: 'PaymentRefunded', schemaVersion: 1, data: { paymentId: 'P-1', amount: 100, reason: badText }, metadata: {} }),
+    () => ({ streamType: 'Note', eventType: 'NoteAdded', schemaVersion: 1, data: { [badText]: 'key' }, metadata: { causationId: badText } }),
+    () => ({ streamType: 'Order', eventType: r.pick(['OrderShipped', 'OrderCancelled']), schemaVersion: 1, data: { shipmentId: 'SH', shippedAt: when, reason: 'r', cancelledAt: when }, metadata: {} }),
+    () => ({ streamType: 'Order', eventType: 'InventoryReserved', schemaVersion: 1, data: { reservationId: 'R' }, metadata: { occurredAt: when } }),
+  ];
+  return r.pick(cases)();
+}
+
+function poisonRequest(r: R, i: number, token: string | null): FuzzRequest {
+  const p = poisonEvent(r, i);
+  const streamId = `O-poison-${i}`;
+  const event = { eventId: uuidv7(), eventType: p.eventType, schemaVersion: p.schemaVersion, data: p.data, metadata: p.metadata };
+  const text = (body: unknown) => (p.deep === undefined ? JSON.stringify(body) : JSON.stringify(body).replace(DEEP, nestedText(p.deep)));
+  const kind = `poison ${p.eventType} on ${p.streamType}${p.deep ? ` (${p.deep} levels)` : ''}`;
+  switch (r.int(3)) {
+    case 0:
+      return { method: 'POST', path: '/api/events', token, kind: `${kind} via seed API`, body: text({ aggregateId: streamId, aggregateType: p.streamType, eventType: p.eventType, schemaVersion: p.schemaVersion, eventData: p.data, ...(Object.keys(p.metadata).length ? { metadata: p.metadata } : {}) }) };
+    case 1:
+      return { method: 'POST', path: `/sync/streams/${streamId}/append`, token, kind: `${kind} via append`, body: text({ streamType: p.streamType, expectedVersion: 'any', events: [event] }) };
+    default:
+      return { method: 'POST', path: '/sync/push', token, kind: `${kind} via push`, pushRefused: token === TOKEN_A, body: text({ appends: [{ streamId, streamType: p.streamType, expectedVersion: 'any', events: [event] }] }) };
+  }
+}
+
 export function fuzzRequest(r: R, i: number): FuzzRequest {
   const tokenRoll = r.next();
   const token = tokenRoll < 0.06 ? null : tokenRoll < 0.1 ? 'wrong-token-0123456789abcdef' : TOKEN_A;
   const badOrSql = () => (r.chance(0.5) ? enc(r.pick(SQLISH)) : enc(`id-${i}`));
   const body = () => (r.chance(0.3) ? r.pick(MALFORMED) : junkBody(r));
-  switch (r.int(13)) {
+  switch (r.int(16)) {
+    case 13:
+    case 14:
+    case 15:
+      return poisonRequest(r, i, token);
     case 0:
       return { method: 'POST', path: `/sync/streams/${badOrSql()}/append`, token, body: body(), kind: 'append junk' };
     case 1:
@@ -119,6 +180,17 @@ async function send(base: string, req: FuzzRequest): Promise<{ status: number; t
   if (req.body !== undefined) headers['content-type'] = 'application/json';
   const res = await fetch(base + req.path, { method: req.method, headers, body: req.body, signal: AbortSignal.timeout(10_000) });
   return { status: res.status, text: await res.text() };
+}
+
+/** 200 with a per-element result, each one an error carrying its reason. */
+function pushAllRefused(res: { status: number; text: string }): boolean {
+  if (res.status !== 200) return false;
+  try {
+    const body = JSON.parse(res.text) as { results?: { status?: string; message?: string }[] };
+    return Array.isArray(body.results) && body.results.length > 0 && body.results.every((x) => x.status === 'error' && typeof x.message === 'string' && x.message.length > 0);
+  } catch {
+    return false;
+  }
 }
 
 function clearError(text: string): boolean {
@@ -185,7 +257,9 @@ export async function runBadInput(opts: { requests: number; hugeBodies: number; 
         kinds.set(req.kind, (kinds.get(req.kind) ?? 0) + 1);
         try {
           const res = await send(server.url, req);
-          if (res.status < 400 || res.status > 499) fail(`${req.method} ${req.path} (${req.kind}) → ${res.status}: ${res.text.slice(0, 200)}`);
+          if (req.pushRefused) {
+            if (!pushAllRefused(res)) fail(`${req.method} ${req.path} (${req.kind}) → ${res.status}, not a refusal of every element: ${res.text.slice(0, 200)}`);
+          } else if (res.status < 400 || res.status > 499) fail(`${req.method} ${req.path} (${req.kind}) → ${res.status}: ${res.text.slice(0, 200)}`);
           else if (!clearError(res.text)) fail(`${req.method} ${req.path} (${req.kind}) → ${res.status} without a clear JSON error: ${res.text.slice(0, 200)}`);
         } catch (err) {
           fail(`${req.method} ${req.path} (${req.kind}) → no answer: ${err instanceof Error ? err.message : String(err)}`);

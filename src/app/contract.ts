@@ -11,7 +11,7 @@ import { ORDER_STATUSES } from '../domain/state.js';
 
 export const StatusFilter = z.enum([...ORDER_STATUSES, 'ALL']);
 export type StatusFilter = z.infer<typeof StatusFilter>;
-export const SyncBadge = z.enum(['pending', 'synced', 'rejected']);
+export const SyncBadge = z.enum(['pending', 'synced', 'rejected', 'attention']);
 export type SyncBadge = z.infer<typeof SyncBadge>;
 
 export const OrderState = z.object({
@@ -128,6 +128,8 @@ export const SyncStatus = z.object({
   online: z.boolean(),
   pendingCount: z.number(),
   conflictCount: z.number(),
+  /** Pulled events this app cannot read, kept aside (listQuarantine). */
+  quarantinedCount: z.number(),
   lastSuccessAt: z.string().nullable(),
   lastAttemptAt: z.string().nullable(),
   lastError: z.string().nullable(),
@@ -136,6 +138,20 @@ export const SyncStatus = z.object({
   serverUrl: z.string().nullable(),
 });
 export type SyncStatus = z.infer<typeof SyncStatus>;
+
+export const QuarantinedEvent = z.object({
+  eventId: z.string(),
+  globalPosition: z.number(),
+  streamId: z.string(),
+  streamType: z.string(),
+  streamVersion: z.number(),
+  eventType: z.string(),
+  schemaVersion: z.number(),
+  kind: z.enum(['newer-version', 'invalid', 'blocked']),
+  reason: z.string(),
+  quarantinedAt: z.string(),
+});
+export type QuarantinedEvent = z.infer<typeof QuarantinedEvent>;
 
 const ServerUrl = z.union([z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' }), z.literal('')]);
 
@@ -206,6 +222,8 @@ export const contract = {
     }),
   ),
   execute: method(z.strictObject({ command: OrderCommand, commandId: z.uuid().optional() }), CommandResult),
+  /** Pulled events this device keeps aside because it cannot read them, oldest first. */
+  listQuarantine: method(Empty, z.array(QuarantinedEvent)),
   listConflicts: method(z.strictObject({ includeDismissed: z.boolean().default(false) }), z.array(Conflict)),
   retryConflict: method(z.strictObject({ commandId: z.string() }), CommandResult),
   dismissConflict: method(z.strictObject({ commandId: z.string() }), z.object({ ok: z.literal(true) })),

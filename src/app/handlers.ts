@@ -73,6 +73,8 @@ export function createHandlers(device: Device): Handlers {
       }
     },
 
+    listQuarantine: async () => outbox.quarantine.list(),
+
     listConflicts: async ({ includeDismissed }) => outbox.listConflicts({ includeDismissed }),
 
     retryConflict: async ({ commandId }) => {

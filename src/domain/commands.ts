@@ -66,6 +66,8 @@ export const REJECTION_CODES = [
   'UNKNOWN_PAYMENT',
   'REFUND_EXCEEDS_PAYMENT',
   'CURRENCY_MISMATCH',
+  /** The server refused the command's events (its event contract); resending them cannot succeed. */
+  'REFUSED_BY_SERVER',
 ] as const;
 export type RejectionCode = (typeof REJECTION_CODES)[number];
 

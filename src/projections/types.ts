@@ -2,7 +2,8 @@ import type Database from 'better-sqlite3';
 import type { StoredEvent } from '../protocol/envelope.js';
 import type { LruCache } from './lru.js';
 
-export type SyncBadge = 'pending' | 'synced' | 'rejected';
+/** 'attention': the device holds events of this order it cannot read (quarantine). */
+export type SyncBadge = 'pending' | 'synced' | 'rejected' | 'attention';
 
 /** A local event not yet acknowledged by the server (kept out of `events` by the sync layer). */
 export interface PendingEvent {

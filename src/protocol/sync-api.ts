@@ -62,7 +62,14 @@ export type PushRequest = z.infer<typeof PushRequest>;
 export const PushResult = z.discriminatedUnion('status', [
   z.object({ status: z.literal('ok'), result: AppendResponse }),
   z.object({ status: z.literal('conflict'), conflict: ConflictResponse }),
-  z.object({ status: z.literal('error'), streamId: StreamId, error: z.string(), message: z.string() }),
+  /** This element was refused (nothing of it stored); the rest of the push is unaffected. */
+  z.object({
+    status: z.literal('error'),
+    streamId: StreamId,
+    error: z.string(),
+    message: z.string(),
+    issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  }),
 ]);
 export const PushResponse = z.object({ results: z.array(PushResult) });
 export type PushResponse = z.infer<typeof PushResponse>;

@@ -8,6 +8,7 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import { CommandRejectedError } from '../domain/commands.js';
+import { jsonText } from '../protocol/canonical-json.js';
 import { IdempotencyConflictError, InvalidEventError } from '../protocol/errors.js';
 import { HealthResponse } from './http-schemas.js';
 import { HttpError, bearerToken, correlationIdOf } from './http-context.js';
@@ -42,7 +43,9 @@ export async function buildApp(opts: AppOptions): Promise<{ app: App; notifier: 
 
   app.setValidatorCompiler(validatorCompiler);
   // Response schemas document the API (OpenAPI); bodies are built from typed values already.
-  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  // jsonText: an event stored nested thousands of levels deep (before the event contract) must
+  // not turn every pull of its tenant into a 500.
+  app.setSerializerCompiler(() => (data) => jsonText(data));
 
   app.decorateRequest('auth', null);
   app.decorateRequest('correlationId', '');

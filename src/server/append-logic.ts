@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import { EventSchemas, ORDER_STREAM_TYPE, isOrderEventType } from '../domain/events.js';
 import { UpcastError, upcast } from '../domain/upcasters.js';
 import { foldOrderInPlace, initialOrderState, type FoldableEvent, type OrderState } from '../domain/state.js';
-import type { NewEvent, ServerEvent } from '../protocol/envelope.js';
+import type { ServerEvent } from '../protocol/envelope.js';
 import type { AppendResponse } from '../protocol/sync-api.js';
 import { IdempotencyConflictError, InvalidEventError } from '../protocol/errors.js';
 import { canonicalJson } from '../protocol/canonical-json.js';
+import { checkEvent, describeIssues, type ContractIssue } from '../protocol/event-contract.js';
 import { GENESIS_HASH, chainHash, computeEventHash } from '../protocol/event-hash.js';
 import type { AppendCommand, ChainBreak, OrderView } from './repository.js';
 
@@ -15,57 +15,40 @@ import type { AppendCommand, ChainBreak, OrderView } from './repository.js';
  * transaction, so both behave the same.
  */
 
-/** Lower-case ids (UUIDs compare case-insensitively) and refuse a batch that repeats an id. */
-export function normalizeAppend(cmd: AppendCommand): AppendCommand {
+/**
+ * Lower-case ids (UUIDs compare case-insensitively), refuse a batch that repeats an id, and hold
+ * every event to the contract (src/protocol/event-contract.ts) with the time it will be recorded
+ * at as the reference of the date window.
+ */
+export function normalizeAppend(cmd: AppendCommand, recordedAt: string): AppendCommand {
   const seen = new Set<string>();
+  const issues: ContractIssue[] = [];
   const events = cmd.events.map((e, i) => {
     const eventId = e.eventId.toLowerCase();
-    if (seen.has(eventId)) {
-      throw new InvalidEventError(`event id ${eventId} appears twice in one append`, [{ path: `events.${i}.eventId`, message: 'duplicate event id in this batch' }]);
-    }
+    if (seen.has(eventId)) issues.push({ path: `events.${i}.eventId`, message: 'duplicate event id in this batch' });
     seen.add(eventId);
+    const verdict = checkEvent({ streamType: cmd.streamType, eventType: e.eventType, schemaVersion: e.schemaVersion, data: e.data, metadata: e.metadata }, { now: recordedAt });
+    if (!verdict.ok) for (const issue of verdict.issues) issues.push({ path: `events.${i}.${issue.path}`, message: issue.message });
     return eventId === e.eventId ? e : { ...e, eventId };
   });
-  validateOrderEvents(cmd.streamType, events);
+  if (issues.length > 0) throw new InvalidEventError(`stream ${cmd.streamId}: ${describeIssues(issues)}`, issues);
   return { ...cmd, events };
-}
-
-/**
- * Events of Order streams feed the server's read model, so known types must upcast and match
- * their schema. Unknown types are accepted (newer clients) and skipped by the fold.
- */
-export function validateOrderEvents(streamType: string, events: NewEvent[]): void {
-  if (streamType !== ORDER_STREAM_TYPE) return;
-  const issues: { path: string; message: string }[] = [];
-  events.forEach((e, i) => {
-    if (!isOrderEventType(e.eventType)) return;
-    try {
-      // Older payloads are checked by their upcaster against their own schema (seed v1 orders
-      // may lack items); payloads at the current version must match the current schema.
-      if (e.schemaVersion < EventSchemas[e.eventType].version) {
-        upcast(e.eventType, e.schemaVersion, e.data);
-        return;
-      }
-      const up = upcast(e.eventType, e.schemaVersion, e.data);
-      const parsed = EventSchemas[e.eventType].schema.safeParse(up.data);
-      if (!parsed.success) {
-        for (const issue of parsed.error.issues) {
-          issues.push({ path: ['events', i, 'data', ...issue.path.map(String)].join('.'), message: issue.message });
-        }
-      }
-    } catch (err) {
-      if (!(err instanceof UpcastError)) throw err;
-      issues.push({ path: `events.${i}.schemaVersion`, message: err.message });
-    }
-  });
-  if (issues.length > 0) {
-    throw new InvalidEventError(`invalid ${ORDER_STREAM_TYPE} event data: ${issues.map((x) => `${x.path}: ${x.message}`).join('; ')}`, issues);
-  }
 }
 
 /** Errors that refuse one element of a push (bad input), as opposed to failures of the store. */
 export function isInputError(err: unknown): err is IdempotencyConflictError | InvalidEventError {
   return err instanceof IdempotencyConflictError || err instanceof InvalidEventError;
+}
+
+/**
+ * Safety net behind the contract: a database data exception (SQLSTATE class 22, e.g. 22P05, a
+ * character PostgreSQL cannot store) raised by one element refuses that element alone. The
+ * database's text is not echoed: it may quote other rows' values.
+ */
+export function dataErrorRefusal(err: unknown): InvalidEventError | null {
+  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
+  if (!/^22[0-9A-Z]{3}$/.test(code)) return null;
+  return new InvalidEventError(`the database refused a value of this append (SQLSTATE ${code})`, [{ path: 'events', message: `a value the database cannot store (SQLSTATE ${code})` }]);
 }
 
 /** A stream keeps the type it was created with. */

@@ -9,6 +9,7 @@ import { MIGRATIONS_ROOT, loadMigrations } from '../db/migrations.js';
 import {
   ChainVerifier,
   appendResult,
+  dataErrorRefusal,
   foldOrderView,
   isInputError,
   judgeDuplicates,
@@ -245,10 +246,16 @@ export class PgRepository implements EventRepository {
   }
 
   async append(input: AppendCommand): Promise<AppendOutcome> {
-    const cmd = normalizeAppend(input);
+    const recordedAt = new Date().toISOString();
+    const cmd = normalizeAppend(input, recordedAt);
     return this.transaction(async (client) => {
       await this.takePositionTurn(client);
-      const outcome = await this.appendIn(client, cmd);
+      let outcome: AppendOutcome;
+      try {
+        outcome = await this.appendIn(client, cmd, recordedAt);
+      } catch (err) {
+        throw dataErrorRefusal(err) ?? err;
+      }
       // Nothing to keep from a conflict or a duplicate (the head upsert may have created a row).
       return { value: outcome, commit: outcome.status === 'ok' && !outcome.result.duplicate };
     });
@@ -263,6 +270,7 @@ export class PgRepository implements EventRepository {
       const b = inputs[y]!;
       return a.tenantId < b.tenantId ? -1 : a.tenantId > b.tenantId ? 1 : a.streamId < b.streamId ? -1 : a.streamId > b.streamId ? 1 : x - y;
     });
+    const recordedAt = new Date().toISOString();
     return this.transaction(async (client) => {
       await this.takePositionTurn(client);
       const out: PushOutcome[] = new Array<PushOutcome>(inputs.length);
@@ -270,7 +278,7 @@ export class PgRepository implements EventRepository {
       for (const i of order) {
         let cmd: AppendCommand;
         try {
-          cmd = normalizeAppend(inputs[i]!);
+          cmd = normalizeAppend(inputs[i]!, recordedAt);
         } catch (err) {
           if (!isInputError(err)) throw err;
           out[i] = { status: 'error', error: err };
@@ -278,15 +286,16 @@ export class PgRepository implements EventRepository {
         }
         await client.query('SAVEPOINT ol_push_element');
         try {
-          const outcome = await this.appendIn(client, cmd);
+          const outcome = await this.appendIn(client, cmd, recordedAt);
           const keep = outcome.status === 'ok' && !outcome.result.duplicate;
           await client.query(keep ? 'RELEASE SAVEPOINT ol_push_element' : 'ROLLBACK TO SAVEPOINT ol_push_element');
           wrote ||= keep;
           out[i] = outcome;
         } catch (err) {
-          if (!isInputError(err)) throw err;
+          const refusal = isInputError(err) ? err : dataErrorRefusal(err);
+          if (!refusal) throw err;
           await client.query('ROLLBACK TO SAVEPOINT ol_push_element');
-          out[i] = { status: 'error', error: err };
+          out[i] = { status: 'error', error: refusal };
         }
       }
       return { value: out, commit: wrote };
@@ -317,7 +326,7 @@ export class PgRepository implements EventRepository {
    * everything in one statement; then the caller's COMMIT. Hot statements are named, so each
    * connection plans them once.
    */
-  private async appendIn(client: pg.PoolClient, cmd: AppendCommand): Promise<AppendOutcome> {
+  private async appendIn(client: pg.PoolClient, cmd: AppendCommand, recordedAt: string): Promise<AppendOutcome> {
     // Lock (or create) the stream head: appends to one stream take turns from here on. This
     // first write gives the transaction its id before any position is drawn from the identity
     // sequence (the txid column's default), so a reader's snapshot xmin always covers a
@@ -364,7 +373,7 @@ export class PgRepository implements EventRepository {
         },
       };
     }
-    const prepared = prepareEvents(cmd, head.version, head.last_hash, new Date().toISOString());
+    const prepared = prepareEvents(cmd, head.version, head.last_hash, recordedAt);
     const last = prepared[prepared.length - 1]!;
     const values: unknown[] = [
       cmd.tenantId,

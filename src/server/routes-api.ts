@@ -6,6 +6,7 @@ import { EventSchemas, ORDER_STREAM_TYPE } from '../domain/events.js';
 import { upcast } from '../domain/upcasters.js';
 import { applyOrderEvent, foldOrder, initialOrderState, outstandingAmount, type OrderState } from '../domain/state.js';
 import type { NewEvent, ServerEvent } from '../protocol/envelope.js';
+import { InvalidEventError } from '../protocol/errors.js';
 import { ErrorResponse } from '../protocol/sync-api.js';
 import {
   AggregateParams,
@@ -52,6 +53,17 @@ function replayState(events: ServerEvent[]): Record<string, unknown> {
     return { ...state };
   }
   return events.reduce<Record<string, unknown>>((s, e) => ({ ...s, ...e.data }), {});
+}
+
+/** The contract names paths of the sync envelope; the seed body calls them eventData, aggregateType… */
+function inSeedTerms(err: InvalidEventError): InvalidEventError {
+  const rename = (path: string) =>
+    path
+      .replace(/^events\.0\.data/, 'eventData')
+      .replace(/^events\.0\./, '')
+      .replace(/^streamType/, 'aggregateType');
+  const issues = err.issues.map((i) => ({ path: rename(i.path), message: i.message }));
+  return new InvalidEventError(`event refused: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
 }
 
 function summary(v: OrderView) {
@@ -133,13 +145,17 @@ export function registerApiRoutes(app: FastifyInstance, repo: EventRepository, n
       const who = caller(req);
       const b = req.body;
       const eventId = b.eventId ?? uuidv7();
-      const outcome = await repo.append({
-        tenantId: who.tenant,
-        streamId: b.aggregateId,
-        streamType: b.aggregateType,
-        expectedVersion: b.expectedVersion ?? 'any',
-        events: enrich([{ eventId, eventType: b.eventType, schemaVersion: b.schemaVersion, data: b.eventData, metadata: b.metadata ?? {} }], req),
-      });
+      const outcome = await repo
+        .append({
+          tenantId: who.tenant,
+          streamId: b.aggregateId,
+          streamType: b.aggregateType,
+          expectedVersion: b.expectedVersion ?? 'any',
+          events: enrich([{ eventId, eventType: b.eventType, schemaVersion: b.schemaVersion, data: b.eventData, metadata: b.metadata ?? {} }], req),
+        })
+        .catch((err: unknown) => {
+          throw err instanceof InvalidEventError ? inSeedTerms(err) : err;
+        });
       if (outcome.status === 'conflict') throw concurrentModification(b.aggregateId, b.expectedVersion ?? null, outcome.conflict.currentVersion);
       if (!outcome.result.duplicate) notifier.notify();
       const stored = outcome.result.events[0]!;

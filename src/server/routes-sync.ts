@@ -11,6 +11,7 @@ import {
   PushResponse,
   StreamEventsResponse,
 } from '../protocol/sync-api.js';
+import { jsonText } from '../protocol/canonical-json.js';
 import { IdempotencyConflictError } from '../protocol/errors.js';
 import { LiveQuery, StreamParams } from './http-schemas.js';
 import { caller, enrich } from './http-context.js';
@@ -70,8 +71,10 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
       const results = outcomes.map((o, i): PushItem => {
         if (o.status === 'conflict') return { status: 'conflict', conflict: o.conflict };
         if (o.status === 'error') {
-          const error = o.error instanceof IdempotencyConflictError ? 'IDEMPOTENCY_CONFLICT' : 'BAD_REQUEST';
-          return { status: 'error', streamId: req.body.appends[i]!.streamId, error, message: o.error.message };
+          const streamId = req.body.appends[i]!.streamId;
+          if (o.error instanceof IdempotencyConflictError) return { status: 'error', streamId, error: 'IDEMPOTENCY_CONFLICT', message: o.error.message };
+          const issues = o.error.issues.map((x) => ({ path: `appends.${i}.${x.path}`, message: x.message }));
+          return { status: 'error', streamId, error: 'BAD_REQUEST', message: o.error.message, issues };
         }
         stored ||= !o.result.duplicate;
         return { status: 'ok', result: o.result };
@@ -145,7 +148,7 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
       try {
         while (open && !notifier.isClosed) {
           const page = await repo.pull(who.tenant, after, SSE_BATCH);
-          for (const e of page.events) res.write(`id: ${e.globalPosition}\nevent: event\ndata: ${JSON.stringify(e)}\n\n`);
+          for (const e of page.events) res.write(`id: ${e.globalPosition}\nevent: event\ndata: ${jsonText(e)}\n\n`);
           after = page.nextPosition;
           if (page.hasMore) continue;
           if (Date.now() - lastBeat > SSE_HEARTBEAT_MS) {

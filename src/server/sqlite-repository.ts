@@ -247,7 +247,7 @@ export class SqliteRepository implements EventRepository {
 
   /** One element, in its own savepoint (see runJob): an error undoes it alone. */
   private appendOne(input: AppendCommand, recordedAt: string): AppendOutcome {
-    const cmd = normalizeAppend(input);
+    const cmd = normalizeAppend(input, recordedAt);
     const existing: ExistingEvent[] = [];
     for (const e of cmd.events) {
       const row = this.stmt.eventById.get(e.eventId);

@@ -10,7 +10,7 @@ import {
 } from '../protocol/envelope.js';
 import { upcast } from '../domain/upcasters.js';
 import { ConcurrencyError, IdempotencyConflictError, InvalidEventError } from '../protocol/errors.js';
-import { parseNewEvent, validateOrderEventData } from './event-validation.js';
+import { parseNewEvent, validateEvent } from './event-validation.js';
 
 export interface AppendOptions {
   expectedVersion: ExpectedVersion;
@@ -128,14 +128,14 @@ export class EventLog {
   append(streamId: string, input: readonly NewEventInput[], opts: AppendOptions): AppendResult {
     if (input.length === 0) throw new InvalidEventError('an append needs at least one event');
     const events = input.map((e, i) => parseNewEvent(e, i));
+    const streamType = opts.streamType ?? 'Order';
+    const recordedAt = opts.recordedAt ? new Date(opts.recordedAt).toISOString() : new Date().toISOString();
     const seen = new Set<string>();
     for (const e of events) {
       if (seen.has(e.eventId)) throw new InvalidEventError(`event id ${e.eventId} appears twice in one batch`);
       seen.add(e.eventId);
-      validateOrderEventData(e, opts.allowUnknownTypes);
+      validateEvent(e, streamType, { allowUnknownTypes: opts.allowUnknownTypes, now: recordedAt });
     }
-    const streamType = opts.streamType ?? 'Order';
-    const recordedAt = opts.recordedAt ? new Date(opts.recordedAt).toISOString() : new Date().toISOString();
     return this.db
       .transaction(() => this.appendValidated(streamId, streamType, events, opts.expectedVersion, recordedAt))
       .immediate();

@@ -1,17 +1,15 @@
 import { z } from 'zod';
-import { EventSchemas, isOrderEventType } from '../domain/events.js';
-import { upcast, UpcastError } from '../domain/upcasters.js';
+import { isOrderEventType } from '../domain/events.js';
 import { NewEvent, type NewEventInput } from '../protocol/envelope.js';
+import { checkEvent, describeIssues, type ContractIssue } from '../protocol/event-contract.js';
 import { InvalidEventError } from '../protocol/errors.js';
 
-export type EventValidator = (event: NewEvent) => void;
-
-function issuesOf(error: z.ZodError, prefix: string): { path: string; message: string }[] {
+function issuesOf(error: z.ZodError, prefix: string): ContractIssue[] {
   return error.issues.map((i) => ({ path: [prefix, ...i.path].filter((p) => p !== '').join('.'), message: i.message }));
 }
 
-function fail(message: string, issues: { path: string; message: string }[]): never {
-  throw new InvalidEventError(`${message}: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
+function fail(message: string, issues: ContractIssue[]): never {
+  throw new InvalidEventError(`${message}: ${describeIssues(issues)}`, issues);
 }
 
 /** Envelope check shared by every writer: ids, types, metadata. */
@@ -22,25 +20,15 @@ export function parseNewEvent(input: NewEventInput, index = 0): NewEvent {
 }
 
 /**
- * Order events must match the schema of their version (older versions must upcast cleanly);
- * other types are refused unless the caller accepts them (events written by a newer build).
+ * The event contract (src/protocol/event-contract.ts), as the server applies it, for an event
+ * the device writes into its log: `now` is the time it is recorded at (the server's recordedAt
+ * for pulled events). Unknown types are refused unless the caller accepts them (pulled events
+ * written by a newer build).
  */
-export function validateOrderEventData(event: NewEvent, allowUnknownTypes = false): void {
-  const { eventType, schemaVersion, data } = event;
-  if (!isOrderEventType(eventType)) {
-    if (allowUnknownTypes) return;
-    fail(`event ${event.eventId} is invalid`, [{ path: 'eventType', message: `unknown event type ${JSON.stringify(eventType)}` }]);
+export function validateEvent(event: NewEvent, streamType: string, opts: { allowUnknownTypes?: boolean; now?: string | number } = {}): void {
+  if (!isOrderEventType(event.eventType) && !opts.allowUnknownTypes) {
+    fail(`event ${event.eventId} is invalid`, [{ path: 'eventType', message: `unknown event type ${JSON.stringify(event.eventType)}` }]);
   }
-  const spec = EventSchemas[eventType];
-  let current: unknown = data;
-  if (schemaVersion !== spec.version) {
-    try {
-      current = upcast(eventType, schemaVersion, data).data;
-    } catch (err) {
-      if (err instanceof UpcastError) fail(`event ${event.eventId} is invalid`, [{ path: 'data', message: err.message }]);
-      throw err;
-    }
-  }
-  const parsed = spec.schema.safeParse(current);
-  if (!parsed.success) fail(`${eventType} data is invalid`, issuesOf(parsed.error, 'data'));
+  const verdict = checkEvent({ streamType, eventType: event.eventType, schemaVersion: event.schemaVersion, data: event.data, metadata: event.metadata }, { now: opts.now });
+  if (!verdict.ok) fail(`${event.eventType} ${event.eventId} is invalid`, verdict.issues);
 }

@@ -1,10 +1,12 @@
-import type { z } from 'zod';
+import { z } from 'zod';
+import { ServerEvent } from '../protocol/envelope.js';
 import {
   AppendResponse,
   ConflictResponse,
   ErrorResponse,
   PullResponse,
   PushResponse,
+  PushResult,
   type AppendRequest,
   type PushRequest,
 } from '../protocol/sync-api.js';
@@ -18,6 +20,26 @@ export interface SyncClientOptions {
   timeoutMs?: number;
   fetch?: typeof fetch;
 }
+
+/**
+ * Server events as a device accepts them off the wire: coordinates strictly, content loosely.
+ * The engine holds every event to the event contract and quarantines what fails (an event
+ * written by another server build or behind the server's back), so one bad row can never make
+ * a whole pull page, or a push answer, unreadable.
+ */
+const WireEvent = ServerEvent.extend({
+  streamId: z.string().min(1).max(1000),
+  streamType: z.string().min(1).max(1000),
+  eventType: z.string().min(1).max(1000),
+  schemaVersion: z.number().int(),
+  metadata: z.record(z.string(), z.unknown()),
+  recordedAt: z.string().refine((s) => Number.isFinite(Date.parse(s)), 'must be a timestamp'),
+});
+const WirePullResponse = PullResponse.extend({ events: z.array(WireEvent) });
+const WireConflict = ConflictResponse.extend({ missingEvents: z.array(WireEvent) });
+const WirePushResponse = PushResponse.extend({
+  results: z.array(z.union([PushResult.options[0], z.object({ status: z.literal('conflict'), conflict: WireConflict }), PushResult.options[2]])),
+});
 
 /** What the sync engine needs from the server; the HTTP client is the one real implementation. */
 export interface SyncClient {
@@ -56,14 +78,16 @@ export class SyncHttpClient implements SyncClient {
   }
 
   async push(request: PushRequest): Promise<PushResponse> {
-    return this.request('/sync/push', { method: 'POST', body: request }, PushResponse);
+    // Content of missing events is checked by the engine (see WireEvent).
+    return (await this.request('/sync/push', { method: 'POST', body: request }, WirePushResponse)) as PushResponse;
   }
 
   async pull(query: { after: number; limit?: number; waitMs?: number }): Promise<PullResponse> {
     const params = new URLSearchParams({ after: String(query.after) });
     if (query.limit !== undefined) params.set('limit', String(query.limit));
     if (query.waitMs) params.set('waitMs', String(query.waitMs));
-    return this.request(`/sync/events?${params.toString()}`, { method: 'GET', extraTimeoutMs: query.waitMs ?? 0 }, PullResponse);
+    // Content of the events is checked by the engine (see WireEvent).
+    return (await this.request(`/sync/events?${params.toString()}`, { method: 'GET', extraTimeoutMs: query.waitMs ?? 0 }, WirePullResponse)) as PullResponse;
   }
 
   private async request<S extends z.ZodType>(

@@ -1,12 +1,14 @@
 import { v7 as uuidv7, validate as uuidValidate } from 'uuid';
 import type { TimelineEntry } from '../app/contract.js';
 import { decide, OrderCommand, type OrderCommandInput, type Rejection } from '../domain/commands.js';
-import { EventSchemas, type OrderEvent } from '../domain/events.js';
+import { EventSchemas, ORDER_STREAM_TYPE, type OrderEvent } from '../domain/events.js';
 import { foldOrder, type OrderState } from '../domain/state.js';
 import { canonicalJson } from '../protocol/canonical-json.js';
+import { checkEvent, describeIssues } from '../protocol/event-contract.js';
 import type { EventMetadata } from '../protocol/envelope.js';
 import type { LocalStore } from '../store/local-store.js';
 import { InvalidCommandError, OutboxError } from './errors.js';
+import { QuarantineRepository } from './quarantine.js';
 import { rebaseCommands } from './rebase.js';
 import { SyncRepository, type CausedByEntry, type CommandRecord, type PendingEventRecord, type StateFingerprint } from './sync-repository.js';
 
@@ -55,6 +57,19 @@ export interface RebaseSummary {
   rejected: string[];
 }
 
+/**
+ * The events a command produced must pass the same contract the server holds them to (with this
+ * device's clock as the reference time), so a device does not queue what the server will refuse.
+ */
+function refuseOutsideContract(rows: readonly PendingEventRecord[], at: string): void {
+  const issues: { path: string; message: string }[] = [];
+  rows.forEach((r, i) => {
+    const verdict = checkEvent({ streamType: ORDER_STREAM_TYPE, eventType: r.eventType, schemaVersion: r.schemaVersion, data: r.data, metadata: r.metadata }, { now: at });
+    if (!verdict.ok) for (const issue of verdict.issues) issues.push({ path: `events.${i}.${issue.path}`, message: issue.message });
+  });
+  if (issues.length > 0) throw new InvalidCommandError(`the command's events would be refused: ${describeIssues(issues)}`, issues);
+}
+
 /** Effective states kept for the orders touched most recently (enough for a long offline session). */
 const STATE_CACHE_SIZE = 4096;
 const fingerprintKey = (f: StateFingerprint): string => `${f.confirmedVersion}/${f.confirmedHead ?? ''}/${f.pending}/${f.lastPending ?? ''}`;
@@ -69,6 +84,8 @@ const view = (p: PendingEventRecord): PendingEventView => ({ eventId: p.eventId,
  */
 export class Outbox {
   readonly repo: SyncRepository;
+  /** Pulled events this build cannot read (migration 005). */
+  readonly quarantine: QuarantineRepository;
   readonly deviceId: string;
   readonly onOrdersChanged: OrdersChangedListener | undefined;
   private readonly now: () => string;
@@ -86,6 +103,7 @@ export class Outbox {
   ) {
     if (!opts.deviceId) throw new TypeError('Outbox needs a deviceId');
     this.repo = new SyncRepository(store.db);
+    this.quarantine = new QuarantineRepository(store.db);
     this.deviceId = opts.deviceId;
     this.onOrdersChanged = opts.onOrdersChanged;
     this.now = opts.now ?? (() => new Date().toISOString());
@@ -110,6 +128,8 @@ export class Outbox {
 
     const at = this.now();
     const deviceId = ctx.deviceId ?? this.deviceId;
+    const rows = this.pendingRows(commandId, 1, command.orderId, decision.events, { userId: ctx.userId, deviceId, occurredAt: at }, at);
+    refuseOutsideContract(rows, at);
     this.repo.insertCommand({
       commandId,
       orderId: command.orderId,
@@ -125,7 +145,6 @@ export class Outbox {
       createdAt: at,
       updatedAt: at,
     });
-    const rows = this.pendingRows(commandId, 1, command.orderId, decision.events, { userId: ctx.userId, deviceId, occurredAt: at }, at);
     this.repo.insertPendingEvents(rows);
     // The new effective state is the old one plus these events: no re-read, no re-fold of the rest.
     const next = rows.length > 0 ? foldOrder(rows.map((p) => ({ type: p.eventType, data: p.data, recordedAt: p.createdAt })), state) : state;
@@ -207,7 +226,9 @@ export class Outbox {
     return this.repo.currentPendingEventsOf(orderId).map(view);
   }
 
-  badge(orderId: string): 'pending' | 'synced' | 'rejected' {
+  /** 'attention': the order has pulled events this build cannot read (it is behind the server). */
+  badge(orderId: string): 'pending' | 'synced' | 'rejected' | 'attention' {
+    if (this.quarantine.hasStream(orderId)) return 'attention';
     const counts = this.repo.statusCounts(orderId);
     if (counts.rejected) return 'rejected';
     if (counts.pending) return 'pending';

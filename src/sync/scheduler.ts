@@ -63,6 +63,7 @@ export class SyncScheduler {
       online: true,
       pendingCount: 0,
       conflictCount: 0,
+      quarantinedCount: 0,
       lastSuccessAt: null,
       lastAttemptAt: null,
       lastError: null,
@@ -80,7 +81,7 @@ export class SyncScheduler {
   }
 
   getStatus(): SyncStatus {
-    return { ...this.status, pendingCount: this.outbox.pendingCount(), conflictCount: this.outbox.conflictCount() };
+    return { ...this.status, pendingCount: this.outbox.pendingCount(), conflictCount: this.outbox.conflictCount(), quarantinedCount: this.outbox.quarantine.count() };
   }
 
   start(): void {

@@ -6,6 +6,7 @@ import { SyncInvariantError } from './errors.js';
 import type { SyncClient } from './http-client.js';
 import type { OrdersChangedListener, Outbox } from './outbox.js';
 import type { PendingEventRecord, SyncRepository } from './sync-repository.js';
+import { BLOCKED_REASON, readVerdict, type QuarantineRepository } from './quarantine.js';
 
 export interface SyncProgress {
   phase: 'push' | 'pull' | 'rebase';
@@ -32,7 +33,11 @@ export interface SyncReport {
   pulledEvents: number;
   rebasedOrders: number;
   rejectedCommands: string[];
-  /** Streams the server refused for another reason than a version conflict (kept pending). */
+  /**
+   * Streams the server refused for another reason than a version conflict. A BAD_REQUEST (the
+   * event contract) moves the named commands to the conflict inbox; an IDEMPOTENCY_CONFLICT stays
+   * pending until the pull brings what the server already has.
+   */
   streamErrors: { streamId: string; error: string; message: string }[];
   rounds: number;
   /** Commands still pending after this sync (0 when everything converged). */
@@ -75,6 +80,7 @@ export class SyncEngine {
   private readonly store: LocalStore;
   private readonly outbox: Outbox;
   private readonly repo: SyncRepository;
+  private readonly quarantine: QuarantineRepository;
   private client: SyncClient | null;
   private readonly changed: OrdersChangedListener | undefined;
   private readonly maxEventsPerPush: number;
@@ -86,6 +92,7 @@ export class SyncEngine {
     this.store = opts.store;
     this.outbox = opts.outbox;
     this.repo = opts.outbox.repo;
+    this.quarantine = opts.outbox.quarantine;
     this.client = opts.client;
     this.changed = opts.onOrdersChanged ?? opts.outbox.onOrdersChanged;
     this.maxEventsPerPush = opts.maxEventsPerPush ?? 2000;
@@ -111,6 +118,7 @@ export class SyncEngine {
     this.running = true;
     try {
       const report = emptyReport();
+      this.releaseQuarantine(report);
       for (let round = 1; round <= this.maxRounds; round++) {
         report.rounds = round;
         const before = { pending: this.repo.pendingCount(), pulled: report.pulledEvents, rebased: report.rebasedOrders };
@@ -154,7 +162,10 @@ export class SyncEngine {
    * pending events, one for their confirmed versions.
    */
   private *plannedBatches(): Generator<PlannedAppend[]> {
-    const orders = this.repo.ordersWithPending();
+    // An order with quarantined events is behind the server: its commands wait (they would only conflict).
+    const all = this.repo.ordersWithPending();
+    const held = this.quarantine.streamsAmong(all);
+    const orders = held.size > 0 ? all.filter((id) => !held.has(id)) : all;
     let batch: PlannedAppend[] = [];
     let size = 0;
     for (let i = 0; i < orders.length; i += MAX_STREAMS_PER_PUSH) {
@@ -249,6 +260,12 @@ export class SyncEngine {
               for (const id of applied.orders) touched.add(id);
             } else {
               report.streamErrors.push({ streamId: result.streamId, error: result.error, message: result.message });
+              if (result.error === 'BAD_REQUEST') {
+                const refused = this.refuse(plan, result);
+                report.rejectedCommands.push(...refused.rejected);
+                if (refused.rebased) rebased.push(plan.streamId);
+                touched.add(plan.streamId);
+              }
             }
           });
           report.confirmedCommands += this.acknowledge(acked);
@@ -259,6 +276,72 @@ export class SyncEngine {
       done += batch.reduce((n, p) => n + p.events.length, 0);
       onProgress?.({ phase: 'push', done, total });
     }
+  }
+
+  /**
+   * Quarantined events that this build can read now (after an app update) go into the log, in
+   * stream order, and the order's pending commands are re-decided on top; the rest stay, with
+   * the current reason of the first one of each stream. Runs at the start of every sync, so
+   * an updated app applies them on its first sync after start.
+   */
+  releaseQuarantine(report?: SyncReport): number {
+    const streams = this.quarantine.streams();
+    if (streams.length === 0) return 0;
+    let released = 0;
+    this.store.db
+      .transaction(() => {
+        const changed: string[] = [];
+        for (const streamId of streams) {
+          let applied = 0;
+          for (const e of this.quarantine.eventsOf(streamId)) {
+            const verdict = readVerdict(e);
+            if (!verdict.ok) {
+              this.quarantine.setReason(e.eventId, verdict.kind, verdict.reason);
+              break;
+            }
+            if (this.store.log.streamVersion(streamId) !== e.streamVersion - 1) break;
+            this.store.log.append(
+              streamId,
+              [{ eventId: e.eventId, eventType: e.eventType, schemaVersion: e.schemaVersion, data: e.data, metadata: e.metadata }],
+              { expectedVersion: e.streamVersion - 1, streamType: e.streamType, allowUnknownTypes: true, recordedAt: e.recordedAt },
+            );
+            this.quarantine.remove(e.eventId);
+            applied++;
+          }
+          if (applied === 0) continue;
+          released += applied;
+          changed.push(streamId);
+          if (this.repo.pendingCommandsOf(streamId).length > 0) {
+            const summary = this.outbox.rebaseOrder(streamId);
+            report?.rejectedCommands.push(...summary.rejected);
+          }
+        }
+        if (changed.length > 0) this.changed?.(changed);
+      })
+      .immediate();
+    return released;
+  }
+
+  /**
+   * The server refused this append for its content (the event contract): resending it cannot
+   * succeed, so the command(s) whose events the server named go to the conflict inbox with its
+   * reason (every command of the append when it named none), and the order's other pending
+   * commands are re-decided without them. An IDEMPOTENCY_CONFLICT is not handled here: it clears
+   * itself when the pull brings the events the server already has.
+   */
+  private refuse(plan: PlannedAppend, result: { error: string; message: string; issues?: { path: string; message: string }[] | undefined }): { rejected: string[]; rebased: boolean } {
+    const named = new Set<string>();
+    for (const issue of result.issues ?? []) {
+      const m = /^appends\.\d+\.events\.(\d+)(\.|$)/.exec(issue.path);
+      const event = m ? plan.events[Number(m[1])] : undefined;
+      if (event) named.add(event.commandId);
+    }
+    const faulty = named.size > 0 ? [...named] : [...plan.commands.keys()];
+    const at = new Date().toISOString();
+    const message = `the server refused this change: ${result.message}`.slice(0, 2000);
+    for (const commandId of faulty) this.repo.reject(commandId, { code: 'REFUSED_BY_SERVER', message }, [], at);
+    const summary = this.repo.pendingCommandsOf(plan.streamId).length > 0 ? this.outbox.rebaseOrder(plan.streamId) : null;
+    return { rejected: [...faulty, ...(summary?.rejected ?? [])], rebased: summary !== null };
   }
 
   /**
@@ -339,6 +422,9 @@ export class SyncEngine {
     // A few set-based lookups for the whole page instead of several queries per event.
     const ids = events.map((e) => e.eventId);
     const known = this.repo.confirmedAmong(ids);
+    const quarantined = this.quarantine.idsAmong(ids);
+    const blocked = this.quarantine.streamsAmong([...new Set(events.map((e) => e.streamId))]);
+    const at = new Date().toISOString();
     const mine = this.repo.pendingAmong(ids);
     const withPending = this.repo.ordersWithPendingAmong([...new Set(events.map((e) => e.streamId))]);
     let run: ServerEvent[] = [];
@@ -360,7 +446,17 @@ export class SyncEngine {
     };
 
     for (const e of events) {
-      if (known.has(e.eventId)) continue;
+      if (known.has(e.eventId) || quarantined.has(e.eventId)) continue;
+      // An event this build cannot read is kept aside, and so is everything after it on its
+      // stream; every other stream goes on (the pull checkpoint moves past them all).
+      const verdict = blocked.has(e.streamId) ? ({ ok: false, kind: 'blocked', reason: BLOCKED_REASON } as const) : readVerdict(e);
+      if (!verdict.ok) {
+        flush();
+        this.quarantine.add(e, verdict.kind, verdict.reason, at);
+        blocked.add(e.streamId);
+        orders.add(e.streamId);
+        continue;
+      }
       const p = mine.get(e.eventId);
       if (p && p.status === 'pending' && p.currentAttempt === p.attempt) own.set(p.commandId, p.attempt);
       else if (withPending.has(e.streamId)) foreignOn.add(e.streamId);
@@ -372,7 +468,6 @@ export class SyncEngine {
     flush();
     this.repo.savePositions(events.map((e) => ({ eventId: e.eventId, globalPosition: e.globalPosition, hash: e.hash, serverRecordedAt: e.recordedAt })));
 
-    const at = new Date().toISOString();
     const complete = [...own].filter(([commandId, attempt]) => this.repo.attemptConfirmed(commandId, attempt));
     const confirmed = this.repo.markSynced(complete, at);
     const rejected: string[] = [];

@@ -1,4 +1,8 @@
+import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
+import { v7 as uuidv7 } from 'uuid';
+import { canonicalJson } from '../../src/protocol/canonical-json.js';
+import { chainHash } from '../../src/protocol/event-hash.js';
 import { openDevice, type Device } from '../../src/app/device.js';
 import { createHandlers } from '../../src/app/handlers.js';
 import { startServer } from '../../src/server/index.js';
@@ -80,6 +84,44 @@ describe('a device through its handlers', () => {
       const audit = await a.h.verifyAudit({ orderId: 'O-2' });
       expect(audit).toMatchObject({ verified: true, firstBrokenEventId: null });
       expect((await a.h.getOrder({ orderId: 'O-2' }))?.audit?.verified).toBe(true);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('marks an order whose newer event it cannot read as needing attention, lists the event, and keeps syncing the rest', async () => {
+    const file = tmp.file('poison-server.sqlite');
+    const server = await startServer({ backend: 'sqlite', file, tokens, port: 0 });
+    try {
+      const a = await device('q-a', server.url);
+      const b = await device('q-b', server.url);
+      await a.h.execute(create('O-Q'));
+      expect((await a.h.syncNow({})).pendingCount).toBe(0);
+      // A later version of the app wrote OrderShipped v9 on that order (straight into the database here).
+      const db = new Database(file);
+      try {
+        const head = db.prepare('SELECT version, last_hash FROM streams WHERE aggregate_id = ?').get('O-Q') as { version: number; last_hash: string };
+        const e = { eventId: uuidv7(), streamId: 'O-Q', streamVersion: head.version + 1, eventType: 'OrderShipped', schemaVersion: 9, recordedAt: new Date().toISOString() };
+        const data = { shipmentId: 'SH-1', shippedAt: e.recordedAt, carrier: 'new field' };
+        const metadata = { tenantId: 'acme' };
+        const hash = chainHash(head.last_hash, e, canonicalJson(data), canonicalJson(metadata));
+        db.prepare(
+          'INSERT INTO events (event_id, tenant_id, aggregate_id, aggregate_type, event_type, schema_version, event_data, metadata, version, created_at, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        ).run(e.eventId, 'acme', 'O-Q', 'Order', e.eventType, e.schemaVersion, canonicalJson(data), canonicalJson(metadata), e.streamVersion, e.recordedAt, hash);
+        db.prepare('UPDATE streams SET version = ?, last_hash = ? WHERE aggregate_id = ?').run(e.streamVersion, hash, 'O-Q');
+      } finally {
+        db.close();
+      }
+      await b.h.execute(create('O-after'));
+      const status = await b.h.syncNow({});
+      expect(status).toMatchObject({ state: 'idle', pendingCount: 0, quarantinedCount: 1, lastError: null });
+      expect(await b.h.listQuarantine({})).toEqual([
+        expect.objectContaining({ streamId: 'O-Q', streamVersion: 2, eventType: 'OrderShipped', kind: 'newer-version', reason: expect.stringMatching(/newer version of the app.*update the app/) }),
+      ]);
+      const rows = (await b.h.listOrders(ALL)).rows;
+      expect(rows.find((r) => r.orderId === 'O-Q')).toMatchObject({ status: 'CREATED', sync: 'attention' });
+      expect(rows.find((r) => r.orderId === 'O-after')).toMatchObject({ sync: 'synced' });
+      expect((await b.h.getOrder({ orderId: 'O-Q' }))?.sync).toBe('attention');
     } finally {
       await server.close();
     }

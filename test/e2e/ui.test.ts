@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
@@ -5,6 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { v7 as uuidv7 } from 'uuid';
+import { canonicalJson } from '../../src/protocol/canonical-json.js';
+import { chainHash } from '../../src/protocol/event-hash.js';
 import { openDevice } from '../../src/app/device.js';
 import { createHandlers } from '../../src/app/handlers.js';
 import { serveBrowserMode, type BrowserModeServer } from '../../src/app/rpc-server.js';
@@ -312,6 +316,42 @@ describe('desktop UI in Chromium (browser mode)', () => {
     expect(statuses.every((s) => s === 401 || s === 403 || s === 415), JSON.stringify(statuses)).toBe(true);
     expect({ settings: await createHandlers(device).getSettings({}), orders: (await device.queries.listOrders({})).total }).toEqual(before);
     expect(pageErrors).toEqual([]);
+  });
+
+  it('lists an event this app cannot read on the sync screen and marks its order as needing attention', async () => {
+    // A newer app version wrote OrderShipped v9 on a new order (here: straight into the server's database).
+    const bob = await openDevice({ dataDir: join(dir, 'device-3'), serverUrl, token: BOB_TOKEN, userId: 'bob', sync: FAST_SYNC });
+    try {
+      const created = await createHandlers(bob).execute({ command: { type: 'CreateOrder', orderId: 'ORD-E2E-Q', customerId: 'CUST-7', items: [{ sku: 'W', quantity: 1, unitPrice: 500 }], currency: 'USD' } });
+      expect(created.ok).toBe(true);
+      expect((await createHandlers(bob).syncNow({})).pendingCount).toBe(0);
+    } finally {
+      await bob.close();
+    }
+    const db = new Database(join(dir, 'server.sqlite'));
+    try {
+      const head = db.prepare('SELECT version, last_hash FROM streams WHERE aggregate_id = ?').get('ORD-E2E-Q') as { version: number; last_hash: string };
+      const e = { eventId: uuidv7(), streamId: 'ORD-E2E-Q', streamVersion: head.version + 1, eventType: 'OrderShipped', schemaVersion: 9, recordedAt: new Date().toISOString() };
+      const data = { shipmentId: 'SH-9', shippedAt: e.recordedAt };
+      const metadata = { tenantId: 'e2e' };
+      const hash = chainHash(head.last_hash, e, canonicalJson(data), canonicalJson(metadata));
+      db.prepare(
+        'INSERT INTO events (event_id, tenant_id, aggregate_id, aggregate_type, event_type, schema_version, event_data, metadata, version, created_at, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ).run(e.eventId, 'e2e', e.streamId, 'Order', e.eventType, e.schemaVersion, canonicalJson(data), canonicalJson(metadata), e.streamVersion, e.recordedAt, hash);
+      db.prepare('UPDATE streams SET version = ?, last_hash = ? WHERE aggregate_id = ?').run(e.streamVersion, hash, e.streamId);
+    } finally {
+      db.close();
+    }
+    await syncNow();
+    const list = page.getByTestId('quarantine-list');
+    await expect.poll(() => list.textContent(), { timeout: 20_000 }).toMatch(/written by a newer version of the app .* update the app/);
+    expect(await list.textContent()).toContain('ORD-E2E-Q');
+    await expect.poll(() => page.getByTestId('quarantined-count').textContent()).toBe('1');
+    await expect.poll(() => page.getByTestId('sync-state').getAttribute('data-state')).toBe('idle');
+    await shot('sync-quarantine');
+    await page.goto(`${app.url}/#/orders/ORD-E2E-Q`);
+    await expect.poll(() => row('ORD-E2E-Q').locator('[data-sync]').getAttribute('data-sync'), { timeout: 10_000 }).toBe('attention');
+    await expect.poll(() => page.locator('.detail-badges [data-sync]').getAttribute('data-sync')).toBe('attention');
   });
 
   it('renders cleanly in dark mode with no script or CSP errors', async () => {

@@ -306,7 +306,12 @@ describe.each(BACKENDS)('central server on $name', (factory) => {
   describe('seed API', () => {
     it('POST /api/events appends a v1 seed event and GET state replays it', async () => {
       const id = sid('seed');
-      const created = await a.post('/api/events', { aggregateId: id, aggregateType: 'Order', eventType: 'OrderCreated', eventData: { orderId: id, customerId: 'C-1', totalAmount: 100 } });
+      // Without items the upcast v1 order fails the current schema: every device would refuse it.
+      const itemless = await a.post('/api/events', { aggregateId: id, aggregateType: 'Order', eventType: 'OrderCreated', eventData: { orderId: id, customerId: 'C-1', totalAmount: 100 } });
+      expect(itemless.status).toBe(400);
+      expect(itemless.body.issues).toContainEqual({ path: 'body.eventData.items', message: 'an order needs at least one item (after upcasting v1 to the current v2)' });
+      const v1 = { orderId: id, customerId: 'C-1', items: [{ sku: 'S-1', quantity: 1, unitPrice: '100.00' }], totalAmount: 100 };
+      const created = await a.post('/api/events', { aggregateId: id, aggregateType: 'Order', eventType: 'OrderCreated', eventData: v1 });
       expect(created.status).toBe(201);
       expect(created.body).toMatchObject({ aggregateId: id, version: 1, duplicate: false });
       const paid = await a.post('/api/events', { aggregateId: id, aggregateType: 'Order', eventType: 'PaymentReceived', eventData: { paymentId: 'P-1', amount: 10000 }, expectedVersion: 1 });

@@ -116,6 +116,24 @@ describe('Outbox', () => {
     expect(store.db.prepare('SELECT COUNT(*) AS n FROM pending_events').get()).toEqual({ n: 0 });
   });
 
+  it('a command whose events the server would refuse (event contract) is refused at submit and writes nothing', () => {
+    expect(outbox.submit(createOrder('o1'), { userId: 'alice' }).ok).toBe(true);
+    const before = outbox.pendingCount();
+    let error: unknown;
+    try {
+      outbox.submit(cancel('o1', 'customer \u0000 called'), { userId: 'alice' });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(InvalidCommandError);
+    expect((error as InvalidCommandError).issues).toEqual([{ path: 'events.0.data.reason', message: 'must not contain the NUL character (U+0000)' }]);
+    expect(() => outbox.submit({ type: 'CancelOrder', orderId: 'o1', reason: 'later', cancelledAt: '2999-01-01T00:00:00.000Z' }, { userId: 'alice' })).toThrow(
+      /data\.cancelledAt: must not be more than 24 hours after/,
+    );
+    expect(outbox.pendingCount()).toBe(before);
+    expect(outbox.effectiveState('o1').status).toBe('CREATED');
+  });
+
   it('the same command id again returns the original outcome; reusing it for another command fails', () => {
     const commandId = uuidv7();
     const first = outbox.submit(createOrder('o1'), { userId: 'alice', commandId });

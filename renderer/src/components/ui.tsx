@@ -6,12 +6,13 @@ export function StatusBadge({ status }: { status: string | null }) {
   return <span className={`badge status-${status.toLowerCase()}`}>{STATUS_LABEL[status] ?? status}</span>;
 }
 
-const SYNC_TEXT: Record<string, string> = { pending: 'Pending', synced: 'Synced', rejected: 'Rejected', superseded: 'Superseded' };
+const SYNC_TEXT: Record<string, string> = { pending: 'Pending', synced: 'Synced', rejected: 'Rejected', superseded: 'Superseded', attention: 'Needs attention' };
 const SYNC_HINT: Record<string, string> = {
   pending: 'Saved on this device, not yet accepted by the server',
   synced: 'Accepted by the server',
   rejected: 'The server refused a change; see the conflict inbox',
   superseded: 'Replaced while syncing with the server',
+  attention: 'This device received changes to this order it cannot read; see Sync (usually: update the app)',
 };
 
 export function SyncBadge({ sync }: { sync: string }) {

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'react';
-import type { Conflict } from '../../../src/app/contract.js';
+import type { Conflict, QuarantinedEvent } from '../../../src/app/contract.js';
 import { api } from '../api.js';
 import { ConflictCard } from '../components/ConflictCard.js';
 import { Card, Empty, Notice, ProgressBar } from '../components/ui.js';
@@ -84,6 +84,10 @@ export function SyncPanel() {
           <dd>{sync.conflictCount.toLocaleString()}</dd>
         </div>
         <div>
+          <dt>Kept aside (unreadable)</dt>
+          <dd data-testid="quarantined-count">{sync.quarantinedCount.toLocaleString()}</dd>
+        </div>
+        <div>
           <dt>Last successful sync</dt>
           <dd title={when(sync.lastSuccessAt)}>{ago(sync.lastSuccessAt)}</dd>
         </div>
@@ -148,6 +152,55 @@ export function ConflictInbox() {
   );
 }
 
+const KIND_TEXT: Record<QuarantinedEvent['kind'], string> = {
+  'newer-version': 'Update the app',
+  invalid: 'Unreadable data',
+  blocked: 'Waiting',
+};
+
+/**
+ * Events pulled from the server that this app cannot read: kept on the device, re-tried at every
+ * sync (they apply by themselves once the app is updated); only their orders wait meanwhile.
+ */
+export function QuarantineList() {
+  const { changeTick, sync } = useLive();
+  const [items, setItems] = useState<QuarantinedEvent[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    let alive = true;
+    api
+      .listQuarantine({})
+      .then((q) => alive && (setItems(q), setError(null)))
+      .catch((err: unknown) => alive && setError(describeError(err)));
+    return () => {
+      alive = false;
+    };
+  }, [changeTick, sync?.quarantinedCount]);
+  if (!error && (items === null || items.length === 0)) return null;
+  return (
+    <Card title="Changes this app cannot read">
+      {error ? <Notice kind="error">{error}</Notice> : null}
+      <p className="muted">
+        Kept on this device and tried again at every sync. Only the orders below wait; everything else keeps syncing.
+      </p>
+      <ul className="quarantine-list" data-testid="quarantine-list">
+        {(items ?? []).map((q) => (
+          <li key={q.eventId} data-kind={q.kind}>
+            <span className="badge sync-attention">{KIND_TEXT[q.kind]}</span>{' '}
+            <a href={`#/orders/${encodeURIComponent(q.streamId)}`} className="mono">
+              {q.streamType} {q.streamId}
+            </a>{' '}
+            <span className="mono">
+              {q.eventType} v{q.schemaVersion} (#{q.streamVersion})
+            </span>
+            <p>{q.reason}</p>
+          </li>
+        ))}
+      </ul>
+    </Card>
+  );
+}
+
 export function SyncScreen() {
   return (
     <div className="page">
@@ -155,6 +208,7 @@ export function SyncScreen() {
         <h1>Sync &amp; conflicts</h1>
       </header>
       <SyncPanel />
+      <QuarantineList />
       <ConflictInbox />
     </div>
   );
