@@ -320,6 +320,7 @@ describe('HTTP transport against the real handlers', () => {
       await call('getOrderAsOf', { orderId: 'ORD-T1', version: 1 });
       await call('customerHistory', { customerId: 'C-1' });
       await call('listConflicts', { includeDismissed: true });
+      await call('listQuarantine', {});
       await call('retryConflict', { commandId: 'no-such-command' });
       await call('dismissConflict', { commandId: 'no-such-command' });
       await call('verifyAudit', { orderId: 'ORD-T1' });
