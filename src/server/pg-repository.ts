@@ -13,6 +13,7 @@ import {
   isInputError,
   judgeDuplicates,
   normalizeAppend,
+  orderStreamStartError,
   prepareEvents,
   streamTypeMismatch,
   type ExistingEvent,
@@ -364,6 +365,8 @@ export class PgRepository implements EventRepository {
         },
       };
     }
+    const startError = orderStreamStartError(cmd, head.version);
+    if (startError) throw startError;
     const prepared = prepareEvents(cmd, head.version, head.last_hash, new Date().toISOString());
     const last = prepared[prepared.length - 1]!;
     const values: unknown[] = [
