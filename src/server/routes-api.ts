@@ -33,7 +33,7 @@ import {
 import { seedOrderDetail, seedOrderRow, seedOrderState } from './seed-views.js';
 import { HttpError, caller, enrich, notModified } from './http-context.js';
 import type { AppendNotifier } from './notifier.js';
-import type { EventRepository, OrderView } from './repository.js';
+import type { EventRepository } from './repository.js';
 
 function concurrentModification(aggregateId: string, expected: number | null, current: number): HttpError {
   return new HttpError(409, {
