@@ -132,8 +132,9 @@ export async function buildApp(opts: AppOptions): Promise<{ app: App; notifier: 
     reply.code(404).send({ error: 'NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` });
   });
 
-  app.get('/health', { config: { public: true, rateLimit: false }, schema: { response: { 200: HealthResponse, 500: ErrorResponse } } }, async () => ({ status: 'ok' }));
-  app.get('/ready', { config: { public: true, rateLimit: false }, schema: { response: { 200: HealthResponse, 500: ErrorResponse, 503: HealthResponse } } }, async (_req, reply) => {
+  // security: [] overrides the document's global bearer requirement: probes need no token.
+  app.get('/health', { config: { public: true, rateLimit: false }, schema: { security: [], response: { 200: HealthResponse, 500: ErrorResponse } } }, async () => ({ status: 'ok' }));
+  app.get('/ready', { config: { public: true, rateLimit: false }, schema: { security: [], response: { 200: HealthResponse, 500: ErrorResponse, 503: HealthResponse } } }, async (_req, reply) => {
     try {
       await opts.repo.ping();
       return { status: 'ready', backend: opts.repo.backend };
