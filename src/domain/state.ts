@@ -105,7 +105,9 @@ const reducers: Reducers = {
   },
   OrderStatusChanged(s, d) {
     // A declared status, as the seed's projector applies it; like the facts it stands for, a
-    // payment or reservation does not reopen a shipped or cancelled order.
+    // payment or reservation does not reopen a shipped or cancelled order. Streams stored before
+    // the server refused it may start with one: a status of an order never created is no order.
+    if (!s.exists) return;
     if ((d.newStatus === 'PAID' || d.newStatus === 'RESERVED') && (s.status === 'CANCELLED' || s.status === 'SHIPPED')) return;
     s.status = d.newStatus;
   },

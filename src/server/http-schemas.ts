@@ -24,8 +24,13 @@ export const SeedAppendEvent = z
     eventData: z
       .record(z.string(), z.unknown())
       .describe('Order events (aggregateType Order) in the seed dialect: money in decimal major units, dates as 2026-01-02 or ISO-8601 timestamps.'),
-    /** Order events here are always the seed's (version 1); other aggregate types default to 1. */
-    schemaVersion: z.number().int().min(1).max(1000).optional(),
+    schemaVersion: z
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .optional()
+      .describe("Order events are always the seed's (1, the default); other aggregate types store their data at this version."),
     eventId: EventId.optional(),
     /** When given, the append fails with 409 unless the aggregate is at exactly this version. */
     expectedVersion: z.number().int().min(0).optional(),

@@ -91,5 +91,7 @@ describe('OrderStatusChanged in the fold', () => {
     expect(foldOrder([created, change('RESERVED'), change('SHIPPED')])).toMatchObject({ status: 'SHIPPED', version: 3 });
     expect(foldOrder([created, change('SHIPPED'), change('PAID')]).status).toBe('SHIPPED');
     expect(foldOrder([created, change('CANCELLED'), change('RESERVED')]).status).toBe('CANCELLED');
+    // Stored before the server refused it: a status change that starts a stream makes no order.
+    expect(foldOrder([change('SHIPPED')])).toMatchObject({ exists: false, status: null, version: 1 });
   });
 });
