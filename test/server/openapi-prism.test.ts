@@ -214,12 +214,14 @@ describe('OpenAPI document checked by Prism against real traffic', () => {
     expect(untested.map((o) => o.op)).toEqual([]);
   }, 120_000);
 
-  it('catches a violation: an answer off the document comes back as an error', async () => {
+  it('catches violations: a body off its schema, a status code the document leaves out', async () => {
     // The same document with /health's answer made to require a field the server never sends.
     const spec = JSON.parse(readFileSync(specFile, 'utf8'));
     const schema = spec.paths['/health'].get.responses['200'].content['application/json'].schema;
     schema.required = [...(schema.required ?? []), 'uptime'];
     schema.properties.uptime = { type: 'number' };
+    // ... and without the 404 of the state endpoint (what the issue found for several routes).
+    delete spec.paths['/api/aggregates/{aggregateId}/state'].get.responses['404'];
     const broken = join(dir, 'broken.json');
     writeFileSync(broken, JSON.stringify(spec));
     const proxy = await startPrism(broken, server.url, { validateRequest: true });
@@ -227,6 +229,10 @@ describe('OpenAPI document checked by Prism against real traffic', () => {
       const r = await fetch(`${proxy.url}/health`);
       await r.text();
       expect(r.headers.get('sl-violations') ?? '').toMatch(/uptime/);
+      const missing = await fetch(`${proxy.url}/api/aggregates/nothing-here/state`, { headers: { authorization: `Bearer ${DEVICE_A}` } });
+      await missing.text();
+      expect(missing.status).toBe(404);
+      expect(missing.headers.get('sl-violations') ?? '').toMatch(/Unable to match the returned status code/);
     } finally {
       await proxy.close();
     }
