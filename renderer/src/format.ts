@@ -48,6 +48,7 @@ export const EVENT_LABEL: Record<string, string> = {
   OrderShipped: 'Shipped',
   OrderCancelled: 'Cancelled',
   PaymentRefunded: 'Payment refunded',
+  OrderStatusChanged: 'Status changed',
 };
 
 export const COMMAND_LABEL: Record<string, string> = {

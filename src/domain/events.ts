@@ -17,25 +17,52 @@ export const OrderItem = z.strictObject({
 });
 export type OrderItem = z.infer<typeof OrderItem>;
 
-/** Current (v2) OrderCreated: integer minor units plus an explicit currency. */
+/**
+ * Current (v2) OrderCreated: integer minor units plus an explicit currency. Items may be empty:
+ * the seed system records orders by their total alone (its own test fixture has no items), and an
+ * event records what happened. "An order needs at least one item" is a rule of the CreateOrder
+ * command, not of the fact.
+ */
 export const OrderCreatedV2 = z.strictObject({
   orderId: Identifier,
   customerId: Identifier,
-  items: z.array(OrderItem).min(1, 'an order needs at least one item').max(500),
+  items: z.array(OrderItem).max(500),
   total: MinorUnits,
   currency: Currency,
 });
 
-/** v1 as the seed system wrote it: decimal totalAmount in major units, no currency. */
-export const OrderCreatedV1 = z.object({
-  orderId: Identifier,
-  customerId: Identifier,
-  items: z
-    .array(z.object({ sku: Identifier, quantity: z.number().int().positive(), unitPrice: z.union([z.number(), z.string()]) }))
-    .default([]),
-  totalAmount: z.union([z.number(), z.string()]),
-});
+/**
+ * v1 as the seed systems wrote it: decimal amounts in major units, no currency (US dollars).
+ * Seed 000 names the total `totalAmount`; seed 004 names it `total` and adds `status: "CREATED"`.
+ */
+export const OrderCreatedV1 = z
+  .object({
+    orderId: Identifier,
+    customerId: Identifier,
+    items: z
+      .array(z.object({ sku: Identifier, quantity: z.number().int().positive(), unitPrice: z.union([z.number(), z.string()]) }))
+      .default([]),
+    totalAmount: z.union([z.number(), z.string()]).optional(),
+    total: z.union([z.number(), z.string()]).optional(),
+    /** Seed 004 writes the status an order starts in; any other start is not an order creation. */
+    status: z.literal('CREATED', 'an order is created with status CREATED; later statuses come from later events').optional(),
+  })
+  .refine((v) => v.totalAmount !== undefined || v.total !== undefined, { message: 'totalAmount (or total) is required', path: ['totalAmount'] })
+  .refine((v) => v.totalAmount === undefined || v.total === undefined || String(v.totalAmount) === String(v.total), {
+    message: 'totalAmount and total differ; give one of them',
+    path: ['total'],
+  });
 
+/**
+ * Integer minor units, and only ever that: devices, the sync API and the seed API before it spoke
+ * major units (its schema said "a whole number of minor units" and refused decimals) all stored
+ * cents here. So v1 keeps that meaning and needs no new version: the seed API now converts the
+ * seed's major units to minor units (in the order's currency) before it stores a payment.
+ * Payments an integration sent through the old seed API meaning major units (100 for 100.00) were
+ * stored, acknowledged and shown back as 1.00; they cannot be told apart from device payments (same
+ * version, same shape, client-settable metadata), and stored events are immutable and hash-chained.
+ * They keep their recorded meaning; a wrong one is corrected by a new event, by someone who knows.
+ */
 export const PaymentReceivedV1 = z.strictObject({
   paymentId: Identifier,
   amount: PositiveMinorUnits,
@@ -55,6 +82,21 @@ export const OrderCancelledV1 = z.strictObject({
   cancelledAt: IsoTimestamp,
 });
 
+/** Statuses an OrderStatusChanged may set: the seed's transitions after creation. */
+export const STATUS_CHANGE_TARGETS = ['PAID', 'RESERVED', 'SHIPPED', 'CANCELLED'] as const;
+
+/**
+ * Seed 004's status change, as its status command publishes it. It declares a status without the
+ * facts behind it (no payment, reservation or shipment ids). An order must exist first (the
+ * server refuses it as the first event of a stream); CREATED and PARTIALLY_PAID are not targets:
+ * an order starts CREATED, and PARTIALLY_PAID follows from amounts, not from a declaration.
+ */
+export const OrderStatusChangedV1 = z.strictObject({
+  orderId: Identifier,
+  newStatus: z.enum(STATUS_CHANGE_TARGETS, { message: `newStatus must be one of ${STATUS_CHANGE_TARGETS.join(', ')}` }),
+  previousStatus: z.string().max(50).nullable().optional(),
+});
+
 /** Compensating event: money goes back (e.g. after a cancellation). */
 export const PaymentRefundedV1 = z.strictObject({
   paymentId: Identifier,
@@ -70,6 +112,7 @@ export const EventSchemas = {
   OrderShipped: { version: 1, schema: OrderShippedV1 },
   OrderCancelled: { version: 1, schema: OrderCancelledV1 },
   PaymentRefunded: { version: 1, schema: PaymentRefundedV1 },
+  OrderStatusChanged: { version: 1, schema: OrderStatusChangedV1 },
 } as const;
 
 export type OrderEventType = keyof typeof EventSchemas;

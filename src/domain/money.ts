@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isIsoCurrency, minorUnitDigits } from './currencies.js';
 
 /** Money is always integer minor units (cents); never float arithmetic. */
 export const MinorUnits = z
@@ -10,7 +11,10 @@ export type MinorUnits = z.infer<typeof MinorUnits>;
 
 export const PositiveMinorUnits = MinorUnits.refine((n) => n > 0, 'amount must be greater than zero');
 
-export const Currency = z.string().regex(/^[A-Z]{3}$/, 'currency must be an ISO 4217 code like USD');
+export const Currency = z
+  .string()
+  .regex(/^[A-Z]{3}$/, 'currency must be an ISO 4217 code like USD')
+  .refine(isIsoCurrency, 'currency is not an ISO 4217 currency code');
 export type Currency = z.infer<typeof Currency>;
 
 /** Exact decimal string (or number as written) in major units → integer minor units. */
@@ -20,13 +24,42 @@ export function toMinorUnits(value: string | number, fractionDigits = 2): number
   if (!match) throw new RangeError(`not a decimal amount: ${JSON.stringify(value)}`);
   const [, sign, whole, frac = ''] = match;
   if (frac.length > fractionDigits && /[1-9]/.test(frac.slice(fractionDigits))) {
-    throw new RangeError(`amount ${text} has more than ${fractionDigits} decimal places`);
+    throw new RangeError(`amount ${text} has more than ${fractionDigits} decimal place${fractionDigits === 1 ? '' : 's'} (the currency's minor unit)`);
   }
   const minor = BigInt(whole! + frac.padEnd(fractionDigits, '0').slice(0, fractionDigits));
   const result = Number(sign === '-' ? -minor : minor);
   if (!Number.isSafeInteger(result)) throw new RangeError(`amount ${text} is too large`);
   return result;
 }
+
+/**
+ * A decimal amount in major units as the seed API takes it: a JSON number (19.99) or a decimal
+ * string ("19.99"). Its exact value is checked against a currency by majorToMinor.
+ */
+export const MajorAmount = z.union([z.number(), z.string()]);
+export type MajorAmount = z.infer<typeof MajorAmount>;
+
+/**
+ * Exact major → minor conversion in the currency's ISO 4217 digits, by decimal string arithmetic:
+ * "19.99" and 19.99 both give 1999 USD cents; 19.999 USD is refused, never rounded.
+ */
+export function majorToMinor(value: MajorAmount, currency: string): number {
+  const digits = minorUnitDigits(currency);
+  const minor = toMinorUnits(value, digits);
+  if (minor < 0) throw new RangeError(`amount ${String(value)} must not be negative`);
+  return minor;
+}
+
+/**
+ * Integer minor units → the same amount in major units as a JSON number (1999 USD → 19.99,
+ * 500 JPY → 500). Built from the exact decimal string, so it prints as that string.
+ */
+export function minorToMajor(minor: number, currency: string | null): number {
+  return Number(formatMinor(minor, minorUnitDigits(currency ?? DEFAULT_SEED_CURRENCY)));
+}
+
+/** The seed system predates multi-currency: its amounts, and orders without a currency, are US dollars. */
+export const DEFAULT_SEED_CURRENCY = 'USD';
 
 /** Integer minor units → decimal string in major units, e.g. 12345 → "123.45". */
 export function formatMinor(minor: number, fractionDigits = 2): string {

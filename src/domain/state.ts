@@ -6,9 +6,9 @@ export type OrderStatus = (typeof ORDER_STATUSES)[number];
 
 /**
  * Bump whenever reducers change what they produce: snapshots written by another reducer
- * version are ignored and rebuilt.
+ * version are ignored and rebuilt. v2: OrderStatusChanged sets the status (v1 skipped it).
  */
-export const REDUCER_VERSION = 1;
+export const REDUCER_VERSION = 2;
 
 export interface Payment {
   paymentId: string;
@@ -102,6 +102,14 @@ const reducers: Reducers = {
     s.cancelledAt = d.cancelledAt;
     s.cancelReason = d.reason;
     s.status = 'CANCELLED';
+  },
+  OrderStatusChanged(s, d) {
+    // A declared status, as the seed's projector applies it; like the facts it stands for, a
+    // payment or reservation does not reopen a shipped or cancelled order. Streams stored before
+    // the server refused it may start with one: a status of an order never created is no order.
+    if (!s.exists) return;
+    if ((d.newStatus === 'PAID' || d.newStatus === 'RESERVED') && (s.status === 'CANCELLED' || s.status === 'SHIPPED')) return;
+    s.status = d.newStatus;
   },
   PaymentRefunded(s, d) {
     s.refundedAmount += d.amount;

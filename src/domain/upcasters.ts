@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { EventSchemas, OrderCreatedV1, isOrderEventType } from './events.js';
-import { toMinorUnits } from './money.js';
+import { DEFAULT_SEED_CURRENCY, majorToMinor } from './money.js';
 
 export class UpcastError extends Error {
   override name = 'UpcastError';
@@ -23,10 +23,10 @@ const upcasters: Record<string, Record<number, Upcaster>> = {
       return {
         orderId: v1.orderId,
         customerId: v1.customerId,
-        items: v1.items.map((i) => ({ sku: i.sku, quantity: i.quantity, unitPrice: toMinorUnits(i.unitPrice) })),
-        total: toMinorUnits(v1.totalAmount),
+        items: v1.items.map((i) => ({ sku: i.sku, quantity: i.quantity, unitPrice: majorToMinor(i.unitPrice, DEFAULT_SEED_CURRENCY) })),
+        total: majorToMinor((v1.totalAmount ?? v1.total)!, DEFAULT_SEED_CURRENCY),
         // v1 predates multi-currency: every v1 order was taken in US dollars.
-        currency: 'USD',
+        currency: DEFAULT_SEED_CURRENCY,
       };
     },
   },

@@ -222,8 +222,9 @@ class OrderListProjection implements Projection {
   /**
    * v2: one covering customer/search index instead of two customer indexes.
    * v3: trigram search index (FTS5) over order and customer ids.
+   * v4: statuses set by OrderStatusChanged (seed 004), which earlier reducers skipped.
    */
-  readonly version = 3;
+  readonly version = 4;
 
   tables(prefix: string): TableDef[] {
     return orderListTables(prefix);

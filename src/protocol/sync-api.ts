@@ -93,6 +93,10 @@ export const ErrorResponse = z.object({
   error: z.string(),
   message: z.string(),
   issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  /** The event an IDEMPOTENCY_CONFLICT is about. */
+  eventId: z.string().optional(),
+  /** On a 500: the id to find the failure in the server log. */
+  correlationId: z.string().optional(),
 });
 export type ErrorResponse = z.infer<typeof ErrorResponse>;
 

@@ -10,6 +10,7 @@ import {
 import { CommandRejectedError } from '../domain/commands.js';
 import { jsonText } from '../protocol/canonical-json.js';
 import { IdempotencyConflictError, InvalidEventError } from '../protocol/errors.js';
+import { ErrorResponse } from '../protocol/sync-api.js';
 import { HealthResponse } from './http-schemas.js';
 import { HttpError, bearerToken, correlationIdOf } from './http-context.js';
 import { AppendNotifier } from './notifier.js';
@@ -40,6 +41,17 @@ export async function buildApp(opts: AppOptions): Promise<{ app: App; notifier: 
   }).withTypeProvider<ZodTypeProvider>();
   const notifier = new AppendNotifier();
   const byToken = new Map(opts.tokens.map((t) => [t.token, t]));
+
+  // Many HTTP clients send Content-Type: application/json with no body on body-less requests
+  // (POST /api/admin/projections/rebuild). An empty JSON body is no body; a route that needs one
+  // still answers 400 naming it. Non-empty bodies keep Fastify's parser (prototype-poisoning checks).
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    const text = body.toString();
+    if (text.trim() === '') return done(null, undefined);
+    parseJson(req, text, done);
+  });
 
   app.setValidatorCompiler(validatorCompiler);
   // Response schemas document the API (OpenAPI); bodies are built from typed values already.
@@ -123,8 +135,9 @@ export async function buildApp(opts: AppOptions): Promise<{ app: App; notifier: 
     reply.code(404).send({ error: 'NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` });
   });
 
-  app.get('/health', { config: { public: true, rateLimit: false }, schema: { response: { 200: HealthResponse } } }, async () => ({ status: 'ok' }));
-  app.get('/ready', { config: { public: true, rateLimit: false }, schema: { response: { 200: HealthResponse, 503: HealthResponse } } }, async (_req, reply) => {
+  // security: [] overrides the document's global bearer requirement: probes need no token.
+  app.get('/health', { config: { public: true, rateLimit: false }, schema: { security: [], response: { 200: HealthResponse, 500: ErrorResponse } } }, async () => ({ status: 'ok' }));
+  app.get('/ready', { config: { public: true, rateLimit: false }, schema: { security: [], response: { 200: HealthResponse, 500: ErrorResponse, 503: HealthResponse } } }, async (_req, reply) => {
     try {
       await opts.repo.ping();
       return { status: 'ready', backend: opts.repo.backend };

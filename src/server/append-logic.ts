@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ORDER_STREAM_TYPE, isOrderEventType } from '../domain/events.js';
 import { UpcastError, upcast } from '../domain/upcasters.js';
 import { foldOrderInPlace, initialOrderState, type FoldableEvent, type OrderState } from '../domain/state.js';
 import type { ServerEvent } from '../protocol/envelope.js';
@@ -49,6 +50,20 @@ export function dataErrorRefusal(err: unknown): InvalidEventError | null {
   const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
   if (!/^22[0-9A-Z]{3}$/.test(code)) return null;
   return new InvalidEventError(`the database refused a value of this append (SQLSTATE ${code})`, [{ path: 'events', message: `a value the database cannot store (SQLSTATE ${code})` }]);
+}
+
+/**
+ * An Order stream starts with OrderCreated: a payment, shipment or status change (seed 004's
+ * OrderStatusChanged included) of an order that does not exist is refused rather than stored at
+ * version 1 and folded into an order without a customer or total. Unknown types pass (newer clients).
+ */
+export function orderStreamStartError(cmd: AppendCommand, currentVersion: number): InvalidEventError | null {
+  if (cmd.streamType !== ORDER_STREAM_TYPE || currentVersion > 0) return null;
+  const first = cmd.events[0];
+  if (!first || first.eventType === 'OrderCreated' || !isOrderEventType(first.eventType)) return null;
+  return new InvalidEventError(`order ${cmd.streamId} does not exist: its first event must be OrderCreated, not ${first.eventType}`, [
+    { path: 'events.0.eventType', message: `an order must be created (OrderCreated) before ${first.eventType}` },
+  ]);
 }
 
 /** A stream keeps the type it was created with. */

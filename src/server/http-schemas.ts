@@ -1,8 +1,10 @@
 import { z } from 'zod';
-import { Identifier, IsoTimestamp, OrderItem } from '../domain/events.js';
-import { Currency } from '../domain/money.js';
+import { Identifier } from '../domain/events.js';
+import { Currency, MajorAmount } from '../domain/money.js';
+import { SeedTimestamp } from '../domain/seed-dialect.js';
 import { ORDER_STATUSES } from '../domain/state.js';
 import { EventId, EventMetadata, EventType, StreamId, StreamType } from '../protocol/envelope.js';
+import { ErrorResponse } from '../protocol/sync-api.js';
 
 /** Schemas of the seed-compatible API (the sync API's schemas live in src/protocol). */
 
@@ -19,9 +21,16 @@ export const SeedAppendEvent = z
     aggregateId: Identifier,
     aggregateType: StreamType,
     eventType: EventType,
-    eventData: z.record(z.string(), z.unknown()),
-    /** The seed system wrote version-1 payloads, so that is the default. */
-    schemaVersion: z.number().int().min(1).max(1000).default(1),
+    eventData: z
+      .record(z.string(), z.unknown())
+      .describe('Order events (aggregateType Order) in the seed dialect: money in decimal major units, dates as 2026-01-02 or ISO-8601 timestamps.'),
+    schemaVersion: z
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .optional()
+      .describe("Order events are always the seed's (1, the default); other aggregate types store their data at this version."),
     eventId: EventId.optional(),
     /** When given, the append fails with 409 unless the aggregate is at exactly this version. */
     expectedVersion: z.number().int().min(0).optional(),
@@ -48,10 +57,35 @@ export const ConcurrentModification = z.object({
   currentVersion: z.number().int(),
 });
 
+const Major = z.number().describe('decimal amount in major units of the order currency, e.g. 19.99');
+
+/** Seed 000's replayed order state (camelCase, major units) with orderlog's richer fields. */
+export const SeedOrderState = z.object({
+  orderId: z.string().nullable(),
+  customerId: z.string().nullable(),
+  items: z.array(z.object({ sku: z.string(), quantity: z.number().int(), unitPrice: Major })),
+  totalAmount: Major,
+  status: z.string().nullable(),
+  paymentId: z.string().nullable(),
+  paidAmount: Major,
+  reservationId: z.string().nullable(),
+  shipmentId: z.string().nullable(),
+  shippedAt: z.string().nullable(),
+  cancelledAt: z.string().nullable(),
+  cancelReason: z.string().nullable(),
+  total: Major,
+  currency: z.string().nullable(),
+  refundedAmount: Major,
+  outstandingAmount: Major,
+  payments: z.array(z.object({ paymentId: z.string(), amount: Major, refunded: Major })),
+  createdAt: z.string().nullable(),
+  updatedAt: z.string().nullable(),
+});
+
 export const AggregateStateResponse = z.object({
   aggregateId: z.string(),
   aggregateType: z.string(),
-  currentState: z.record(z.string(), z.unknown()),
+  currentState: z.union([SeedOrderState, z.record(z.string(), z.unknown())]).describe('Order aggregates: the seed fold; others: their payloads merged in order.'),
   version: z.number().int(),
   eventCount: z.number().int(),
   lastModified: z.string(),
@@ -86,7 +120,10 @@ export const VerifyResponse = z.object({
 export const CreateOrderBody = z.strictObject({
   orderId: Identifier.optional(),
   customerId: Identifier,
-  items: z.array(OrderItem).min(1, 'an order needs at least one item').max(500),
+  items: z
+    .array(z.strictObject({ sku: Identifier, quantity: z.number().int().positive().max(1_000_000), unitPrice: MajorAmount.describe('major units, e.g. 19.99 or "19.99"') }))
+    .min(1, 'an order needs at least one item')
+    .max(500),
   currency: Currency.default('USD'),
 });
 
@@ -97,7 +134,7 @@ export const UpdateStatusBody = z.strictObject({
   paymentId: Identifier.optional(),
   reservationId: Identifier.optional(),
   shipmentId: Identifier.optional(),
-  shippedAt: IsoTimestamp.optional(),
+  shippedAt: SeedTimestamp.optional(),
   reason: z.string().trim().min(1).max(500).optional(),
 });
 
@@ -119,37 +156,58 @@ export const DashboardQuerySchema = z.strictObject({
   offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
 });
 
-export const OrderSummary = z.object({
-  orderId: z.string(),
-  customerId: z.string().nullable(),
+/** A row of seed 004's order_views (snake_case, major units), plus currency and version. */
+export const SeedOrderRow = z.object({
+  order_id: z.string(),
+  customer_id: z.string().nullable(),
+  customer_name: z.string().nullable().describe('from a customer directory; null until orderlog has one'),
+  customer_email: z.string().nullable().describe('from a customer directory; null until orderlog has one'),
+  item_count: z.number().int(),
+  total: Major,
   status: z.string().nullable(),
-  total: z.number().int(),
+  created_at: z.string().nullable(),
+  updated_at: z.string().nullable(),
   currency: z.string().nullable(),
-  itemCount: z.number().int(),
   version: z.number().int(),
-  createdAt: z.string().nullable(),
-  updatedAt: z.string().nullable(),
 });
 
-export const DashboardResponse = z.object({
-  orders: z.array(OrderSummary),
-  total: z.number().int(),
-  limit: z.number().int(),
-  offset: z.number().int(),
+export const DashboardResponse = z
+  .array(SeedOrderRow)
+  .describe('Newest first. X-Total-Count carries the number of matching orders; the ETag the read-model position.');
+
+export const OrderDetail = SeedOrderRow.extend({
+  items: z.array(z.object({ sku: z.string(), quantity: z.number().int(), unit_price: Major })),
+  paid_amount: Major,
+  refunded_amount: Major,
+  outstanding_amount: Major,
+  reservation_id: z.string().nullable(),
+  shipment_id: z.string().nullable(),
+  shipped_at: z.string().nullable(),
+  cancelled_at: z.string().nullable(),
+  cancel_reason: z.string().nullable(),
+  last_event_id: z.string(),
   position: z.number().int(),
 });
 
-export const OrderDetail = OrderSummary.extend({
-  items: z.array(OrderItem),
-  paidAmount: z.number().int(),
-  refundedAmount: z.number().int(),
-  reservationId: z.string().nullable(),
-  shipmentId: z.string().nullable(),
-  shippedAt: z.string().nullable(),
-  cancelledAt: z.string().nullable(),
-  cancelReason: z.string().nullable(),
-  lastEventId: z.string(),
-  position: z.number().int(),
-});
+/** A conditional GET whose copy is current: no body. */
+// type 'null' is how @fastify/swagger documents a response without content.
+export const NotModified = z.null().meta({ type: 'null', description: 'Not modified: the copy named by If-None-Match is current (no body).' });
+
+/**
+ * The answers every authenticated route can give besides its own: bad input (400), no or an
+ * unknown token (401), a missing role (403), too many requests (429), a failure (500), and the
+ * server closing (503). Routes with a body add 413 and 415.
+ */
+export function commonErrors(opts: { body?: boolean } = {}) {
+  return {
+    400: ErrorResponse,
+    401: ErrorResponse,
+    403: ErrorResponse,
+    ...(opts.body ? { 413: ErrorResponse, 415: ErrorResponse } : {}),
+    429: ErrorResponse,
+    500: ErrorResponse,
+    503: ErrorResponse,
+  };
+}
 
 export const HealthResponse = z.object({ status: z.string(), backend: z.string().optional() });

@@ -14,6 +14,7 @@ import {
   isInputError,
   judgeDuplicates,
   normalizeAppend,
+  orderStreamStartError,
   prepareEvents,
   streamTypeMismatch,
   type ExistingEvent,
@@ -373,6 +374,8 @@ export class PgRepository implements EventRepository {
         },
       };
     }
+    const startError = orderStreamStartError(cmd, head.version);
+    if (startError) throw startError;
     const prepared = prepareEvents(cmd, head.version, head.last_hash, recordedAt);
     const last = prepared[prepared.length - 1]!;
     const values: unknown[] = [

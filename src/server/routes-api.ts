@@ -2,7 +2,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { v7 as uuidv7 } from 'uuid';
 import { CommandRejectedError, decide, type OrderCommand } from '../domain/commands.js';
-import { EventSchemas, ORDER_STREAM_TYPE } from '../domain/events.js';
+import { EventSchemas, ORDER_STREAM_TYPE, isOrderEventType } from '../domain/events.js';
+import { majorToMinor } from '../domain/money.js';
+import { SEED_MONEY_EVENTS, fromSeedEvent, type SeedIssue } from '../domain/seed-dialect.js';
 import { upcast } from '../domain/upcasters.js';
 import { applyOrderEvent, foldOrder, initialOrderState, outstandingAmount, type OrderState } from '../domain/state.js';
 import type { NewEvent, ServerEvent } from '../protocol/envelope.js';
@@ -17,6 +19,7 @@ import {
   DashboardQuerySchema,
   DashboardResponse,
   NotFound,
+  NotModified,
   OrderDetail,
   OrderParams,
   RebuildResponse,
@@ -26,10 +29,12 @@ import {
   UpdateStatusBody,
   VerifyQuery,
   VerifyResponse,
+  commonErrors,
 } from './http-schemas.js';
+import { seedOrderDetail, seedOrderRow, seedOrderState } from './seed-views.js';
 import { HttpError, caller, enrich, notModified } from './http-context.js';
 import type { AppendNotifier } from './notifier.js';
-import type { EventRepository, OrderView } from './repository.js';
+import type { EventRepository } from './repository.js';
 
 function concurrentModification(aggregateId: string, expected: number | null, current: number): HttpError {
   return new HttpError(409, {
@@ -41,7 +46,7 @@ function concurrentModification(aggregateId: string, expected: number | null, cu
   });
 }
 
-/** Seed-style replay: Order streams fold through the domain reducers, others merge payloads. */
+/** Seed-style replay: Order streams fold through the domain reducers (shown in seed units), others merge payloads. */
 function replayState(events: ServerEvent[]): Record<string, unknown> {
   const type = events[0]?.streamType;
   if (type === ORDER_STREAM_TYPE) {
@@ -50,7 +55,7 @@ function replayState(events: ServerEvent[]): Record<string, unknown> {
       initialOrderState,
       () => undefined,
     );
-    return { ...state };
+    return seedOrderState(state);
   }
   return events.reduce<Record<string, unknown>>((s, e) => ({ ...s, ...e.data }), {});
 }
@@ -66,18 +71,25 @@ function inSeedTerms(err: InvalidEventError): InvalidEventError {
   return new InvalidEventError(`event refused: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
 }
 
-function summary(v: OrderView) {
-  return {
-    orderId: v.orderId,
-    customerId: v.customerId,
-    status: v.status,
-    total: v.total,
-    currency: v.currency,
-    itemCount: v.itemCount,
-    version: v.version,
-    createdAt: v.createdAt,
-    updatedAt: v.updatedAt,
-  };
+function badRequest(message: string, issues: { path: string; message: string }[]): HttpError {
+  return new HttpError(400, { error: 'BAD_REQUEST', message: `${message}: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues });
+}
+
+const seedIssuePath = (i: SeedIssue) => ({ path: i.path === '' ? 'body.aggregateId' : `body.eventData.${i.path}`, message: i.message });
+
+/** Seed 004's create command prices items in major units of the order's currency. */
+function itemsInMinorUnits(items: { sku: string; quantity: number; unitPrice: string | number }[], currency: string) {
+  const issues: { path: string; message: string }[] = [];
+  const converted = items.map((i, n) => {
+    try {
+      return { sku: i.sku, quantity: i.quantity, unitPrice: majorToMinor(i.unitPrice, currency) };
+    } catch (err) {
+      issues.push({ path: `body.items.${n}.unitPrice`, message: `${(err as Error).message} in ${currency}` });
+      return { sku: i.sku, quantity: i.quantity, unitPrice: 0 };
+    }
+  });
+  if (issues.length > 0) throw badRequest('invalid item price', issues);
+  return converted;
 }
 
 /** The command a status change stands for (the seed API speaks statuses, the domain commands). */
@@ -138,34 +150,48 @@ export function registerApiRoutes(app: FastifyInstance, repo: EventRepository, n
       schema: {
         tags: ['seed'],
         body: SeedAppendEvent,
-        response: { 201: SeedAppendResult, 400: ErrorResponse, 409: ConcurrentModification, 422: ErrorResponse },
+        response: { 201: SeedAppendResult, ...commonErrors({ body: true }), 409: ConcurrentModification, 422: ErrorResponse },
       },
     },
     async (req, reply) => {
       const who = caller(req);
       const b = req.body;
       const eventId = b.eventId ?? uuidv7();
+      let stored = { eventType: b.eventType, schemaVersion: b.schemaVersion ?? 1, data: b.eventData };
+      if (b.aggregateType === ORDER_STREAM_TYPE && isOrderEventType(b.eventType)) {
+        // Order events arrive in the seed dialect and are stored as the domain's current version.
+        if (b.schemaVersion !== undefined && b.schemaVersion !== 1) {
+          throw badRequest('invalid seed event', [
+            { path: 'body.schemaVersion', message: 'Order events on the seed API are in the seed dialect (version 1, major units); the sync API takes other versions' },
+          ]);
+        }
+        const orderCurrency = SEED_MONEY_EVENTS.has(b.eventType) ? ((await repo.getOrder(who.tenant, b.aggregateId))?.currency ?? null) : null;
+        const translated = fromSeedEvent(b.eventType, b.eventData, { aggregateId: b.aggregateId, orderCurrency });
+        if (!translated.ok) throw badRequest(`invalid ${b.eventType} event`, translated.issues.map(seedIssuePath));
+        const e = translated.event;
+        stored = { eventType: e.type, schemaVersion: EventSchemas[e.type].version, data: e.data as Record<string, unknown> };
+      }
       const outcome = await repo
         .append({
           tenantId: who.tenant,
           streamId: b.aggregateId,
           streamType: b.aggregateType,
           expectedVersion: b.expectedVersion ?? 'any',
-          events: enrich([{ eventId, eventType: b.eventType, schemaVersion: b.schemaVersion, data: b.eventData, metadata: b.metadata ?? {} }], req),
+          events: enrich([{ eventId, ...stored, metadata: b.metadata ?? {} }], req),
         })
         .catch((err: unknown) => {
           throw err instanceof InvalidEventError ? inSeedTerms(err) : err;
         });
       if (outcome.status === 'conflict') throw concurrentModification(b.aggregateId, b.expectedVersion ?? null, outcome.conflict.currentVersion);
       if (!outcome.result.duplicate) notifier.notify();
-      const stored = outcome.result.events[0]!;
+      const written = outcome.result.events[0]!;
       return reply.code(201).send({
-        eventId: stored.eventId,
+        eventId: written.eventId,
         aggregateId: b.aggregateId,
         aggregateType: b.aggregateType,
         eventType: b.eventType,
-        version: stored.streamVersion,
-        globalPosition: stored.globalPosition,
+        version: written.streamVersion,
+        globalPosition: written.globalPosition,
         correlationId: req.correlationId,
         duplicate: outcome.result.duplicate,
       });
@@ -174,7 +200,7 @@ export function registerApiRoutes(app: FastifyInstance, repo: EventRepository, n
 
   r.get(
     '/api/aggregates/:aggregateId/state',
-    { schema: { tags: ['seed'], params: AggregateParams, response: { 200: AggregateStateResponse, 404: NotFound } } },
+    { schema: { tags: ['seed'], params: AggregateParams, response: { 200: AggregateStateResponse, ...commonErrors(), 404: NotFound } } },
     async (req, reply) => {
       const who = caller(req);
       const events = await repo.readStream(who.tenant, req.params.aggregateId);
@@ -193,11 +219,18 @@ export function registerApiRoutes(app: FastifyInstance, repo: EventRepository, n
 
   r.post(
     '/api/commands/orders',
-    { schema: { tags: ['commands'], body: CreateOrderBody, response: { 201: CommandResult, 400: ErrorResponse, 409: ConcurrentModification, 422: Rejected } } },
+    {
+      schema: {
+        tags: ['commands'],
+        body: CreateOrderBody,
+        response: { 201: CommandResult, ...commonErrors({ body: true }), 409: ConcurrentModification, 422: Rejected },
+      },
+    },
     async (req, reply) => {
       const b = req.body;
       const orderId = b.orderId ?? `ord-${uuidv7()}`;
-      const done = await runCommand(req, { type: 'CreateOrder', orderId, customerId: b.customerId, items: b.items, currency: b.currency }, undefined);
+      const items = itemsInMinorUnits(b.items, b.currency);
+      const done = await runCommand(req, { type: 'CreateOrder', orderId, customerId: b.customerId, items, currency: b.currency }, undefined);
       return reply.code(201).send({
         orderId,
         status: done.after.status,
@@ -217,7 +250,7 @@ export function registerApiRoutes(app: FastifyInstance, repo: EventRepository, n
         tags: ['commands'],
         params: OrderParams,
         body: UpdateStatusBody,
-        response: { 200: CommandResult, 400: ErrorResponse, 409: ConcurrentModification, 422: Rejected },
+        response: { 200: CommandResult, ...commonErrors({ body: true }), 409: ConcurrentModification, 422: Rejected },
       },
     },
     async (req) => {
@@ -240,44 +273,39 @@ export function registerApiRoutes(app: FastifyInstance, repo: EventRepository, n
 
   r.get(
     '/api/queries/orders/dashboard',
-    { schema: { tags: ['queries'], querystring: DashboardQuerySchema, response: { 200: DashboardResponse, 400: ErrorResponse } } },
+    {
+      schema: {
+        tags: ['queries'],
+        querystring: DashboardQuerySchema,
+        response: { 200: DashboardResponse, 304: NotModified, ...commonErrors() },
+      },
+    },
     async (req, reply) => {
       const who = caller(req);
       const { status, limit, offset } = req.query;
       const page = await repo.listOrders(who.tenant, { status: status === 'ALL' ? undefined : status, limit, offset });
+      reply.header('x-total-count', String(page.total));
       if (notModified(req, reply, `"p${page.position}"`)) return reply;
-      return { orders: page.orders.map(summary), total: page.total, limit, offset, position: page.position };
+      // Seed 004 answers with the rows themselves; the count travels in X-Total-Count.
+      return page.orders.map(seedOrderRow);
     },
   );
 
   r.get(
     '/api/queries/orders/:orderId',
-    { schema: { tags: ['queries'], params: OrderParams, response: { 200: OrderDetail, 404: ErrorResponse } } },
+    { schema: { tags: ['queries'], params: OrderParams, response: { 200: OrderDetail, 304: NotModified, ...commonErrors(), 404: ErrorResponse } } },
     async (req, reply) => {
       const who = caller(req);
       const v = await repo.getOrder(who.tenant, req.params.orderId);
       if (!v) return reply.code(404).send({ error: 'NOT_FOUND', message: `order ${req.params.orderId} not found` });
       if (notModified(req, reply, `"p${v.lastPosition}"`)) return reply;
-      const s = v.state;
-      return {
-        ...summary(v),
-        items: s.items,
-        paidAmount: s.paidAmount,
-        refundedAmount: s.refundedAmount,
-        reservationId: s.reservationId,
-        shipmentId: s.shipmentId,
-        shippedAt: s.shippedAt,
-        cancelledAt: s.cancelledAt,
-        cancelReason: s.cancelReason,
-        lastEventId: v.lastEventId,
-        position: v.lastPosition,
-      };
+      return seedOrderDetail(v);
     },
   );
 
   r.post(
     '/api/admin/projections/rebuild',
-    { config: { role: 'admin' }, schema: { tags: ['admin'], response: { 200: RebuildResponse } } },
+    { config: { role: 'admin' }, schema: { tags: ['admin'], response: { 200: RebuildResponse, ...commonErrors({ body: true }) } } },
     async (req) => {
       const started = Date.now();
       const { eventsReplayed } = await repo.rebuildProjections();
@@ -288,7 +316,7 @@ export function registerApiRoutes(app: FastifyInstance, repo: EventRepository, n
 
   r.get(
     '/api/admin/audit/verify',
-    { config: { role: 'admin' }, schema: { tags: ['admin'], querystring: VerifyQuery, response: { 200: VerifyResponse } } },
+    { config: { role: 'admin' }, schema: { tags: ['admin'], querystring: VerifyQuery, response: { 200: VerifyResponse, ...commonErrors() } } },
     async (req) => {
       const who = caller(req);
       // An admin token audits its own tenant; the CLI audits the whole database.

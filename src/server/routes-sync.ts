@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import {
   AppendRequest,
@@ -13,7 +14,7 @@ import {
 } from '../protocol/sync-api.js';
 import { jsonText } from '../protocol/canonical-json.js';
 import { IdempotencyConflictError } from '../protocol/errors.js';
-import { LiveQuery, StreamParams } from './http-schemas.js';
+import { LiveQuery, StreamParams, commonErrors } from './http-schemas.js';
 import { caller, enrich } from './http-context.js';
 import type { AppendNotifier } from './notifier.js';
 import type { EventRepository } from './repository.js';
@@ -35,7 +36,7 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
         tags: ['sync'],
         params: StreamParams,
         body: AppendRequest,
-        response: { 201: AppendResponse, 400: ErrorResponse, 409: ConflictResponse, 422: ErrorResponse },
+        response: { 201: AppendResponse, ...commonErrors({ body: true }), 409: ConflictResponse, 422: ErrorResponse },
       },
     },
     async (req, reply) => {
@@ -55,7 +56,7 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
 
   r.post(
     '/sync/push',
-    { schema: { tags: ['sync'], body: PushRequest, response: { 200: PushResponse, 400: ErrorResponse } } },
+    { schema: { tags: ['sync'], body: PushRequest, response: { 200: PushResponse, ...commonErrors({ body: true }) } } },
     async (req) => {
       const who = caller(req);
       const outcomes = await repo.appendAll(
@@ -91,7 +92,7 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
         tags: ['sync'],
         description: "One stream of the caller's tenant with its hash chain, for a device to audit its synced copy.",
         params: StreamParams,
-        response: { 200: StreamEventsResponse, 400: ErrorResponse, 404: ErrorResponse },
+        response: { 200: StreamEventsResponse, ...commonErrors(), 404: ErrorResponse },
       },
     },
     async (req, reply) => {
@@ -104,7 +105,7 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
 
   r.get(
     '/sync/events',
-    { schema: { tags: ['sync'], querystring: PullQuery, response: { 200: PullResponse, 400: ErrorResponse } } },
+    { schema: { tags: ['sync'], querystring: PullQuery, response: { 200: PullResponse, ...commonErrors() } } },
     async (req) => {
       const who = caller(req);
       const { after, limit, waitMs } = req.query;
@@ -125,6 +126,13 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
         tags: ['sync'],
         description: 'Server-sent events: each `event: event` carries one ServerEvent as JSON, `id` is its global position (Last-Event-ID resumes).',
         querystring: LiveQuery,
+        response: {
+          200: {
+            description: 'An endless text/event-stream: comments (`: heartbeat`) and `event: event` frames, each with one ServerEvent as JSON.',
+            content: { 'text/event-stream': { schema: z.string() } },
+          },
+          ...commonErrors(),
+        },
       },
     },
     async (req, reply) => {

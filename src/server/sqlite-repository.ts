@@ -13,6 +13,7 @@ import {
   isInputError,
   judgeDuplicates,
   normalizeAppend,
+  orderStreamStartError,
   prepareEvents,
   streamTypeMismatch,
   type ExistingEvent,
@@ -273,6 +274,8 @@ export class SqliteRepository implements EventRepository {
         },
       };
     }
+    const startError = orderStreamStartError(cmd, current);
+    if (startError) throw startError;
     const streamType = cmd.streamType;
     const prepared = prepareEvents(cmd, current, head?.last_hash ?? GENESIS_HASH, recordedAt);
     const stored = prepared.map((p) => {

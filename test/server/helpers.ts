@@ -131,6 +131,8 @@ export function client(url: string, token: string | null, headers: Record<string
     return { status: res.status, body: json, headers: res.headers };
   }
   return {
+    /** Any request as given: no body unless one is passed, headers exactly as in `extra`. */
+    call,
     get: (path: string, extra?: Record<string, string>) => call('GET', path, undefined, extra),
     post: (path: string, body?: unknown, extra?: Record<string, string>) => call('POST', path, body ?? {}, extra),
     put: (path: string, body?: unknown, extra?: Record<string, string>) => call('PUT', path, body ?? {}, extra),

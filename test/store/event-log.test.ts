@@ -100,13 +100,13 @@ describe('validation', () => {
   it('malformed data is rejected with the zod path and message, nothing written', () => {
     const s = fresh();
     const err = catchError(() =>
-      s.log.append('O-9', [{ ...created('O-9'), data: { orderId: 'O-9', customerId: 'C', items: [], total: 1.5, currency: 'usd' } }], {
+      s.log.append('O-9', [{ ...created('O-9'), data: { orderId: 'O-9', customerId: 'C', items: [{ sku: 'A', quantity: 0, unitPrice: 1 }], total: 1.5, currency: 'usd' } }], {
         expectedVersion: 'no_stream',
       }),
     ) as InvalidEventError;
     expect(err).toBeInstanceOf(InvalidEventError);
-    expect(err.issues.map((i) => i.path)).toEqual(expect.arrayContaining(['data.items', 'data.total', 'data.currency']));
-    expect(err.message).toMatch(/at least one item/);
+    expect(err.issues.map((i) => i.path)).toEqual(expect.arrayContaining(['data.items.0.quantity', 'data.total', 'data.currency']));
+    expect(err.message).toMatch(/ISO 4217/);
     expect(() => s.log.append('O-9', [{ ...created('O-9'), eventId: 'not-a-uuid' }], { expectedVersion: 'any' })).toThrow(/eventId: must be a UUID/);
     expect(() => s.log.append('O-9', [{ ...created('O-9'), eventType: 'Nope' }], { expectedVersion: 'any' })).toThrow(/unknown event type/);
     expect(s.log.headPosition()).toBe(0);

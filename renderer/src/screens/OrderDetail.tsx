@@ -31,6 +31,8 @@ function eventSummary(e: TimelineEntry, currency: string | null): string {
       return `${String(d.shipmentId ?? '')}`;
     case 'OrderCancelled':
       return String(d.reason ?? '');
+    case 'OrderStatusChanged':
+      return `to ${String(d.newStatus ?? '')} (declared by another system)`;
     default:
       return '';
   }
