@@ -68,7 +68,8 @@ function inSeedTerms(err: InvalidEventError): InvalidEventError {
       .replace(/^events\.0\./, '')
       .replace(/^streamType/, 'aggregateType');
   const issues = err.issues.map((i) => ({ path: rename(i.path), message: i.message }));
-  return new InvalidEventError(`event refused: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
+  const message = err.message.replace(/\bevents\.0\.data\b/g, 'eventData').replace(/\bevents\.0\./g, '').replace(/\bstreamType\b/g, 'aggregateType');
+  return new InvalidEventError(message, issues);
 }
 
 function badRequest(message: string, issues: { path: string; message: string }[]): HttpError {
