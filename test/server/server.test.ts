@@ -42,19 +42,30 @@ describe.each(BACKENDS)('central server on $name', (factory) => {
     }
   }
 
+  /**
+   * A pull only hands out events below the oldest transaction still running anywhere on the
+   * PostgreSQL cluster (gap safety), so a committed event may show a moment later while another
+   * test file writes: wait for it rather than read once.
+   */
+  async function pullUntil(c: ReturnType<typeof client>, done: (events: ServerEvent[]) => boolean) {
+    let events: ServerEvent[] = [];
+    await expect.poll(async () => done((events = (await pullAll(c)).events)), { timeout: 15_000, interval: 100 }).toBe(true);
+    return events;
+  }
+
   it('appends with versions and positions, and sets metadata from the token and headers', async () => {
     const s = sid();
     const r = await append(a, s, 'no_stream', [newEvent(), newEvent()], 'Note');
     expect(r.status).toBe(201);
     expect(r.body).toMatchObject({ streamId: s, fromVersion: 1, toVersion: 2, duplicate: false });
     expect(r.body.events[1].globalPosition).toBeGreaterThan(r.body.events[0].globalPosition);
-    const events = (await pullAll(a)).events.filter((e) => e.streamId === s);
+    const events = (await pullUntil(a, (es) => es.filter((e) => e.streamId === s).length >= 2)).filter((e) => e.streamId === s);
     expect(events.map((e) => e.streamVersion)).toEqual([1, 2]);
     expect(events[0]!.metadata).toMatchObject({ tenantId: 'tenant-a', userId: 'alice', source: 'test-suite' });
     expect(events[0]!.metadata.correlationId).toBe(r.headers.get('x-correlation-id'));
     const withCorrelation = await a.post(`/sync/streams/${s}/append`, { streamType: 'Note', expectedVersion: 2, events: [newEvent()] }, { 'x-correlation-id': 'corr-42' });
     expect(withCorrelation.status).toBe(201);
-    const third = (await pullAll(a)).events.find((e) => e.streamId === s && e.streamVersion === 3);
+    const third = (await pullUntil(a, (es) => es.some((e) => e.streamId === s && e.streamVersion === 3))).find((e) => e.streamId === s && e.streamVersion === 3);
     expect(third?.metadata.correlationId).toBe('corr-42');
   });
 
@@ -112,7 +123,7 @@ describe.each(BACKENDS)('central server on $name', (factory) => {
     );
     const state = await a.get(`/api/aggregates/${s}/state`);
     expect(state.body.version).toBe(50);
-    const events = (await pullAll(a)).events.filter((e) => e.streamId === s);
+    const events = (await pullUntil(a, (es) => es.filter((e) => e.streamId === s).length >= 50)).filter((e) => e.streamId === s);
     expect(events.map((e) => e.streamVersion)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
     expect(new Set(events.map((e) => e.eventId))).toEqual(new Set(ids));
   });
