@@ -10,8 +10,11 @@ import {
   ChainVerifier,
   appendResult,
   foldOrderView,
+  MissingEventsBudget,
+  conflictAnswer,
   isInputError,
   judgeDuplicates,
+  missingAfter,
   normalizeAppend,
   prepareEvents,
   streamTypeMismatch,
@@ -248,7 +251,7 @@ export class PgRepository implements EventRepository {
     const cmd = normalizeAppend(input);
     return this.transaction(async (client) => {
       await this.takePositionTurn(client);
-      const outcome = await this.appendIn(client, cmd);
+      const outcome = await this.appendIn(client, cmd, new MissingEventsBudget());
       // Nothing to keep from a conflict or a duplicate (the head upsert may have created a row).
       return { value: outcome, commit: outcome.status === 'ok' && !outcome.result.duplicate };
     });
@@ -266,6 +269,7 @@ export class PgRepository implements EventRepository {
     return this.transaction(async (client) => {
       await this.takePositionTurn(client);
       const out: PushOutcome[] = new Array<PushOutcome>(inputs.length);
+      const budget = new MissingEventsBudget();
       let wrote = false;
       for (const i of order) {
         let cmd: AppendCommand;
@@ -278,7 +282,7 @@ export class PgRepository implements EventRepository {
         }
         await client.query('SAVEPOINT ol_push_element');
         try {
-          const outcome = await this.appendIn(client, cmd);
+          const outcome = await this.appendIn(client, cmd, budget);
           const keep = outcome.status === 'ok' && !outcome.result.duplicate;
           await client.query(keep ? 'RELEASE SAVEPOINT ol_push_element' : 'ROLLBACK TO SAVEPOINT ol_push_element');
           wrote ||= keep;
@@ -317,7 +321,7 @@ export class PgRepository implements EventRepository {
    * everything in one statement; then the caller's COMMIT. Hot statements are named, so each
    * connection plans them once.
    */
-  private async appendIn(client: pg.PoolClient, cmd: AppendCommand): Promise<AppendOutcome> {
+  private async appendIn(client: pg.PoolClient, cmd: AppendCommand, budget: MissingEventsBudget): Promise<AppendOutcome> {
     // Lock (or create) the stream head: appends to one stream take turns from here on. This
     // first write gives the transaction its id before any position is drawn from the identity
     // sequence (the txid column's default), so a reader's snapshot xmin always covers a
@@ -347,22 +351,11 @@ export class PgRepository implements EventRepository {
 
     if (head.version > 0 && head.aggregate_type !== cmd.streamType) throw streamTypeMismatch(cmd, head.aggregate_type);
     if (!expectedVersionMatches(cmd.expectedVersion, head.version)) {
-      const after = typeof cmd.expectedVersion === 'number' ? Math.min(cmd.expectedVersion, head.version) : 0;
       const missing = await client.query<EventRow>(
-        `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND aggregate_id = $2 AND version > $3 ORDER BY version`,
-        [cmd.tenantId, cmd.streamId, after],
+        `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND aggregate_id = $2 AND version > $3 ORDER BY version LIMIT $4`,
+        [cmd.tenantId, cmd.streamId, missingAfter(cmd.expectedVersion, head.version), budget.rowLimit],
       );
-      return {
-        status: 'conflict',
-        conflict: {
-          error: 'WRONG_EXPECTED_VERSION',
-          message: `stream ${cmd.streamId} is at version ${head.version}, but the append expected ${String(cmd.expectedVersion)}`,
-          streamId: cmd.streamId,
-          expectedVersion: cmd.expectedVersion,
-          currentVersion: head.version,
-          missingEvents: missing.rows.map((r) => publicEvent(toServerEvent(r))),
-        },
-      };
+      return { status: 'conflict', conflict: conflictAnswer(cmd, head.version, missing.rows.map((r) => publicEvent(toServerEvent(r))), budget) };
     }
     const prepared = prepareEvents(cmd, head.version, head.last_hash, new Date().toISOString());
     const last = prepared[prepared.length - 1]!;
@@ -424,10 +417,10 @@ export class PgRepository implements EventRepository {
     return { events, nextPosition: events.length ? events[events.length - 1]!.globalPosition : after, hasMore: rows.length === limit };
   }
 
-  async readStream(tenantId: string, streamId: string, afterVersion = 0): Promise<ServerEvent[]> {
+  async readStream(tenantId: string, streamId: string, afterVersion = 0, limit?: number): Promise<ServerEvent[]> {
     const { rows } = await this.pool.query<EventRow>(
-      `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND aggregate_id = $2 AND version > $3 ORDER BY version`,
-      [tenantId, streamId, afterVersion],
+      `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND aggregate_id = $2 AND version > $3 ORDER BY version LIMIT $4`,
+      [tenantId, streamId, afterVersion, limit ?? null],
     );
     return rows.map((r) => publicEvent(toServerEvent(r)));
   }

@@ -87,7 +87,8 @@ export interface EventRepository {
    */
   appendAll(cmds: AppendCommand[]): Promise<PushOutcome[]>;
   pull(tenantId: string, after: number, limit: number): Promise<PullResponse>;
-  readStream(tenantId: string, streamId: string, afterVersion?: number): Promise<ServerEvent[]>;
+  /** The stream's events after `afterVersion` in version order; at most `limit` when given. */
+  readStream(tenantId: string, streamId: string, afterVersion?: number, limit?: number): Promise<ServerEvent[]>;
   getOrder(tenantId: string, orderId: string): Promise<OrderView | null>;
   listOrders(tenantId: string, query: DashboardQuery): Promise<DashboardPage>;
   /** Drop the read model and replay the whole log into it (batched). */

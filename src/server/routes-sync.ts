@@ -9,8 +9,10 @@ import {
   PullResponse,
   PushRequest,
   PushResponse,
+  StreamEventsQuery,
   StreamEventsResponse,
 } from '../protocol/sync-api.js';
+import { streamPage } from './append-logic.js';
 import { IdempotencyConflictError } from '../protocol/errors.js';
 import { LiveQuery, StreamParams } from './http-schemas.js';
 import { caller, enrich } from './http-context.js';
@@ -86,16 +88,20 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
     {
       schema: {
         tags: ['sync'],
-        description: "One stream of the caller's tenant with its hash chain, for a device to audit its synced copy.",
+        description:
+          "One stream of the caller's tenant with its hash chain, a bounded page at a time (`afterVersion`, `limit`, `hasMore`): " +
+          'for a device to audit its synced copy and to fetch the rest of a conflict answer.',
         params: StreamParams,
+        querystring: StreamEventsQuery,
         response: { 200: StreamEventsResponse, 400: ErrorResponse, 404: ErrorResponse },
       },
     },
     async (req, reply) => {
       const who = caller(req);
-      const events = await repo.readStream(who.tenant, req.params.streamId);
-      if (events.length === 0) return reply.code(404).send({ error: 'NOT_FOUND', message: `stream ${req.params.streamId} not found` });
-      return { streamId: req.params.streamId, events };
+      const { afterVersion, limit } = req.query;
+      const rows = await repo.readStream(who.tenant, req.params.streamId, afterVersion, limit + 1);
+      if (rows.length === 0 && afterVersion === 0) return reply.code(404).send({ error: 'NOT_FOUND', message: `stream ${req.params.streamId} not found` });
+      return { streamId: req.params.streamId, ...streamPage(rows, limit) };
     },
   );
 

@@ -10,8 +10,11 @@ import {
   ChainVerifier,
   appendResult,
   foldOrderView,
+  MissingEventsBudget,
+  conflictAnswer,
   isInputError,
   judgeDuplicates,
+  missingAfter,
   normalizeAppend,
   prepareEvents,
   streamTypeMismatch,
@@ -138,8 +141,8 @@ export class SqliteRepository implements EventRepository {
         `INSERT INTO streams (tenant_id, aggregate_id, aggregate_type, version, last_hash) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (tenant_id, aggregate_id) DO UPDATE SET version = excluded.version, last_hash = excluded.last_hash`,
       ),
-      streamEvents: db.prepare<[string, string, number], EventRow>(
-        `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = ? AND aggregate_id = ? AND version > ? ORDER BY version`,
+      streamEvents: db.prepare<[string, string, number, number], EventRow>(
+        `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = ? AND aggregate_id = ? AND version > ? ORDER BY version LIMIT ?`,
       ),
       pull: db.prepare<[string, number, number], EventRow>(
         `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = ? AND global_position > ? ORDER BY global_position LIMIT ?`,
@@ -233,10 +236,11 @@ export class SqliteRepository implements EventRepository {
 
   /** One job (a single append or a push) inside the group's transaction: its own savepoint. */
   private runJob(cmds: AppendCommand[], recordedAt: string): PushOutcome[] {
+    const budget = new MissingEventsBudget();
     return this.savepoint(() =>
       cmds.map((cmd) => {
         try {
-          return this.savepoint(() => this.appendOne(cmd, recordedAt));
+          return this.savepoint(() => this.appendOne(cmd, recordedAt, budget));
         } catch (err) {
           if (isInputError(err)) return { status: 'error', error: err };
           throw err;
@@ -246,7 +250,7 @@ export class SqliteRepository implements EventRepository {
   }
 
   /** One element, in its own savepoint (see runJob): an error undoes it alone. */
-  private appendOne(input: AppendCommand, recordedAt: string): AppendOutcome {
+  private appendOne(input: AppendCommand, recordedAt: string, budget: MissingEventsBudget): AppendOutcome {
     const cmd = normalizeAppend(input);
     const existing: ExistingEvent[] = [];
     for (const e of cmd.events) {
@@ -260,18 +264,8 @@ export class SqliteRepository implements EventRepository {
     const current = head?.version ?? 0;
     if (head && head.aggregate_type !== cmd.streamType) throw streamTypeMismatch(cmd, head.aggregate_type);
     if (!expectedVersionMatches(cmd.expectedVersion, current)) {
-      const after = typeof cmd.expectedVersion === 'number' ? Math.min(cmd.expectedVersion, current) : 0;
-      return {
-        status: 'conflict',
-        conflict: {
-          error: 'WRONG_EXPECTED_VERSION',
-          message: `stream ${cmd.streamId} is at version ${current}, but the append expected ${String(cmd.expectedVersion)}`,
-          streamId: cmd.streamId,
-          expectedVersion: cmd.expectedVersion,
-          currentVersion: current,
-          missingEvents: this.stmt.streamEvents.all(cmd.tenantId, cmd.streamId, after).map((r) => publicEvent(toServerEvent(r))),
-        },
-      };
+      const rows = this.stmt.streamEvents.all(cmd.tenantId, cmd.streamId, missingAfter(cmd.expectedVersion, current), budget.rowLimit);
+      return { status: 'conflict', conflict: conflictAnswer(cmd, current, rows.map((r) => publicEvent(toServerEvent(r))), budget) };
     }
     const streamType = cmd.streamType;
     const prepared = prepareEvents(cmd, current, head?.last_hash ?? GENESIS_HASH, recordedAt);
@@ -309,8 +303,9 @@ export class SqliteRepository implements EventRepository {
     return { events, nextPosition: events.length ? events[events.length - 1]!.globalPosition : after, hasMore: rows.length === limit };
   }
 
-  async readStream(tenantId: string, streamId: string, afterVersion = 0): Promise<ServerEvent[]> {
-    return this.stmt.streamEvents.all(tenantId, streamId, afterVersion).map((r) => publicEvent(toServerEvent(r)));
+  async readStream(tenantId: string, streamId: string, afterVersion = 0, limit = -1): Promise<ServerEvent[]> {
+    // LIMIT -1: no limit in SQLite.
+    return this.stmt.streamEvents.all(tenantId, streamId, afterVersion, limit).map((r) => publicEvent(toServerEvent(r)));
   }
 
   async getOrder(tenantId: string, orderId: string): Promise<OrderView | null> {

@@ -5,6 +5,7 @@ import {
   ErrorResponse,
   PullResponse,
   PushResponse,
+  StreamEventsResponse,
   type AppendRequest,
   type PushRequest,
 } from '../protocol/sync-api.js';
@@ -25,6 +26,8 @@ export interface SyncClient {
   append(streamId: string, request: AppendRequest): Promise<AppendResponse>;
   push(request: PushRequest): Promise<PushResponse>;
   pull(query: { after: number; limit?: number; waitMs?: number }): Promise<PullResponse>;
+  /** One page of a stream's events after `afterVersion` (the rest of a conflict answer). */
+  streamEvents(streamId: string, query: { afterVersion: number; limit?: number }): Promise<StreamEventsResponse>;
 }
 
 /**
@@ -64,6 +67,12 @@ export class SyncHttpClient implements SyncClient {
     if (query.limit !== undefined) params.set('limit', String(query.limit));
     if (query.waitMs) params.set('waitMs', String(query.waitMs));
     return this.request(`/sync/events?${params.toString()}`, { method: 'GET', extraTimeoutMs: query.waitMs ?? 0 }, PullResponse);
+  }
+
+  async streamEvents(streamId: string, query: { afterVersion: number; limit?: number }): Promise<StreamEventsResponse> {
+    const params = new URLSearchParams({ afterVersion: String(query.afterVersion) });
+    if (query.limit !== undefined) params.set('limit', String(query.limit));
+    return this.request(`/sync/streams/${encodeURIComponent(streamId)}/events?${params.toString()}`, { method: 'GET' }, StreamEventsResponse);
   }
 
   private async request<S extends z.ZodType>(
