@@ -96,6 +96,8 @@ export interface ExistingEvent {
 }
 
 /**
+ * `existing` holds only the caller's tenant's rows: event ids are unique per tenant, so an id
+ * used by another tenant is neither refused nor revealed.
  * null: none of the ids is stored, go ahead. A result: every id is stored with the same
  * content, answer with the original outcome. Anything else is an IdempotencyConflictError.
  */
@@ -307,8 +309,9 @@ export class MissingEventsBudget {
   private events = MAX_MISSING_EVENTS_PER_RESPONSE;
   private bytes = MAX_MISSING_BYTES_PER_RESPONSE;
 
-  /** Rows a backend reads for the next conflict: one more than it may send, so a cut is noticed cheaply. */
+  /** Rows a backend reads for the next conflict: one more than it may send (none once the answer is full). */
   get rowLimit(): number {
+    if (this.events <= 0 || this.bytes <= 0) return 0;
     return Math.min(MAX_MISSING_EVENTS_PER_CONFLICT, this.events) + 1;
   }
 
@@ -318,15 +321,20 @@ export class MissingEventsBudget {
     const maxBytes = Math.min(MAX_MISSING_BYTES_PER_CONFLICT, this.bytes);
     const out: ServerEvent[] = [];
     let bytes = 0;
+    let answerFull = false;
     for (const e of candidates) {
       if (out.length >= maxEvents) break;
       const size = jsonBytes(e);
-      if (bytes + size > maxBytes) break;
+      if (bytes + size > maxBytes) {
+        // The answer's own allowance was the binding one: later conflicts only carry their continuation.
+        answerFull = maxBytes === this.bytes;
+        break;
+      }
       out.push(e);
       bytes += size;
     }
     this.events -= out.length;
-    this.bytes -= bytes;
+    this.bytes = answerFull ? 0 : this.bytes - bytes;
     return out;
   }
 }

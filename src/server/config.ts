@@ -6,7 +6,11 @@ import { loadTokensFromEnv } from './tokens.js';
 
 export const ENV_HELP = `Environment variables:
   ORDERLOG_DB                  SQLite file of the embedded backend (default ./data/server.sqlite)
-  ORDERLOG_DATABASE_URL        PostgreSQL connection string; when set, PostgreSQL is used instead of SQLite
+  ORDERLOG_DATABASE_URL        PostgreSQL connection string; when set, PostgreSQL is used instead of SQLite.
+                               The role the server works as: ideally the app role (see README)
+  ORDERLOG_MIGRATE_DATABASE_URL  PostgreSQL connection string of the owner role: \`migrate\` (and \`start\`,
+                               when set) runs migrations as it and grants the app role its rights.
+                               Unset: the ORDERLOG_DATABASE_URL role migrates whatever is pending
   ORDERLOG_PG_SCHEMA           PostgreSQL schema for the tables (default public; created if missing)
   ORDERLOG_PORT                TCP port (default 8787; 0 picks a free one)
   ORDERLOG_HOST                Interface to listen on (default 127.0.0.1)
@@ -22,6 +26,7 @@ export const ENV_HELP = `Environment variables:
 const Env = z.object({
   ORDERLOG_DB: z.string().min(1).default(join('.', 'data', 'server.sqlite')),
   ORDERLOG_DATABASE_URL: z.string().min(1).optional(),
+  ORDERLOG_MIGRATE_DATABASE_URL: z.string().min(1).optional(),
   ORDERLOG_PG_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'lower-case letters, digits and _').optional(),
   ORDERLOG_PORT: z.coerce.number().int().min(0).max(65535).default(8787),
   ORDERLOG_HOST: z.string().min(1).default('127.0.0.1'),
@@ -43,8 +48,16 @@ export function configFromEnv(env: NodeJS.ProcessEnv, opts: { needTokens: boolea
   if (!parsed.success) throw new ConfigError(`invalid configuration:\n${z.prettifyError(parsed.error)}`);
   const e = parsed.data;
   const tokens = opts.needTokens ? loadTokensFromEnv(env) : [];
+  if (e.ORDERLOG_MIGRATE_DATABASE_URL && !e.ORDERLOG_DATABASE_URL) {
+    throw new ConfigError('invalid configuration: ORDERLOG_MIGRATE_DATABASE_URL needs ORDERLOG_DATABASE_URL (the role the server works as)');
+  }
   const backend = e.ORDERLOG_DATABASE_URL
-    ? { backend: 'pg' as const, connectionString: e.ORDERLOG_DATABASE_URL, schema: e.ORDERLOG_PG_SCHEMA }
+    ? {
+        backend: 'pg' as const,
+        connectionString: e.ORDERLOG_DATABASE_URL,
+        schema: e.ORDERLOG_PG_SCHEMA,
+        migrateConnectionString: e.ORDERLOG_MIGRATE_DATABASE_URL,
+      }
     : { backend: 'sqlite' as const, file: e.ORDERLOG_DB };
   return {
     ...backend,

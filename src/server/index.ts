@@ -10,9 +10,11 @@ export type { TokenEntry, Role } from './tokens.js';
 export { loadTokensFromEnv, parseTokens, TokenConfigError } from './tokens.js';
 export { computeEventHash, canonicalJson, GENESIS_HASH } from './hash.js';
 export { SqliteRepository } from './sqlite-repository.js';
-export { PgRepository, migratePg } from './pg-repository.js';
+export { PgRepository, migratePg, migrateAsOwner, grantAppRole, MigrationRequiredError } from './pg-repository.js';
 
-export type BackendOptions = { backend: 'sqlite'; file: string } | { backend: 'pg'; connectionString: string; schema?: string | undefined };
+export type BackendOptions =
+  | { backend: 'sqlite'; file: string }
+  | { backend: 'pg'; connectionString: string; schema?: string | undefined; migrateConnectionString?: string | undefined };
 
 export type ServerOptions = BackendOptions & {
   tokens: TokenEntry[];
@@ -29,7 +31,9 @@ export interface CreatedServer {
 }
 
 export async function openRepository(opts: BackendOptions): Promise<EventRepository> {
-  return opts.backend === 'sqlite' ? new SqliteRepository(opts.file) : PgRepository.open({ connectionString: opts.connectionString, schema: opts.schema });
+  return opts.backend === 'sqlite'
+    ? new SqliteRepository(opts.file)
+    : PgRepository.open({ connectionString: opts.connectionString, schema: opts.schema, migrateConnectionString: opts.migrateConnectionString });
 }
 
 export async function createServer(opts: ServerOptions): Promise<CreatedServer> {

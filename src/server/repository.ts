@@ -91,8 +91,8 @@ export interface EventRepository {
   readStream(tenantId: string, streamId: string, afterVersion?: number, limit?: number): Promise<ServerEvent[]>;
   getOrder(tenantId: string, orderId: string): Promise<OrderView | null>;
   listOrders(tenantId: string, query: DashboardQuery): Promise<DashboardPage>;
-  /** Drop the read model and replay the whole log into it (batched). */
-  rebuildProjections(): Promise<{ eventsReplayed: number }>;
+  /** Drop the read model of one tenant (all tenants when omitted: operators only) and replay its log into it (batched). */
+  rebuildProjections(tenantId?: string): Promise<{ eventsReplayed: number }>;
   verifyChain(filter: ChainFilter): Promise<ChainReport>;
   /** Throws when the database cannot be reached. */
   ping(): Promise<void>;

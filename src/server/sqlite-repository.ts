@@ -132,7 +132,7 @@ export class SqliteRepository implements EventRepository {
       streamHead: db.prepare<[string, string], { version: number; last_hash: string; aggregate_type: string }>(
         'SELECT version, last_hash, aggregate_type FROM streams WHERE tenant_id = ? AND aggregate_id = ?',
       ),
-      eventById: db.prepare<[string], EventRow>(`SELECT ${EVENT_COLUMNS} FROM events WHERE event_id = ?`),
+      eventById: db.prepare<[string, string], EventRow>(`SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = ? AND event_id = ?`),
       insertEvent: db.prepare(
         `INSERT INTO events (event_id, tenant_id, aggregate_id, aggregate_type, event_type, schema_version, event_data, metadata, version, created_at, hash)
          VALUES (@eventId, @tenantId, @streamId, @streamType, @eventType, @schemaVersion, @data, @metadata, @streamVersion, @recordedAt, @hash)`,
@@ -164,9 +164,10 @@ export class SqliteRepository implements EventRepository {
       countAll: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM order_projections WHERE tenant_id = ?'),
       countByStatus: db.prepare<[string, string], { n: number }>('SELECT count(*) AS n FROM order_projections WHERE tenant_id = ? AND status = ?'),
       maxPosition: db.prepare<[string], { p: number | null }>('SELECT max(last_position) AS p FROM order_projections WHERE tenant_id = ?'),
-      clearProjections: db.prepare('DELETE FROM order_projections'),
-      orderEventsAfter: db.prepare<[string, number, number], EventRow>(
-        `SELECT ${EVENT_COLUMNS} FROM events WHERE aggregate_type = ? AND global_position > ? ORDER BY global_position LIMIT ?`,
+      clearProjections: db.prepare<[{ tenant: string | null }]>('DELETE FROM order_projections WHERE @tenant IS NULL OR tenant_id = @tenant'),
+      orderEventsAfter: db.prepare<[{ type: string; tenant: string | null; after: number; limit: number }], EventRow>(
+        `SELECT ${EVENT_COLUMNS} FROM events WHERE aggregate_type = @type AND (@tenant IS NULL OR tenant_id = @tenant) AND global_position > @after
+         ORDER BY global_position LIMIT @limit`,
       ),
       chain: db.prepare<[{ tenant: string | null; stream: string | null; t: string; s: string; v: number; limit: number }], EventRow>(
         `SELECT ${EVENT_COLUMNS} FROM events
@@ -254,7 +255,7 @@ export class SqliteRepository implements EventRepository {
     const cmd = normalizeAppend(input);
     const existing: ExistingEvent[] = [];
     for (const e of cmd.events) {
-      const row = this.stmt.eventById.get(e.eventId);
+      const row = this.stmt.eventById.get(cmd.tenantId, e.eventId);
       if (row) existing.push(toExisting(row));
     }
     const duplicate = judgeDuplicates(cmd, existing);
@@ -322,14 +323,15 @@ export class SqliteRepository implements EventRepository {
     })();
   }
 
-  async rebuildProjections(): Promise<{ eventsReplayed: number }> {
+  async rebuildProjections(tenantId?: string): Promise<{ eventsReplayed: number }> {
+    const tenant = tenantId ?? null;
     return this.db
       .transaction(() => {
-        this.stmt.clearProjections.run();
+        this.stmt.clearProjections.run({ tenant });
         let after = 0;
         let replayed = 0;
         for (;;) {
-          const rows = this.stmt.orderEventsAfter.all(ORDER_STREAM_TYPE, after, BATCH);
+          const rows = this.stmt.orderEventsAfter.all({ type: ORDER_STREAM_TYPE, tenant, after, limit: BATCH });
           if (rows.length === 0) break;
           for (const [key, group] of groupByStream(rows)) {
             const [tenantId, orderId] = key;
