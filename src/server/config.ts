@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { z } from 'zod';
-import { DEFAULT_BODY_LIMIT, DEFAULT_RATE_LIMIT } from './app.js';
+import { DEFAULT_AUTH_FAILURES, DEFAULT_BODY_LIMIT, DEFAULT_MAX_LIVE_STREAMS_PER_TOKEN, DEFAULT_RATE_LIMIT, DEFAULT_TIMEOUTS } from './app.js';
 import type { ServerOptions } from './index.js';
 import { loadTokensFromEnv } from './tokens.js';
 
@@ -21,6 +21,12 @@ export const ENV_HELP = `Environment variables:
   ORDERLOG_RATE_LIMIT_MAX      Requests per token per window (default ${DEFAULT_RATE_LIMIT.max})
   ORDERLOG_RATE_LIMIT_WINDOW_MS  Rate-limit window in ms (default ${DEFAULT_RATE_LIMIT.timeWindowMs})
   ORDERLOG_BODY_LIMIT          Largest request body in bytes (default ${DEFAULT_BODY_LIMIT}; larger → 413)
+  ORDERLOG_REQUEST_TIMEOUT_MS  A whole request must arrive within this, else 408 (default ${DEFAULT_TIMEOUTS.requestTimeoutMs})
+  ORDERLOG_CONNECTION_TIMEOUT_MS  Idle socket timeout (default ${DEFAULT_TIMEOUTS.connectionTimeoutMs}; above the 60 s long-poll)
+  ORDERLOG_KEEP_ALIVE_TIMEOUT_MS  Idle keep-alive connection timeout (default ${DEFAULT_TIMEOUTS.keepAliveTimeoutMs})
+  ORDERLOG_MAX_LIVE_STREAMS    Open SSE streams + waiting long-polls per token (default ${DEFAULT_MAX_LIVE_STREAMS_PER_TOKEN}; more → 429)
+  ORDERLOG_AUTH_FAILURES_MAX   Failed authentications per client address per window before it gets 429 (default ${DEFAULT_AUTH_FAILURES.max})
+  ORDERLOG_AUTH_FAILURES_WINDOW_MS  That window in ms (default ${DEFAULT_AUTH_FAILURES.timeWindowMs})
   ORDERLOG_LOG_LEVEL           pino level: fatal, error, warn, info, debug, trace, silent (default info)`;
 
 const Env = z.object({
@@ -33,6 +39,12 @@ const Env = z.object({
   ORDERLOG_RATE_LIMIT_MAX: z.coerce.number().int().positive().default(DEFAULT_RATE_LIMIT.max),
   ORDERLOG_RATE_LIMIT_WINDOW_MS: z.coerce.number().int().positive().default(DEFAULT_RATE_LIMIT.timeWindowMs),
   ORDERLOG_BODY_LIMIT: z.coerce.number().int().positive().default(DEFAULT_BODY_LIMIT),
+  ORDERLOG_REQUEST_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_TIMEOUTS.requestTimeoutMs),
+  ORDERLOG_CONNECTION_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_TIMEOUTS.connectionTimeoutMs),
+  ORDERLOG_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_TIMEOUTS.keepAliveTimeoutMs),
+  ORDERLOG_MAX_LIVE_STREAMS: z.coerce.number().int().positive().default(DEFAULT_MAX_LIVE_STREAMS_PER_TOKEN),
+  ORDERLOG_AUTH_FAILURES_MAX: z.coerce.number().int().positive().default(DEFAULT_AUTH_FAILURES.max),
+  ORDERLOG_AUTH_FAILURES_WINDOW_MS: z.coerce.number().int().positive().default(DEFAULT_AUTH_FAILURES.timeWindowMs),
   ORDERLOG_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -66,6 +78,13 @@ export function configFromEnv(env: NodeJS.ProcessEnv, opts: { needTokens: boolea
     host: e.ORDERLOG_HOST,
     rateLimit: { max: e.ORDERLOG_RATE_LIMIT_MAX, timeWindowMs: e.ORDERLOG_RATE_LIMIT_WINDOW_MS },
     bodyLimit: e.ORDERLOG_BODY_LIMIT,
+    timeouts: {
+      requestTimeoutMs: e.ORDERLOG_REQUEST_TIMEOUT_MS,
+      connectionTimeoutMs: e.ORDERLOG_CONNECTION_TIMEOUT_MS,
+      keepAliveTimeoutMs: e.ORDERLOG_KEEP_ALIVE_TIMEOUT_MS,
+    },
+    maxLiveStreamsPerToken: e.ORDERLOG_MAX_LIVE_STREAMS,
+    authFailures: { max: e.ORDERLOG_AUTH_FAILURES_MAX, timeWindowMs: e.ORDERLOG_AUTH_FAILURES_WINDOW_MS },
     logger: { level: e.ORDERLOG_LOG_LEVEL },
   };
 }

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
-import { buildApp } from './app.js';
+import { buildApp, type ServerTimeouts } from './app.js';
 import { PgRepository } from './pg-repository.js';
 import type { EventRepository } from './repository.js';
 import { SqliteRepository } from './sqlite-repository.js';
@@ -21,6 +21,9 @@ export type ServerOptions = BackendOptions & {
   logger?: FastifyServerOptions['logger'];
   rateLimit?: { max: number; timeWindowMs: number } | undefined;
   bodyLimit?: number | undefined;
+  timeouts?: Partial<ServerTimeouts> | undefined;
+  maxLiveStreamsPerToken?: number | undefined;
+  authFailures?: { max: number; timeWindowMs: number } | undefined;
 };
 
 export interface CreatedServer {
@@ -46,6 +49,9 @@ export async function createServer(opts: ServerOptions): Promise<CreatedServer> 
       logger: opts.logger ?? false,
       ...(opts.rateLimit ? { rateLimit: opts.rateLimit } : {}),
       ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}),
+      ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
+      ...(opts.maxLiveStreamsPerToken ? { maxLiveStreamsPerToken: opts.maxLiveStreamsPerToken } : {}),
+      ...(opts.authFailures ? { authFailures: opts.authFailures } : {}),
     });
     await app.ready();
     let closing: Promise<void> | null = null;

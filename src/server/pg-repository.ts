@@ -639,6 +639,16 @@ export class PgRepository implements EventRepository {
     }
   }
 
+  async visibleHead(): Promise<number> {
+    // The same visibility rule as pull: a position held back by an older running transaction
+    // does not count until that transaction ends (then the head moves and waiters wake).
+    const { rows } = await this.pool.query<{ p: string | null }>({
+      name: 'ol_visible_head',
+      text: 'SELECT max(global_position) AS p FROM events WHERE txid < pg_snapshot_xmin(pg_current_snapshot())',
+    });
+    return Number(rows[0]?.p ?? 0);
+  }
+
   async ping(): Promise<void> {
     await this.pool.query('SELECT 1');
   }

@@ -94,6 +94,11 @@ export interface EventRepository {
   /** Drop the read model of one tenant (all tenants when omitted: operators only) and replay its log into it (batched). */
   rebuildProjections(tenantId?: string): Promise<{ eventsReplayed: number }>;
   verifyChain(filter: ChainFilter): Promise<ChainReport>;
+  /**
+   * Changes whenever events become visible to pulls, whichever process stored them (the newest
+   * visible position): the live-stream notifier polls this once for all waiters.
+   */
+  visibleHead(): Promise<number>;
   /** Throws when the database cannot be reached. */
   ping(): Promise<void>;
   close(): Promise<void>;

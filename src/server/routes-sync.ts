@@ -15,19 +15,28 @@ import {
 import { streamPage } from './append-logic.js';
 import { IdempotencyConflictError } from '../protocol/errors.js';
 import { LiveQuery, StreamParams } from './http-schemas.js';
-import { caller, enrich } from './http-context.js';
+import { HttpError, caller, enrich } from './http-context.js';
+import type { LiveStreamSlots } from './live-streams.js';
 import type { AppendNotifier } from './notifier.js';
 import type { EventRepository } from './repository.js';
 
-/** How often a waiting pull re-reads the store to notice other server processes' appends. */
-const RECHECK_MS = 250;
 const SSE_BATCH = 500;
 const SSE_HEARTBEAT_MS = 15_000;
 
 type PushItem = PushResponse['results'][number];
 
-export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, notifier: AppendNotifier): void {
+export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, notifier: AppendNotifier, slots: LiveStreamSlots): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
+
+  /** A live-stream slot of the caller's token, or 429 when it holds the most it may. */
+  function liveSlot(token: string): () => void {
+    const release = slots.acquire(token);
+    if (release) return release;
+    throw new HttpError(429, {
+      error: 'TOO_MANY_STREAMS',
+      message: `this token already holds ${slots.perToken} live streams (SSE or long-polls with waitMs), the most allowed; close one first`,
+    });
+  }
 
   r.post(
     '/sync/streams/:streamId/append',
@@ -107,16 +116,25 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
 
   r.get(
     '/sync/events',
-    { schema: { tags: ['sync'], querystring: PullQuery, response: { 200: PullResponse, 400: ErrorResponse } } },
-    async (req) => {
+    { schema: { tags: ['sync'], querystring: PullQuery, response: { 200: PullResponse, 400: ErrorResponse, 429: ErrorResponse } } },
+    async (req, reply) => {
       const who = caller(req);
       const { after, limit, waitMs } = req.query;
-      const deadline = Date.now() + waitMs;
-      for (;;) {
-        const page = await repo.pull(who.tenant, after, limit);
-        const left = deadline - Date.now();
-        if (page.events.length > 0 || left <= 0 || notifier.isClosed) return page;
-        await notifier.wait(Math.min(left, RECHECK_MS));
+      if (waitMs === 0) return repo.pull(who.tenant, after, limit);
+      const release = liveSlot(who.token);
+      // A client that gives up frees its slot at once instead of when the wait ends.
+      const gone = new AbortController();
+      reply.raw.on('close', () => gone.abort());
+      try {
+        const deadline = Date.now() + waitMs;
+        for (;;) {
+          const page = await repo.pull(who.tenant, after, limit);
+          const left = deadline - Date.now();
+          if (page.events.length > 0 || left <= 0 || notifier.isClosed || gone.signal.aborted) return page;
+          await notifier.wait(left, gone.signal);
+        }
+      } finally {
+        release();
       }
     },
   );
@@ -128,10 +146,12 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
         tags: ['sync'],
         description: 'Server-sent events: each `event: event` carries one ServerEvent as JSON, `id` is its global position (Last-Event-ID resumes).',
         querystring: LiveQuery,
+        response: { 429: ErrorResponse },
       },
     },
     async (req, reply) => {
       const who = caller(req);
+      const release = liveSlot(who.token);
       const lastId = Number(req.headers['last-event-id']);
       let after = req.query.after ?? (Number.isInteger(lastId) && lastId >= 0 ? lastId : 0);
       reply.hijack();
@@ -142,14 +162,13 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
         connection: 'keep-alive',
         'x-correlation-id': req.correlationId,
       });
-      let open = true;
-      req.raw.on('close', () => {
-        open = false;
-      });
+      const gone = new AbortController();
+      req.raw.on('close', () => gone.abort());
+      res.on('close', () => gone.abort());
       res.write(': connected\n\n');
       let lastBeat = Date.now();
       try {
-        while (open && !notifier.isClosed) {
+        while (!gone.signal.aborted && !notifier.isClosed) {
           const page = await repo.pull(who.tenant, after, SSE_BATCH);
           for (const e of page.events) res.write(`id: ${e.globalPosition}\nevent: event\ndata: ${JSON.stringify(e)}\n\n`);
           after = page.nextPosition;
@@ -158,11 +177,12 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
             res.write(': heartbeat\n\n');
             lastBeat = Date.now();
           }
-          await notifier.wait(RECHECK_MS);
+          await notifier.wait(SSE_HEARTBEAT_MS, gone.signal);
         }
       } catch (err) {
         req.log.error({ err }, 'live stream failed');
       } finally {
+        release();
         res.end();
       }
     },

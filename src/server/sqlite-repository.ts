@@ -181,6 +181,7 @@ export class SqliteRepository implements EventRepository {
            AND (tenant_id, aggregate_id) > (@t, @s)
          ORDER BY tenant_id, aggregate_id LIMIT @limit`,
       ),
+      head: db.prepare<[], { p: number | null }>('SELECT max(global_position) AS p FROM events'),
       lastOfStream: db.prepare<[string, string], { version: number; hash: string }>(
         'SELECT version, hash FROM events WHERE tenant_id = ? AND aggregate_id = ? ORDER BY version DESC LIMIT 1',
       ),
@@ -371,6 +372,10 @@ export class SqliteRepository implements EventRepository {
       }
     })();
     return report(v);
+  }
+
+  async visibleHead(): Promise<number> {
+    return this.stmt.head.get()?.p ?? 0;
   }
 
   async ping(): Promise<void> {
