@@ -37,13 +37,17 @@ export interface ServerTimeouts {
   requestTimeoutMs: number;
   /** A socket with no traffic for this long is closed (above the longest long-poll and the SSE heartbeat). */
   connectionTimeoutMs: number;
-  /** An idle keep-alive connection is closed after this. */
+  /**
+   * An idle keep-alive connection is closed after this. Long (Fastify's own default): a client
+   * that reuses a connection the server is just closing gets ECONNRESET, and a device busy for
+   * a while (a large rebase) must not meet that on its next request.
+   */
   keepAliveTimeoutMs: number;
 }
 
 export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024;
 export const DEFAULT_RATE_LIMIT = { max: 100_000, timeWindowMs: 60_000 };
-export const DEFAULT_TIMEOUTS: ServerTimeouts = { requestTimeoutMs: 30_000, connectionTimeoutMs: 120_000, keepAliveTimeoutMs: 5_000 };
+export const DEFAULT_TIMEOUTS: ServerTimeouts = { requestTimeoutMs: 30_000, connectionTimeoutMs: 120_000, keepAliveTimeoutMs: 72_000 };
 export const DEFAULT_MAX_LIVE_STREAMS_PER_TOKEN = 8;
 export const DEFAULT_AUTH_FAILURES = { max: 20, timeWindowMs: 60_000 };
 
