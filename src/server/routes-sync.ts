@@ -156,18 +156,18 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
       let after = req.query.after ?? (Number.isInteger(lastId) && lastId >= 0 ? lastId : 0);
       reply.hijack();
       const res = reply.raw;
-      res.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache',
-        connection: 'keep-alive',
-        'x-correlation-id': req.correlationId,
-      });
       const gone = new AbortController();
       req.raw.on('close', () => gone.abort());
       res.on('close', () => gone.abort());
-      res.write(': connected\n\n');
-      let lastBeat = Date.now();
       try {
+        res.writeHead(200, {
+          'content-type': 'text/event-stream; charset=utf-8',
+          'cache-control': 'no-cache',
+          connection: 'keep-alive',
+          'x-correlation-id': req.correlationId,
+        });
+        res.write(': connected\n\n');
+        let lastBeat = Date.now();
         while (!gone.signal.aborted && !notifier.isClosed) {
           const page = await repo.pull(who.tenant, after, SSE_BATCH);
           for (const e of page.events) res.write(`id: ${e.globalPosition}\nevent: event\ndata: ${JSON.stringify(e)}\n\n`);
