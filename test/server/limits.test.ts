@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from 'node:net';
 import { request } from 'node:http';
+import { AuthFailureThrottle } from '../../src/server/auth-throttle.js';
 import { startServer, type StartedServer } from '../../src/server/index.js';
 import { BACKENDS, DEVICE_A, DEVICE_B, TOKENS, client, sqliteFactory, type TestBackend } from './helpers.js';
 
@@ -168,5 +169,23 @@ describe.each(BACKENDS)('database errors on $name', (factory) => {
     // The operator finds the real cause under the id the client was given.
     const line = logs.map((l) => JSON.parse(l) as { correlationId?: string; err?: { message?: string } }).find((l) => l.correlationId === 'corr-db-error-1');
     expect(line?.err?.message).toMatch(/order_projections/);
+  });
+});
+
+describe('AuthFailureThrottle', () => {
+  it('blocks an address at the limit for the rest of its window, then forgets it', () => {
+    let now = 1_000;
+    const t = new AuthFailureThrottle(2, 500, () => now);
+    t.fail('10.0.0.1');
+    expect(t.retryAfterMs('10.0.0.1')).toBe(0);
+    t.fail('10.0.0.1');
+    expect(t.retryAfterMs('10.0.0.1')).toBe(500);
+    expect(t.retryAfterMs('10.0.0.2')).toBe(0);
+    now += 499;
+    expect(t.retryAfterMs('10.0.0.1')).toBe(1);
+    now += 1;
+    expect(t.retryAfterMs('10.0.0.1')).toBe(0);
+    t.fail('10.0.0.1');
+    expect(t.retryAfterMs('10.0.0.1')).toBe(0);
   });
 });
