@@ -29,7 +29,9 @@ export interface TrialStats {
 /** Bundle the child once so each trial starts in ~0.1 s instead of compiling TypeScript again. */
 async function bundleChild(): Promise<string> {
   // Two levels below the repository root, like src/store/: the store finds migrations/ relative to its module.
-  const out = join(HERE, '..', '..', 'node_modules', '.cache', 'orderlog-torture-crash-child.mjs');
+  // Not under node_modules/: where that is a symlink shared by several checkouts, the bundle (and
+  // the migrations it finds) would be another checkout's.
+  const out = join(HERE, '..', '.tmp', 'orderlog-torture-crash-child.mjs');
   mkdirSync(dirname(out), { recursive: true });
   await build({ entryPoints: [join(HERE, 'crash-child.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', outfile: out, logLevel: 'error' });
   return out;
