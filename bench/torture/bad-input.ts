@@ -216,6 +216,8 @@ export async function runBadInput(opts: { requests: number; hugeBodies: number; 
     port: 0,
     bodyLimit: 1024 * 1024,
     rateLimit: { max: 10_000_000, timeWindowMs: 1000 },
+    // Missing and foreign tokens are part of the fuzz: keep the address from being locked out.
+    authFailures: { max: 10_000_000, timeWindowMs: 1000 },
     tokens: [
       { token: TOKEN_A, tenant: 'tenant-a', user: 'alice', roles: ['device'] },
       { token: TOKEN_B, tenant: 'tenant-b', user: 'bob', roles: ['device'] },

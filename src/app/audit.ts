@@ -1,5 +1,5 @@
 import type { ServerEvent } from '../protocol/envelope.js';
-import { StreamEventsResponse } from '../protocol/sync-api.js';
+import { MAX_STREAM_PAGE_LIMIT, StreamEventsResponse } from '../protocol/sync-api.js';
 import { canonicalJson } from '../protocol/canonical-json.js';
 import { computeEventHash, GENESIS_HASH } from '../protocol/event-hash.js';
 import type { Device } from './device.js';
@@ -23,15 +23,19 @@ export async function verifyOrderAudit(device: Device, orderId: string): Promise
   if (!credential) {
     return { verified: false, checkedAt, firstBrokenEventId: null, message: 'No server with an access token is configured, so there is no audit chain to check against.' };
   }
-  let events: ServerEvent[];
+  const events: ServerEvent[] = [];
   try {
-    const res = await fetch(new URL(`/sync/streams/${encodeURIComponent(orderId)}/events`, credential.server), {
-      headers: { authorization: `Bearer ${credential.token}` },
-      signal: AbortSignal.timeout(15_000),
-    });
-    if (res.status === 404) events = [];
-    else if (!res.ok) return { verified: false, checkedAt, firstBrokenEventId: null, message: `The server answered ${res.status}; the chain could not be checked.` };
-    else events = StreamEventsResponse.parse(await res.json()).events;
+    // The server answers a bounded page at a time.
+    for (let after = 0; ; ) {
+      const url = new URL(`/sync/streams/${encodeURIComponent(orderId)}/events?afterVersion=${after}&limit=${MAX_STREAM_PAGE_LIMIT}`, credential.server);
+      const res = await fetch(url, { headers: { authorization: `Bearer ${credential.token}` }, signal: AbortSignal.timeout(15_000) });
+      if (res.status === 404) break;
+      if (!res.ok) return { verified: false, checkedAt, firstBrokenEventId: null, message: `The server answered ${res.status}; the chain could not be checked.` };
+      const page = StreamEventsResponse.parse(await res.json());
+      events.push(...page.events);
+      if (!page.hasMore || page.events.length === 0) break;
+      after = page.events[page.events.length - 1]!.streamVersion;
+    }
   } catch (err) {
     return { verified: false, checkedAt, firstBrokenEventId: null, message: `The server could not be reached (${(err as Error).message}).` };
   }

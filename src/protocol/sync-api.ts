@@ -9,13 +9,28 @@ import { ExpectedVersion, NewEvent, ServerEvent, StreamId, StreamType } from './
  *   POST /sync/push                       PushRequest   → 200 PushResponse (one result per stream)
  *   GET  /sync/events?after=&limit=&waitMs= → 200 PullResponse (waitMs: long-poll when empty)
  *   GET  /sync/events/live?after=          → text/event-stream of ServerEvent (SSE)
- *   GET  /sync/streams/:streamId/events    → 200 StreamEventsResponse (the audited record of one stream)
+ *   GET  /sync/streams/:streamId/events?afterVersion=&limit= → 200 StreamEventsResponse (one stream, paged:
+ *                                           the audited record, and the rest of a conflict's missing events)
  *
  * Every request carries `Authorization: Bearer <token>`; the token decides tenant and user.
  */
 export const MAX_EVENTS_PER_APPEND = 1000;
 export const MAX_STREAMS_PER_PUSH = 500;
 export const MAX_PULL_LIMIT = 5000;
+
+/**
+ * A conflict answer carries at most this many of the stream's missing events (and bytes of them),
+ * and one push response at most the per-response totals over all its conflicts: a stale push
+ * against a long stream must not turn a small request into a huge answer. The device fetches
+ * the rest page by page (StreamEventsQuery) before it rebases.
+ */
+export const MAX_MISSING_EVENTS_PER_CONFLICT = 500;
+export const MAX_MISSING_BYTES_PER_CONFLICT = 1024 * 1024;
+export const MAX_MISSING_EVENTS_PER_RESPONSE = 5000;
+export const MAX_MISSING_BYTES_PER_RESPONSE = 4 * 1024 * 1024;
+/** One page of a stream: at most this many events and (past the first event) bytes. */
+export const MAX_STREAM_PAGE_LIMIT = 5000;
+export const MAX_STREAM_PAGE_BYTES = 4 * 1024 * 1024;
 
 export const AppendRequest = z.strictObject({
   streamType: StreamType,
@@ -46,8 +61,12 @@ export const ConflictResponse = z.object({
   streamId: StreamId,
   expectedVersion: ExpectedVersion,
   currentVersion: z.number().int().min(0),
-  /** Events after the client's expected version (all of them when expectedVersion is not a number). */
+  /** Events after the client's expected version (from version 1 when expectedVersion is not a number), bounded. */
   missingEvents: z.array(ServerEvent),
+  /** false when the bounds cut missingEvents short (absent from older servers: complete). */
+  missingEventsComplete: z.boolean().default(true),
+  /** When incomplete: fetch the stream's events after this version (GET /sync/streams/:streamId/events). */
+  continueAfterVersion: z.number().int().min(0).optional(),
 });
 export type ConflictResponse = z.infer<typeof ConflictResponse>;
 
@@ -100,9 +119,18 @@ export const ErrorResponse = z.object({
 });
 export type ErrorResponse = z.infer<typeof ErrorResponse>;
 
+export const StreamEventsQuery = z.strictObject({
+  afterVersion: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(MAX_STREAM_PAGE_LIMIT).default(1000),
+});
+export type StreamEventsQuery = z.infer<typeof StreamEventsQuery>;
+
 /** One stream as the server holds it, hashes included: devices recompute the chain to audit it. */
 export const StreamEventsResponse = z.object({
   streamId: StreamId,
+  /** Events after `afterVersion` in version order: at most `limit`, and a byte-bounded page. */
   events: z.array(ServerEvent),
+  /** More events follow the last one of this page (absent from older servers: none). */
+  hasMore: z.boolean().default(false),
 });
 export type StreamEventsResponse = z.infer<typeof StreamEventsResponse>;

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import {
@@ -12,7 +12,9 @@ import { jsonText } from '../protocol/canonical-json.js';
 import { IdempotencyConflictError, InvalidEventError } from '../protocol/errors.js';
 import { ErrorResponse } from '../protocol/sync-api.js';
 import { HealthResponse } from './http-schemas.js';
+import { AuthFailureThrottle } from './auth-throttle.js';
 import { HttpError, bearerToken, correlationIdOf } from './http-context.js';
+import { LiveStreamSlots } from './live-streams.js';
 import { AppendNotifier } from './notifier.js';
 import type { EventRepository } from './repository.js';
 import { registerApiRoutes } from './routes-api.js';
@@ -25,22 +27,60 @@ export interface AppOptions {
   logger?: FastifyServerOptions['logger'];
   rateLimit?: { max: number; timeWindowMs: number };
   bodyLimit?: number;
+  timeouts?: Partial<ServerTimeouts>;
+  /** Live streams (SSE, long-polls) one token may hold open at once. */
+  maxLiveStreamsPerToken?: number;
+  /** Failed authentications one client address may make per window before it is refused. */
+  authFailures?: { max: number; timeWindowMs: number };
+}
+
+export interface ServerTimeouts {
+  /** The whole request (headers and body) must arrive within this; a slow sender gets 408 and is cut off. */
+  requestTimeoutMs: number;
+  /** A socket with no traffic for this long is closed (above the longest long-poll and the SSE heartbeat). */
+  connectionTimeoutMs: number;
+  /**
+   * An idle keep-alive connection is closed after this. Long (Fastify's own default): a client
+   * that reuses a connection the server is just closing gets ECONNRESET, and a device busy for
+   * a while (a large rebase) must not meet that on its next request.
+   */
+  keepAliveTimeoutMs: number;
 }
 
 export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024;
 export const DEFAULT_RATE_LIMIT = { max: 100_000, timeWindowMs: 60_000 };
+export const DEFAULT_TIMEOUTS: ServerTimeouts = { requestTimeoutMs: 30_000, connectionTimeoutMs: 120_000, keepAliveTimeoutMs: 72_000 };
+export const DEFAULT_MAX_LIVE_STREAMS_PER_TOKEN = 8;
+export const DEFAULT_AUTH_FAILURES = { max: 20, timeWindowMs: 60_000 };
 
 export type App = FastifyInstance;
 
 /** Fastify instance with auth, validation, errors, OpenAPI and every route; does not listen. */
 export async function buildApp(opts: AppOptions): Promise<{ app: App; notifier: AppendNotifier }> {
+  const timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
   const app = Fastify({
     logger: opts.logger ?? false,
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
     return503OnClosing: true,
+    requestTimeout: timeouts.requestTimeoutMs,
+    connectionTimeout: timeouts.connectionTimeoutMs,
+    keepAliveTimeout: timeouts.keepAliveTimeoutMs,
+    http: {
+      headersTimeout: Math.min(60_000, timeouts.requestTimeoutMs),
+      // Node checks request deadlines on this interval (default 30 s), which would stretch short timeouts.
+      connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(timeouts.requestTimeoutMs / 4))),
+    },
+    // Log lines carry the correlation id the client sees (x-correlation-id) as their request id.
+    genReqId: (req) => correlationIdOf(req.headers),
+    requestIdHeader: false,
+    logController: new LogController({ requestIdLogLabel: 'correlationId' }),
   }).withTypeProvider<ZodTypeProvider>();
-  const notifier = new AppendNotifier();
+  // One shared re-check for other processes' appends, instead of every waiting stream re-querying.
+  const notifier = new AppendNotifier({ probe: () => opts.repo.visibleHead() });
   const byToken = new Map(opts.tokens.map((t) => [t.token, t]));
+  const authFailures = opts.authFailures ?? DEFAULT_AUTH_FAILURES;
+  const throttle = new AuthFailureThrottle(authFailures.max, authFailures.timeWindowMs);
+  const liveSlots = new LiveStreamSlots(opts.maxLiveStreamsPerToken ?? DEFAULT_MAX_LIVE_STREAMS_PER_TOKEN);
 
   // Many HTTP clients send Content-Type: application/json with no body on body-less requests
   // (POST /api/admin/projections/rebuild). An empty JSON body is no body; a route that needs one
@@ -87,13 +127,22 @@ export async function buildApp(opts: AppOptions): Promise<{ app: App; notifier: 
   });
 
   app.addHook('onRequest', async (req, reply) => {
-    req.correlationId = correlationIdOf(req);
+    req.correlationId = req.id;
     reply.header('x-correlation-id', req.correlationId);
     const cfg = req.routeOptions.config;
     if (cfg.public) return;
+    const blockedMs = throttle.retryAfterMs(req.ip);
+    if (blockedMs > 0) {
+      reply.header('retry-after', String(Math.ceil(blockedMs / 1000)));
+      throw new HttpError(429, {
+        error: 'RATE_LIMITED',
+        message: `too many failed authentication attempts from this address; retry in ${Math.ceil(blockedMs / 1000)} s`,
+      });
+    }
     const token = bearerToken(req);
     const entry = token ? byToken.get(token) : undefined;
     if (!entry) {
+      throttle.fail(req.ip);
       reply.header('www-authenticate', 'Bearer');
       throw new HttpError(401, { error: 'UNAUTHORIZED', message: token ? 'unknown bearer token' : 'a bearer token is required (Authorization: Bearer <token>)' });
     }
@@ -122,13 +171,18 @@ export async function buildApp(opts: AppOptions): Promise<{ app: App; notifier: 
     const e = err as { statusCode?: number; code?: string; message: string };
     if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send({ error: 'PAYLOAD_TOO_LARGE', message: e.message });
     if (e.statusCode === 429) return reply.code(429).send({ error: 'RATE_LIMITED', message: e.message });
-    if (e.code === '22P05' || e.code === '22P02') return reply.code(400).send({ error: 'BAD_REQUEST', message: `the database refused a value: ${e.message}` });
+    if (e.code === '22P05' || e.code === '22P02') {
+      // PostgreSQL refused a value of the input: the client's fault, but its text stays in the log.
+      req.log.warn({ err }, 'database refused a value');
+      return reply.code(400).send({ error: 'BAD_REQUEST', message: 'the database refused a value of this request', correlationId: req.correlationId });
+    }
     if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
       const code = e.statusCode === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : e.statusCode === 404 ? 'NOT_FOUND' : 'BAD_REQUEST';
       return reply.code(e.statusCode).send({ error: code, message: e.message });
     }
+    // Database and other unexpected errors: logged with the correlation id, never echoed.
     req.log.error({ err }, 'request failed');
-    return reply.code(500).send({ error: 'INTERNAL', message: 'internal error; see the server log', correlationId: req.correlationId });
+    return reply.code(500).send({ error: 'INTERNAL', message: 'internal error', correlationId: req.correlationId });
   });
 
   app.setNotFoundHandler((req, reply) => {
@@ -147,7 +201,7 @@ export async function buildApp(opts: AppOptions): Promise<{ app: App; notifier: 
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  registerSyncRoutes(app, opts.repo, notifier);
+  registerSyncRoutes(app, opts.repo, notifier, liveSlots);
   registerApiRoutes(app, opts.repo, notifier);
 
   // Wake long-polls and live streams so close() does not wait for their timeouts.

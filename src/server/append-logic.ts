@@ -2,8 +2,16 @@ import { z } from 'zod';
 import { ORDER_STREAM_TYPE, isOrderEventType } from '../domain/events.js';
 import { UpcastError, upcast } from '../domain/upcasters.js';
 import { foldOrderInPlace, initialOrderState, type FoldableEvent, type OrderState } from '../domain/state.js';
-import type { ServerEvent } from '../protocol/envelope.js';
-import type { AppendResponse } from '../protocol/sync-api.js';
+import type { ExpectedVersion, NewEvent, ServerEvent } from '../protocol/envelope.js';
+import {
+  MAX_MISSING_BYTES_PER_CONFLICT,
+  MAX_MISSING_BYTES_PER_RESPONSE,
+  MAX_MISSING_EVENTS_PER_CONFLICT,
+  MAX_MISSING_EVENTS_PER_RESPONSE,
+  MAX_STREAM_PAGE_BYTES,
+  type AppendResponse,
+  type ConflictResponse,
+} from '../protocol/sync-api.js';
 import { IdempotencyConflictError, InvalidEventError } from '../protocol/errors.js';
 import { canonicalJson } from '../protocol/canonical-json.js';
 import { checkEvent, describeIssues, type ContractIssue } from '../protocol/event-contract.js';
@@ -86,6 +94,8 @@ export interface ExistingEvent {
 }
 
 /**
+ * `existing` holds only the caller's tenant's rows: event ids are unique per tenant, so an id
+ * used by another tenant is neither refused nor revealed.
  * null: none of the ids is stored, go ahead. A result: every id is stored with the same
  * content, answer with the original outcome. Anything else is an IdempotencyConflictError.
  */
@@ -285,4 +295,85 @@ export class ChainVerifier {
   get current(): { tenantId: string | null; streamId: string | null } {
     return { tenantId: this.tenant, streamId: this.stream };
   }
+}
+
+const jsonBytes = (e: ServerEvent): number => Buffer.byteLength(JSON.stringify(e));
+
+/**
+ * What is left of one answer's allowance for missing events: a single append gets a fresh one,
+ * a push shares one across all its conflicts, so neither can grow with the streams' lengths.
+ */
+export class MissingEventsBudget {
+  private events = MAX_MISSING_EVENTS_PER_RESPONSE;
+  private bytes = MAX_MISSING_BYTES_PER_RESPONSE;
+
+  /** Rows a backend reads for the next conflict: one more than it may send (none once the answer is full). */
+  get rowLimit(): number {
+    if (this.events <= 0 || this.bytes <= 0) return 0;
+    return Math.min(MAX_MISSING_EVENTS_PER_CONFLICT, this.events) + 1;
+  }
+
+  /** The longest prefix of `candidates` within this conflict's and the answer's bounds; charges it. */
+  take(candidates: readonly ServerEvent[]): ServerEvent[] {
+    const maxEvents = Math.min(MAX_MISSING_EVENTS_PER_CONFLICT, this.events);
+    const maxBytes = Math.min(MAX_MISSING_BYTES_PER_CONFLICT, this.bytes);
+    const out: ServerEvent[] = [];
+    let bytes = 0;
+    let answerFull = false;
+    for (const e of candidates) {
+      if (out.length >= maxEvents) break;
+      const size = jsonBytes(e);
+      if (bytes + size > maxBytes) {
+        // The answer's own allowance was the binding one: later conflicts only carry their continuation.
+        answerFull = maxBytes === this.bytes;
+        break;
+      }
+      out.push(e);
+      bytes += size;
+    }
+    this.events -= out.length;
+    this.bytes = answerFull ? 0 : this.bytes - bytes;
+    return out;
+  }
+}
+
+/** The version a conflict's missing events start after: the client's expectation, or the stream start. */
+export function missingAfter(expected: ExpectedVersion, currentVersion: number): number {
+  return typeof expected === 'number' ? Math.min(expected, currentVersion) : 0;
+}
+
+/**
+ * The 409 answer to an append whose expectation failed. `candidates` are the stream's events
+ * after `missingAfter(...)` in version order, read with `budget.rowLimit`; when the bounds cut
+ * them short, the answer says where the client continues (GET /sync/streams/:id/events).
+ */
+export function conflictAnswer(cmd: AppendCommand, currentVersion: number, candidates: readonly ServerEvent[], budget: MissingEventsBudget): ConflictResponse {
+  const after = missingAfter(cmd.expectedVersion, currentVersion);
+  const missingEvents = budget.take(candidates);
+  const reached = missingEvents.length > 0 ? missingEvents[missingEvents.length - 1]!.streamVersion : after;
+  const complete = reached >= currentVersion;
+  return {
+    error: 'WRONG_EXPECTED_VERSION',
+    message: `stream ${cmd.streamId} is at version ${currentVersion}, but the append expected ${String(cmd.expectedVersion)}`,
+    streamId: cmd.streamId,
+    expectedVersion: cmd.expectedVersion,
+    currentVersion,
+    missingEvents,
+    missingEventsComplete: complete,
+    ...(complete ? {} : { continueAfterVersion: reached }),
+  };
+}
+
+/** One page of a stream read with `limit + 1` rows: byte-bounded, but never empty while events remain. */
+export function streamPage(rows: readonly ServerEvent[], limit: number): { events: ServerEvent[]; hasMore: boolean } {
+  const events: ServerEvent[] = [];
+  let bytes = 0;
+  for (const e of rows) {
+    if (events.length >= limit) break;
+    const size = jsonBytes(e);
+    if (events.length > 0 && bytes + size > MAX_STREAM_PAGE_BYTES) break;
+    events.push(e);
+    bytes += size;
+  }
+  return { events, hasMore: events.length < rows.length };
 }

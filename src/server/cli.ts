@@ -1,5 +1,6 @@
 import { ConfigError, ENV_HELP, configFromEnv } from './config.js';
-import { openRepository, startServer } from './index.js';
+import { MigrationRequiredError } from './pg-repository.js';
+import { migrateAsOwner, openRepository, startServer } from './index.js';
 import { TokenConfigError } from './tokens.js';
 
 const USAGE = `orderlog central server
@@ -8,6 +9,11 @@ Usage:
   npm run server [-- start]        start the HTTP event store (default)
   npm run server -- verify-chain [--tenant T] [--stream S]
                                    check every stream's hash chain; exit 1 at the first broken link
+  npm run server -- migrate        apply pending migrations; on PostgreSQL as the owner role
+                                   (ORDERLOG_MIGRATE_DATABASE_URL, else ORDERLOG_DATABASE_URL) and grant
+                                   the ORDERLOG_DATABASE_URL role what the server needs
+  npm run server -- rebuild-projections [--tenant T]
+                                   replay the order read model of one tenant, or of every tenant
   npm run server -- --help
 
 ${ENV_HELP}
@@ -54,6 +60,40 @@ async function verifyChain(args: string[]): Promise<number> {
   }
 }
 
+async function migrate(): Promise<number> {
+  const cfg = configFromEnv(process.env, { needTokens: false });
+  if (cfg.backend === 'sqlite') {
+    const repo = await openRepository(cfg);
+    await repo.close();
+    process.stdout.write(`SQLite ${cfg.file}: migrations applied\n`);
+    return 0;
+  }
+  const done = await migrateAsOwner({
+    ownerConnectionString: cfg.migrateConnectionString ?? cfg.connectionString,
+    appConnectionString: cfg.migrateConnectionString ? cfg.connectionString : undefined,
+    schema: cfg.schema,
+  });
+  process.stdout.write(
+    `PostgreSQL schema ${cfg.schema ?? 'public'}: ${done.migrations} migrations applied` +
+      (done.appRole ? `; role ${done.appRole} granted the server's rights\n` : '\n'),
+  );
+  return 0;
+}
+
+async function rebuildProjections(args: string[]): Promise<number> {
+  const cfg = configFromEnv(process.env, { needTokens: false });
+  const repo = await openRepository(cfg);
+  try {
+    const tenant = argValue(args, '--tenant');
+    const started = Date.now();
+    const { eventsReplayed } = await repo.rebuildProjections(tenant);
+    process.stdout.write(`projections rebuilt for ${tenant ? `tenant ${tenant}` : 'every tenant'}: ${eventsReplayed} events replayed in ${Date.now() - started} ms\n`);
+    return 0;
+  } finally {
+    await repo.close();
+  }
+}
+
 async function main(args: string[]): Promise<number | null> {
   if (args.includes('--help') || args.includes('-h')) {
     process.stdout.write(USAGE);
@@ -65,6 +105,8 @@ async function main(args: string[]): Promise<number | null> {
     return null;
   }
   if (command === 'verify-chain') return verifyChain(args.slice(1));
+  if (command === 'migrate') return migrate();
+  if (command === 'rebuild-projections') return rebuildProjections(args.slice(1));
   process.stderr.write(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
   return 2;
 }
@@ -74,7 +116,7 @@ main(process.argv.slice(2)).then(
     if (code !== null) process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof TokenConfigError) process.stderr.write(`orderlog server: ${err.message}\n`);
+    if (err instanceof ConfigError || err instanceof TokenConfigError || err instanceof MigrationRequiredError) process.stderr.write(`orderlog server: ${err.message}\n`);
     else process.stderr.write(`orderlog server failed: ${(err as Error).stack ?? String(err)}\n`);
     process.exitCode = 1;
   },

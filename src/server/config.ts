@@ -1,12 +1,16 @@
 import { join } from 'node:path';
 import { z } from 'zod';
-import { DEFAULT_BODY_LIMIT, DEFAULT_RATE_LIMIT } from './app.js';
+import { DEFAULT_AUTH_FAILURES, DEFAULT_BODY_LIMIT, DEFAULT_MAX_LIVE_STREAMS_PER_TOKEN, DEFAULT_RATE_LIMIT, DEFAULT_TIMEOUTS } from './app.js';
 import type { ServerOptions } from './index.js';
 import { loadTokensFromEnv } from './tokens.js';
 
 export const ENV_HELP = `Environment variables:
   ORDERLOG_DB                  SQLite file of the embedded backend (default ./data/server.sqlite)
-  ORDERLOG_DATABASE_URL        PostgreSQL connection string; when set, PostgreSQL is used instead of SQLite
+  ORDERLOG_DATABASE_URL        PostgreSQL connection string; when set, PostgreSQL is used instead of SQLite.
+                               The role the server works as: ideally the app role (see README)
+  ORDERLOG_MIGRATE_DATABASE_URL  PostgreSQL connection string of the owner role: \`migrate\` (and \`start\`,
+                               when set) runs migrations as it and grants the app role its rights.
+                               Unset: the ORDERLOG_DATABASE_URL role migrates whatever is pending
   ORDERLOG_PG_SCHEMA           PostgreSQL schema for the tables (default public; created if missing)
   ORDERLOG_PORT                TCP port (default 8787; 0 picks a free one)
   ORDERLOG_HOST                Interface to listen on (default 127.0.0.1)
@@ -17,17 +21,30 @@ export const ENV_HELP = `Environment variables:
   ORDERLOG_RATE_LIMIT_MAX      Requests per token per window (default ${DEFAULT_RATE_LIMIT.max})
   ORDERLOG_RATE_LIMIT_WINDOW_MS  Rate-limit window in ms (default ${DEFAULT_RATE_LIMIT.timeWindowMs})
   ORDERLOG_BODY_LIMIT          Largest request body in bytes (default ${DEFAULT_BODY_LIMIT}; larger → 413)
+  ORDERLOG_REQUEST_TIMEOUT_MS  A whole request must arrive within this, else 408 (default ${DEFAULT_TIMEOUTS.requestTimeoutMs})
+  ORDERLOG_CONNECTION_TIMEOUT_MS  Idle socket timeout (default ${DEFAULT_TIMEOUTS.connectionTimeoutMs}; above the 60 s long-poll)
+  ORDERLOG_KEEP_ALIVE_TIMEOUT_MS  Idle keep-alive connection timeout (default ${DEFAULT_TIMEOUTS.keepAliveTimeoutMs})
+  ORDERLOG_MAX_LIVE_STREAMS    Open SSE streams + waiting long-polls per token (default ${DEFAULT_MAX_LIVE_STREAMS_PER_TOKEN}; more → 429)
+  ORDERLOG_AUTH_FAILURES_MAX   Failed authentications per client address per window before it gets 429 (default ${DEFAULT_AUTH_FAILURES.max})
+  ORDERLOG_AUTH_FAILURES_WINDOW_MS  That window in ms (default ${DEFAULT_AUTH_FAILURES.timeWindowMs})
   ORDERLOG_LOG_LEVEL           pino level: fatal, error, warn, info, debug, trace, silent (default info)`;
 
 const Env = z.object({
   ORDERLOG_DB: z.string().min(1).default(join('.', 'data', 'server.sqlite')),
   ORDERLOG_DATABASE_URL: z.string().min(1).optional(),
+  ORDERLOG_MIGRATE_DATABASE_URL: z.string().min(1).optional(),
   ORDERLOG_PG_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'lower-case letters, digits and _').optional(),
   ORDERLOG_PORT: z.coerce.number().int().min(0).max(65535).default(8787),
   ORDERLOG_HOST: z.string().min(1).default('127.0.0.1'),
   ORDERLOG_RATE_LIMIT_MAX: z.coerce.number().int().positive().default(DEFAULT_RATE_LIMIT.max),
   ORDERLOG_RATE_LIMIT_WINDOW_MS: z.coerce.number().int().positive().default(DEFAULT_RATE_LIMIT.timeWindowMs),
   ORDERLOG_BODY_LIMIT: z.coerce.number().int().positive().default(DEFAULT_BODY_LIMIT),
+  ORDERLOG_REQUEST_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_TIMEOUTS.requestTimeoutMs),
+  ORDERLOG_CONNECTION_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_TIMEOUTS.connectionTimeoutMs),
+  ORDERLOG_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_TIMEOUTS.keepAliveTimeoutMs),
+  ORDERLOG_MAX_LIVE_STREAMS: z.coerce.number().int().positive().default(DEFAULT_MAX_LIVE_STREAMS_PER_TOKEN),
+  ORDERLOG_AUTH_FAILURES_MAX: z.coerce.number().int().positive().default(DEFAULT_AUTH_FAILURES.max),
+  ORDERLOG_AUTH_FAILURES_WINDOW_MS: z.coerce.number().int().positive().default(DEFAULT_AUTH_FAILURES.timeWindowMs),
   ORDERLOG_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -43,8 +60,16 @@ export function configFromEnv(env: NodeJS.ProcessEnv, opts: { needTokens: boolea
   if (!parsed.success) throw new ConfigError(`invalid configuration:\n${z.prettifyError(parsed.error)}`);
   const e = parsed.data;
   const tokens = opts.needTokens ? loadTokensFromEnv(env) : [];
+  if (e.ORDERLOG_MIGRATE_DATABASE_URL && !e.ORDERLOG_DATABASE_URL) {
+    throw new ConfigError('invalid configuration: ORDERLOG_MIGRATE_DATABASE_URL needs ORDERLOG_DATABASE_URL (the role the server works as)');
+  }
   const backend = e.ORDERLOG_DATABASE_URL
-    ? { backend: 'pg' as const, connectionString: e.ORDERLOG_DATABASE_URL, schema: e.ORDERLOG_PG_SCHEMA }
+    ? {
+        backend: 'pg' as const,
+        connectionString: e.ORDERLOG_DATABASE_URL,
+        schema: e.ORDERLOG_PG_SCHEMA,
+        migrateConnectionString: e.ORDERLOG_MIGRATE_DATABASE_URL,
+      }
     : { backend: 'sqlite' as const, file: e.ORDERLOG_DB };
   return {
     ...backend,
@@ -53,6 +78,13 @@ export function configFromEnv(env: NodeJS.ProcessEnv, opts: { needTokens: boolea
     host: e.ORDERLOG_HOST,
     rateLimit: { max: e.ORDERLOG_RATE_LIMIT_MAX, timeWindowMs: e.ORDERLOG_RATE_LIMIT_WINDOW_MS },
     bodyLimit: e.ORDERLOG_BODY_LIMIT,
+    timeouts: {
+      requestTimeoutMs: e.ORDERLOG_REQUEST_TIMEOUT_MS,
+      connectionTimeoutMs: e.ORDERLOG_CONNECTION_TIMEOUT_MS,
+      keepAliveTimeoutMs: e.ORDERLOG_KEEP_ALIVE_TIMEOUT_MS,
+    },
+    maxLiveStreamsPerToken: e.ORDERLOG_MAX_LIVE_STREAMS,
+    authFailures: { max: e.ORDERLOG_AUTH_FAILURES_MAX, timeWindowMs: e.ORDERLOG_AUTH_FAILURES_WINDOW_MS },
     logger: { level: e.ORDERLOG_LOG_LEVEL },
   };
 }

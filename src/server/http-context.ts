@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { NewEvent } from '../protocol/envelope.js';
 import type { Role, TokenEntry } from './tokens.js';
@@ -42,14 +43,15 @@ export function caller(req: FastifyRequest): TokenEntry {
 
 const HEADER_TEXT = /^[\x20-\x7e]{1,200}$/;
 
-export function headerText(req: FastifyRequest, name: string): string | undefined {
+export function headerText(req: { headers: IncomingHttpHeaders }, name: string): string | undefined {
   const v = req.headers[name];
   const s = Array.isArray(v) ? v[0] : v;
   return s !== undefined && HEADER_TEXT.test(s) ? s : undefined;
 }
 
-export function correlationIdOf(req: FastifyRequest): string {
-  return headerText(req, 'x-correlation-id') ?? randomUUID();
+/** The client's x-correlation-id when it is plain text, else a new one: the request id of every log line. */
+export function correlationIdOf(headers: IncomingHttpHeaders): string {
+  return headerText({ headers }, 'x-correlation-id') ?? randomUUID();
 }
 
 /**

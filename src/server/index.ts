@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
-import { buildApp } from './app.js';
+import { buildApp, type ServerTimeouts } from './app.js';
 import { PgRepository } from './pg-repository.js';
 import type { EventRepository } from './repository.js';
 import { SqliteRepository } from './sqlite-repository.js';
@@ -10,15 +10,20 @@ export type { TokenEntry, Role } from './tokens.js';
 export { loadTokensFromEnv, parseTokens, TokenConfigError } from './tokens.js';
 export { computeEventHash, canonicalJson, GENESIS_HASH } from './hash.js';
 export { SqliteRepository } from './sqlite-repository.js';
-export { PgRepository, migratePg } from './pg-repository.js';
+export { PgRepository, migratePg, migrateAsOwner, grantAppRole, MigrationRequiredError } from './pg-repository.js';
 
-export type BackendOptions = { backend: 'sqlite'; file: string } | { backend: 'pg'; connectionString: string; schema?: string | undefined };
+export type BackendOptions =
+  | { backend: 'sqlite'; file: string }
+  | { backend: 'pg'; connectionString: string; schema?: string | undefined; migrateConnectionString?: string | undefined };
 
 export type ServerOptions = BackendOptions & {
   tokens: TokenEntry[];
   logger?: FastifyServerOptions['logger'];
   rateLimit?: { max: number; timeWindowMs: number } | undefined;
   bodyLimit?: number | undefined;
+  timeouts?: Partial<ServerTimeouts> | undefined;
+  maxLiveStreamsPerToken?: number | undefined;
+  authFailures?: { max: number; timeWindowMs: number } | undefined;
 };
 
 export interface CreatedServer {
@@ -29,7 +34,9 @@ export interface CreatedServer {
 }
 
 export async function openRepository(opts: BackendOptions): Promise<EventRepository> {
-  return opts.backend === 'sqlite' ? new SqliteRepository(opts.file) : PgRepository.open({ connectionString: opts.connectionString, schema: opts.schema });
+  return opts.backend === 'sqlite'
+    ? new SqliteRepository(opts.file)
+    : PgRepository.open({ connectionString: opts.connectionString, schema: opts.schema, migrateConnectionString: opts.migrateConnectionString });
 }
 
 export async function createServer(opts: ServerOptions): Promise<CreatedServer> {
@@ -42,6 +49,9 @@ export async function createServer(opts: ServerOptions): Promise<CreatedServer> 
       logger: opts.logger ?? false,
       ...(opts.rateLimit ? { rateLimit: opts.rateLimit } : {}),
       ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}),
+      ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
+      ...(opts.maxLiveStreamsPerToken ? { maxLiveStreamsPerToken: opts.maxLiveStreamsPerToken } : {}),
+      ...(opts.authFailures ? { authFailures: opts.authFailures } : {}),
     });
     await app.ready();
     let closing: Promise<void> | null = null;

@@ -11,8 +11,11 @@ import {
   appendResult,
   dataErrorRefusal,
   foldOrderView,
+  MissingEventsBudget,
+  conflictAnswer,
   isInputError,
   judgeDuplicates,
+  missingAfter,
   normalizeAppend,
   orderStreamStartError,
   prepareEvents,
@@ -41,7 +44,13 @@ const LOCK_CLASS_POSITIONS = 0x4f4c0003;
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 export interface PgRepositoryOptions {
+  /** The role the server works as (ideally the least-privileged app role). */
   connectionString: string;
+  /**
+   * The owner role: when given, migrations run as it (and the app role gets its grants) before
+   * the server connects. Without it the server's own role migrates when anything is pending.
+   */
+  migrateConnectionString?: string | undefined;
   /** Schema for every table (created if missing); default public. */
   schema?: string | undefined;
   poolSize?: number | undefined;
@@ -162,14 +171,32 @@ function pgCode(err: unknown): string | undefined {
 /** unique_violation (an event id raced in from another stream), deadlock, serialization failure. */
 const RETRYABLE = new Set(['23505', '40P01', '40001']);
 
+/** Thrown when the schema needs migrations the connecting role may not run. */
+export class MigrationRequiredError extends Error {
+  override name = 'MigrationRequiredError';
+}
+
+/** Versions recorded in schema_migrations, or null when the table does not exist yet. Read-only. */
+async function appliedVersions(client: pg.PoolClient): Promise<number[] | null> {
+  const { rows: exists } = await client.query<{ t: string | null }>(`SELECT to_regclass('schema_migrations')::text AS t`);
+  if (!exists[0]?.t) return null;
+  const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
+  return rows.map((r) => r.version);
+}
+
 /**
  * Apply migrations/server-pg/*.sql in order, each in its own transaction, recorded in
- * schema_migrations. An advisory lock makes two servers starting together take turns.
+ * schema_migrations. An advisory lock makes two servers starting together take turns. A schema
+ * that is already current is only read, so a role without DDL rights (the app role) can start.
  */
 export async function migratePg(pool: pg.Pool, schema: string, dir = join(MIGRATIONS_ROOT, 'server-pg')): Promise<number> {
   const migrations = loadMigrations(dir);
   const client = await pool.connect();
   try {
+    const current = await appliedVersions(client);
+    const newest = current?.length ? current[current.length - 1]! : 0;
+    if (newest > migrations.length) throw new SchemaTooNewError(`PostgreSQL schema ${schema}`, newest, migrations.length);
+    if (current && migrations.every((m) => current.includes(m.version))) return migrations.length;
     await client.query('SELECT pg_advisory_lock($1, $2)', [LOCK_CLASS_MIGRATE, lockKey(schema)]);
     try {
       await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
@@ -178,8 +205,6 @@ export async function migratePg(pool: pg.Pool, schema: string, dir = join(MIGRAT
       );
       const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
       const applied = new Set(rows.map((r) => r.version));
-      const newest = rows.length ? rows[rows.length - 1]!.version : 0;
-      if (newest > migrations.length) throw new SchemaTooNewError(`PostgreSQL schema ${schema}`, newest, migrations.length);
       for (const m of migrations) {
         if (applied.has(m.version)) continue;
         await client.query('BEGIN');
@@ -192,13 +217,94 @@ export async function migratePg(pool: pg.Pool, schema: string, dir = join(MIGRAT
           throw err;
         }
       }
+    } catch (err) {
+      // insufficient_privilege: this role may use the schema but not change it.
+      if (pgCode(err) === '42501') {
+        throw new MigrationRequiredError(
+          `PostgreSQL schema ${schema} needs migrations this database role may not run (${(err as Error).message}); ` +
+            'run `npm run server -- migrate` with ORDERLOG_MIGRATE_DATABASE_URL set to the owner role',
+        );
+      }
+      throw err;
     } finally {
-      await client.query('SELECT pg_advisory_unlock($1, $2)', [LOCK_CLASS_MIGRATE, lockKey(schema)]);
+      await client.query('SELECT pg_advisory_unlock($1, $2)', [LOCK_CLASS_MIGRATE, lockKey(schema)]).catch(() => undefined);
     }
   } finally {
     client.release();
   }
   return migrations.length;
+}
+
+/**
+ * What the server's role may do, and nothing more: read and append events (no UPDATE, DELETE,
+ * TRUNCATE; not the owner, so no ALTER TABLE or DISABLE TRIGGER), move stream heads, maintain
+ * the read model. Re-run after every migration (idempotent); a new table needs its line here.
+ */
+const APP_ROLE_GRANTS = [
+  'GRANT USAGE ON SCHEMA {schema} TO {role}',
+  'REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {role}',
+  'GRANT SELECT, INSERT ON events TO {role}',
+  'GRANT SELECT, INSERT, UPDATE ON streams TO {role}',
+  'GRANT SELECT, INSERT, UPDATE, DELETE ON order_projections TO {role}',
+  'GRANT SELECT ON schema_migrations TO {role}',
+];
+
+/** Grant the app role exactly what the server needs on this schema (run as the owner). */
+export async function grantAppRole(pool: pg.Pool, schema: string, role: string): Promise<void> {
+  const sql = APP_ROLE_GRANTS.map((g) => g.replaceAll('{schema}', pg.escapeIdentifier(schema)).replaceAll('{role}', pg.escapeIdentifier(role)));
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    for (const statement of sql) await client.query(statement);
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/** The role a connection string logs in as (null when it names none: libpq's default applies). */
+export function roleOf(connectionString: string): string | null {
+  try {
+    const user = new URL(connectionString).username;
+    return user ? decodeURIComponent(user) : null;
+  } catch {
+    return null;
+  }
+}
+
+function schemaPool(connectionString: string, schema: string, max: number): pg.Pool {
+  const pool = new pg.Pool({ connectionString, max, options: `-c search_path=${schema}` });
+  // An idle client losing its connection must not crash the server; the next query reconnects.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+/**
+ * Migrate as the owner (`ownerConnectionString`) and, when the server logs in as another role
+ * (`appConnectionString`), grant that role what it needs. Returns the number of migrations.
+ */
+export async function migrateAsOwner(opts: { ownerConnectionString: string; appConnectionString?: string | undefined; schema?: string | undefined }): Promise<{
+  migrations: number;
+  appRole: string | null;
+}> {
+  const schema = opts.schema ?? 'public';
+  if (!SCHEMA_NAME.test(schema)) throw new Error(`invalid PostgreSQL schema name ${JSON.stringify(schema)}: use lower-case letters, digits and _`);
+  const pool = schemaPool(opts.ownerConnectionString, schema, 1);
+  try {
+    const migrations = await migratePg(pool, schema);
+    const owner = (await pool.query<{ u: string }>('SELECT current_user AS u')).rows[0]!.u;
+    const app = opts.appConnectionString ? roleOf(opts.appConnectionString) : null;
+    if (app && app !== owner) {
+      await grantAppRole(pool, schema, app);
+      return { migrations, appRole: app };
+    }
+    return { migrations, appRole: null };
+  } finally {
+    await pool.end();
+  }
 }
 
 /** The PostgreSQL backend: a pg Pool, every append one READ COMMITTED transaction. */
@@ -219,13 +325,10 @@ export class PgRepository implements EventRepository {
   static async open(opts: PgRepositoryOptions): Promise<PgRepository> {
     const schema = opts.schema ?? 'public';
     if (!SCHEMA_NAME.test(schema)) throw new Error(`invalid PostgreSQL schema name ${JSON.stringify(schema)}: use lower-case letters, digits and _`);
-    const pool = new pg.Pool({
-      connectionString: opts.connectionString,
-      max: opts.poolSize ?? 10,
-      options: `-c search_path=${schema}`,
-    });
-    // An idle client losing its connection must not crash the server; the next query reconnects.
-    pool.on('error', () => undefined);
+    if (opts.migrateConnectionString) {
+      await migrateAsOwner({ ownerConnectionString: opts.migrateConnectionString, appConnectionString: opts.connectionString, schema });
+    }
+    const pool = schemaPool(opts.connectionString, schema, opts.poolSize ?? 10);
     try {
       await migratePg(pool, schema);
     } catch (err) {
@@ -253,7 +356,7 @@ export class PgRepository implements EventRepository {
       await this.takePositionTurn(client);
       let outcome: AppendOutcome;
       try {
-        outcome = await this.appendIn(client, cmd, recordedAt);
+        outcome = await this.appendIn(client, cmd, recordedAt, new MissingEventsBudget());
       } catch (err) {
         throw dataErrorRefusal(err) ?? err;
       }
@@ -275,6 +378,7 @@ export class PgRepository implements EventRepository {
     return this.transaction(async (client) => {
       await this.takePositionTurn(client);
       const out: PushOutcome[] = new Array<PushOutcome>(inputs.length);
+      const budget = new MissingEventsBudget();
       let wrote = false;
       for (const i of order) {
         let cmd: AppendCommand;
@@ -287,7 +391,7 @@ export class PgRepository implements EventRepository {
         }
         await client.query('SAVEPOINT ol_push_element');
         try {
-          const outcome = await this.appendIn(client, cmd, recordedAt);
+          const outcome = await this.appendIn(client, cmd, recordedAt, budget);
           const keep = outcome.status === 'ok' && !outcome.result.duplicate;
           await client.query(keep ? 'RELEASE SAVEPOINT ol_push_element' : 'ROLLBACK TO SAVEPOINT ol_push_element');
           wrote ||= keep;
@@ -327,7 +431,7 @@ export class PgRepository implements EventRepository {
    * everything in one statement; then the caller's COMMIT. Hot statements are named, so each
    * connection plans them once.
    */
-  private async appendIn(client: pg.PoolClient, cmd: AppendCommand, recordedAt: string): Promise<AppendOutcome> {
+  private async appendIn(client: pg.PoolClient, cmd: AppendCommand, recordedAt: string, budget: MissingEventsBudget): Promise<AppendOutcome> {
     // Lock (or create) the stream head: appends to one stream take turns from here on. This
     // first write gives the transaction its id before any position is drawn from the identity
     // sequence (the txid column's default), so a reader's snapshot xmin always covers a
@@ -347,7 +451,7 @@ export class PgRepository implements EventRepository {
     const isOrder = cmd.streamType === ORDER_STREAM_TYPE;
     const { rows: readRows } = await client.query<{ dups: EventRow[] | null; state: OrderState | null }>({
       name: 'ol_append_read',
-      text: `SELECT (SELECT json_agg(d) FROM (SELECT ${EVENT_COLUMNS} FROM events WHERE event_id = ANY($1::uuid[])) d) AS dups,
+      text: `SELECT (SELECT json_agg(d) FROM (SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $2 AND event_id = ANY($1::uuid[])) d) AS dups,
                     CASE WHEN $4::boolean THEN (SELECT state FROM order_projections WHERE tenant_id = $2 AND order_id = $3) END AS state`,
       values: [cmd.events.map((e) => e.eventId), cmd.tenantId, cmd.streamId, isOrder],
     });
@@ -357,22 +461,11 @@ export class PgRepository implements EventRepository {
 
     if (head.version > 0 && head.aggregate_type !== cmd.streamType) throw streamTypeMismatch(cmd, head.aggregate_type);
     if (!expectedVersionMatches(cmd.expectedVersion, head.version)) {
-      const after = typeof cmd.expectedVersion === 'number' ? Math.min(cmd.expectedVersion, head.version) : 0;
       const missing = await client.query<EventRow>(
-        `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND aggregate_id = $2 AND version > $3 ORDER BY version`,
-        [cmd.tenantId, cmd.streamId, after],
+        `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND aggregate_id = $2 AND version > $3 ORDER BY version LIMIT $4`,
+        [cmd.tenantId, cmd.streamId, missingAfter(cmd.expectedVersion, head.version), budget.rowLimit],
       );
-      return {
-        status: 'conflict',
-        conflict: {
-          error: 'WRONG_EXPECTED_VERSION',
-          message: `stream ${cmd.streamId} is at version ${head.version}, but the append expected ${String(cmd.expectedVersion)}`,
-          streamId: cmd.streamId,
-          expectedVersion: cmd.expectedVersion,
-          currentVersion: head.version,
-          missingEvents: missing.rows.map((r) => publicEvent(toServerEvent(r))),
-        },
-      };
+      return { status: 'conflict', conflict: conflictAnswer(cmd, head.version, missing.rows.map((r) => publicEvent(toServerEvent(r))), budget) };
     }
     const startError = orderStreamStartError(cmd, head.version);
     if (startError) throw startError;
@@ -436,10 +529,10 @@ export class PgRepository implements EventRepository {
     return { events, nextPosition: events.length ? events[events.length - 1]!.globalPosition : after, hasMore: rows.length === limit };
   }
 
-  async readStream(tenantId: string, streamId: string, afterVersion = 0): Promise<ServerEvent[]> {
+  async readStream(tenantId: string, streamId: string, afterVersion = 0, limit?: number): Promise<ServerEvent[]> {
     const { rows } = await this.pool.query<EventRow>(
-      `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND aggregate_id = $2 AND version > $3 ORDER BY version`,
-      [tenantId, streamId, afterVersion],
+      `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND aggregate_id = $2 AND version > $3 ORDER BY version LIMIT $4`,
+      [tenantId, streamId, afterVersion, limit ?? null],
     );
     return rows.map((r) => publicEvent(toServerEvent(r)));
   }
@@ -466,20 +559,22 @@ export class PgRepository implements EventRepository {
     return { orders: page.rows.map(toView), total: Number(count.rows[0]?.n ?? 0), position: Number(pos.rows[0]?.p ?? 0) };
   }
 
-  async rebuildProjections(): Promise<{ eventsReplayed: number }> {
+  async rebuildProjections(tenantId?: string): Promise<{ eventsReplayed: number }> {
+    const tenant = tenantId ?? null;
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
       // Exclusive against every append's shared lock: no append is in flight while we replay,
       // and readers keep seeing the old read model until this commits.
       await client.query('SELECT pg_advisory_xact_lock($1, $2)', this.rebuildKey);
-      await client.query('DELETE FROM order_projections');
+      await client.query('DELETE FROM order_projections WHERE $1::text IS NULL OR tenant_id = $1', [tenant]);
       let after = 0;
       let replayed = 0;
       for (;;) {
         const { rows } = await client.query<EventRow>(
-          `SELECT ${EVENT_COLUMNS} FROM events WHERE aggregate_type = $1 AND global_position > $2 ORDER BY global_position LIMIT $3`,
-          [ORDER_STREAM_TYPE, after, BATCH],
+          `SELECT ${EVENT_COLUMNS} FROM events WHERE aggregate_type = $1 AND ($4::text IS NULL OR tenant_id = $4) AND global_position > $2
+           ORDER BY global_position LIMIT $3`,
+          [ORDER_STREAM_TYPE, after, BATCH, tenant],
         );
         if (rows.length === 0) break;
         const groups = new Map<string, EventRow[]>();
@@ -554,6 +649,16 @@ export class PgRepository implements EventRepository {
       const lastHead = heads[heads.length - 1]!;
       headCursor = [lastHead.tenant_id, lastHead.aggregate_id];
     }
+  }
+
+  async visibleHead(): Promise<number> {
+    // The same visibility rule as pull: a position held back by an older running transaction
+    // does not count until that transaction ends (then the head moves and waiters wake).
+    const { rows } = await this.pool.query<{ p: string | null }>({
+      name: 'ol_visible_head',
+      text: 'SELECT max(global_position) AS p FROM events WHERE txid < pg_snapshot_xmin(pg_current_snapshot())',
+    });
+    return Number(rows[0]?.p ?? 0);
   }
 
   async ping(): Promise<void> {

@@ -87,12 +87,18 @@ export interface EventRepository {
    */
   appendAll(cmds: AppendCommand[]): Promise<PushOutcome[]>;
   pull(tenantId: string, after: number, limit: number): Promise<PullResponse>;
-  readStream(tenantId: string, streamId: string, afterVersion?: number): Promise<ServerEvent[]>;
+  /** The stream's events after `afterVersion` in version order; at most `limit` when given. */
+  readStream(tenantId: string, streamId: string, afterVersion?: number, limit?: number): Promise<ServerEvent[]>;
   getOrder(tenantId: string, orderId: string): Promise<OrderView | null>;
   listOrders(tenantId: string, query: DashboardQuery): Promise<DashboardPage>;
-  /** Drop the read model and replay the whole log into it (batched). */
-  rebuildProjections(): Promise<{ eventsReplayed: number }>;
+  /** Drop the read model of one tenant (all tenants when omitted: operators only) and replay its log into it (batched). */
+  rebuildProjections(tenantId?: string): Promise<{ eventsReplayed: number }>;
   verifyChain(filter: ChainFilter): Promise<ChainReport>;
+  /**
+   * Changes whenever events become visible to pulls, whichever process stored them (the newest
+   * visible position): the live-stream notifier polls this once for all waiters.
+   */
+  visibleHead(): Promise<number>;
   /** Throws when the database cannot be reached. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -308,9 +308,11 @@ export function registerApiRoutes(app: FastifyInstance, repo: EventRepository, n
     '/api/admin/projections/rebuild',
     { config: { role: 'admin' }, schema: { tags: ['admin'], response: { 200: RebuildResponse, ...commonErrors({ body: true }) } } },
     async (req) => {
+      const who = caller(req);
       const started = Date.now();
-      const { eventsReplayed } = await repo.rebuildProjections();
-      req.log.info({ eventsReplayed, ms: Date.now() - started }, 'projections rebuilt');
+      // An admin token rebuilds its own tenant; the CLI (rebuild-projections) may rebuild all.
+      const { eventsReplayed } = await repo.rebuildProjections(who.tenant);
+      req.log.info({ tenant: who.tenant, eventsReplayed, ms: Date.now() - started }, 'projections rebuilt');
       return { status: 'REBUILD_COMPLETE' as const, eventsReplayed, completedAt: new Date().toISOString() };
     },
   );

@@ -10,24 +10,35 @@ import {
   PullResponse,
   PushRequest,
   PushResponse,
+  StreamEventsQuery,
   StreamEventsResponse,
 } from '../protocol/sync-api.js';
 import { jsonText } from '../protocol/canonical-json.js';
 import { IdempotencyConflictError } from '../protocol/errors.js';
+import { streamPage } from './append-logic.js';
 import { LiveQuery, StreamParams, commonErrors } from './http-schemas.js';
-import { caller, enrich } from './http-context.js';
+import { HttpError, caller, enrich } from './http-context.js';
+import type { LiveStreamSlots } from './live-streams.js';
 import type { AppendNotifier } from './notifier.js';
 import type { EventRepository } from './repository.js';
 
-/** How often a waiting pull re-reads the store to notice other server processes' appends. */
-const RECHECK_MS = 250;
 const SSE_BATCH = 500;
 const SSE_HEARTBEAT_MS = 15_000;
 
 type PushItem = PushResponse['results'][number];
 
-export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, notifier: AppendNotifier): void {
+export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, notifier: AppendNotifier, slots: LiveStreamSlots): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
+
+  /** A live-stream slot of the caller's token, or 429 when it holds the most it may. */
+  function liveSlot(token: string): () => void {
+    const release = slots.acquire(token);
+    if (release) return release;
+    throw new HttpError(429, {
+      error: 'TOO_MANY_STREAMS',
+      message: `this token already holds ${slots.perToken} live streams (SSE or long-polls with waitMs), the most allowed; close one first`,
+    });
+  }
 
   r.post(
     '/sync/streams/:streamId/append',
@@ -90,31 +101,44 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
     {
       schema: {
         tags: ['sync'],
-        description: "One stream of the caller's tenant with its hash chain, for a device to audit its synced copy.",
+        description:
+          "One stream of the caller's tenant with its hash chain, a bounded page at a time (`afterVersion`, `limit`, `hasMore`): " +
+          'for a device to audit its synced copy and to fetch the rest of a conflict answer.',
         params: StreamParams,
+        querystring: StreamEventsQuery,
         response: { 200: StreamEventsResponse, ...commonErrors(), 404: ErrorResponse },
       },
     },
     async (req, reply) => {
       const who = caller(req);
-      const events = await repo.readStream(who.tenant, req.params.streamId);
-      if (events.length === 0) return reply.code(404).send({ error: 'NOT_FOUND', message: `stream ${req.params.streamId} not found` });
-      return { streamId: req.params.streamId, events };
+      const { afterVersion, limit } = req.query;
+      const rows = await repo.readStream(who.tenant, req.params.streamId, afterVersion, limit + 1);
+      if (rows.length === 0 && afterVersion === 0) return reply.code(404).send({ error: 'NOT_FOUND', message: `stream ${req.params.streamId} not found` });
+      return { streamId: req.params.streamId, ...streamPage(rows, limit) };
     },
   );
 
   r.get(
     '/sync/events',
     { schema: { tags: ['sync'], querystring: PullQuery, response: { 200: PullResponse, ...commonErrors() } } },
-    async (req) => {
+    async (req, reply) => {
       const who = caller(req);
       const { after, limit, waitMs } = req.query;
-      const deadline = Date.now() + waitMs;
-      for (;;) {
-        const page = await repo.pull(who.tenant, after, limit);
-        const left = deadline - Date.now();
-        if (page.events.length > 0 || left <= 0 || notifier.isClosed) return page;
-        await notifier.wait(Math.min(left, RECHECK_MS));
+      if (waitMs === 0) return repo.pull(who.tenant, after, limit);
+      const release = liveSlot(who.token);
+      // A client that gives up frees its slot at once instead of when the wait ends.
+      const gone = new AbortController();
+      reply.raw.on('close', () => gone.abort());
+      try {
+        const deadline = Date.now() + waitMs;
+        for (;;) {
+          const page = await repo.pull(who.tenant, after, limit);
+          const left = deadline - Date.now();
+          if (page.events.length > 0 || left <= 0 || notifier.isClosed || gone.signal.aborted) return page;
+          await notifier.wait(left, gone.signal);
+        }
+      } finally {
+        release();
       }
     },
   );
@@ -137,24 +161,24 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
     },
     async (req, reply) => {
       const who = caller(req);
+      const release = liveSlot(who.token);
       const lastId = Number(req.headers['last-event-id']);
       let after = req.query.after ?? (Number.isInteger(lastId) && lastId >= 0 ? lastId : 0);
       reply.hijack();
       const res = reply.raw;
-      res.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache',
-        connection: 'keep-alive',
-        'x-correlation-id': req.correlationId,
-      });
-      let open = true;
-      req.raw.on('close', () => {
-        open = false;
-      });
-      res.write(': connected\n\n');
-      let lastBeat = Date.now();
+      const gone = new AbortController();
+      req.raw.on('close', () => gone.abort());
+      res.on('close', () => gone.abort());
       try {
-        while (open && !notifier.isClosed) {
+        res.writeHead(200, {
+          'content-type': 'text/event-stream; charset=utf-8',
+          'cache-control': 'no-cache',
+          connection: 'keep-alive',
+          'x-correlation-id': req.correlationId,
+        });
+        res.write(': connected\n\n');
+        let lastBeat = Date.now();
+        while (!gone.signal.aborted && !notifier.isClosed) {
           const page = await repo.pull(who.tenant, after, SSE_BATCH);
           for (const e of page.events) res.write(`id: ${e.globalPosition}\nevent: event\ndata: ${jsonText(e)}\n\n`);
           after = page.nextPosition;
@@ -163,11 +187,12 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
             res.write(': heartbeat\n\n');
             lastBeat = Date.now();
           }
-          await notifier.wait(RECHECK_MS);
+          await notifier.wait(SSE_HEARTBEAT_MS, gone.signal);
         }
       } catch (err) {
         req.log.error({ err }, 'live stream failed');
       } finally {
+        release();
         res.end();
       }
     },

@@ -10,8 +10,11 @@ import {
   ChainVerifier,
   appendResult,
   foldOrderView,
+  MissingEventsBudget,
+  conflictAnswer,
   isInputError,
   judgeDuplicates,
+  missingAfter,
   normalizeAppend,
   orderStreamStartError,
   prepareEvents,
@@ -130,7 +133,7 @@ export class SqliteRepository implements EventRepository {
       streamHead: db.prepare<[string, string], { version: number; last_hash: string; aggregate_type: string }>(
         'SELECT version, last_hash, aggregate_type FROM streams WHERE tenant_id = ? AND aggregate_id = ?',
       ),
-      eventById: db.prepare<[string], EventRow>(`SELECT ${EVENT_COLUMNS} FROM events WHERE event_id = ?`),
+      eventById: db.prepare<[string, string], EventRow>(`SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = ? AND event_id = ?`),
       insertEvent: db.prepare(
         `INSERT INTO events (event_id, tenant_id, aggregate_id, aggregate_type, event_type, schema_version, event_data, metadata, version, created_at, hash)
          VALUES (@eventId, @tenantId, @streamId, @streamType, @eventType, @schemaVersion, @data, @metadata, @streamVersion, @recordedAt, @hash)`,
@@ -139,8 +142,8 @@ export class SqliteRepository implements EventRepository {
         `INSERT INTO streams (tenant_id, aggregate_id, aggregate_type, version, last_hash) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (tenant_id, aggregate_id) DO UPDATE SET version = excluded.version, last_hash = excluded.last_hash`,
       ),
-      streamEvents: db.prepare<[string, string, number], EventRow>(
-        `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = ? AND aggregate_id = ? AND version > ? ORDER BY version`,
+      streamEvents: db.prepare<[string, string, number, number], EventRow>(
+        `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = ? AND aggregate_id = ? AND version > ? ORDER BY version LIMIT ?`,
       ),
       pull: db.prepare<[string, number, number], EventRow>(
         `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = ? AND global_position > ? ORDER BY global_position LIMIT ?`,
@@ -162,9 +165,10 @@ export class SqliteRepository implements EventRepository {
       countAll: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM order_projections WHERE tenant_id = ?'),
       countByStatus: db.prepare<[string, string], { n: number }>('SELECT count(*) AS n FROM order_projections WHERE tenant_id = ? AND status = ?'),
       maxPosition: db.prepare<[string], { p: number | null }>('SELECT max(last_position) AS p FROM order_projections WHERE tenant_id = ?'),
-      clearProjections: db.prepare('DELETE FROM order_projections'),
-      orderEventsAfter: db.prepare<[string, number, number], EventRow>(
-        `SELECT ${EVENT_COLUMNS} FROM events WHERE aggregate_type = ? AND global_position > ? ORDER BY global_position LIMIT ?`,
+      clearProjections: db.prepare<[{ tenant: string | null }]>('DELETE FROM order_projections WHERE @tenant IS NULL OR tenant_id = @tenant'),
+      orderEventsAfter: db.prepare<[{ type: string; tenant: string | null; after: number; limit: number }], EventRow>(
+        `SELECT ${EVENT_COLUMNS} FROM events WHERE aggregate_type = @type AND (@tenant IS NULL OR tenant_id = @tenant) AND global_position > @after
+         ORDER BY global_position LIMIT @limit`,
       ),
       chain: db.prepare<[{ tenant: string | null; stream: string | null; t: string; s: string; v: number; limit: number }], EventRow>(
         `SELECT ${EVENT_COLUMNS} FROM events
@@ -178,6 +182,7 @@ export class SqliteRepository implements EventRepository {
            AND (tenant_id, aggregate_id) > (@t, @s)
          ORDER BY tenant_id, aggregate_id LIMIT @limit`,
       ),
+      head: db.prepare<[], { p: number | null }>('SELECT max(global_position) AS p FROM events'),
       lastOfStream: db.prepare<[string, string], { version: number; hash: string }>(
         'SELECT version, hash FROM events WHERE tenant_id = ? AND aggregate_id = ? ORDER BY version DESC LIMIT 1',
       ),
@@ -234,10 +239,11 @@ export class SqliteRepository implements EventRepository {
 
   /** One job (a single append or a push) inside the group's transaction: its own savepoint. */
   private runJob(cmds: AppendCommand[], recordedAt: string): PushOutcome[] {
+    const budget = new MissingEventsBudget();
     return this.savepoint(() =>
       cmds.map((cmd) => {
         try {
-          return this.savepoint(() => this.appendOne(cmd, recordedAt));
+          return this.savepoint(() => this.appendOne(cmd, recordedAt, budget));
         } catch (err) {
           if (isInputError(err)) return { status: 'error', error: err };
           throw err;
@@ -247,11 +253,11 @@ export class SqliteRepository implements EventRepository {
   }
 
   /** One element, in its own savepoint (see runJob): an error undoes it alone. */
-  private appendOne(input: AppendCommand, recordedAt: string): AppendOutcome {
+  private appendOne(input: AppendCommand, recordedAt: string, budget: MissingEventsBudget): AppendOutcome {
     const cmd = normalizeAppend(input, recordedAt);
     const existing: ExistingEvent[] = [];
     for (const e of cmd.events) {
-      const row = this.stmt.eventById.get(e.eventId);
+      const row = this.stmt.eventById.get(cmd.tenantId, e.eventId);
       if (row) existing.push(toExisting(row));
     }
     const duplicate = judgeDuplicates(cmd, existing);
@@ -261,18 +267,8 @@ export class SqliteRepository implements EventRepository {
     const current = head?.version ?? 0;
     if (head && head.aggregate_type !== cmd.streamType) throw streamTypeMismatch(cmd, head.aggregate_type);
     if (!expectedVersionMatches(cmd.expectedVersion, current)) {
-      const after = typeof cmd.expectedVersion === 'number' ? Math.min(cmd.expectedVersion, current) : 0;
-      return {
-        status: 'conflict',
-        conflict: {
-          error: 'WRONG_EXPECTED_VERSION',
-          message: `stream ${cmd.streamId} is at version ${current}, but the append expected ${String(cmd.expectedVersion)}`,
-          streamId: cmd.streamId,
-          expectedVersion: cmd.expectedVersion,
-          currentVersion: current,
-          missingEvents: this.stmt.streamEvents.all(cmd.tenantId, cmd.streamId, after).map((r) => publicEvent(toServerEvent(r))),
-        },
-      };
+      const rows = this.stmt.streamEvents.all(cmd.tenantId, cmd.streamId, missingAfter(cmd.expectedVersion, current), budget.rowLimit);
+      return { status: 'conflict', conflict: conflictAnswer(cmd, current, rows.map((r) => publicEvent(toServerEvent(r))), budget) };
     }
     const startError = orderStreamStartError(cmd, current);
     if (startError) throw startError;
@@ -312,8 +308,9 @@ export class SqliteRepository implements EventRepository {
     return { events, nextPosition: events.length ? events[events.length - 1]!.globalPosition : after, hasMore: rows.length === limit };
   }
 
-  async readStream(tenantId: string, streamId: string, afterVersion = 0): Promise<ServerEvent[]> {
-    return this.stmt.streamEvents.all(tenantId, streamId, afterVersion).map((r) => publicEvent(toServerEvent(r)));
+  async readStream(tenantId: string, streamId: string, afterVersion = 0, limit = -1): Promise<ServerEvent[]> {
+    // LIMIT -1: no limit in SQLite.
+    return this.stmt.streamEvents.all(tenantId, streamId, afterVersion, limit).map((r) => publicEvent(toServerEvent(r)));
   }
 
   async getOrder(tenantId: string, orderId: string): Promise<OrderView | null> {
@@ -330,14 +327,15 @@ export class SqliteRepository implements EventRepository {
     })();
   }
 
-  async rebuildProjections(): Promise<{ eventsReplayed: number }> {
+  async rebuildProjections(tenantId?: string): Promise<{ eventsReplayed: number }> {
+    const tenant = tenantId ?? null;
     return this.db
       .transaction(() => {
-        this.stmt.clearProjections.run();
+        this.stmt.clearProjections.run({ tenant });
         let after = 0;
         let replayed = 0;
         for (;;) {
-          const rows = this.stmt.orderEventsAfter.all(ORDER_STREAM_TYPE, after, BATCH);
+          const rows = this.stmt.orderEventsAfter.all({ type: ORDER_STREAM_TYPE, tenant, after, limit: BATCH });
           if (rows.length === 0) break;
           for (const [key, group] of groupByStream(rows)) {
             const [tenantId, orderId] = key;
@@ -377,6 +375,10 @@ export class SqliteRepository implements EventRepository {
       }
     })();
     return report(v);
+  }
+
+  async visibleHead(): Promise<number> {
+    return this.stmt.head.get()?.p ?? 0;
   }
 
   async ping(): Promise<void> {

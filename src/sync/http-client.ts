@@ -7,6 +7,7 @@ import {
   PullResponse,
   PushResponse,
   PushResult,
+  StreamEventsResponse,
   type AppendRequest,
   type PushRequest,
 } from '../protocol/sync-api.js';
@@ -47,6 +48,8 @@ export interface SyncClient {
   append(streamId: string, request: AppendRequest): Promise<AppendResponse>;
   push(request: PushRequest): Promise<PushResponse>;
   pull(query: { after: number; limit?: number; waitMs?: number }): Promise<PullResponse>;
+  /** One page of a stream's events after `afterVersion` (the rest of a conflict answer). */
+  streamEvents(streamId: string, query: { afterVersion: number; limit?: number }): Promise<StreamEventsResponse>;
 }
 
 /**
@@ -88,6 +91,12 @@ export class SyncHttpClient implements SyncClient {
     if (query.waitMs) params.set('waitMs', String(query.waitMs));
     // Content of the events is checked by the engine (see WireEvent).
     return (await this.request(`/sync/events?${params.toString()}`, { method: 'GET', extraTimeoutMs: query.waitMs ?? 0 }, WirePullResponse)) as PullResponse;
+  }
+
+  async streamEvents(streamId: string, query: { afterVersion: number; limit?: number }): Promise<StreamEventsResponse> {
+    const params = new URLSearchParams({ afterVersion: String(query.afterVersion) });
+    if (query.limit !== undefined) params.set('limit', String(query.limit));
+    return this.request(`/sync/streams/${encodeURIComponent(streamId)}/events?${params.toString()}`, { method: 'GET' }, StreamEventsResponse);
   }
 
   private async request<S extends z.ZodType>(

@@ -1,6 +1,14 @@
 import { ORDER_STREAM_TYPE } from '../domain/events.js';
 import type { NewEvent, ServerEvent } from '../protocol/envelope.js';
-import { MAX_EVENTS_PER_APPEND, MAX_PULL_LIMIT, MAX_STREAMS_PER_PUSH, type AppendResponse, type PushRequest } from '../protocol/sync-api.js';
+import {
+  MAX_EVENTS_PER_APPEND,
+  MAX_PULL_LIMIT,
+  MAX_STREAM_PAGE_LIMIT,
+  MAX_STREAMS_PER_PUSH,
+  type AppendResponse,
+  type ConflictResponse,
+  type PushRequest,
+} from '../protocol/sync-api.js';
 import type { LocalStore } from '../store/local-store.js';
 import { SyncInvariantError } from './errors.js';
 import type { SyncClient } from './http-client.js';
@@ -239,6 +247,12 @@ export class SyncEngine {
       if (response.results.length !== batch.length) {
         throw new SyncInvariantError(`push answered ${response.results.length} results for ${batch.length} appends`);
       }
+      // Conflict answers are bounded: fetch what they left out first, so each order is rebased
+      // once, on its whole current stream, in the transaction below.
+      const missing = new Map<number, readonly ServerEvent[]>();
+      for (const [i, result] of response.results.entries()) {
+        if (result.status === 'conflict') missing.set(i, await this.missingEventsOf(client, result.conflict));
+      }
       const rebased: string[] = [];
       this.store.db
         .transaction(() => {
@@ -252,7 +266,7 @@ export class SyncEngine {
               report.pushedEvents += plan.events.length;
               touched.add(plan.streamId);
             } else if (result.status === 'conflict') {
-              const applied = this.applyServerEvents(result.conflict.missingEvents);
+              const applied = this.applyServerEvents(missing.get(i)!);
               report.confirmedCommands += applied.confirmed;
               report.rejectedCommands.push(...applied.rejected);
               report.rebasedOrders += applied.rebased.length;
@@ -276,6 +290,27 @@ export class SyncEngine {
       done += batch.reduce((n, p) => n + p.events.length, 0);
       onProgress?.({ phase: 'push', done, total });
     }
+  }
+
+  /** A conflict's missing events, with the pages the server's bounds left out fetched from the stream. */
+  private async missingEventsOf(client: SyncClient, conflict: ConflictResponse): Promise<readonly ServerEvent[]> {
+    if (conflict.missingEventsComplete) return conflict.missingEvents;
+    if (conflict.continueAfterVersion === undefined) {
+      throw new SyncInvariantError(`conflict on ${conflict.streamId} is incomplete but names no version to continue after`);
+    }
+    const events = [...conflict.missingEvents];
+    let after = conflict.continueAfterVersion;
+    while (after < conflict.currentVersion) {
+      const page = await client.streamEvents(conflict.streamId, { afterVersion: after, limit: Math.min(this.pullLimit, MAX_STREAM_PAGE_LIMIT) });
+      const first = page.events[0];
+      if (!first || first.streamVersion !== after + 1) {
+        throw new SyncInvariantError(`stream ${conflict.streamId}: expected version ${after + 1} after the conflict answer, got ${first?.streamVersion ?? 'nothing'}`);
+      }
+      events.push(...page.events);
+      after = page.events[page.events.length - 1]!.streamVersion;
+      if (!page.hasMore) break;
+    }
+    return events;
   }
 
   /**

@@ -38,6 +38,7 @@ describe('pipelined push', () => {
       baseUrl: real.baseUrl,
       append: (s, r) => real.append(s, r),
       pull: (q) => real.pull(q),
+      streamEvents: (id, q) => real.streamEvents(id, q),
       push: async (r) => {
         calls++;
         if (calls === 5) throw new NetworkError('connection reset (injected)');
