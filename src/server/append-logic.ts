@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ORDER_STREAM_TYPE, isOrderEventType } from '../domain/events.js';
 import { UpcastError, upcast } from '../domain/upcasters.js';
 import { foldOrderInPlace, initialOrderState, type FoldableEvent, type OrderState } from '../domain/state.js';
-import type { ExpectedVersion, NewEvent, ServerEvent } from '../protocol/envelope.js';
+import type { ExpectedVersion, ServerEvent } from '../protocol/envelope.js';
 import {
   MAX_MISSING_BYTES_PER_CONFLICT,
   MAX_MISSING_BYTES_PER_RESPONSE,

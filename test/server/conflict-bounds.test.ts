@@ -140,7 +140,7 @@ describe.each(BACKENDS)('bounded conflict answers on $name', (factory) => {
     expect(report.pending).toBe(0);
     expect(report.rejectedCommands).toEqual([]);
     const state = (await http.get(`/api/queries/orders/${orderId}`)).body;
-    expect(state).toMatchObject({ version: LONG + 2, paidAmount: 500 });
+    expect(state).toMatchObject({ version: LONG + 2, paid_amount: 5 }); // seed 004's detail: snake_case, major units
     expect(device.store.log.streamVersion(orderId)).toBe(LONG + 2);
   }, 300_000);
 });

@@ -58,11 +58,12 @@ describe.each(BACKENDS)('tenant scoping on $name', (factory) => {
     const rebuilt = await a.post('/api/admin/projections/rebuild');
     expect(rebuilt.status).toBe(200);
     expect(rebuilt.body.eventsReplayed).toBe(1);
-    expect((await a.get(`/api/queries/orders/${orderA}`)).body.total).toBe(1000);
+    // The seed API answers in major units: 1000 cents are 10.00.
+    expect((await a.get(`/api/queries/orders/${orderA}`)).body.total).toBe(10);
     // tenant-b's rows were neither deleted nor replayed
-    expect((await b.get(`/api/queries/orders/${orderB}`)).body.total).toBe(1);
+    expect((await b.get(`/api/queries/orders/${orderB}`)).body.total).toBe(0.01);
     expect((await b.post('/api/admin/projections/rebuild')).body.eventsReplayed).toBe(2);
-    expect((await b.get(`/api/queries/orders/${orderB}`)).body.total).toBe(2000);
+    expect((await b.get(`/api/queries/orders/${orderB}`)).body.total).toBe(20);
   });
 
   it("another tenant's event id is neither refused nor revealed; ids stay idempotency keys within a tenant", async () => {
