@@ -1,5 +1,6 @@
 // Bad input: fuzzed requests against every server endpoint (malformed JSON, wrong types, huge
-// bodies, unknown fields, other tenants' ids, SQL-looking strings, missing or foreign tokens).
+// bodies, unknown fields, other tenants' ids, SQL-looking strings, missing or foreign tokens,
+// poison events, stale writes against a long stream).
 // Every one must be answered 4xx with a JSON error, the server must stay up, and a content hash
 // of the whole database must be the same before and after.
 import Database from 'better-sqlite3';
@@ -8,6 +9,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { v7 as uuidv7 } from 'uuid';
+import {
+  MAX_MISSING_BYTES_PER_CONFLICT,
+  MAX_MISSING_BYTES_PER_RESPONSE,
+  MAX_MISSING_EVENTS_PER_CONFLICT,
+  MAX_MISSING_EVENTS_PER_RESPONSE,
+} from '../../src/protocol/sync-api.js';
 import { startServer } from '../../src/server/index.js';
 import { rng } from './converge.js';
 import type { TrialStats } from './crash.js';
@@ -44,6 +51,8 @@ interface FuzzRequest {
   kind: string;
   /** A push answers 200 with one result per element: every element must be refused. */
   pushRefused?: boolean;
+  /** A stale write against the long stream: a conflict whose missing events stay within the caps. */
+  stale?: 'append' | 'push';
 }
 
 type R = ReturnType<typeof rng>;
@@ -92,7 +101,7 @@ interface Poison {
 }
 
 /**
- * Events no device could read (issue 10): the seeds' item-less order, negative money, huge
+ * Events no device could read (issue 10): negative money, huge
  * quantities and item counts, order types on other stream types, deep nesting, NUL and lone
  * surrogates in reasons and metadata, dates far in the future or before 2000.
  */
@@ -102,7 +111,6 @@ function poisonEvent(r: R, i: number): Poison {
   const badText = r.pick(['x\u0000y', 'oops \ud800', '\udfff', 'a\u0000']);
   const when = r.pick(['2999-01-01T00:00:00.000Z', new Date(Date.now() + 3 * 86_400_000).toISOString(), '1970-01-01T00:00:00.000Z']);
   const cases: (() => Poison)[] = [
-    () => ({ streamType: 'Order', eventType: 'OrderCreated', schemaVersion: 1, data: { orderId: `O-p-${i}`, customerId: 'C', totalAmount: 100 }, metadata: {} }),
     () => ({ streamType: 'Order', eventType: 'OrderCreated', schemaVersion: 2, data: { ...order, items: [{ ...item, unitPrice: -r.int(1000) - 1 }] }, metadata: {} }),
     () => ({ streamType: 'Order', eventType: 'OrderCreated', schemaVersion: 2, data: { ...order, items: [{ ...item, quantity: 1_000_001 + r.int(1e6) }] }, metadata: {} }),
     () => ({ streamType: 'Order', eventType: 'OrderCreated', schemaVersion: 2, data: { ...order, items: Array.from({ length: 501 }, () => item) }, metadata: {} }),
@@ -133,12 +141,59 @@ function poisonRequest(r: R, i: number, token: string | null): FuzzRequest {
   }
 }
 
+/** A stream long enough that an unbounded conflict answer would be megabytes (issue 10's amplification). */
+const LONG_STREAM = 'N-long-history';
+const LONG_EVENTS = 5000;
+/** Slack over the protocol's byte caps for the envelope around the missing events. */
+const ENVELOPE_SLACK = 64 * 1024;
+
+function staleRequest(r: R): FuzzRequest {
+  const event = () => ({ eventId: uuidv7(), eventType: 'NoteAdded', schemaVersion: 1, data: { text: 'stale' }, metadata: {} });
+  const expectedVersion = r.int(50);
+  if (r.chance(0.5)) {
+    return { method: 'POST', path: `/sync/streams/${LONG_STREAM}/append`, token: TOKEN_A, kind: 'stale append on a long stream', stale: 'append', body: JSON.stringify({ streamType: 'Note', expectedVersion, events: [event()] }) };
+  }
+  const appends = Array.from({ length: 1 + r.int(40) }, () => ({ streamId: LONG_STREAM, streamType: 'Note', expectedVersion, events: [event()] }));
+  return { method: 'POST', path: '/sync/push', token: TOKEN_A, kind: 'stale push on a long stream', stale: 'push', body: JSON.stringify({ appends }) };
+}
+
+/** The conflict answer is bounded (count and bytes) and says where to continue. */
+function staleBounded(req: FuzzRequest, res: { status: number; text: string }): string | null {
+  type Conflict = { missingEvents?: unknown[]; missingEventsComplete?: boolean; continueAfterVersion?: number };
+  let conflicts: Conflict[];
+  try {
+    const body = JSON.parse(res.text) as Conflict & { results?: { status?: string; conflict?: Conflict }[] };
+    if (req.stale === 'append') {
+      if (res.status !== 409) return `expected 409, got ${res.status}`;
+      if (res.text.length > MAX_MISSING_BYTES_PER_CONFLICT + ENVELOPE_SLACK) return `409 of ${res.text.length} bytes`;
+      conflicts = [body];
+    } else {
+      if (res.status !== 200 || !Array.isArray(body.results)) return `expected 200 with results, got ${res.status}`;
+      if (res.text.length > MAX_MISSING_BYTES_PER_RESPONSE + ENVELOPE_SLACK) return `push answer of ${res.text.length} bytes`;
+      if (!body.results.every((x) => x.status === 'conflict' && x.conflict)) return 'an element of a stale push was not a conflict';
+      conflicts = body.results.map((x) => x.conflict!);
+    }
+  } catch {
+    return 'no JSON answer';
+  }
+  let events = 0;
+  for (const c of conflicts) {
+    const n = c.missingEvents?.length ?? 0;
+    events += n;
+    if (n > MAX_MISSING_EVENTS_PER_CONFLICT) return `${n} missing events in one conflict`;
+    if (c.missingEventsComplete !== false || typeof c.continueAfterVersion !== 'number') return 'a cut conflict answer without its continuation';
+  }
+  return events > MAX_MISSING_EVENTS_PER_RESPONSE ? `${events} missing events in one answer` : null;
+}
+
 export function fuzzRequest(r: R, i: number): FuzzRequest {
   const tokenRoll = r.next();
   const token = tokenRoll < 0.06 ? null : tokenRoll < 0.1 ? 'wrong-token-0123456789abcdef' : TOKEN_A;
   const badOrSql = () => (r.chance(0.5) ? enc(r.pick(SQLISH)) : enc(`id-${i}`));
   const body = () => (r.chance(0.3) ? r.pick(MALFORMED) : junkBody(r));
-  switch (r.int(16)) {
+  switch (r.int(17)) {
+    case 16:
+      return staleRequest(r);
     case 13:
     case 14:
     case 15:
@@ -242,6 +297,15 @@ export async function runBadInput(opts: { requests: number; hugeBodies: number; 
       const res = await seed(token, id);
       if (res.status !== 201) throw new Error(`seeding ${id} failed: ${res.status} ${await res.text()}`);
     }
+    // One long stream: stale writes against it must get bounded conflict answers.
+    for (let v = 0; v < LONG_EVENTS; v += 1000) {
+      const res = await fetch(`${server.url}/sync/streams/${LONG_STREAM}/append`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN_A}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ streamType: 'Note', expectedVersion: v === 0 ? 'no_stream' : v, events: Array.from({ length: 1000 }, (_, k) => ({ eventId: uuidv7(), eventType: 'NoteAdded', schemaVersion: 1, data: { text: `history ${v + k} ${'h'.repeat(200)}` }, metadata: {} })) }),
+      });
+      if (res.status !== 201) throw new Error(`seeding ${LONG_STREAM} failed: ${res.status} ${await res.text()}`);
+    }
     const before = databaseHash(file);
     const r = rng(opts.seed ?? 99);
     const queue: FuzzRequest[] = Array.from({ length: opts.requests }, (_, i) => fuzzRequest(r, i));
@@ -259,7 +323,10 @@ export async function runBadInput(opts: { requests: number; hugeBodies: number; 
         kinds.set(req.kind, (kinds.get(req.kind) ?? 0) + 1);
         try {
           const res = await send(server.url, req);
-          if (req.pushRefused) {
+          if (req.stale) {
+            const problem = staleBounded(req, res);
+            if (problem) fail(`${req.method} ${req.path} (${req.kind}): ${problem}`);
+          } else if (req.pushRefused) {
             if (!pushAllRefused(res)) fail(`${req.method} ${req.path} (${req.kind}) → ${res.status}, not a refusal of every element: ${res.text.slice(0, 200)}`);
           } else if (res.status < 400 || res.status > 499) fail(`${req.method} ${req.path} (${req.kind}) → ${res.status}: ${res.text.slice(0, 200)}`);
           else if (!clearError(res.text)) fail(`${req.method} ${req.path} (${req.kind}) → ${res.status} without a clear JSON error: ${res.text.slice(0, 200)}`);
