@@ -124,7 +124,8 @@ export const OrderDetail = z.object({
 export type OrderDetail = z.infer<typeof OrderDetail>;
 
 export const SyncStatus = z.object({
-  state: z.enum(['idle', 'syncing', 'offline', 'error', 'unauthorized', 'disabled']),
+  /** 'paused': the person chose "Work offline" (no network traffic until they turn it off). */
+  state: z.enum(['idle', 'syncing', 'offline', 'error', 'unauthorized', 'disabled', 'paused']),
   online: z.boolean(),
   pendingCount: z.number(),
   conflictCount: z.number(),
@@ -134,6 +135,8 @@ export const SyncStatus = z.object({
   nextAttemptAt: z.string().nullable(),
   progress: z.object({ phase: z.enum(['push', 'pull', 'rebase']), done: z.number(), total: z.number().nullable() }).nullable(),
   serverUrl: z.string().nullable(),
+  /** "Work offline" is on (persisted per device). */
+  paused: z.boolean(),
 });
 export type SyncStatus = z.infer<typeof SyncStatus>;
 
@@ -211,6 +214,8 @@ export const contract = {
   dismissConflict: method(z.strictObject({ commandId: z.string() }), z.object({ ok: z.literal(true) })),
   syncStatus: method(Empty, SyncStatus),
   syncNow: method(Empty, SyncStatus),
+  /** "Work offline": pause (or resume) all network sync; kept across restarts; resuming syncs at once. */
+  setWorkOffline: method(z.strictObject({ workOffline: z.boolean() }), SyncStatus),
   getSettings: method(Empty, SettingsView),
   saveSettings: method(Settings, SettingsView),
   rebuildProjections: method(z.strictObject({ projection: z.string().optional() }), z.object({ eventsReplayed: z.number(), durationMs: z.number() })),

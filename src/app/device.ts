@@ -15,7 +15,7 @@ export interface DeviceOptions {
   userId?: string;
   durability?: Durability;
   /** Background sync tuning (tests shorten these). */
-  sync?: Pick<SchedulerOptions, 'intervalMs' | 'debounceMs' | 'backoff' | 'createClient'>;
+  sync?: Pick<SchedulerOptions, 'intervalMs' | 'debounceMs' | 'backoff' | 'createClient' | 'liveWaitMs'>;
   /** Start the background scheduler (default true). */
   autoSync?: boolean;
   /** Platform encryption for the server token at rest (Electron's safeStorage); a 0600 file without it. */
@@ -79,6 +79,7 @@ export class Device {
         outbox,
         serverUrl: initial.serverUrl || null,
         token: tokenFor(vault.read(), initial.serverUrl),
+        paused: settings.workOffline(),
         ...opts.sync,
       });
       device = new Device(store, settings, runner, new OrderQueries(store.db), outbox, engine, scheduler, vault);
@@ -136,6 +137,13 @@ export class Device {
     const { serverUrl } = this.settings.load();
     const token = tokenFor(this.vault.read(), serverUrl);
     return serverUrl && token ? { server: serverUrl, token } : null;
+  }
+
+  /** "Work offline" on or off, persisted; the scheduler stops or resumes (and syncs at once). */
+  setWorkOffline(on: boolean): SyncStatus {
+    this.settings.setWorkOffline(on);
+    this.scheduler.setPaused(on);
+    return this.syncStatus();
   }
 
   syncStatus(): SyncStatus {

@@ -89,6 +89,7 @@ export function createHandlers(device: Device): Handlers {
 
     syncStatus: async () => device.syncStatus(),
     syncNow: async () => device.redactStatus(await scheduler.syncNow()),
+    setWorkOffline: async ({ workOffline }) => device.setWorkOffline(workOffline),
 
     getSettings: async () => device.settingsView(),
     saveSettings: async (settings) => device.saveSettings(settings),
@@ -104,7 +105,8 @@ export function createHandlers(device: Device): Handlers {
 
     verifyAudit: async ({ orderId }) => {
       const result = await verifyOrderAudit(device, orderId);
-      device.recordAudit(orderId, result);
+      // Only a check that ran is kept: "the server could not be reached" says nothing about the chain.
+      if (result.verified || result.firstBrokenEventId !== null) device.recordAudit(orderId, result);
       return result;
     },
   };

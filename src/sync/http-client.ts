@@ -24,7 +24,8 @@ export interface SyncClient {
   readonly baseUrl: string;
   append(streamId: string, request: AppendRequest): Promise<AppendResponse>;
   push(request: PushRequest): Promise<PushResponse>;
-  pull(query: { after: number; limit?: number; waitMs?: number }): Promise<PullResponse>;
+  /** `signal` ends a held long-poll early (the scheduler's live watch, when it stops). */
+  pull(query: { after: number; limit?: number; waitMs?: number; signal?: AbortSignal }): Promise<PullResponse>;
 }
 
 /**
@@ -59,16 +60,16 @@ export class SyncHttpClient implements SyncClient {
     return this.request('/sync/push', { method: 'POST', body: request }, PushResponse);
   }
 
-  async pull(query: { after: number; limit?: number; waitMs?: number }): Promise<PullResponse> {
+  async pull(query: { after: number; limit?: number; waitMs?: number; signal?: AbortSignal }): Promise<PullResponse> {
     const params = new URLSearchParams({ after: String(query.after) });
     if (query.limit !== undefined) params.set('limit', String(query.limit));
     if (query.waitMs) params.set('waitMs', String(query.waitMs));
-    return this.request(`/sync/events?${params.toString()}`, { method: 'GET', extraTimeoutMs: query.waitMs ?? 0 }, PullResponse);
+    return this.request(`/sync/events?${params.toString()}`, { method: 'GET', extraTimeoutMs: query.waitMs ?? 0, signal: query.signal }, PullResponse);
   }
 
   private async request<S extends z.ZodType>(
     path: string,
-    opts: { method: 'GET' | 'POST'; body?: unknown; extraTimeoutMs?: number },
+    opts: { method: 'GET' | 'POST'; body?: unknown; extraTimeoutMs?: number; signal?: AbortSignal },
     schema: S,
   ): Promise<z.infer<S>> {
     const url = this.baseUrl + path;
@@ -81,7 +82,7 @@ export class SyncHttpClient implements SyncClient {
         method: opts.method,
         headers,
         body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
-        signal: AbortSignal.timeout(this.timeoutMs + (opts.extraTimeoutMs ?? 0)),
+        signal: withTimeout(this.timeoutMs + (opts.extraTimeoutMs ?? 0), opts.signal),
       });
       text = await response.text();
     } catch (err) {
@@ -111,6 +112,11 @@ export class SyncHttpClient implements SyncClient {
     }
     throw new ServerError(status, `${opts.method} ${path}: HTTP ${status}: ${message}`, body);
   }
+}
+
+function withTimeout(ms: number, signal: AbortSignal | undefined): AbortSignal {
+  const timeout = AbortSignal.timeout(ms);
+  return signal ? AbortSignal.any([timeout, signal]) : timeout;
 }
 
 function parseJson(text: string): unknown {

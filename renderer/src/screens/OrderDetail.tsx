@@ -95,10 +95,17 @@ function TimeTravel({ orderId, version, currency }: { orderId: string; version: 
   );
 }
 
+/**
+ * The audit line belongs to one order: a result is kept with the order id it was computed for and
+ * shown only for that order (the pane is reused when another order is selected, and a check may
+ * still be running when the selection changes).
+ */
 function AuditStatus({ orderId, audit }: { orderId: string; audit: OrderDetailT['audit'] }) {
-  const [checking, setChecking] = useState(false);
-  const [result, setResult] = useState<{ verified: boolean; message: string } | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const [checking, setChecking] = useState<string | null>(null);
+  const [checked, setChecked] = useState<{ orderId: string; verified: boolean; message: string } | null>(null);
+  const [failed, setFailed] = useState<{ orderId: string; message: string } | null>(null);
+  const result = checked?.orderId === orderId ? checked : null;
+  const error = failed?.orderId === orderId ? failed.message : null;
   const shown = result ?? (audit ? { verified: audit.verified, message: audit.verified ? `Verified ${when(audit.checkedAt)}` : `Broken at ${audit.firstBrokenEventId ?? 'an unknown event'}` } : null);
   return (
     <div className="audit">
@@ -115,18 +122,18 @@ function AuditStatus({ orderId, audit }: { orderId: string; audit: OrderDetailT[
       <button
         type="button"
         className="secondary"
-        disabled={checking}
+        disabled={checking === orderId}
         onClick={() => {
-          setChecking(true);
-          setError(null);
+          setChecking(orderId);
+          setFailed(null);
           api
             .verifyAudit({ orderId })
-            .then((r) => setResult({ verified: r.verified, message: r.message }))
-            .catch((err: unknown) => setError(describeError(err)))
-            .finally(() => setChecking(false));
+            .then((r) => setChecked({ orderId, verified: r.verified, message: r.message }))
+            .catch((err: unknown) => setFailed({ orderId, message: describeError(err) }))
+            .finally(() => setChecking((c) => (c === orderId ? null : c)));
         }}
       >
-        {checking ? 'Verifying…' : 'Verify audit chain'}
+        {checking === orderId ? 'Verifying…' : 'Verify audit chain'}
       </button>
     </div>
   );
