@@ -24,6 +24,8 @@ export interface DeviceOptions {
 
 /** File in the data dir holding the server token (see token-vault.ts). */
 export const TOKEN_FILE = 'server-token.json';
+/** File in the data dir holding browser mode's session hash (see browser-access.ts). */
+export const BROWSER_SESSION_FILE = 'browser-session.json';
 
 export type StatusListener = (event: StatusEvent) => void;
 
@@ -155,6 +157,14 @@ export class Device {
     const token = this.vault.read()?.token;
     if (!token || !status.lastError?.includes(token)) return status;
     return { ...status, lastError: status.lastError.split(token).join('[token]') };
+  }
+
+  /** What a newly connected view needs first: the sync status, and a hint to re-read everything. */
+  statusSnapshot(): StatusEvent[] {
+    return [
+      { kind: 'sync', status: this.syncStatus() },
+      { kind: 'changed', position: this.store.log.headPosition(), orderIds: [] },
+    ];
   }
 
   onStatus(listener: StatusListener): () => void {

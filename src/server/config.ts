@@ -5,7 +5,8 @@ import type { ServerOptions } from './index.js';
 import { loadTokensFromEnv } from './tokens.js';
 
 export const ENV_HELP = `Environment variables:
-  ORDERLOG_DB                  SQLite file of the embedded backend (default ./data/server.sqlite)
+  ORDERLOG_DATA                Data folder, shared with \`npm start\` (default ./data)
+  ORDERLOG_DB                  SQLite file of the embedded backend (default <ORDERLOG_DATA>/server.sqlite)
   ORDERLOG_DATABASE_URL        PostgreSQL connection string; when set, PostgreSQL is used instead of SQLite
   ORDERLOG_PG_SCHEMA           PostgreSQL schema for the tables (default public; created if missing)
   ORDERLOG_PORT                TCP port (default 8787; 0 picks a free one)
@@ -20,7 +21,8 @@ export const ENV_HELP = `Environment variables:
   ORDERLOG_LOG_LEVEL           pino level: fatal, error, warn, info, debug, trace, silent (default info)`;
 
 const Env = z.object({
-  ORDERLOG_DB: z.string().min(1).default(join('.', 'data', 'server.sqlite')),
+  ORDERLOG_DATA: z.string().min(1).default(join('.', 'data')),
+  ORDERLOG_DB: z.string().min(1).optional(),
   ORDERLOG_DATABASE_URL: z.string().min(1).optional(),
   ORDERLOG_PG_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'lower-case letters, digits and _').optional(),
   ORDERLOG_PORT: z.coerce.number().int().min(0).max(65535).default(8787),
@@ -45,7 +47,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv, opts: { needTokens: boolea
   const tokens = opts.needTokens ? loadTokensFromEnv(env) : [];
   const backend = e.ORDERLOG_DATABASE_URL
     ? { backend: 'pg' as const, connectionString: e.ORDERLOG_DATABASE_URL, schema: e.ORDERLOG_PG_SCHEMA }
-    : { backend: 'sqlite' as const, file: e.ORDERLOG_DB };
+    : { backend: 'sqlite' as const, file: e.ORDERLOG_DB ?? join(e.ORDERLOG_DATA, 'server.sqlite') };
   return {
     ...backend,
     tokens,
