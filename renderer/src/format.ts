@@ -1,7 +1,8 @@
-import { formatMinor } from '../../src/domain/money.js';
+import { formatAmount } from './amounts.js';
 
+/** Minor units → "USD 1,234.50": the currency's own decimals, the locale's grouping, exact. */
 export function money(minor: number, currency: string | null | undefined): string {
-  return `${formatMinor(minor)} ${currency ?? ''}`.trim();
+  return formatAmount(minor, currency);
 }
 
 const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
