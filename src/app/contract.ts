@@ -84,7 +84,8 @@ export const TimelineEntry = z.object({
   data: z.record(z.string(), z.unknown()),
   metadata: z.record(z.string(), z.unknown()),
   recordedAt: z.string(),
-  sync: z.enum(['pending', 'synced', 'superseded']),
+  /** 'superseded': an earlier attempt replaced after a rebase; 'rejected': the server refused the command (see the conflict inbox). */
+  sync: z.enum(['pending', 'synced', 'superseded', 'rejected']),
   globalPosition: z.number().nullable(),
   hash: z.string().nullable(),
 });
@@ -110,6 +111,8 @@ export const Conflict = z.object({
   causedBy: z.array(CausedBy),
   createdAt: z.string(),
   rejectedAt: z.string(),
+  /** Would "Retry as new" be accepted on the order as it is now? If not, the domain's reason. */
+  retry: z.object({ possible: z.boolean(), reason: z.string().nullable() }),
 });
 export type Conflict = z.infer<typeof Conflict>;
 

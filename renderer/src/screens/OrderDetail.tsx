@@ -6,7 +6,7 @@ import { ActionForms } from '../components/ActionForms.js';
 import { ConflictCard } from '../components/ConflictCard.js';
 import { Card, Empty, Notice, StatusBadge, SyncBadge } from '../components/ui.js';
 import { describeError } from '../forms.js';
-import { EVENT_LABEL, money, when, whenShort } from '../format.js';
+import { EVENT_LABEL, itemCount, money, when, whenShort } from '../format.js';
 import { useLive } from '../status.js';
 
 type AsOf = MethodOutput<'getOrderAsOf'>;
@@ -20,7 +20,7 @@ function eventSummary(e: TimelineEntry, currency: string | null): string {
   const d = e.data as Record<string, unknown>;
   switch (e.eventType) {
     case 'OrderCreated':
-      return `for ${String(d.customerId ?? '')}, ${Array.isArray(d.items) ? d.items.length : 0} item(s), ${typeof d.total === 'number' ? money(d.total, currency) : String(d.totalAmount ?? '')}`;
+      return `for ${String(d.customerId ?? '')}, ${Array.isArray(d.items) ? itemCount(d.items as { quantity: number }[]) : ''}, ${typeof d.total === 'number' ? money(d.total, currency) : String(d.totalAmount ?? '')}`;
     case 'PaymentReceived':
       return `${typeof d.amount === 'number' ? money(d.amount, currency) : ''} (${String(d.paymentId ?? '')})`;
     case 'PaymentRefunded':
@@ -34,6 +34,35 @@ function eventSummary(e: TimelineEntry, currency: string | null): string {
     default:
       return '';
   }
+}
+
+/**
+ * The order's fold keeps the reservation id after a cancellation; a cancellation releases the
+ * stock it held (the domain has no separate release event yet), so say that rather than "Reserved".
+ */
+function inventoryText(s: OrderDetailT['state']): string {
+  if (!s.reservationId) return 'Not reserved';
+  if (s.status === 'CANCELLED') return `Released by the cancellation (was ${s.reservationId})`;
+  if (s.status === 'SHIPPED') return `Shipped from reservation ${s.reservationId}`;
+  return `Reserved (${s.reservationId})`;
+}
+
+/**
+ * Newest first, by when each change was made: the order's versions in order, and a change the
+ * server refused (or an attempt replaced by a rebase) where it happened, not on top of later events.
+ */
+function newestFirst(timeline: readonly TimelineEntry[]): TimelineEntry[] {
+  const time = (e: TimelineEntry) => Date.parse(e.recordedAt) || 0;
+  const spine = timeline.filter((e) => e.streamVersion > 0).sort((a, b) => a.streamVersion - b.streamVersion);
+  const aside = timeline.filter((e) => e.streamVersion <= 0).sort((a, b) => time(a) - time(b));
+  const out: TimelineEntry[] = [];
+  let next = 0;
+  for (const e of spine) {
+    while (next < aside.length && time(aside[next]!) < time(e)) out.push(aside[next++]!);
+    out.push(e);
+  }
+  out.push(...aside.slice(next));
+  return out.reverse();
 }
 
 function TimeTravel({ orderId, version, currency }: { orderId: string; version: number; currency: string | null }) {
@@ -82,8 +111,8 @@ function TimeTravel({ orderId, version, currency }: { orderId: string; version: 
             <dd>{money(asOf.paidAmount - asOf.refundedAmount, currency)}</dd>
           </div>
           <div>
-            <dt>Reserved</dt>
-            <dd>{asOf.reservationId ?? 'No'}</dd>
+            <dt>Inventory</dt>
+            <dd>{inventoryText(asOf)}</dd>
           </div>
           <div>
             <dt>At</dt>
@@ -198,7 +227,7 @@ export function OrderDetailPane({ orderId }: { orderId: string }) {
         </div>
         <div>
           <dt>Inventory</dt>
-          <dd>{s.reservationId ? `Reserved (${s.reservationId})` : 'Not reserved'}</dd>
+          <dd data-testid="inventory-fact">{inventoryText(s)}</dd>
         </div>
         <div>
           <dt>Shipment</dt>
@@ -283,7 +312,7 @@ export function OrderDetailPane({ orderId }: { orderId: string }) {
 
       <Card title="History" actions={<AuditStatus orderId={orderId} audit={detail.audit} />}>
         <ol className="timeline" aria-label="Event timeline">
-          {[...detail.timeline].reverse().map((e) => (
+          {newestFirst(detail.timeline).map((e) => (
             <li key={e.eventId} className={`tl-${e.sync}`}>
               <div className="tl-marker" aria-hidden="true">
                 {e.streamVersion > 0 ? e.streamVersion : '·'}
