@@ -73,7 +73,7 @@ export function ConflictCard({ conflict, compact = false }: { conflict: Conflict
       </p>
       {conflict.status === 'rejected' && !conflict.retry.possible ? (
         <p className="muted small" data-testid="retry-impossible">
-          Retrying would be refused too{conflict.retry.reason ? `: ${conflict.retry.reason}` : ''}. Dismiss it once you have dealt with it.
+          Retrying would be refused too{conflict.retry.reason ? `: ${conflict.retry.reason.replace(/\.$/, '')}` : ''}. Dismiss it once you have dealt with it.
         </p>
       ) : null}
       {message ? <Notice kind={message.kind}>{message.text}</Notice> : null}

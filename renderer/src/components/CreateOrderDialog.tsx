@@ -42,6 +42,8 @@ export function CreateOrderDialog({ onClose, onCreated }: { onClose: () => void;
   useEffect(() => {
     const d = dialog.current;
     if (d && !d.open) d.showModal();
+    // showModal focuses the first field (the generated order id); people start with the customer.
+    document.getElementById('co-customer')?.focus();
   }, []);
 
   const code = currency.trim().toUpperCase();
@@ -105,13 +107,13 @@ export function CreateOrderDialog({ onClose, onCreated }: { onClose: () => void;
           <p className="muted">Saved on this device immediately; it syncs when the server is reachable.</p>
         </header>
         <div className="grid-3">
-          <Field id="co-order" label="Order ID" error={errors.orderId} hint="Up to 100 letters, digits or . _ : @ -">
+          <Field id="co-order" label="Order ID" error={errors.orderId} hint="Up to 100: letters, digits, . _ : @ -">
             <input id="co-order" value={orderId} onChange={(e) => setOrderId(e.target.value)} autoComplete="off" />
           </Field>
-          <Field id="co-customer" label="Customer ID" error={errors.customerId} hint="Up to 100 letters, digits or . _ : @ -">
+          <Field id="co-customer" label="Customer ID" error={errors.customerId} hint="Up to 100: letters, digits, . _ : @ -">
             <input id="co-customer" value={customerId} onChange={(e) => setCustomerId(e.target.value)} autoComplete="off" autoFocus />
           </Field>
-          <Field id="co-currency" label="Currency" error={errors.currency} hint="Three letters, e.g. USD, EUR, JPY">
+          <Field id="co-currency" label="Currency" error={errors.currency} hint="e.g. USD, EUR, JPY">
             <input id="co-currency" value={currency} onChange={(e) => setCurrency(e.target.value)} maxLength={3} autoComplete="off" />
           </Field>
         </div>

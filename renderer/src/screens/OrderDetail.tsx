@@ -7,6 +7,7 @@ import { ConflictCard } from '../components/ConflictCard.js';
 import { Card, Empty, Notice, StatusBadge, SyncBadge } from '../components/ui.js';
 import { describeError } from '../forms.js';
 import { EVENT_LABEL, itemCount, money, when, whenShort } from '../format.js';
+import { navigate } from '../router.js';
 import { useLive } from '../status.js';
 
 type AsOf = MethodOutput<'getOrderAsOf'>;
@@ -108,7 +109,7 @@ function TimeTravel({ orderId, version, currency }: { orderId: string; version: 
           </div>
           <div>
             <dt>Paid</dt>
-            <dd>{money(asOf.paidAmount - asOf.refundedAmount, currency)}</dd>
+            <dd className="money">{money(asOf.paidAmount - asOf.refundedAmount, currency)}</dd>
           </div>
           <div>
             <dt>Inventory</dt>
@@ -182,6 +183,17 @@ export function OrderDetailPane({ orderId }: { orderId: string }) {
       alive = false;
     };
   }, [orderId, live.changeTick]);
+  // Escape closes the order (back to the list), unless a dialog or a field is handling it.
+  useEffect(() => {
+    const onKey = (e: globalThis.KeyboardEvent) => {
+      if (e.key !== 'Escape' || e.defaultPrevented || document.querySelector('dialog[open]')) return;
+      const target = e.target as HTMLElement | null;
+      if (target && /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName) && (target as HTMLInputElement).value) return;
+      navigate('/orders');
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, []);
 
   if (error) return <Notice kind="error">Could not load order {orderId}: {error}</Notice>;
   if (detail === undefined) return <p className="muted pad">Loading {orderId}…</p>;
@@ -205,6 +217,10 @@ export function OrderDetailPane({ orderId }: { orderId: string }) {
         <div className="detail-badges">
           <StatusBadge status={s.status} />
           <SyncBadge sync={detail.sync} />
+          {/* Shown where the detail opens over the list (narrow windows); Escape does the same. */}
+          <button type="button" className="ghost detail-close" onClick={() => navigate('/orders')}>
+            Close
+          </button>
         </div>
       </header>
 
@@ -215,15 +231,15 @@ export function OrderDetailPane({ orderId }: { orderId: string }) {
       <dl className="facts">
         <div>
           <dt>Total</dt>
-          <dd>{money(s.total, s.currency)}</dd>
+          <dd className="money">{money(s.total, s.currency)}</dd>
         </div>
         <div>
           <dt>Paid</dt>
-          <dd>{money(s.paidAmount - s.refundedAmount, s.currency)}</dd>
+          <dd className="money">{money(s.paidAmount - s.refundedAmount, s.currency)}</dd>
         </div>
         <div>
           <dt>Outstanding</dt>
-          <dd>{money(Math.max(0, s.total - (s.paidAmount - s.refundedAmount)), s.currency)}</dd>
+          <dd className="money">{money(Math.max(0, s.total - (s.paidAmount - s.refundedAmount)), s.currency)}</dd>
         </div>
         <div>
           <dt>Inventory</dt>
