@@ -17,7 +17,7 @@ import { loadTokensFromEnv, type TokenEntry } from '../server/tokens.js';
  */
 
 const root = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const rendererDir = join(root, 'dist-renderer');
+const defaultRendererDir = join(root, 'dist-renderer');
 
 export const START_USAGE = `npm start [-- --devices N]
 
@@ -32,6 +32,7 @@ Environment variables (the same names as \`npm run server\`, see \`npm run serve
   ORDERLOG_PORT        the server's port (default 4710 here; \`npm run server\` defaults to 8787)
   ORDERLOG_HOST        the server's interface (default 127.0.0.1)
   ORDERLOG_APP_PORT    browser mode's first port (default 4780; device n uses 4780 + n - 1)
+  ORDERLOG_RENDERER_DIR  a built renderer to serve (default dist-renderer/, built on first run)
   ORDERLOG_TOKENS, ORDERLOG_TOKENS_FILE   server tokens; without them a development token per
                        device is generated in <ORDERLOG_DATA>/dev-token[-n]
 Deprecated (still read, with a warning): ORDERLOG_SERVER_PORT (use ORDERLOG_PORT).
@@ -43,6 +44,7 @@ export interface StartConfig {
   serverPort: number;
   serverHost: string;
   appPort: number;
+  rendererDir: string;
   devices: number;
   help: boolean;
   /** One line per deprecated name in use. */
@@ -50,6 +52,7 @@ export interface StartConfig {
 }
 
 const MAX_DEVICES = 4;
+const SHUTDOWN_GRACE_MS = 2000;
 
 function portFrom(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const raw = env[name];
@@ -92,6 +95,7 @@ export function startConfig(env: NodeJS.ProcessEnv, argv: string[], cwd = proces
     serverPort,
     serverHost: env.ORDERLOG_HOST || '127.0.0.1',
     appPort: portFrom(env, 'ORDERLOG_APP_PORT', 4780),
+    rendererDir: env.ORDERLOG_RENDERER_DIR ? resolve(env.ORDERLOG_RENDERER_DIR) : defaultRendererDir,
     devices,
     help,
     warnings,
@@ -148,8 +152,9 @@ export function serverTokens(env: NodeJS.ProcessEnv, dir: string, devices = 1): 
   return { tokens, deviceToken: creds[0]!.token, userId: creds[0]!.userId, devices: creds };
 }
 
-async function ensureRendererBuilt(): Promise<void> {
+async function ensureRendererBuilt(rendererDir: string): Promise<void> {
   if (existsSync(join(rendererDir, 'index.html'))) return;
+  if (rendererDir !== defaultRendererDir) throw new Error(`ORDERLOG_RENDERER_DIR=${rendererDir} holds no built renderer (index.html)`);
   console.log('Building the renderer (first run)…');
   const { build } = await import('vite');
   await build({ configFile: join(root, 'vite.config.ts'), root: join(root, 'renderer'), logLevel: 'warn' });
@@ -178,7 +183,7 @@ async function main(): Promise<void> {
   const { tokens, devices: credentials } = serverTokens(process.env, dataDir, cfg.devices);
   const server = await startServer({ backend: 'sqlite', file: cfg.serverDb, tokens, port: cfg.serverPort, host: cfg.serverHost });
   console.log(`Central server at ${server.url} (data in ${dataDir})`);
-  await ensureRendererBuilt();
+  await ensureRendererBuilt(cfg.rendererDir);
 
   const stops: (() => Promise<void>)[] = [];
   const electron = resolveElectron();
@@ -213,7 +218,7 @@ async function main(): Promise<void> {
       sessionFile: join(deviceDir, BROWSER_SESSION_FILE),
       port: cfg.appPort === 0 ? 0 : cfg.appPort + n - 1,
       host: '127.0.0.1',
-      rendererDir,
+      rendererDir: cfg.rendererDir,
     });
     stops.unshift(() => web.close().then(() => device.close()));
     const saved = device.currentSettings().serverUrl;
@@ -222,7 +227,18 @@ async function main(): Promise<void> {
     // The address carries this run's key in its fragment: whoever opens it is that device's one browser.
     console.log(`Device ${n} (${device.currentSettings().userId})${target}: open ${web.launchUrl}`);
   }
-  stops.push(() => server.close());
+  stops.push(async () => {
+    const closing = server.close();
+    // A connection the server still counts as busy (a long-poll its device has just abandoned)
+    // would hold close() for the keep-alive timeout; after a grace period for in-flight requests,
+    // drop what is left.
+    const grace = setTimeout(() => server.app.server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+    try {
+      await closing;
+    } finally {
+      clearTimeout(grace);
+    }
+  });
 
   let stopping = false;
   async function shutdown(code: number): Promise<void> {

@@ -5,22 +5,23 @@ import { useLive } from '../status.js';
 /** "Work offline": the person's switch (planes, metered links); kept on this device across restarts. */
 export function WorkOfflineSwitch() {
   const { sync, setSync } = useLive();
-  const [busy, setBusy] = useState(false);
+  // The switch moves at once; the device's answer (a fresh status) then confirms it.
+  const [wanted, setWanted] = useState<boolean | null>(null);
   if (!sync || !sync.serverUrl) return null;
   return (
     <label className="switch" data-testid="work-offline">
       <input
         type="checkbox"
         role="switch"
-        checked={sync.paused}
-        disabled={busy}
+        checked={wanted ?? sync.paused}
         onChange={(e) => {
-          setBusy(true);
+          const on = e.target.checked;
+          setWanted(on);
           api
-            .setWorkOffline({ workOffline: e.target.checked })
+            .setWorkOffline({ workOffline: on })
             .then(setSync)
             .catch(() => undefined)
-            .finally(() => setBusy(false));
+            .finally(() => setWanted(null));
         }}
       />
       <span>Work offline</span>
