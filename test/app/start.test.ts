@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { resolveElectron, serverTokens, startConfig } from '../../src/cli/start.js';
+import { configFromEnv, ENV_HELP } from '../../src/server/config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'orderlog-start-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -69,6 +70,10 @@ describe('npm start helpers', () => {
     expect(old.warnings).toEqual([expect.stringMatching(/ORDERLOG_SERVER_PORT is deprecated: use ORDERLOG_PORT/)]);
     expect(startConfig({ ORDERLOG_SERVER_PORT: '9100', ORDERLOG_PORT: '9000' }, [], '/srv')).toMatchObject({ serverPort: 9000, warnings: [expect.stringMatching(/ignored/)] });
     expect(() => startConfig({ ORDERLOG_PORT: 'abc' }, [], '/srv')).toThrow(/ORDERLOG_PORT must be a port number/);
+    // npm run server reads the same names: ORDERLOG_DATA places its database as npm start does.
+    expect(configFromEnv({ ORDERLOG_DATA: '/d' }, { needTokens: false })).toMatchObject({ backend: 'sqlite', file: join('/d', 'server.sqlite') });
+    expect(configFromEnv({ ORDERLOG_DATA: '/d', ORDERLOG_DB: '/x/s.db' }, { needTokens: false })).toMatchObject({ file: '/x/s.db' });
+    expect(ENV_HELP).toMatch(/ORDERLOG_DATA/);
   });
 
   it('takes --devices N (1 to 4) and refuses anything else in plain words', () => {
