@@ -28,8 +28,10 @@ export interface TrialStats {
 
 /** Bundle the child once so each trial starts in ~0.1 s instead of compiling TypeScript again. */
 async function bundleChild(): Promise<string> {
-  // Two levels below the repository root, like src/store/: the store finds migrations/ relative to its module.
-  const out = join(HERE, '..', '..', 'node_modules', '.cache', 'orderlog-torture-crash-child.mjs');
+  // Two levels below the repository root, like src/store/: the store finds migrations/ relative to its
+  // module. Not under node_modules/: where that is a symlink to another checkout, Node would run the
+  // bundle from there (its real path) against that checkout's migrations, and checkouts would share it.
+  const out = join(HERE, '..', '..', '.tmp', 'torture', 'crash-child.mjs');
   mkdirSync(dirname(out), { recursive: true });
   await build({ entryPoints: [join(HERE, 'crash-child.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', outfile: out, logLevel: 'error' });
   return out;
