@@ -267,6 +267,10 @@ describe('desktop UI in Chromium (browser mode)', () => {
     await expect.poll(() => results.locator('tbody tr').count(), { timeout: 30_000 }).toBeGreaterThan(0);
     const cells = await results.locator('tbody td:last-child').allTextContents();
     expect(cells.every((c) => c === 'No drift')).toBe(true);
+    // Read models by their names for people, and what "rows" means when it exceeds the orders.
+    expect(await results.locator('tbody td:first-child').allTextContents()).toEqual(expect.arrayContaining(['Order list and daily totals', 'Customer history']));
+    expect(await results.locator('thead').textContent()).toContain('Rows compared');
+    expect(await page.locator('.admin-block').last().textContent()).toMatch(/can exceed the number of orders/);
     await shot('settings-admin');
   });
 
