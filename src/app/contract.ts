@@ -113,6 +113,8 @@ export const Conflict = z.object({
   rejectedAt: z.string(),
   /** Would "Retry as new" be accepted on the order as it is now? If not, the domain's reason. */
   retry: z.object({ possible: z.boolean(), reason: z.string().nullable() }),
+  /** The order's currency, to show the command's amounts (null if the order is unknown here). */
+  currency: z.string().nullable(),
 });
 export type Conflict = z.infer<typeof Conflict>;
 

@@ -52,9 +52,11 @@ export function createHandlers(device: Device): Handlers {
    * cancelled order, is never retryable; a payment refused while the order was still open may be).
    */
   const withRetry = (c: ConflictView): Conflict => {
-    if (c.status !== 'rejected') return { ...c, retry: { possible: false, reason: null } };
-    const decision = decide(outbox.effectiveState(c.orderId), c.command);
-    return { ...c, retry: decision.ok ? { possible: true, reason: null } : { possible: false, reason: decision.rejection.message } };
+    const state = outbox.effectiveState(c.orderId);
+    const currency = state.currency ?? (c.command.type === 'CreateOrder' ? c.command.currency : null);
+    if (c.status !== 'rejected') return { ...c, currency, retry: { possible: false, reason: null } };
+    const decision = decide(state, c.command);
+    return { ...c, currency, retry: decision.ok ? { possible: true, reason: null } : { possible: false, reason: decision.rejection.message } };
   };
 
   return {

@@ -170,6 +170,7 @@ describe('layout, messages and audit in Chromium (browser mode)', () => {
     await page.goto(`${app.url}/#/sync`);
     const card = page.getByTestId('conflict-list').locator('article').first();
     await expect.poll(() => card.textContent(), { timeout: 10_000 }).toMatch(/Record payment/);
+    expect(await card.textContent()).toMatch(/USD\s1,481,480\.40 as PAY-ALICE/);
     expect(await card.getByRole('button', { name: 'Retry as new' }).count()).toBe(0);
     expect(await card.getByTestId('retry-impossible').textContent()).toMatch(/Retrying would be refused too/);
     // The sidebar does not call this "Synced".

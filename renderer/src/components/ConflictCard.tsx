@@ -11,9 +11,9 @@ function commandSummary(c: Conflict): string {
     case 'CreateOrder':
       return `${cmd.items.length} item(s) for ${cmd.customerId}`;
     case 'RecordPayment':
-      return `${money(cmd.amount, null)} as ${cmd.paymentId}`;
+      return `${money(cmd.amount, c.currency)} as ${cmd.paymentId}`;
     case 'RefundPayment':
-      return `${money(cmd.amount, null)} of ${cmd.paymentId}`;
+      return `${money(cmd.amount, c.currency)} of ${cmd.paymentId}`;
     case 'CancelOrder':
       return `“${cmd.reason}”`;
     case 'ReserveInventory':
