@@ -1,5 +1,4 @@
 import { openDevice } from '../src/app/device.js';
-import { ContractError } from '../src/app/contract.js';
 import { createHandlers } from '../src/app/handlers.js';
 import type { BrowserWindow, ElectronMain } from './electron-api.js';
 import { lockDown, rendererSenderCheck, safeStorageCipher } from './hardening.js';
@@ -80,15 +79,8 @@ export function runMain(electron: ElectronMain, env: NodeJS.ProcessEnv, paths: M
       ...(env.ORDERLOG_USER ? { userId: env.ORDERLOG_USER } : {}),
     });
     const handlers = createHandlers(device);
-    if (env.ORDERLOG_SERVER_URL) {
-      // Launched by `npm start`: stored settings would otherwise win over this run's server.
-      try {
-        device.saveSettings({ serverUrl: env.ORDERLOG_SERVER_URL, token: env.ORDERLOG_TOKEN, userId: env.ORDERLOG_USER ?? device.currentSettings().userId });
-      } catch (err) {
-        if (!(err instanceof ContractError)) throw err;
-        console.error(`orderlog: ORDERLOG_SERVER_URL not applied (${err.message}); keeping the stored settings`);
-      }
-    }
+    // ORDERLOG_SERVER_URL/TOKEN/USER only seed a device that has no settings yet: what the person
+    // saved in Settings is never reset by the next launch.
     const ipc: IpcRegistration = registerIpc(
       ipcMain,
       handlers,

@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'react';
 import { transportName } from './api.js';
+import { WorkOfflineSwitch } from './components/WorkOffline.js';
 import { useRoute } from './router.js';
 import { OrdersScreen } from './screens/OrdersScreen.js';
 import { SettingsScreen } from './screens/SettingsScreen.js';
@@ -28,15 +29,19 @@ const SYNC_SHORT: Record<string, string> = {
   error: 'Sync error',
   unauthorized: 'Not authorised',
   disabled: 'Local only',
+  paused: 'Working offline',
 };
 
 function SyncIndicator() {
   const { sync } = useLive();
   if (!sync) return null;
+  // "Synced" in green only when nothing waits for a person: open conflicts are not "synced".
+  const conflicts = sync.conflictCount > 0 && sync.state === 'idle';
+  const label = conflicts ? `${sync.conflictCount.toLocaleString()} conflict${sync.conflictCount === 1 ? '' : 's'} to review` : SYNC_SHORT[sync.state];
   return (
-    <a href="#/sync" className={`sync-indicator state-${sync.state}`} data-testid="sync-indicator" data-state={sync.state}>
+    <a href="#/sync" className={`sync-indicator state-${conflicts ? 'conflicts' : sync.state}`} data-testid="sync-indicator" data-state={sync.state}>
       <span className="dot" aria-hidden="true" />
-      <span>{SYNC_SHORT[sync.state]}</span>
+      <span>{label}</span>
       {sync.pendingCount > 0 ? <span className="muted">{sync.pendingCount.toLocaleString()} pending</span> : null}
     </a>
   );
@@ -82,6 +87,7 @@ export function App() {
         </nav>
         <div className="sidebar-foot">
           <SyncIndicator />
+          <WorkOfflineSwitch />
           <button type="button" className="ghost theme-toggle" onClick={cycleTheme} aria-label={`Theme: ${theme}. Change theme`}>
             Theme: {theme === 'system' ? 'System' : theme === 'light' ? 'Light' : 'Dark'}
           </button>

@@ -1,7 +1,8 @@
-import { formatMinor } from '../../src/domain/money.js';
+import { formatAmount } from './amounts.js';
 
+/** Minor units → "USD 1,234.50": the currency's own decimals, the locale's grouping, exact. */
 export function money(minor: number, currency: string | null | undefined): string {
-  return `${formatMinor(minor)} ${currency ?? ''}`.trim();
+  return formatAmount(minor, currency);
 }
 
 const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
@@ -50,6 +51,26 @@ export const EVENT_LABEL: Record<string, string> = {
   PaymentRefunded: 'Payment refunded',
   OrderStatusChanged: 'Status changed',
 };
+
+/** Projection ids → what they are to a person (rebuild progress, drift check). */
+export const PROJECTION_LABEL: Record<string, string> = {
+  order_list: 'Order list and daily totals',
+  customer_history: 'Customer history',
+};
+
+export function projectionLabel(name: string): string {
+  return name
+    .split(',')
+    .map((n) => PROJECTION_LABEL[n] ?? n.replaceAll('_', ' '))
+    .join(', ');
+}
+
+/** "3 items" counts units (as the order list does); lines are named when they differ. */
+export function itemCount(items: readonly { quantity: number }[]): string {
+  const units = items.reduce((n, i) => n + i.quantity, 0);
+  const text = `${units.toLocaleString()} item${units === 1 ? '' : 's'}`;
+  return items.length === units ? text : `${text} on ${items.length} line${items.length === 1 ? '' : 's'}`;
+}
 
 export const COMMAND_LABEL: Record<string, string> = {
   CreateOrder: 'Create order',

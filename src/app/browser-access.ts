@@ -1,4 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { parseCookie, stringifySetCookie } from 'cookie';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -25,6 +26,41 @@ export interface BrowserAccess {
   /** The URL that opens the app in one step: the base plus the secret in the fragment. */
   launchUrl(base: string): string;
 }
+
+/**
+ * Where a session outlives a restart: the SHA-256 of the session cookie's value, in a 0600 file in
+ * the device's data folder. The browser that signed in keeps its cookie (HttpOnly, SameSite=Strict,
+ * dropped when that browser quits), so an open tab reconnects by itself when the app restarts on
+ * the same data folder and port. The file holds no usable secret; a new sign-in with a launch key
+ * replaces it, which signs the previous browser out.
+ */
+export interface SessionStore {
+  load(): string | null;
+  save(hashHex: string): void;
+}
+
+const StoredSession = z.strictObject({ sha256: z.string().regex(/^[0-9a-f]{64}$/) });
+
+export function fileSessionStore(file: string): SessionStore {
+  return {
+    load() {
+      if (!existsSync(file)) return null;
+      try {
+        const parsed = StoredSession.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+        return parsed.success ? parsed.data.sha256 : null;
+      } catch {
+        return null;
+      }
+    },
+    save(sha256) {
+      const tmp = `${file}.tmp`;
+      writeFileSync(tmp, `${JSON.stringify({ sha256 })}\n`, { mode: 0o600 });
+      renameSync(tmp, file);
+    },
+  };
+}
+
+const sha256Hex = (value: string) => createHash('sha256').update(value).digest('hex');
 
 const SessionRequest = z.strictObject({ secret: z.string().regex(/^[0-9a-f]{64}$/) });
 
@@ -60,17 +96,23 @@ function isJson(request: FastifyRequest): boolean {
  * Install the checks and the session exchange on `app`, which listens on `bindHost` (loopback).
  * `rpcPrefix` routes (and the session route) are guarded; everything else is static.
  */
-export function registerBrowserAccess(app: FastifyInstance, opts: { bindHost: string; rpcPrefix: string; secret?: string }): BrowserAccess {
+export function registerBrowserAccess(
+  app: FastifyInstance,
+  opts: { bindHost: string; rpcPrefix: string; secret?: string; sessions?: SessionStore },
+): BrowserAccess {
   assertLoopbackBind(opts.bindHost);
   const secret = opts.secret ?? randomBytes(SECRET_BYTES).toString('hex');
   // The cookie's value is a second random key, so the launch secret never sits in a cookie jar.
-  const sessionKey = randomBytes(SECRET_BYTES).toString('base64url');
+  // It is minted at this run's first sign-in; until then a session kept from the previous run
+  // (its hash, see SessionStore) is still good.
+  let sessionKey: string | null = null;
+  let sessionHash: string | null = opts.sessions?.load() ?? null;
   const hostName = opts.bindHost.includes(':') ? `[${opts.bindHost}]` : opts.bindHost;
   // Cookies are not port-scoped: the port in the name keeps two running apps from clobbering each other.
   const cookieNameFor = (request: FastifyRequest) => `orderlog_session_${request.socket.localPort ?? 0}`;
   const signedIn = (request: FastifyRequest) => {
     const presented = parseCookie(request.headers.cookie ?? '')[cookieNameFor(request)];
-    return presented !== undefined && sameSecret(presented, sessionKey);
+    return presented !== undefined && sessionHash !== null && sameSecret(sha256Hex(presented), sessionHash);
   };
 
   const allowedHosts = (port: number) => new Set([`${hostName}:${port}`, `localhost:${port}`]);
@@ -109,6 +151,11 @@ export function registerBrowserAccess(app: FastifyInstance, opts: { bindHost: st
     const parsed = SessionRequest.safeParse(request.body);
     if (!parsed.success || !sameSecret(parsed.data.secret, secret)) {
       return refuse(reply, 401, 'UNAUTHORIZED', 'this key is not valid for the running app: open the address that “npm start” printed for this run');
+    }
+    if (sessionKey === null) {
+      sessionKey = randomBytes(SECRET_BYTES).toString('base64url');
+      sessionHash = sha256Hex(sessionKey);
+      opts.sessions?.save(sessionHash);
     }
     reply.header('set-cookie', stringifySetCookie({ name: cookieNameFor(request), value: sessionKey, httpOnly: true, sameSite: 'strict', path: '/' }));
     return reply.code(204).send();

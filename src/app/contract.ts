@@ -84,7 +84,8 @@ export const TimelineEntry = z.object({
   data: z.record(z.string(), z.unknown()),
   metadata: z.record(z.string(), z.unknown()),
   recordedAt: z.string(),
-  sync: z.enum(['pending', 'synced', 'superseded']),
+  /** 'superseded': an earlier attempt replaced after a rebase; 'rejected': the server refused the command (see the conflict inbox). */
+  sync: z.enum(['pending', 'synced', 'superseded', 'rejected']),
   globalPosition: z.number().nullable(),
   hash: z.string().nullable(),
 });
@@ -110,6 +111,10 @@ export const Conflict = z.object({
   causedBy: z.array(CausedBy),
   createdAt: z.string(),
   rejectedAt: z.string(),
+  /** Would "Retry as new" be accepted on the order as it is now? If not, the domain's reason. */
+  retry: z.object({ possible: z.boolean(), reason: z.string().nullable() }),
+  /** The order's currency, to show the command's amounts (null if the order is unknown here). */
+  currency: z.string().nullable(),
 });
 export type Conflict = z.infer<typeof Conflict>;
 
@@ -124,7 +129,8 @@ export const OrderDetail = z.object({
 export type OrderDetail = z.infer<typeof OrderDetail>;
 
 export const SyncStatus = z.object({
-  state: z.enum(['idle', 'syncing', 'offline', 'error', 'unauthorized', 'disabled']),
+  /** 'paused': the person chose "Work offline" (no network traffic until they turn it off). */
+  state: z.enum(['idle', 'syncing', 'offline', 'error', 'unauthorized', 'disabled', 'paused']),
   online: z.boolean(),
   pendingCount: z.number(),
   conflictCount: z.number(),
@@ -136,6 +142,8 @@ export const SyncStatus = z.object({
   nextAttemptAt: z.string().nullable(),
   progress: z.object({ phase: z.enum(['push', 'pull', 'rebase']), done: z.number(), total: z.number().nullable() }).nullable(),
   serverUrl: z.string().nullable(),
+  /** "Work offline" is on (persisted per device). */
+  paused: z.boolean(),
 });
 export type SyncStatus = z.infer<typeof SyncStatus>;
 
@@ -229,6 +237,8 @@ export const contract = {
   dismissConflict: method(z.strictObject({ commandId: z.string() }), z.object({ ok: z.literal(true) })),
   syncStatus: method(Empty, SyncStatus),
   syncNow: method(Empty, SyncStatus),
+  /** "Work offline": pause (or resume) all network sync; kept across restarts; resuming syncs at once. */
+  setWorkOffline: method(z.strictObject({ workOffline: z.boolean() }), SyncStatus),
   getSettings: method(Empty, SettingsView),
   saveSettings: method(Settings, SettingsView),
   rebuildProjections: method(z.strictObject({ projection: z.string().optional() }), z.object({ eventsReplayed: z.number(), durationMs: z.number() })),

@@ -63,6 +63,20 @@ export class DeviceRepository {
     return id;
   }
 
+  /** "Work offline": the person's switch, kept across restarts. */
+  workOffline(): boolean {
+    return this.read('workOffline') === 'true';
+  }
+
+  setWorkOffline(on: boolean): void {
+    this.write('workOffline', on ? 'true' : 'false');
+  }
+
+  /** Whether settings were ever saved (a first run seeds them; later runs keep what the person chose). */
+  hasSettings(): boolean {
+    return this.read('serverUrl') !== null;
+  }
+
   load(defaults: Partial<Omit<DeviceSettings, 'deviceId'>> = {}): DeviceSettings {
     return {
       deviceId: this.deviceId(),

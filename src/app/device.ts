@@ -15,7 +15,7 @@ export interface DeviceOptions {
   userId?: string;
   durability?: Durability;
   /** Background sync tuning (tests shorten these). */
-  sync?: Pick<SchedulerOptions, 'intervalMs' | 'debounceMs' | 'backoff' | 'createClient'>;
+  sync?: Pick<SchedulerOptions, 'intervalMs' | 'debounceMs' | 'backoff' | 'createClient' | 'liveWaitMs'>;
   /** Start the background scheduler (default true). */
   autoSync?: boolean;
   /** Platform encryption for the server token at rest (Electron's safeStorage); a 0600 file without it. */
@@ -24,6 +24,8 @@ export interface DeviceOptions {
 
 /** File in the data dir holding the server token (see token-vault.ts). */
 export const TOKEN_FILE = 'server-token.json';
+/** File in the data dir holding browser mode's session hash (see browser-access.ts). */
+export const BROWSER_SESSION_FILE = 'browser-session.json';
 
 export type StatusListener = (event: StatusEvent) => void;
 
@@ -79,6 +81,7 @@ export class Device {
         outbox,
         serverUrl: initial.serverUrl || null,
         token: tokenFor(vault.read(), initial.serverUrl),
+        paused: settings.workOffline(),
         ...opts.sync,
       });
       device = new Device(store, settings, runner, new OrderQueries(store.db), outbox, engine, scheduler, vault);
@@ -138,6 +141,13 @@ export class Device {
     return serverUrl && token ? { server: serverUrl, token } : null;
   }
 
+  /** "Work offline" on or off, persisted; the scheduler stops or resumes (and syncs at once). */
+  setWorkOffline(on: boolean): SyncStatus {
+    this.settings.setWorkOffline(on);
+    this.scheduler.setPaused(on);
+    return this.syncStatus();
+  }
+
   syncStatus(): SyncStatus {
     return this.redactStatus(this.scheduler.getStatus());
   }
@@ -147,6 +157,14 @@ export class Device {
     const token = this.vault.read()?.token;
     if (!token || !status.lastError?.includes(token)) return status;
     return { ...status, lastError: status.lastError.split(token).join('[token]') };
+  }
+
+  /** What a newly connected view needs first: the sync status, and a hint to re-read everything. */
+  statusSnapshot(): StatusEvent[] {
+    return [
+      { kind: 'sync', status: this.syncStatus() },
+      { kind: 'changed', position: this.store.log.headPosition(), orderIds: [] },
+    ];
   }
 
   onStatus(listener: StatusListener): () => void {

@@ -1,11 +1,12 @@
 import type { z } from 'zod';
-import type { Contract, MethodName, MethodOutput } from './contract.js';
+import type { Conflict, Contract, MethodName, MethodOutput } from './contract.js';
 import { ContractError } from './contract.js';
 import type { Device } from './device.js';
 import { verifyOrderAudit } from './audit.js';
+import { decide } from '../domain/commands.js';
 import { foldOrder, type OrderState } from '../domain/state.js';
 import { driftCheck } from '../projections/index.js';
-import { InvalidCommandError } from '../sync/index.js';
+import { InvalidCommandError, type ConflictView } from '../sync/index.js';
 
 export type Handlers = {
   [M in MethodName]: (input: z.infer<Contract[M]['input']>) => Promise<MethodOutput<M>>;
@@ -45,6 +46,19 @@ export function createHandlers(device: Device): Handlers {
     return state;
   };
 
+  /**
+   * "Retry as new" is offered only where it would be accepted: the same pure decision the outbox
+   * runs on submit, on the order's effective state now (an overpayment, or a payment on a
+   * cancelled order, is never retryable; a payment refused while the order was still open may be).
+   */
+  const withRetry = (c: ConflictView): Conflict => {
+    const state = outbox.effectiveState(c.orderId);
+    const currency = state.currency ?? (c.command.type === 'CreateOrder' ? c.command.currency : null);
+    if (c.status !== 'rejected') return { ...c, currency, retry: { possible: false, reason: null } };
+    const decision = decide(state, c.command);
+    return { ...c, currency, retry: decision.ok ? { possible: true, reason: null } : { possible: false, reason: decision.rejection.message } };
+  };
+
   return {
     listOrders: (input) => queries.listOrders(input),
 
@@ -56,7 +70,7 @@ export function createHandlers(device: Device): Handlers {
         timeline: outbox.timeline(orderId),
         sync: outbox.badge(orderId),
         audit: device.lastAudit(orderId),
-        conflicts: outbox.listConflicts({ includeDismissed: false }).filter((c) => c.orderId === orderId),
+        conflicts: outbox.listConflicts({ includeDismissed: false }).filter((c) => c.orderId === orderId).map(withRetry),
       };
     },
 
@@ -75,7 +89,7 @@ export function createHandlers(device: Device): Handlers {
 
     listQuarantine: async () => outbox.quarantine.list(),
 
-    listConflicts: async ({ includeDismissed }) => outbox.listConflicts({ includeDismissed }),
+    listConflicts: async ({ includeDismissed }) => outbox.listConflicts({ includeDismissed }).map(withRetry),
 
     retryConflict: async ({ commandId }) => {
       if (!outbox.command(commandId)) throw new ContractError('BAD_INPUT', `no command ${commandId} in the conflict inbox`);
@@ -91,6 +105,7 @@ export function createHandlers(device: Device): Handlers {
 
     syncStatus: async () => device.syncStatus(),
     syncNow: async () => device.redactStatus(await scheduler.syncNow()),
+    setWorkOffline: async ({ workOffline }) => device.setWorkOffline(workOffline),
 
     getSettings: async () => device.settingsView(),
     saveSettings: async (settings) => device.saveSettings(settings),
@@ -106,7 +121,8 @@ export function createHandlers(device: Device): Handlers {
 
     verifyAudit: async ({ orderId }) => {
       const result = await verifyOrderAudit(device, orderId);
-      device.recordAudit(orderId, result);
+      // Only a check that ran is kept: "the server could not be reached" says nothing about the chain.
+      if (result.verified || result.firstBrokenEventId !== null) device.recordAudit(orderId, result);
       return result;
     },
   };

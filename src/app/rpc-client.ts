@@ -113,16 +113,36 @@ export function httpTransport(baseUrl: string, opts: { headers?: Record<string, 
     onStatus(listener) {
       const url = `${base}/rpc/events`;
       if (typeof globalThis.EventSource === 'function' && Object.keys(extra).length === 0) {
-        // EventSource reconnects by itself after the service restarts.
-        const source = new EventSource(url);
-        source.onmessage = (m) => {
-          try {
-            listener(JSON.parse(m.data as string));
-          } catch {
-            // Not JSON: ignore, the stream carries JSON only.
-          }
+        // EventSource retries by itself while the service is down, but gives up for good on an
+        // HTTP error (a 401 while the app restarts, say): then open a new one, backing off to 30 s.
+        let source: EventSource | null = null;
+        let retryTimer: ReturnType<typeof setTimeout> | null = null;
+        let delay = 1000;
+        let closed = false;
+        const open = () => {
+          source = new EventSource(url);
+          source.onopen = () => {
+            delay = 1000;
+          };
+          source.onmessage = (m) => {
+            try {
+              listener(JSON.parse(m.data as string));
+            } catch {
+              // Not JSON: ignore, the stream carries JSON only.
+            }
+          };
+          source.onerror = () => {
+            if (closed || source?.readyState !== EventSource.CLOSED) return;
+            retryTimer = setTimeout(open, delay);
+            delay = Math.min(delay * 2, 30_000);
+          };
         };
-        return () => source.close();
+        open();
+        return () => {
+          closed = true;
+          if (retryTimer) clearTimeout(retryTimer);
+          source?.close();
+        };
       }
       return fetchEventStream(url, listener, extra);
     },

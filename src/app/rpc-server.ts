@@ -5,7 +5,7 @@ import { CommandRejectedError } from '../domain/commands.js';
 import { ContractError, contract, issuesOf, parseInput, type Contract, type MethodName, type MethodOutput, type StatusEvent } from './contract.js';
 import type { RpcErrorBody, RpcReply } from './rpc-client.js';
 import { RENDERER_CSP } from './csp.js';
-import { registerBrowserAccess } from './browser-access.js';
+import { fileSessionStore, registerBrowserAccess } from './browser-access.js';
 
 /**
  * The store side of the renderer contract, shared by both transports: `dispatch` validates
@@ -68,7 +68,7 @@ export async function dispatch(handlers: RpcHandlers, method: string, rawInput: 
 const SSE_KEEPALIVE_MS = 15_000;
 
 /** POST /rpc/:method (body = input) and GET /rpc/events (SSE of StatusEvent); guarded by browser-access.ts. */
-function registerRpcRoutes(fastify: FastifyInstance, handlers: RpcHandlers, onStatus: StatusSubscribe): void {
+function registerRpcRoutes(fastify: FastifyInstance, handlers: RpcHandlers, onStatus: StatusSubscribe, snapshot: () => StatusEvent[]): void {
   fastify.post<{ Params: { method: string } }>('/rpc/:method', async (request, reply) => {
     const result = await dispatch(handlers, request.params.method, request.body);
     if (!result.ok && result.error.error === 'INTERNAL') request.log.error({ method: request.params.method, err: result.error.message }, 'rpc handler failed');
@@ -85,6 +85,9 @@ function registerRpcRoutes(fastify: FastifyInstance, handlers: RpcHandlers, onSt
       'x-accel-buffering': 'no',
     });
     res.write('retry: 1000\n\n');
+    // A (re)connecting page gets the present state first: after the app restarts, an open tab
+    // must not keep the status it saw before (nor miss changes made while it was away).
+    for (const event of snapshot()) res.write(`data: ${JSON.stringify(event)}\n\n`);
     const unsubscribe = onStatus((event) => {
       res.write(`data: ${JSON.stringify(event)}\n\n`);
     });
@@ -103,6 +106,10 @@ export { RENDERER_CSP };
 export interface BrowserModeOptions {
   handlers: RpcHandlers;
   onStatus: StatusSubscribe;
+  /** Sent first on every status stream connection (the current sync status, a refresh hint). */
+  snapshot?: () => StatusEvent[];
+  /** File keeping the browser session's hash across restarts (see browser-access.ts); none: per run only. */
+  sessionFile?: string;
   port: number;
   host?: string;
   /** The built renderer (dist-renderer/). */
@@ -141,9 +148,13 @@ export async function serveBrowserMode(opts: BrowserModeOptions): Promise<Browse
     return reply.code(status).send({ error, message: status < 500 ? err.message : 'the local app service failed', issues: [] } satisfies RpcErrorBody);
   });
   const host = opts.host ?? '127.0.0.1';
-  const access = registerBrowserAccess(app, { bindHost: host, rpcPrefix: '/rpc' });
+  const access = registerBrowserAccess(app, {
+    bindHost: host,
+    rpcPrefix: '/rpc',
+    ...(opts.sessionFile ? { sessions: fileSessionStore(opts.sessionFile) } : {}),
+  });
   await app.register(fastifyStatic, { root: resolve(opts.rendererDir), index: ['index.html'] });
-  registerRpcRoutes(app, opts.handlers, opts.onStatus);
+  registerRpcRoutes(app, opts.handlers, opts.onStatus, opts.snapshot ?? (() => []));
   await app.listen({ port: opts.port, host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : opts.port;

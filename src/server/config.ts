@@ -5,7 +5,8 @@ import type { ServerOptions } from './index.js';
 import { loadTokensFromEnv } from './tokens.js';
 
 export const ENV_HELP = `Environment variables:
-  ORDERLOG_DB                  SQLite file of the embedded backend (default ./data/server.sqlite)
+  ORDERLOG_DATA                Data folder, shared with \`npm start\` (default ./data)
+  ORDERLOG_DB                  SQLite file of the embedded backend (default <ORDERLOG_DATA>/server.sqlite)
   ORDERLOG_DATABASE_URL        PostgreSQL connection string; when set, PostgreSQL is used instead of SQLite.
                                The role the server works as: ideally the app role (see README)
   ORDERLOG_MIGRATE_DATABASE_URL  PostgreSQL connection string of the owner role: \`migrate\` (and \`start\`,
@@ -30,7 +31,8 @@ export const ENV_HELP = `Environment variables:
   ORDERLOG_LOG_LEVEL           pino level: fatal, error, warn, info, debug, trace, silent (default info)`;
 
 const Env = z.object({
-  ORDERLOG_DB: z.string().min(1).default(join('.', 'data', 'server.sqlite')),
+  ORDERLOG_DATA: z.string().min(1).default(join('.', 'data')),
+  ORDERLOG_DB: z.string().min(1).optional(),
   ORDERLOG_DATABASE_URL: z.string().min(1).optional(),
   ORDERLOG_MIGRATE_DATABASE_URL: z.string().min(1).optional(),
   ORDERLOG_PG_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'lower-case letters, digits and _').optional(),
@@ -70,7 +72,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv, opts: { needTokens: boolea
         schema: e.ORDERLOG_PG_SCHEMA,
         migrateConnectionString: e.ORDERLOG_MIGRATE_DATABASE_URL,
       }
-    : { backend: 'sqlite' as const, file: e.ORDERLOG_DB };
+    : { backend: 'sqlite' as const, file: e.ORDERLOG_DB ?? join(e.ORDERLOG_DATA, 'server.sqlite') };
   return {
     ...backend,
     tokens,

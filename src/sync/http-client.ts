@@ -47,7 +47,8 @@ export interface SyncClient {
   readonly baseUrl: string;
   append(streamId: string, request: AppendRequest): Promise<AppendResponse>;
   push(request: PushRequest): Promise<PushResponse>;
-  pull(query: { after: number; limit?: number; waitMs?: number }): Promise<PullResponse>;
+  /** `signal` ends a held long-poll early (the scheduler's live watch, when it stops). */
+  pull(query: { after: number; limit?: number; waitMs?: number; signal?: AbortSignal }): Promise<PullResponse>;
   /** One page of a stream's events after `afterVersion` (the rest of a conflict answer). */
   streamEvents(streamId: string, query: { afterVersion: number; limit?: number }): Promise<StreamEventsResponse>;
 }
@@ -85,12 +86,12 @@ export class SyncHttpClient implements SyncClient {
     return (await this.request('/sync/push', { method: 'POST', body: request }, WirePushResponse)) as PushResponse;
   }
 
-  async pull(query: { after: number; limit?: number; waitMs?: number }): Promise<PullResponse> {
+  async pull(query: { after: number; limit?: number; waitMs?: number; signal?: AbortSignal }): Promise<PullResponse> {
     const params = new URLSearchParams({ after: String(query.after) });
     if (query.limit !== undefined) params.set('limit', String(query.limit));
     if (query.waitMs) params.set('waitMs', String(query.waitMs));
     // Content of the events is checked by the engine (see WireEvent).
-    return (await this.request(`/sync/events?${params.toString()}`, { method: 'GET', extraTimeoutMs: query.waitMs ?? 0 }, WirePullResponse)) as PullResponse;
+    return (await this.request(`/sync/events?${params.toString()}`, { method: 'GET', extraTimeoutMs: query.waitMs ?? 0, signal: query.signal }, WirePullResponse)) as PullResponse;
   }
 
   async streamEvents(streamId: string, query: { afterVersion: number; limit?: number }): Promise<StreamEventsResponse> {
@@ -101,7 +102,7 @@ export class SyncHttpClient implements SyncClient {
 
   private async request<S extends z.ZodType>(
     path: string,
-    opts: { method: 'GET' | 'POST'; body?: unknown; extraTimeoutMs?: number },
+    opts: { method: 'GET' | 'POST'; body?: unknown; extraTimeoutMs?: number; signal?: AbortSignal },
     schema: S,
   ): Promise<z.infer<S>> {
     const url = this.baseUrl + path;
@@ -114,7 +115,7 @@ export class SyncHttpClient implements SyncClient {
     // met a reused keep-alive socket just as the server closed it is sent again once, at once.
     for (let attempt = 1; !response; attempt++) {
       try {
-        response = await this.fetchImpl(url, { method: opts.method, headers, body: payload, signal: AbortSignal.timeout(this.timeoutMs + (opts.extraTimeoutMs ?? 0)) });
+        response = await this.fetchImpl(url, { method: opts.method, headers, body: payload, signal: withTimeout(this.timeoutMs + (opts.extraTimeoutMs ?? 0), opts.signal) });
         text = await response.text();
       } catch (err) {
         response = undefined;
@@ -146,6 +147,11 @@ export class SyncHttpClient implements SyncClient {
     }
     throw new ServerError(status, `${opts.method} ${path}: HTTP ${status}: ${message}`, body);
   }
+}
+
+function withTimeout(ms: number, signal: AbortSignal | undefined): AbortSignal {
+  const timeout = AbortSignal.timeout(ms);
+  return signal ? AbortSignal.any([timeout, signal]) : timeout;
 }
 
 function parseJson(text: string): unknown {

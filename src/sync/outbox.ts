@@ -260,7 +260,7 @@ export class Outbox {
       rejection: c.rejection as Rejection,
       causedBy: c.causedBy ?? [],
       createdAt: c.createdAt,
-      rejectedAt: c.updatedAt,
+      rejectedAt: c.rejectedAt ?? c.updatedAt,
     }));
   }
 
@@ -386,7 +386,8 @@ export class Outbox {
         data: p.data,
         metadata: p.metadata as Record<string, unknown>,
         recordedAt: p.createdAt,
-        sync: pending ? 'pending' : 'superseded',
+        // The last attempt of a command the server refused was rejected, not replaced by anything.
+        sync: pending ? 'pending' : current && c.rejection !== null && c.status !== 'synced' ? 'rejected' : 'superseded',
         globalPosition: null,
         hash: null,
       });

@@ -16,12 +16,35 @@ export interface SchedulerOptions {
   intervalMs?: number;
   /** Quiet time after the last change before syncing, ms (default 300). */
   debounceMs?: number;
+  /**
+   * Live updates: while online, hold a long-poll on the server (`GET /sync/events?waitMs=`) and
+   * sync as soon as it answers with an event another device stored. The hold, ms (default 25 s,
+   * under common proxy idle timeouts; 0 disables and leaves only the periodic sync).
+   */
+  liveWaitMs?: number;
+  /** Start with "work offline" on: no network traffic at all until resumed (setPaused(false)). */
+  paused?: boolean;
   /** Backoff after network errors and 5xx: first delay, cap, and retries per sync. */
   backoff?: { minMs?: number; maxMs?: number; retries?: number };
   onReport?: (report: SyncReport) => void;
 }
 
 type Listener = (status: SyncStatus) => void;
+
+/** Abortable sleep; resolves early (never rejects) when the signal fires. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    timer.unref();
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
 
 const isRetryable = (err: unknown): boolean => err instanceof SyncError && err.retryable;
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -37,6 +60,10 @@ export class SyncScheduler {
   private readonly createClient: (url: string, token: string) => SyncClient;
   private readonly intervalMs: number;
   private readonly debounceMs: number;
+  private readonly liveWaitMs: number;
+  private client: SyncClient | null = null;
+  private paused: boolean;
+  private watchAbort: AbortController | null = null;
   private readonly backoff: { minMs: number; maxMs: number; retries: number };
   private readonly onReport: ((r: SyncReport) => void) | undefined;
   private readonly listeners = new Set<Listener>();
@@ -56,6 +83,8 @@ export class SyncScheduler {
     this.createClient = opts.createClient ?? ((url, token) => new SyncHttpClient({ baseUrl: url, token }));
     this.intervalMs = opts.intervalMs ?? 30_000;
     this.debounceMs = opts.debounceMs ?? 300;
+    this.liveWaitMs = opts.liveWaitMs ?? 25_000;
+    this.paused = opts.paused ?? false;
     this.backoff = { minMs: opts.backoff?.minMs ?? 1000, maxMs: opts.backoff?.maxMs ?? 60_000, retries: opts.backoff?.retries ?? 8 };
     this.onReport = opts.onReport;
     this.status = {
@@ -70,6 +99,7 @@ export class SyncScheduler {
       nextAttemptAt: null,
       progress: null,
       serverUrl: null,
+      paused: this.paused,
     };
     if (opts.serverUrl) this.setServer(opts.serverUrl, opts.token ?? '');
     else this.update({ state: 'disabled' });
@@ -92,6 +122,7 @@ export class SyncScheduler {
       this.intervalTimer.unref();
     }
     void this.trigger();
+    this.restartWatch();
   }
 
   /** Waits for an in-flight sync to finish (its backoff wait is cut short). */
@@ -102,6 +133,7 @@ export class SyncScheduler {
     this.intervalTimer = this.debounceTimer = null;
     this.again = false;
     this.backoffAbort?.abort(new Error('sync scheduler stopped'));
+    this.stopWatch();
     await this.inFlight;
   }
 
@@ -123,25 +155,62 @@ export class SyncScheduler {
     this.online = online;
     if (!online) {
       this.backoffAbort?.abort(new Error('went offline'));
-      this.update({ state: this.engine.hasClient() ? 'offline' : 'disabled', online: false, nextAttemptAt: null });
+      this.stopWatch();
+      this.update({ state: this.baseState(), online: false, nextAttemptAt: null });
       return;
     }
     this.update({ online: true, state: this.baseState() });
-    if (wasOffline && this.started) void this.trigger();
+    if (wasOffline && this.started) {
+      void this.trigger();
+      this.restartWatch();
+    }
+  }
+
+  /**
+   * "Work offline", the person's own choice (a plane, a metered link): no request leaves the
+   * device, not even "Sync now", until it is turned off; turning it off syncs at once.
+   */
+  setPaused(paused: boolean): void {
+    if (paused === this.paused) return;
+    this.paused = paused;
+    if (paused) {
+      this.backoffAbort?.abort(new Error('work offline'));
+      if (this.debounceTimer) clearTimeout(this.debounceTimer);
+      this.debounceTimer = null;
+      this.again = false;
+      this.stopWatch();
+      this.update({ state: this.baseState(), paused: true, nextAttemptAt: null, progress: null });
+      return;
+    }
+    this.update({ state: this.baseState(), paused: false });
+    if (this.started) {
+      void this.trigger();
+      this.restartWatch();
+    }
+  }
+
+  isPaused(): boolean {
+    return this.paused;
   }
 
   /** New server or credentials: clears an unauthorized stop. Empty url disables sync. */
   setServer(url: string | null, token: string): void {
     this.backoffAbort?.abort(new Error('server changed'));
+    this.stopWatch();
     this.unauthorized = false;
     if (!url) {
+      this.client = null;
       this.engine.setClient(null);
       this.update({ state: 'disabled', serverUrl: null, lastError: null, nextAttemptAt: null });
       return;
     }
-    this.engine.setClient(this.createClient(url, token));
-    this.update({ state: this.online ? 'idle' : 'offline', serverUrl: url, lastError: null, nextAttemptAt: null });
-    if (this.started) void this.trigger();
+    this.client = this.createClient(url, token);
+    this.engine.setClient(this.client);
+    this.update({ state: this.baseState(), serverUrl: url, lastError: null, nextAttemptAt: null });
+    if (this.started) {
+      void this.trigger();
+      this.restartWatch();
+    }
   }
 
   /** Sync now and resolve with the status after it (joins a sync already running). */
@@ -152,13 +221,14 @@ export class SyncScheduler {
 
   private baseState(): SyncStatus['state'] {
     if (!this.engine.hasClient()) return 'disabled';
+    if (this.paused) return 'paused';
     if (this.unauthorized) return 'unauthorized';
     if (!this.online) return 'offline';
     return 'idle';
   }
 
   private trigger(force = false): Promise<void> {
-    if (!this.engine.hasClient() || (this.unauthorized && !force) || (!this.online && !force)) return this.inFlight ?? Promise.resolve();
+    if (!this.engine.hasClient() || this.paused || (this.unauthorized && !force) || (!this.online && !force)) return this.inFlight ?? Promise.resolve();
     if (this.inFlight) {
       this.again = true;
       return this.inFlight;
@@ -173,7 +243,51 @@ export class SyncScheduler {
     do {
       this.again = false;
       await this.runWithBackoff();
-    } while (this.again && this.started && this.online && !this.unauthorized && this.engine.hasClient());
+    } while (this.again && this.started && this.online && !this.paused && !this.unauthorized && this.engine.hasClient());
+  }
+
+  private stopWatch(): void {
+    this.watchAbort?.abort();
+    this.watchAbort = null;
+  }
+
+  private restartWatch(): void {
+    this.stopWatch();
+    if (!this.started || this.liveWaitMs <= 0 || !this.client || this.paused || !this.online || this.unauthorized) return;
+    const abort = new AbortController();
+    this.watchAbort = abort;
+    void this.watch(this.client, abort.signal);
+  }
+
+  /**
+   * The live half of sync: a long-poll held on the server from this device's checkpoint. When it
+   * answers with an event, another device (or this one) stored something: sync at once, so the
+   * change shows within a round trip instead of at the next periodic sync. Failures back off
+   * (the periodic sync stays as the safety net); 401/403 stop it until the credentials change.
+   */
+  private async watch(client: SyncClient, signal: AbortSignal): Promise<void> {
+    let failures = 0;
+    while (!signal.aborted) {
+      // A running sync moves the checkpoint; polling from the old one would answer at once.
+      await this.inFlight;
+      if (signal.aborted) return;
+      const after = this.engine.checkpoint();
+      try {
+        const page = await client.pull({ after, limit: 1, waitMs: this.liveWaitMs, signal });
+        if (signal.aborted) return;
+        failures = 0;
+        if (page.events.length === 0) continue;
+        await this.trigger();
+        if (signal.aborted) return;
+        // The sync failed (its own backoff is spent): do not spin on the same answer.
+        if (this.engine.checkpoint() <= after) await sleep(this.backoff.maxMs, signal);
+      } catch (err) {
+        if (signal.aborted) return;
+        if (err instanceof AuthError) return;
+        failures++;
+        await sleep(Math.min(this.backoff.maxMs, this.backoff.minMs * 2 ** Math.min(failures - 1, 16)), signal);
+      }
+    }
   }
 
   private async runWithBackoff(): Promise<void> {
@@ -214,6 +328,7 @@ export class SyncScheduler {
     } catch (err) {
       if (err instanceof AuthError) {
         this.unauthorized = true;
+        this.stopWatch();
         this.update({ state: 'unauthorized', lastError: message(err), nextAttemptAt: null, progress: null });
       } else if (abort.signal.aborted) {
         this.update({ state: this.baseState(), nextAttemptAt: null, progress: null });

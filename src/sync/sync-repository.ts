@@ -22,6 +22,8 @@ export interface CommandRecord {
   deviceId: string;
   createdAt: string;
   updatedAt: string;
+  /** When the server refused it (null if it never was); dismiss and retry leave it alone. */
+  rejectedAt: string | null;
 }
 
 export interface PendingEventRecord {
@@ -59,6 +61,7 @@ interface CommandRow {
   device_id: string;
   created_at: string;
   updated_at: string;
+  rejected_at: string | null;
 }
 
 interface PendingRow {
@@ -89,6 +92,7 @@ const toCommand = (r: CommandRow): CommandRecord => ({
   deviceId: r.device_id,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
+  rejectedAt: r.rejected_at,
 });
 
 const toPending = (r: PendingRow): PendingEventRecord => ({
@@ -139,7 +143,7 @@ export class SyncRepository {
         "SELECT order_id FROM commands WHERE status = 'pending' GROUP BY order_id ORDER BY MIN(seq)",
       ),
       setStatus: db.prepare('UPDATE commands SET status = ?, updated_at = ? WHERE command_id = ?'),
-      reject: db.prepare("UPDATE commands SET status = 'rejected', rejection = ?, caused_by = ?, updated_at = ? WHERE command_id = ?"),
+      reject: db.prepare("UPDATE commands SET status = 'rejected', rejection = ?, caused_by = ?, updated_at = ?, rejected_at = ? WHERE command_id = ?"),
       newAttempt: db.prepare("UPDATE commands SET attempt = attempt + 1, base_version = ?, updated_at = ? WHERE command_id = ? AND status = 'pending'"),
       pendingCount: db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM commands WHERE status = 'pending'"),
       conflictCount: db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM commands WHERE status = 'rejected'"),
@@ -211,7 +215,7 @@ export class SyncRepository {
     };
   }
 
-  insertCommand(c: Omit<CommandRecord, 'seq'>): void {
+  insertCommand(c: Omit<CommandRecord, 'seq' | 'rejectedAt'>): void {
     this.s.insertCommand.run({
       ...c,
       command: JSON.stringify(c.command),
@@ -279,7 +283,7 @@ export class SyncRepository {
   }
 
   reject(commandId: string, rejection: Rejection, causedBy: CausedByEntry[], at: string): void {
-    this.s.reject.run(JSON.stringify(rejection), JSON.stringify(causedBy), at, commandId);
+    this.s.reject.run(JSON.stringify(rejection), JSON.stringify(causedBy), at, at, commandId);
   }
 
   bumpAttempt(commandId: string, baseVersion: number, at: string): void {

@@ -3,7 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { money, newId, syncErrorInWords } from '../../renderer/src/format.js';
 import { parseRoute } from '../../renderer/src/router.js';
 import { Identifier } from '../../src/domain/events.js';
-import { toMinorUnits } from '../../src/domain/money.js';
+import { z } from 'zod';
+import { formatAmount, parseAmount } from '../../renderer/src/amounts.js';
+import { fieldErrors, lengthNote } from '../../renderer/src/forms.js';
 
 describe('renderer helpers', () => {
   it('routes by hash, including encoded order ids', () => {
@@ -13,14 +15,59 @@ describe('renderer helpers', () => {
     expect(parseRoute('#/settings')).toEqual({ screen: 'settings' });
   });
 
-  it('shows amounts exactly and what the user types parses back to the same minor units', () => {
-    expect(money(5997, 'USD')).toBe('59.97 USD');
-    expect(money(5, null)).toBe('0.05');
+  it('shows amounts exactly, grouped, with the currency\'s own decimals', () => {
+    // Node's ICU formats en-US with a no-break space after the code.
+    const plain = (t: string) => t.replace(/[\u00a0\u202f]/g, ' ');
+    expect(plain(money(5997, 'USD'))).toBe('USD 59.97');
+    expect(plain(money(123456789, 'USD'))).toBe('USD 1,234,567.89');
+    expect(plain(money(1500, 'JPY'))).toBe('JPY 1,500');
+    expect(plain(money(1234, 'KWD'))).toBe('KWD 1.234');
+    expect(plain(formatAmount(BigInt(Number.MAX_SAFE_INTEGER), 'USD', 'en-US'))).toBe('USD 90,071,992,547,409.91');
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), (minor) => {
-        expect(toMinorUnits(money(minor, null))).toBe(minor);
+      fc.property(fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), fc.constantFrom('USD', 'JPY', 'KWD', 'EUR'), (minor, currency) => {
+        const shown = formatAmount(minor, currency, 'en-US');
+        expect(parseAmount(shown, currency, 'en-US')).toEqual({ ok: true, minor: BigInt(minor) });
       }),
     );
+  });
+
+  it('reads amounts as people type them, exactly, and says what is wrong otherwise', () => {
+    const ok = (minor: number) => ({ ok: true, minor: BigInt(minor) });
+    expect(parseAmount('1,000.00', 'USD', 'en-US')).toEqual(ok(100000));
+    expect(parseAmount('$5', 'USD', 'en-US')).toEqual(ok(500));
+    expect(parseAmount(' USD 12.5 ', 'USD', 'en-US')).toEqual(ok(1250));
+    expect(parseAmount('0.1', 'USD', 'en-US')).toEqual(ok(10));
+    expect(parseAmount('5,50', 'EUR', 'de-DE')).toEqual(ok(550));
+    expect(parseAmount('1.234,56 €', 'EUR', 'de-DE')).toEqual(ok(123456));
+    expect(parseAmount('5.50', 'EUR', 'de-DE')).toEqual(ok(550));
+    expect(parseAmount('1 500', 'JPY', 'en-US')).toEqual(ok(1500));
+    const refused = (text: string, currency: string, message: RegExp, locale = 'en-US') => {
+      const r = parseAmount(text, currency, locale);
+      expect(r.ok, text).toBe(false);
+      if (!r.ok) expect(r.message).toMatch(message);
+    };
+    refused('', 'USD', /^Enter an amount, for example 1,234\.50\.$/);
+    refused('-3', 'USD', /cannot be negative/);
+    refused('5,50', 'USD', /not a well-written amount here\. Write it like 1,234\.50/);
+    refused('12.345', 'USD', /USD amounts have at most 2 decimal places/);
+    refused('1.5', 'JPY', /JPY amounts have no decimals/);
+    refused('abc', 'USD', /not an amount/);
+    refused('900719925474100000', 'USD', /more than the largest amount/);
+  });
+
+  it('turns validator wording into sentences people can act on', () => {
+    const issues = (schema: z.ZodType, value: unknown) => {
+      const r = schema.safeParse(value);
+      return r.success ? {} : fieldErrors(r.error);
+    };
+    const item = z.object({ quantity: z.number().int().positive(), price: z.number().positive() });
+    expect(issues(item, { quantity: Number.NaN, price: 0 })).toEqual({ quantity: 'Enter a whole number, for example 3.', price: 'Must be more than 0.' });
+    expect(issues(item, { quantity: 1.5, price: 1 })).toEqual({ quantity: 'Enter a whole number, for example 3.' });
+    expect(issues(z.object({ reason: z.string().max(500) }), { reason: 'x'.repeat(699) })).toEqual({ reason: 'Too long: at most 500 characters.' });
+    // A schema's own message is kept, as a sentence.
+    expect(issues(z.object({ id: Identifier }), { id: 'Café' })).toEqual({ id: 'May contain letters, digits and . _ : @ - only.' });
+    for (const text of Object.values(issues(item, { quantity: 'x', price: -1 }))) expect(text).not.toMatch(/expected|received|Invalid input|Too small/);
+    expect(lengthNote('x'.repeat(699), 500)).toEqual({ text: '699 / 500', over: true });
   });
 
   it('generates ids the domain accepts', () => {

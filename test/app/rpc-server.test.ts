@@ -326,6 +326,8 @@ describe('HTTP transport against the real handlers', () => {
       await call('verifyAudit', { orderId: 'ORD-T1' });
       await call('driftCheck', {});
       await call('rebuildProjections', {});
+      await call('setWorkOffline', { workOffline: true });
+      await call('setWorkOffline', { workOffline: false });
       // Refused saves answer in words, without the token.
       expect((await call('saveSettings', { serverUrl: 'http://127.0.0.1:1', userId: 'bob' })).status).toBe(400);
       expect(bodies.at(-1)).toMatch(/enter the access token for http:\/\/127\.0\.0\.1:1/);

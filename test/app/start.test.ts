@@ -2,7 +2,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { resolveElectron, serverTokens } from '../../src/cli/start.js';
+import { resolveElectron, serverTokens, startConfig } from '../../src/cli/start.js';
+import { configFromEnv, ENV_HELP } from '../../src/server/config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'orderlog-start-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -50,5 +51,36 @@ describe('npm start helpers', () => {
     expect(r.userId).toBe('carol');
     expect(r.tokens).toHaveLength(2);
     expect(() => serverTokens({ ORDERLOG_TOKENS: '[{"token":"short"}]' }, dir)).toThrow(/ORDERLOG_TOKENS is not a valid token list/);
+  });
+
+  it('gives each of several devices its own development token and user, kept across runs', () => {
+    const two = serverTokens({}, dir, 2);
+    expect(two.devices.map((d) => d.userId)).toEqual(['dev', 'dev-2']);
+    expect(two.devices[0]!.token).not.toBe(two.devices[1]!.token);
+    expect(statSync(join(dir, 'dev-token-2')).mode & 0o077).toBe(0);
+    expect(serverTokens({}, dir, 2).devices).toEqual(two.devices);
+  });
+
+  it('reads the same variable names as npm run server, and the old one with a deprecation line', () => {
+    const base = startConfig({}, [], '/srv');
+    expect(base).toMatchObject({ dataDir: '/srv/data', serverDb: '/srv/data/server.sqlite', serverPort: 4710, appPort: 4780, devices: 1, warnings: [] });
+    expect(startConfig({ ORDERLOG_PORT: '9000', ORDERLOG_DB: '/x/s.db', ORDERLOG_DATA: '/d' }, [], '/srv')).toMatchObject({ serverPort: 9000, serverDb: '/x/s.db', dataDir: '/d' });
+    const old = startConfig({ ORDERLOG_SERVER_PORT: '9100' }, [], '/srv');
+    expect(old.serverPort).toBe(9100);
+    expect(old.warnings).toEqual([expect.stringMatching(/ORDERLOG_SERVER_PORT is deprecated: use ORDERLOG_PORT/)]);
+    expect(startConfig({ ORDERLOG_SERVER_PORT: '9100', ORDERLOG_PORT: '9000' }, [], '/srv')).toMatchObject({ serverPort: 9000, warnings: [expect.stringMatching(/ignored/)] });
+    expect(() => startConfig({ ORDERLOG_PORT: 'abc' }, [], '/srv')).toThrow(/ORDERLOG_PORT must be a port number/);
+    // npm run server reads the same names: ORDERLOG_DATA places its database as npm start does.
+    expect(configFromEnv({ ORDERLOG_DATA: '/d' }, { needTokens: false })).toMatchObject({ backend: 'sqlite', file: join('/d', 'server.sqlite') });
+    expect(configFromEnv({ ORDERLOG_DATA: '/d', ORDERLOG_DB: '/x/s.db' }, { needTokens: false })).toMatchObject({ file: '/x/s.db' });
+    expect(ENV_HELP).toMatch(/ORDERLOG_DATA/);
+  });
+
+  it('takes --devices N (1 to 4) and refuses anything else in plain words', () => {
+    expect(startConfig({}, ['--devices', '2']).devices).toBe(2);
+    expect(startConfig({}, ['--devices=3']).devices).toBe(3);
+    expect(() => startConfig({}, ['--devices', '9'])).toThrow(/--devices takes a number from 1 to 4/);
+    expect(() => startConfig({}, ['--device', '2'])).toThrow(/unknown argument "--device"/);
+    expect(startConfig({}, ['--help']).help).toBe(true);
   });
 });

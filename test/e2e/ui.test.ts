@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,6 +13,7 @@ import { openDevice } from '../../src/app/device.js';
 import { createHandlers } from '../../src/app/handlers.js';
 import { serveBrowserMode, type BrowserModeServer } from '../../src/app/rpc-server.js';
 import { startServer, type StartedServer } from '../../src/server/index.js';
+import { buildRenderer } from './build-renderer.js';
 
 /**
  * The app as a user sees it: Debian Chromium against browser mode (the renderer served with the
@@ -21,7 +22,7 @@ import { startServer, type StartedServer } from '../../src/server/index.js';
  */
 
 const root = join(import.meta.dirname, '..', '..');
-const rendererDir = join(root, 'dist-renderer');
+let rendererDir: string;
 const shots = join(root, 'test-artifacts', 'screenshots');
 // The server decides the user from the token, so each person gets their own.
 const TOKEN = 'e2e-token-alice-0123456789';
@@ -70,10 +71,7 @@ describe('desktop UI in Chromium (browser mode)', () => {
   };
 
   beforeAll(async () => {
-    if (!existsSync(join(rendererDir, 'index.html'))) {
-      const { build } = await import('vite');
-      await build({ configFile: join(root, 'vite.config.ts'), root: join(root, 'renderer'), logLevel: 'warn' });
-    }
+    rendererDir = await buildRenderer();
     mkdirSync(shots, { recursive: true });
     dir = mkdtempSync(join(tmpdir(), 'orderlog-e2e-'));
     serverPort = await freePort();
@@ -142,9 +140,9 @@ describe('desktop UI in Chromium (browser mode)', () => {
     // Client-side validation with the domain schema: a bad price is caught before anything is sent.
     await dialog.getByLabel(/Unit price/).fill('19.999');
     await dialog.getByRole('button', { name: 'Create order' }).click();
-    await expect.poll(() => dialog.getByText(/more than 2 decimal places/).count()).toBe(1);
+    await expect.poll(() => dialog.getByText(/USD amounts have at most 2 decimal places/).count()).toBe(1);
     await dialog.getByLabel(/Unit price/).fill('19.99');
-    await expect.poll(() => dialog.getByText('59.97 USD').count()).toBe(1);
+    await expect.poll(() => dialog.getByTestId('order-total').textContent()).toMatch(/USD\s59\.97/);
     await shot('create-order');
     await dialog.getByRole('button', { name: 'Create order' }).click();
 
@@ -250,15 +248,18 @@ describe('desktop UI in Chromium (browser mode)', () => {
     await shot('order-history');
   });
 
-  it('retry-as-new shows the rejection inline; dismiss empties the inbox', async () => {
+  it('does not offer retry-as-new for a payment on a cancelled order (it says why); dismiss empties the inbox', async () => {
     await page.goto(`${app.url}/#/sync`);
     const card = page.getByTestId('conflict-list').locator('article').first();
-    await card.getByRole('button', { name: 'Retry as new' }).click();
-    await expect.poll(() => card.getByRole('alert').textContent()).toMatch(/was cancelled/);
+    await expect.poll(() => card.getByTestId('retry-impossible').textContent()).toMatch(/Retrying would be refused too: .*was cancelled/);
+    expect(await card.getByRole('button', { name: 'Retry as new' }).count()).toBe(0);
+    const rejectedAt = await card.locator('p.small').first().textContent();
     await card.getByRole('button', { name: 'Dismiss' }).click();
     await expect.poll(() => page.getByText('No conflicts').count(), { timeout: 10_000 }).toBe(1);
     await page.getByLabel('Show dismissed').check();
     await expect.poll(() => page.getByTestId('conflict-list').locator('article').count()).toBeGreaterThanOrEqual(1);
+    // Dismissing did not rewrite when it was rejected.
+    expect(await page.getByTestId('conflict-list').locator('article p.small').first().textContent()).toBe(`${rejectedAt ?? ''} · dismissed`);
   });
 
   it('rebuilds projections with progress and reports no drift', async () => {
@@ -270,6 +271,10 @@ describe('desktop UI in Chromium (browser mode)', () => {
     await expect.poll(() => results.locator('tbody tr').count(), { timeout: 30_000 }).toBeGreaterThan(0);
     const cells = await results.locator('tbody td:last-child').allTextContents();
     expect(cells.every((c) => c === 'No drift')).toBe(true);
+    // Read models by their names for people, and what "rows" means when it exceeds the orders.
+    expect(await results.locator('tbody td:first-child').allTextContents()).toEqual(expect.arrayContaining(['Order list and daily totals', 'Customer history']));
+    expect(await results.locator('thead').textContent()).toContain('Rows compared');
+    expect(await page.locator('.admin-block').last().textContent()).toMatch(/can exceed the number of orders/);
     await shot('settings-admin');
   });
 

@@ -12,6 +12,7 @@ export type Fault = 'none' | 'drop-response' | 'reset-before' | 'error-500';
 export async function startFaultProxy(target: string, pick: (req: http.IncomingMessage) => Fault) {
   const upstream = new URL(target);
   const counts: Record<Fault, number> = { none: 0, 'drop-response': 0, 'reset-before': 0, 'error-500': 0 };
+  const upstreamRequests = new Set<http.ClientRequest>();
   const server = http.createServer((req, res) => {
     const fault = pick(req);
     counts[fault] += 1;
@@ -38,6 +39,9 @@ export async function startFaultProxy(target: string, pick: (req: http.IncomingM
       },
     );
     out.on('error', () => req.socket.destroy());
+    // A held long-poll must not outlive the proxy (nor keep the server's close() waiting).
+    upstreamRequests.add(out);
+    out.on('close', () => upstreamRequests.delete(out));
     req.pipe(out);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -48,6 +52,7 @@ export async function startFaultProxy(target: string, pick: (req: http.IncomingM
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
+        for (const out of upstreamRequests) out.destroy();
         server.close(() => resolve());
       }),
   };

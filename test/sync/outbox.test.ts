@@ -192,11 +192,12 @@ describe('Outbox', () => {
       causedBy: [{ eventId: cancelled.eventIds[0], eventType: 'OrderCancelled', streamVersion: 2, userId: 'bob', deviceId: 'dev-bob' }],
     });
     expect(conflicts[1]!.rejection.message).toMatch(/was cancelled \(duplicate order\)/);
-    // The rejected attempt is still in the audit trail.
-    expect(outbox.timeline('o1').filter((t) => t.sync === 'superseded')).toHaveLength(2);
+    // The rejected attempts are still in the audit trail, called rejected (nothing superseded them).
+    expect(outbox.timeline('o1').filter((t) => t.sync === 'rejected')).toHaveLength(2);
+    expect(outbox.timeline('o1').filter((t) => t.sync === 'superseded')).toHaveLength(0);
   });
 
-  it('conflict inbox: dismiss hides it, retryAsNew re-submits on the current state (and may be rejected again)', () => {
+  it('conflict inbox: dismiss hides it, retryAsNew re-submits on the current state (and may be rejected again)', async () => {
     confirmForeign(store, 'o1', [created('o1', 10_000)]);
     const p = outbox.submit(pay('o1', 'p-alice', 8000), { userId: 'alice' });
     const q = outbox.submit(reserve('o1', 'r-alice'), { userId: 'alice' });
@@ -220,7 +221,11 @@ describe('Outbox', () => {
     expect(outbox.command(p.commandId)!.status).toBe('retried');
     if (retried.ok) expect(outbox.command(retried.commandId)!.retryOf).toBe(p.commandId);
 
+    const rejectedAt = outbox.listConflicts().find((c) => c.commandId === q.commandId)!.rejectedAt;
+    await new Promise((r) => setTimeout(r, 5));
     outbox.dismiss(q.commandId);
+    // Dismissing is not a new rejection: the time the server refused it stays.
+    expect(outbox.listConflicts({ includeDismissed: true }).find((c) => c.commandId === q.commandId)!.rejectedAt).toBe(rejectedAt);
     expect(outbox.listConflicts()).toEqual([]);
     expect(outbox.listConflicts({ includeDismissed: true }).map((c) => c.status)).toEqual(['retried', 'dismissed']);
     expect(() => outbox.dismiss(q.commandId)).toThrow(/dismissed/);

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SyncStatus } from '../../src/app/contract.js';
 import type { StartedServer } from '../../src/server/index.js';
+import { SyncHttpClient } from '../../src/sync/http-client.js';
 import { SyncScheduler } from '../../src/sync/scheduler.js';
 import { tempDir } from '../helpers/tmp.js';
 import { startFaultProxy, type Fault } from './fault-proxy.js';
@@ -16,6 +17,9 @@ describe('SyncScheduler', () => {
   });
   afterAll(async () => {
     for (const d of devices) d.close();
+    // fetch (undici) keeps idle connections to the server open for up to the server's keep-alive
+    // hint (72 s); one that was busy when close() began would hold it that long.
+    server.app.server.closeAllConnections();
     await server.close();
     tmp.cleanup();
   });
@@ -107,5 +111,54 @@ describe('SyncScheduler', () => {
     await scheduler.stop();
     expect(running).toBe(0);
     expect(scheduler.getStatus().pendingCount).toBe(0);
+  });
+
+  it('while online, holds a long-poll on the server and pulls another device\'s change as soon as it is stored (no periodic sync, no manual sync)', async () => {
+    const a = openDevice(tmp.file('live-a.db'), 'alice', server.url);
+    const b = openDevice(tmp.file('live-b.db'), 'bob', server.url);
+    devices.push(a, b);
+    const pulls: string[] = [];
+    const watcher = new SyncScheduler({
+      engine: b.engine,
+      outbox: b.outbox,
+      serverUrl: server.url,
+      token: tokenOf('bob'),
+      intervalMs: 0,
+      createClient: (url, token) => {
+        const client = new SyncHttpClient({ baseUrl: url, token });
+        return { baseUrl: client.baseUrl, append: (s, r) => client.append(s, r), push: (r) => client.push(r), pull: (q) => (pulls.push(`waitMs=${q.waitMs ?? 0}`), client.pull(q)), streamEvents: (s, q) => client.streamEvents(s, q) };
+      },
+    });
+    watcher.start();
+    await watcher.syncNow();
+    // The watch is now parked on the server; device A stores an order.
+    await expect.poll(() => pulls.some((p) => p !== 'waitMs=0')).toBe(true);
+    a.submit(createOrder('live-1'));
+    await a.engine.syncOnce();
+    await expect.poll(() => b.outbox.effectiveState('live-1').exists, { timeout: 5000 }).toBe(true);
+    await watcher.stop();
+  });
+
+  it('"work offline" sends nothing (not even Sync now) until turned off, then syncs at once', async () => {
+    const proxy = await startFaultProxy(server.url, () => 'none');
+    const d = openDevice(tmp.file('paused.db'), 'dave', proxy.url);
+    devices.push(d);
+    const scheduler = new SyncScheduler({ engine: d.engine, outbox: d.outbox, serverUrl: proxy.url, token: tokenOf('dave'), intervalMs: 0, debounceMs: 5, liveWaitMs: 0, paused: true });
+    scheduler.start();
+    expect(scheduler.getStatus()).toMatchObject({ state: 'paused', paused: true });
+    d.submit(createOrder('paused-1'));
+    scheduler.notifyChange();
+    const status = await scheduler.syncNow();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(status).toMatchObject({ state: 'paused', pendingCount: 1 });
+    expect(proxy.counts.none).toBe(0);
+
+    scheduler.setPaused(false);
+    await expect.poll(() => scheduler.getStatus().pendingCount, { timeout: 5000 }).toBe(0);
+    expect(scheduler.getStatus()).toMatchObject({ paused: false });
+    scheduler.setPaused(true);
+    expect(scheduler.getStatus().state).toBe('paused');
+    await scheduler.stop();
+    await proxy.close();
   });
 });

@@ -1,12 +1,15 @@
 import { useState, type FormEvent } from 'react';
 import type { OrderDetail } from '../../../src/app/contract.js';
 import { CancelOrder, RecordPayment, ReserveInventory, ShipOrder, type OrderCommand } from '../../../src/domain/commands.js';
-import { toMinorUnits } from '../../../src/domain/money.js';
 import { outstandingAmount } from '../../../src/domain/state.js';
+import { parseAmount } from '../amounts.js';
 import { api } from '../api.js';
-import { describeError, fieldErrors, type FieldErrors } from '../forms.js';
+import { describeError, fieldErrors, lengthNote, type FieldErrors } from '../forms.js';
 import { money, newId } from '../format.js';
 import { Field, Notice } from './ui.js';
+
+/** The domain's limit on a cancellation reason (CancelOrder.reason). */
+const REASON_MAX = 500;
 
 type Action = 'payment' | 'reserve' | 'ship' | 'cancel';
 const ACTIONS: { id: Action; label: string }[] = [
@@ -31,18 +34,16 @@ export function ActionForms({ detail }: { detail: OrderDetail }) {
   const [result, setResult] = useState<{ kind: 'ok' | 'error'; text: string } | null>(null);
   const [busy, setBusy] = useState(false);
   const closed = state.status === 'SHIPPED' || state.status === 'CANCELLED';
+  const reasonNote = lengthNote(reason, REASON_MAX);
   const outstanding = outstandingAmount(state as Parameters<typeof outstandingAmount>[0]);
 
   function build(): { command?: OrderCommand; errors: FieldErrors } {
     switch (action) {
       case 'payment': {
-        let minor: number;
-        try {
-          minor = toMinorUnits(amount || 'x');
-        } catch (err) {
-          return { errors: { amount: amount.trim() ? (err as Error).message : 'enter an amount, e.g. 25.00' } };
-        }
-        const r = RecordPayment.safeParse({ type: 'RecordPayment', orderId, paymentId: newId('PAY'), amount: minor });
+        const parsed = parseAmount(amount, state.currency ?? 'USD');
+        if (!parsed.ok) return { errors: { amount: parsed.message } };
+        if (parsed.minor === 0n) return { errors: { amount: 'A payment must be more than zero.' } };
+        const r = RecordPayment.safeParse({ type: 'RecordPayment', orderId, paymentId: newId('PAY'), amount: Number(parsed.minor) });
         return r.success ? { command: r.data, errors: {} } : { errors: fieldErrors(r.error) };
       }
       case 'reserve': {
@@ -54,6 +55,7 @@ export function ActionForms({ detail }: { detail: OrderDetail }) {
         return r.success ? { command: r.data, errors: {} } : { errors: fieldErrors(r.error) };
       }
       case 'cancel': {
+        if (reasonNote.over) return { errors: { reason: `Too long: ${reason.trim().length.toLocaleString()} characters, at most ${REASON_MAX} (nothing was cut; shorten it).` } };
         const r = CancelOrder.safeParse({ type: 'CancelOrder', orderId, reason, cancelledAt: new Date().toISOString() });
         return r.success ? { command: r.data, errors: {} } : { errors: fieldErrors(r.error) };
       }
@@ -119,8 +121,8 @@ export function ActionForms({ detail }: { detail: OrderDetail }) {
       {action === 'reserve' ? <p className="muted">Reserves stock for every item on this order.</p> : null}
       {action === 'ship' ? <p className="muted">Records the shipment now. The order must be paid and reserved.</p> : null}
       {action === 'cancel' ? (
-        <Field id="act-reason" label="Reason" error={errors.reason}>
-          <input id="act-reason" value={reason} onChange={(e) => setReason(e.target.value)} maxLength={500} />
+        <Field id="act-reason" label="Reason" error={errors.reason} hint={`${reasonNote.text} characters`}>
+          <input id="act-reason" value={reason} onChange={(e) => setReason(e.target.value)} aria-invalid={reasonNote.over || undefined} />
         </Field>
       ) : null}
       {result ? <Notice kind={result.kind}>{result.text}</Notice> : null}

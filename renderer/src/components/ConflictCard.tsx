@@ -11,9 +11,9 @@ function commandSummary(c: Conflict): string {
     case 'CreateOrder':
       return `${cmd.items.length} item(s) for ${cmd.customerId}`;
     case 'RecordPayment':
-      return `${money(cmd.amount, null)} as ${cmd.paymentId}`;
+      return `${money(cmd.amount, c.currency)} as ${cmd.paymentId}`;
     case 'RefundPayment':
-      return `${money(cmd.amount, null)} of ${cmd.paymentId}`;
+      return `${money(cmd.amount, c.currency)} of ${cmd.paymentId}`;
     case 'CancelOrder':
       return `“${cmd.reason}”`;
     case 'ReserveInventory':
@@ -71,15 +71,22 @@ export function ConflictCard({ conflict, compact = false }: { conflict: Conflict
         Made {when(conflict.createdAt)}, rejected {when(conflict.rejectedAt)}
         {conflict.status !== 'rejected' ? ` · ${conflict.status}` : ''}
       </p>
+      {conflict.status === 'rejected' && !conflict.retry.possible ? (
+        <p className="muted small" data-testid="retry-impossible">
+          Retrying would be refused too{conflict.retry.reason ? `: ${conflict.retry.reason.replace(/\.$/, '')}` : ''}. Dismiss it once you have dealt with it.
+        </p>
+      ) : null}
       {message ? <Notice kind={message.kind}>{message.text}</Notice> : null}
       {conflict.status === 'rejected' ? (
         <div className="form-actions">
           <button type="button" className="secondary" disabled={busy} onClick={() => act('dismiss')}>
             Dismiss
           </button>
-          <button type="button" className="primary" disabled={busy} onClick={() => act('retry')}>
-            Retry as new
-          </button>
+          {conflict.retry.possible ? (
+            <button type="button" className="primary" disabled={busy} onClick={() => act('retry')}>
+              Retry as new
+            </button>
+          ) : null}
         </div>
       ) : null}
     </article>

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { CreateOrder } from '../../../src/domain/commands.js';
-import { formatMinor, toMinorUnits } from '../../../src/domain/money.js';
+import { formatAmount, MAX_MINOR, parseAmount } from '../amounts.js';
 import { api } from '../api.js';
 import { describeError, fieldErrors, type FieldErrors } from '../forms.js';
 import { newId } from '../format.js';
@@ -16,15 +16,17 @@ interface ItemDraft {
 let itemKey = 0;
 const blankItem = (): ItemDraft => ({ key: ++itemKey, sku: '', quantity: '1', unitPrice: '' });
 
-/** Major-unit text → minor units, or a message. Exact: no floating point on the way. */
-function parsePrice(text: string): number | string {
-  if (!text.trim()) return 'enter a price, e.g. 12.50';
-  try {
-    const minor = toMinorUnits(text);
-    return minor < 0 ? 'must not be negative' : minor;
-  } catch (err) {
-    return (err as Error).message;
-  }
+const MAX_QUANTITY = 1_000_000;
+
+/** Quantity as typed → a whole number, or a sentence. */
+function parseQuantity(text: string): number | string {
+  const t = text.trim().replace(/[\s,.'’\u00a0\u202f](?=\d{3}(\D|$))/g, '');
+  if (!t) return 'Enter a quantity, for example 1.';
+  if (!/^\d+$/.test(t)) return 'Enter a whole number of items, for example 3.';
+  const q = Number(t);
+  if (q < 1) return 'Must be at least 1.';
+  if (q > MAX_QUANTITY) return `At most ${MAX_QUANTITY.toLocaleString()} per line.`;
+  return q;
 }
 
 export function CreateOrderDialog({ onClose, onCreated }: { onClose: () => void; onCreated: (orderId: string) => void }) {
@@ -40,14 +42,21 @@ export function CreateOrderDialog({ onClose, onCreated }: { onClose: () => void;
   useEffect(() => {
     const d = dialog.current;
     if (d && !d.open) d.showModal();
+    // showModal focuses the first field (the generated order id); people start with the customer.
+    document.getElementById('co-customer')?.focus();
   }, []);
 
-  const prices = items.map((i) => parsePrice(i.unitPrice));
-  const total = items.reduce((sum, item, idx) => {
-    const p = prices[idx];
-    const q = Number(item.quantity);
-    return typeof p === 'number' && Number.isInteger(q) ? sum + p * q : sum;
-  }, 0);
+  const code = currency.trim().toUpperCase();
+  const prices = items.map((i) => parseAmount(i.unitPrice, code || 'USD'));
+  const quantities = items.map((i) => parseQuantity(i.quantity));
+  // Exact (BigInt) and only from lines that read correctly; a line still being typed adds nothing.
+  const total = items.reduce((sum, _item, idx) => {
+    const p = prices[idx]!;
+    const q = quantities[idx];
+    return p.ok && typeof q === 'number' ? sum + p.minor * BigInt(q) : sum;
+  }, 0n);
+  const complete = prices.every((p) => p.ok) && quantities.every((q) => typeof q === 'number');
+  const tooLarge = total > MAX_MINOR;
 
   const update = (key: number, patch: Partial<ItemDraft>) => {
     setItems((xs) => xs.map((x) => (x.key === key ? { ...x, ...patch } : x)));
@@ -61,11 +70,13 @@ export function CreateOrderDialog({ onClose, onCreated }: { onClose: () => void;
     setFailure(null);
     const errs: FieldErrors = {};
     const parsedItems = items.map((item, idx) => {
-      const p = prices[idx];
-      if (typeof p === 'string') errs[`items.${idx}.unitPrice`] = p;
-      const q = item.quantity.trim() === '' ? NaN : Number(item.quantity);
-      return { sku: item.sku.trim(), quantity: q, unitPrice: typeof p === 'number' ? p : 0 };
+      const p = prices[idx]!;
+      const q = quantities[idx]!;
+      if (!p.ok) errs[`items.${idx}.unitPrice`] = p.message;
+      if (typeof q === 'string') errs[`items.${idx}.quantity`] = q;
+      return { sku: item.sku.trim(), quantity: typeof q === 'number' ? q : 1, unitPrice: p.ok ? Number(p.minor) : 0 };
     });
+    if (tooLarge) errs.items = `The order total is more than the largest amount this app keeps (${formatAmount(MAX_MINOR, code)}).`;
     const parsed = CreateOrder.safeParse({
       type: 'CreateOrder',
       orderId: orderId.trim(),
@@ -96,13 +107,13 @@ export function CreateOrderDialog({ onClose, onCreated }: { onClose: () => void;
           <p className="muted">Saved on this device immediately; it syncs when the server is reachable.</p>
         </header>
         <div className="grid-3">
-          <Field id="co-order" label="Order ID" error={errors.orderId}>
+          <Field id="co-order" label="Order ID" error={errors.orderId} hint="Up to 100: letters, digits, . _ : @ -">
             <input id="co-order" value={orderId} onChange={(e) => setOrderId(e.target.value)} autoComplete="off" />
           </Field>
-          <Field id="co-customer" label="Customer ID" error={errors.customerId}>
+          <Field id="co-customer" label="Customer ID" error={errors.customerId} hint="Up to 100: letters, digits, . _ : @ -">
             <input id="co-customer" value={customerId} onChange={(e) => setCustomerId(e.target.value)} autoComplete="off" autoFocus />
           </Field>
-          <Field id="co-currency" label="Currency" error={errors.currency}>
+          <Field id="co-currency" label="Currency" error={errors.currency} hint="e.g. USD, EUR, JPY">
             <input id="co-currency" value={currency} onChange={(e) => setCurrency(e.target.value)} maxLength={3} autoComplete="off" />
           </Field>
         </div>
@@ -126,11 +137,11 @@ export function CreateOrderDialog({ onClose, onCreated }: { onClose: () => void;
                   onChange={(e) => update(item.key, { quantity: e.target.value })}
                 />
               </Field>
-              <Field id={`co-price-${item.key}`} label={`Unit price (${currency || '—'})`} error={errors[`items.${idx}.unitPrice`]}>
+              <Field id={`co-price-${item.key}`} label={`Unit price (${code || '—'})`} error={errors[`items.${idx}.unitPrice`]}>
                 <input
                   id={`co-price-${item.key}`}
                   inputMode="decimal"
-                  placeholder="0.00"
+                  placeholder={formatAmount(0, code || 'USD').replace(/^[^\d]*/, '')}
                   value={item.unitPrice}
                   onChange={(e) => update(item.key, { unitPrice: e.target.value })}
                 />
@@ -150,8 +161,10 @@ export function CreateOrderDialog({ onClose, onCreated }: { onClose: () => void;
             Add item
           </button>
         </fieldset>
-        <p className="total-line">
-          Total <strong>{`${formatMinor(total)} ${currency.toUpperCase()}`}</strong>
+        <p className="total-line" data-testid="order-total">
+          Total{' '}
+          <strong className="money">{tooLarge ? 'too large' : formatAmount(total, code || 'USD')}</strong>
+          {!complete && !tooLarge ? <span className="muted small"> (lines still being typed are not counted)</span> : null}
         </p>
         {failure ? <Notice kind="error">{failure}</Notice> : null}
         <footer className="dialog-actions">

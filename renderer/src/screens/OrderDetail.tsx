@@ -6,7 +6,8 @@ import { ActionForms } from '../components/ActionForms.js';
 import { ConflictCard } from '../components/ConflictCard.js';
 import { Card, Empty, Notice, StatusBadge, SyncBadge } from '../components/ui.js';
 import { describeError } from '../forms.js';
-import { EVENT_LABEL, money, when, whenShort } from '../format.js';
+import { EVENT_LABEL, itemCount, money, when, whenShort } from '../format.js';
+import { navigate } from '../router.js';
 import { useLive } from '../status.js';
 
 type AsOf = MethodOutput<'getOrderAsOf'>;
@@ -20,7 +21,7 @@ function eventSummary(e: TimelineEntry, currency: string | null): string {
   const d = e.data as Record<string, unknown>;
   switch (e.eventType) {
     case 'OrderCreated':
-      return `for ${String(d.customerId ?? '')}, ${Array.isArray(d.items) ? d.items.length : 0} item(s), ${typeof d.total === 'number' ? money(d.total, currency) : String(d.totalAmount ?? '')}`;
+      return `for ${String(d.customerId ?? '')}, ${Array.isArray(d.items) ? itemCount(d.items as { quantity: number }[]) : ''}, ${typeof d.total === 'number' ? money(d.total, currency) : String(d.totalAmount ?? '')}`;
     case 'PaymentReceived':
       return `${typeof d.amount === 'number' ? money(d.amount, currency) : ''} (${String(d.paymentId ?? '')})`;
     case 'PaymentRefunded':
@@ -36,6 +37,35 @@ function eventSummary(e: TimelineEntry, currency: string | null): string {
     default:
       return '';
   }
+}
+
+/**
+ * The order's fold keeps the reservation id after a cancellation; a cancellation releases the
+ * stock it held (the domain has no separate release event yet), so say that rather than "Reserved".
+ */
+function inventoryText(s: OrderDetailT['state']): string {
+  if (!s.reservationId) return 'Not reserved';
+  if (s.status === 'CANCELLED') return `Released by the cancellation (was ${s.reservationId})`;
+  if (s.status === 'SHIPPED') return `Shipped from reservation ${s.reservationId}`;
+  return `Reserved (${s.reservationId})`;
+}
+
+/**
+ * Newest first, by when each change was made: the order's versions in order, and a change the
+ * server refused (or an attempt replaced by a rebase) where it happened, not on top of later events.
+ */
+function newestFirst(timeline: readonly TimelineEntry[]): TimelineEntry[] {
+  const time = (e: TimelineEntry) => Date.parse(e.recordedAt) || 0;
+  const spine = timeline.filter((e) => e.streamVersion > 0).sort((a, b) => a.streamVersion - b.streamVersion);
+  const aside = timeline.filter((e) => e.streamVersion <= 0).sort((a, b) => time(a) - time(b));
+  const out: TimelineEntry[] = [];
+  let next = 0;
+  for (const e of spine) {
+    while (next < aside.length && time(aside[next]!) < time(e)) out.push(aside[next++]!);
+    out.push(e);
+  }
+  out.push(...aside.slice(next));
+  return out.reverse();
 }
 
 function TimeTravel({ orderId, version, currency }: { orderId: string; version: number; currency: string | null }) {
@@ -81,11 +111,11 @@ function TimeTravel({ orderId, version, currency }: { orderId: string; version: 
           </div>
           <div>
             <dt>Paid</dt>
-            <dd>{money(asOf.paidAmount - asOf.refundedAmount, currency)}</dd>
+            <dd className="money">{money(asOf.paidAmount - asOf.refundedAmount, currency)}</dd>
           </div>
           <div>
-            <dt>Reserved</dt>
-            <dd>{asOf.reservationId ?? 'No'}</dd>
+            <dt>Inventory</dt>
+            <dd>{inventoryText(asOf)}</dd>
           </div>
           <div>
             <dt>At</dt>
@@ -97,10 +127,17 @@ function TimeTravel({ orderId, version, currency }: { orderId: string; version: 
   );
 }
 
+/**
+ * The audit line belongs to one order: a result is kept with the order id it was computed for and
+ * shown only for that order (the pane is reused when another order is selected, and a check may
+ * still be running when the selection changes).
+ */
 function AuditStatus({ orderId, audit }: { orderId: string; audit: OrderDetailT['audit'] }) {
-  const [checking, setChecking] = useState(false);
-  const [result, setResult] = useState<{ verified: boolean; message: string } | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const [checking, setChecking] = useState<string | null>(null);
+  const [checked, setChecked] = useState<{ orderId: string; verified: boolean; message: string } | null>(null);
+  const [failed, setFailed] = useState<{ orderId: string; message: string } | null>(null);
+  const result = checked?.orderId === orderId ? checked : null;
+  const error = failed?.orderId === orderId ? failed.message : null;
   const shown = result ?? (audit ? { verified: audit.verified, message: audit.verified ? `Verified ${when(audit.checkedAt)}` : `Broken at ${audit.firstBrokenEventId ?? 'an unknown event'}` } : null);
   return (
     <div className="audit">
@@ -117,18 +154,18 @@ function AuditStatus({ orderId, audit }: { orderId: string; audit: OrderDetailT[
       <button
         type="button"
         className="secondary"
-        disabled={checking}
+        disabled={checking === orderId}
         onClick={() => {
-          setChecking(true);
-          setError(null);
+          setChecking(orderId);
+          setFailed(null);
           api
             .verifyAudit({ orderId })
-            .then((r) => setResult({ verified: r.verified, message: r.message }))
-            .catch((err: unknown) => setError(describeError(err)))
-            .finally(() => setChecking(false));
+            .then((r) => setChecked({ orderId, verified: r.verified, message: r.message }))
+            .catch((err: unknown) => setFailed({ orderId, message: describeError(err) }))
+            .finally(() => setChecking((c) => (c === orderId ? null : c)));
         }}
       >
-        {checking ? 'Verifying…' : 'Verify audit chain'}
+        {checking === orderId ? 'Verifying…' : 'Verify audit chain'}
       </button>
     </div>
   );
@@ -148,6 +185,17 @@ export function OrderDetailPane({ orderId }: { orderId: string }) {
       alive = false;
     };
   }, [orderId, live.changeTick]);
+  // Escape closes the order (back to the list), unless a dialog or a field is handling it.
+  useEffect(() => {
+    const onKey = (e: globalThis.KeyboardEvent) => {
+      if (e.key !== 'Escape' || e.defaultPrevented || document.querySelector('dialog[open]')) return;
+      const target = e.target as HTMLElement | null;
+      if (target && /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName) && (target as HTMLInputElement).value) return;
+      navigate('/orders');
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, []);
 
   if (error) return <Notice kind="error">Could not load order {orderId}: {error}</Notice>;
   if (detail === undefined) return <p className="muted pad">Loading {orderId}…</p>;
@@ -171,6 +219,10 @@ export function OrderDetailPane({ orderId }: { orderId: string }) {
         <div className="detail-badges">
           <StatusBadge status={s.status} />
           <SyncBadge sync={detail.sync} />
+          {/* Shown where the detail opens over the list (narrow windows); Escape does the same. */}
+          <button type="button" className="ghost detail-close" onClick={() => navigate('/orders')}>
+            Close
+          </button>
         </div>
       </header>
 
@@ -181,19 +233,19 @@ export function OrderDetailPane({ orderId }: { orderId: string }) {
       <dl className="facts">
         <div>
           <dt>Total</dt>
-          <dd>{money(s.total, s.currency)}</dd>
+          <dd className="money">{money(s.total, s.currency)}</dd>
         </div>
         <div>
           <dt>Paid</dt>
-          <dd>{money(s.paidAmount - s.refundedAmount, s.currency)}</dd>
+          <dd className="money">{money(s.paidAmount - s.refundedAmount, s.currency)}</dd>
         </div>
         <div>
           <dt>Outstanding</dt>
-          <dd>{money(Math.max(0, s.total - (s.paidAmount - s.refundedAmount)), s.currency)}</dd>
+          <dd className="money">{money(Math.max(0, s.total - (s.paidAmount - s.refundedAmount)), s.currency)}</dd>
         </div>
         <div>
           <dt>Inventory</dt>
-          <dd>{s.reservationId ? `Reserved (${s.reservationId})` : 'Not reserved'}</dd>
+          <dd data-testid="inventory-fact">{inventoryText(s)}</dd>
         </div>
         <div>
           <dt>Shipment</dt>
@@ -278,7 +330,7 @@ export function OrderDetailPane({ orderId }: { orderId: string }) {
 
       <Card title="History" actions={<AuditStatus orderId={orderId} audit={detail.audit} />}>
         <ol className="timeline" aria-label="Event timeline">
-          {[...detail.timeline].reverse().map((e) => (
+          {newestFirst(detail.timeline).map((e) => (
             <li key={e.eventId} className={`tl-${e.sync}`}>
               <div className="tl-marker" aria-hidden="true">
                 {e.streamVersion > 0 ? e.streamVersion : '·'}

@@ -165,7 +165,7 @@ export function OrdersScreen({ selectedId }: { selectedId: string | null }) {
   const allCount = counts.ALL ?? Object.values(counts).reduce((a, b) => a + b, 0);
 
   return (
-    <div className="orders-screen">
+    <div className={selectedId ? 'orders-screen has-selection' : 'orders-screen'}>
       <div className="orders-main">
         <header className="screen-head">
           <h1>Orders</h1>

@@ -4,6 +4,7 @@ import { RpcError } from '../../../src/app/rpc-client.js';
 import { api } from '../api.js';
 import { Card, Field, Notice, ProgressBar } from '../components/ui.js';
 import { describeError, fieldErrors, type FieldErrors } from '../forms.js';
+import { projectionLabel } from '../format.js';
 import { useLive } from '../status.js';
 
 function TokenStatus({ loaded, serverUrl }: { loaded: MethodOutput<'getSettings'> | null; serverUrl: string }) {
@@ -132,7 +133,7 @@ function Admin() {
         {rebuilding || (rebuild && !rebuild.finished) ? (
           <div>
             <p>
-              {rebuild ? `${rebuild.projection}: ${rebuild.done.toLocaleString()} of ${rebuild.total.toLocaleString()} events` : 'Starting…'}
+              {rebuild ? `${projectionLabel(rebuild.projection)}: ${rebuild.done.toLocaleString()} of ${rebuild.total.toLocaleString()} events` : 'Starting…'}
               {rebuild && rebuild.ratePerSec > 0 ? ` · ${Math.round(rebuild.ratePerSec).toLocaleString()}/s` : ''}
               {rebuild?.etaMs ? ` · about ${Math.ceil(rebuild.etaMs / 1000)} s left` : ''}
             </p>
@@ -160,14 +161,18 @@ function Admin() {
       </section>
       <section className="admin-block" aria-labelledby="drift-title">
         <h3 id="drift-title">Drift check</h3>
-        <p className="muted">Rebuilds each projection in memory and compares it with the live one.</p>
+        <p className="muted">
+          Rebuilds each read model in memory and compares it with the live one, row by row. A read model can have more than one
+          table (the order list keeps one row per order plus one per day and currency for the daily totals), so the rows compared
+          can exceed the number of orders.
+        </p>
         {drift ? (
           <table>
             <thead>
               <tr>
                 <th scope="col">Projection</th>
                 <th scope="col" className="num">
-                  Rows checked
+                  Rows compared
                 </th>
                 <th scope="col">Result</th>
               </tr>
@@ -175,7 +180,7 @@ function Admin() {
             <tbody>
               {drift.map((d) => (
                 <tr key={d.projection}>
-                  <td>{d.projection}</td>
+                  <td>{projectionLabel(d.projection)}</td>
                   <td className="num">{d.checkedRows.toLocaleString()}</td>
                   <td className={d.differences.length ? 'audit-bad' : 'audit-ok'}>
                     {d.differences.length === 0

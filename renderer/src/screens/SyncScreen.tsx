@@ -6,6 +6,7 @@ import { Card, Empty, Notice, ProgressBar } from '../components/ui.js';
 import { describeError } from '../forms.js';
 import { ago, syncErrorInWords, when } from '../format.js';
 import { useLive } from '../status.js';
+import { WorkOfflineSwitch } from '../components/WorkOffline.js';
 
 const STATE_TEXT: Record<string, string> = {
   idle: 'Up to date',
@@ -14,6 +15,7 @@ const STATE_TEXT: Record<string, string> = {
   error: 'Sync failed',
   unauthorized: 'The server refused the token',
   disabled: 'Sync is off (no server configured)',
+  paused: 'Working offline — nothing is sent or received until you turn it off',
 };
 const PHASE_TEXT = { push: 'Sending local changes', pull: 'Receiving changes', rebase: 'Re-applying local changes' } as const;
 
@@ -29,7 +31,8 @@ export function SyncPanel() {
         <button
           type="button"
           className="primary"
-          disabled={busy || sync.state === 'disabled'}
+          disabled={busy || sync.state === 'disabled' || sync.paused}
+          title={sync.paused ? 'Turn off “Work offline” to sync' : undefined}
           onClick={() => {
             setBusy(true);
             setError(null);
@@ -44,13 +47,14 @@ export function SyncPanel() {
         </button>
       }
     >
+      <WorkOfflineSwitch />
       <div className={`sync-state state-${sync.state}`} data-testid="sync-state" data-state={sync.state}>
         <span className="dot" aria-hidden="true" />
         <strong>{STATE_TEXT[sync.state]}</strong>
         <span className="muted">
           {sync.serverUrl ? (
             <>
-              {sync.online && sync.state !== 'offline' && sync.state !== 'error' ? 'Server reachable' : 'Server not reachable'}:{' '}
+              {sync.paused ? 'Paused' : sync.online && sync.state !== 'offline' && sync.state !== 'error' ? 'Server reachable' : 'Server not reachable'}:{' '}
               <span className="mono">{sync.serverUrl}</span>
             </>
           ) : (
