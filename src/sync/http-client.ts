@@ -108,21 +108,19 @@ export class SyncHttpClient implements SyncClient {
     const url = this.baseUrl + path;
     const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, accept: 'application/json' };
     if (opts.body !== undefined) headers['content-type'] = 'application/json';
-    let response: Response | undefined;
-    let text = '';
-    const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
-    // Every sync request is idempotent (pushes by event id, the rest are reads), so a request that
-    // met a reused keep-alive socket just as the server closed it is sent again once, at once.
-    for (let attempt = 1; !response; attempt++) {
-      try {
-        response = await this.fetchImpl(url, { method: opts.method, headers, body: payload, signal: withTimeout(this.timeoutMs + (opts.extraTimeoutMs ?? 0), opts.signal) });
-        text = await response.text();
-      } catch (err) {
-        response = undefined;
-        if (attempt === 1 && isStaleSocket(err)) continue;
-        const reason = err instanceof Error ? (err.name === 'TimeoutError' ? 'timed out' : describeCause(err)) : String(err);
-        throw new NetworkError(`${opts.method} ${path}: ${reason}`, { cause: err });
-      }
+    let response: Response;
+    let text: string;
+    try {
+      response = await this.fetchImpl(url, {
+        method: opts.method,
+        headers,
+        body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+        signal: withTimeout(this.timeoutMs + (opts.extraTimeoutMs ?? 0), opts.signal),
+      });
+      text = await response.text();
+    } catch (err) {
+      const reason = err instanceof Error ? (err.name === 'TimeoutError' ? 'timed out' : describeCause(err)) : String(err);
+      throw new NetworkError(`${opts.method} ${path}: ${reason}`, { cause: err });
     }
     const body = parseJson(text);
     const status = response.status;
@@ -168,11 +166,4 @@ function describeCause(err: Error): string {
   const cause = (err as { cause?: unknown }).cause;
   if (cause instanceof Error) return `${err.message} (${(cause as { code?: string }).code ?? cause.message})`;
   return err.message;
-}
-
-/** The connection was reset under the request (typically a kept-alive socket the server closed as it went out). */
-function isStaleSocket(err: unknown): boolean {
-  const cause = err instanceof Error ? (err as { cause?: unknown }).cause : undefined;
-  const code = cause instanceof Error ? (cause as { code?: string }).code : undefined;
-  return code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE';
 }
