@@ -52,7 +52,6 @@ export interface StartConfig {
 }
 
 const MAX_DEVICES = 4;
-const SHUTDOWN_GRACE_MS = 2000;
 
 function portFrom(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const raw = env[name];
@@ -227,18 +226,7 @@ async function main(): Promise<void> {
     // The address carries this run's key in its fragment: whoever opens it is that device's one browser.
     console.log(`Device ${n} (${device.currentSettings().userId})${target}: open ${web.launchUrl}`);
   }
-  stops.push(async () => {
-    const closing = server.close();
-    // A connection the server still counts as busy (a long-poll its device has just abandoned)
-    // would hold close() for the keep-alive timeout; after a grace period for in-flight requests,
-    // drop what is left.
-    const grace = setTimeout(() => server.app.server.closeAllConnections(), SHUTDOWN_GRACE_MS);
-    try {
-      await closing;
-    } finally {
-      clearTimeout(grace);
-    }
-  });
+  stops.push(() => server.close());
 
   let stopping = false;
   async function shutdown(code: number): Promise<void> {

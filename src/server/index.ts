@@ -5,6 +5,9 @@ import type { EventRepository } from './repository.js';
 import { SqliteRepository } from './sqlite-repository.js';
 import type { TokenEntry } from './tokens.js';
 
+/** How long close() lets in-flight requests finish before it drops the connections left. */
+const SHUTDOWN_GRACE_MS = 2000;
+
 export type { EventRepository, AppendCommand, AppendOutcome, ChainReport, OrderView } from './repository.js';
 export type { TokenEntry, Role } from './tokens.js';
 export { loadTokensFromEnv, parseTokens, TokenConfigError } from './tokens.js';
@@ -60,7 +63,16 @@ export async function createServer(opts: ServerOptions): Promise<CreatedServer> 
       repo,
       close: () =>
         (closing ??= (async () => {
-          await app.close();
+          const stopped = app.close();
+          // A connection still counted as busy (a long-poll its device has just abandoned, a
+          // response that finished after close began) would hold close() for the keep-alive
+          // timeout; after a grace period for in-flight requests, drop what is left.
+          const grace = setTimeout(() => app.server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+          try {
+            await stopped;
+          } finally {
+            clearTimeout(grace);
+          }
           await repo.close();
         })()),
     };

@@ -17,9 +17,6 @@ describe('SyncScheduler', () => {
   });
   afterAll(async () => {
     for (const d of devices) d.close();
-    // fetch (undici) keeps idle connections to the server open for up to the server's keep-alive
-    // hint (72 s); one that was busy when close() began would hold it that long.
-    server.app.server.closeAllConnections();
     await server.close();
     tmp.cleanup();
   });
