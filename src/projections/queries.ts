@@ -1,10 +1,17 @@
 import type Database from 'better-sqlite3';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { contract, ListOrdersInput as ListOrdersInputSchema, type ListOrdersOutput, type OrderRow } from '../app/contract.js';
 import { ORDER_STATUSES } from '../domain/state.js';
 import { CUSTOMER_HISTORY } from './customer-history.js';
 import { ORDER_LIST, searchIndexName, type OrderListRow } from './order-list.js';
+import {
+  CustomerHistoryInput,
+  ListOrdersInput as ListOrdersInputSchema,
+  type CustomerHistoryOutput,
+  type ListOrdersInput,
+  type ListOrdersOutput,
+  type OrderRow,
+} from './query-schemas.js';
 import type { ProjectionRunner } from './runner.js';
 import { InvalidCursorError } from './types.js';
 
@@ -13,12 +20,8 @@ import { InvalidCursorError } from './types.js';
  * answer states the log position it reflects; `minPosition` waits (bounded) for it.
  */
 
-export type ListOrdersInput = z.input<typeof ListOrdersInputSchema>;
 type ListOrdersQuery = z.infer<typeof ListOrdersInputSchema>;
 
-export const CustomerHistoryInput = contract.customerHistory.input;
-export type CustomerHistoryInput = z.input<typeof CustomerHistoryInput>;
-export type CustomerHistoryOutput = z.infer<typeof contract.customerHistory.output>;
 
 const Day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a day like 2024-05-31');
 export const DailyTotalsInput = z.strictObject({

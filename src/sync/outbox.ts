@@ -1,16 +1,17 @@
 import { v7 as uuidv7, validate as uuidValidate } from 'uuid';
-import type { TimelineEntry } from '../app/contract.js';
 import { decide, OrderCommand, type OrderCommandInput, type Rejection } from '../domain/commands.js';
 import { EventSchemas, ORDER_STREAM_TYPE, type OrderEvent } from '../domain/events.js';
 import { foldOrder, type OrderState } from '../domain/state.js';
 import { canonicalJson } from '../protocol/canonical-json.js';
 import { checkEvent, describeIssues } from '../protocol/event-contract.js';
 import type { EventMetadata } from '../protocol/envelope.js';
+import type { SyncBadge } from '../projections/query-schemas.js';
 import type { LocalStore } from '../store/local-store.js';
 import { InvalidCommandError, OutboxError } from './errors.js';
 import { QuarantineRepository } from './quarantine.js';
 import { rebaseCommands } from './rebase.js';
-import { SyncRepository, type CausedByEntry, type CommandRecord, type PendingEventRecord, type StateFingerprint } from './sync-repository.js';
+import type { CausedBy, Conflict, TimelineEntry } from './views.js';
+import { SyncRepository, type CommandRecord, type PendingEventRecord, type StateFingerprint } from './sync-repository.js';
 
 export type OrdersChangedListener = (orderIds: string[]) => void;
 
@@ -40,16 +41,7 @@ export type SubmitResult =
   | { ok: true; commandId: string; orderId: string; version: number; events: PendingEventView[] }
   | { ok: false; rejection: Rejection };
 
-export interface ConflictView {
-  commandId: string;
-  orderId: string;
-  command: OrderCommand;
-  status: 'rejected' | 'dismissed' | 'retried';
-  rejection: Rejection;
-  causedBy: CausedByEntry[];
-  createdAt: string;
-  rejectedAt: string;
-}
+export type ConflictView = Conflict;
 
 export interface RebaseSummary {
   orderId: string;
@@ -227,7 +219,7 @@ export class Outbox {
   }
 
   /** 'attention': the order has pulled events this build cannot read (it is behind the server). */
-  badge(orderId: string): 'pending' | 'synced' | 'rejected' | 'attention' {
+  badge(orderId: string): SyncBadge {
     if (this.quarantine.hasStream(orderId)) return 'attention';
     const counts = this.repo.statusCounts(orderId);
     if (counts.rejected) return 'rejected';
@@ -336,7 +328,7 @@ export class Outbox {
   }
 
   /** Confirmed events that arrived after the version a command was decided on, other devices' first. */
-  private causedBy(orderId: string, baseVersion: number): CausedByEntry[] {
+  private causedBy(orderId: string, baseVersion: number): CausedBy[] {
     const since = this.store.log.readStream(orderId, { fromVersion: baseVersion + 1, raw: true });
     const foreign = since.filter((e) => this.repo.pendingEvent(e.eventId) === null);
     return (foreign.length > 0 ? foreign : since).map((e) => ({

@@ -4,21 +4,7 @@ import type { ServerEvent } from '../protocol/envelope.js';
 import { checkEvent, describeIssues } from '../protocol/event-contract.js';
 import { NewEvent, StreamId, StreamType } from '../protocol/envelope.js';
 
-export type QuarantineKind = 'newer-version' | 'invalid' | 'blocked';
-
-export interface QuarantinedEvent {
-  eventId: string;
-  globalPosition: number;
-  streamId: string;
-  streamType: string;
-  streamVersion: number;
-  eventType: string;
-  schemaVersion: number;
-  kind: QuarantineKind;
-  /** A sentence for people: what is wrong and what to do. */
-  reason: string;
-  quarantinedAt: string;
-}
+import type { QuarantineKind, QuarantinedEvent } from './views.js';
 
 interface Row {
   event_id: string;

@@ -1,11 +1,9 @@
 import type Database from 'better-sqlite3';
-import type { z } from 'zod';
-import type { CausedBy } from '../app/contract.js';
 import type { OrderCommand, Rejection } from '../domain/commands.js';
 import type { EventMetadata } from '../protocol/envelope.js';
+import type { CausedBy } from './views.js';
 
 export type CommandStatus = 'pending' | 'synced' | 'rejected' | 'dismissed' | 'retried';
-export type CausedByEntry = z.infer<typeof CausedBy>;
 
 export interface CommandRecord {
   seq: number;
@@ -16,7 +14,7 @@ export interface CommandRecord {
   attempt: number;
   baseVersion: number;
   rejection: Rejection | null;
-  causedBy: CausedByEntry[] | null;
+  causedBy: CausedBy[] | null;
   retryOf: string | null;
   userId: string;
   deviceId: string;
@@ -83,7 +81,7 @@ const toCommand = (r: CommandRow): CommandRecord => ({
   attempt: r.attempt,
   baseVersion: r.base_version,
   rejection: r.rejection ? (JSON.parse(r.rejection) as Rejection) : null,
-  causedBy: r.caused_by ? (JSON.parse(r.caused_by) as CausedByEntry[]) : null,
+  causedBy: r.caused_by ? (JSON.parse(r.caused_by) as CausedBy[]) : null,
   retryOf: r.retry_of,
   userId: r.user_id,
   deviceId: r.device_id,
@@ -278,7 +276,7 @@ export class SyncRepository {
     this.s.setStatus.run(status, at, commandId);
   }
 
-  reject(commandId: string, rejection: Rejection, causedBy: CausedByEntry[], at: string): void {
+  reject(commandId: string, rejection: Rejection, causedBy: CausedBy[], at: string): void {
     this.s.reject.run(JSON.stringify(rejection), JSON.stringify(causedBy), at, commandId);
   }
 

@@ -31,7 +31,7 @@ export function ActionForms({ detail }: { detail: OrderDetail }) {
   const [result, setResult] = useState<{ kind: 'ok' | 'error'; text: string } | null>(null);
   const [busy, setBusy] = useState(false);
   const closed = state.status === 'SHIPPED' || state.status === 'CANCELLED';
-  const outstanding = outstandingAmount(state as Parameters<typeof outstandingAmount>[0]);
+  const outstanding = outstandingAmount(state);
 
   function build(): { command?: OrderCommand; errors: FieldErrors } {
     switch (action) {

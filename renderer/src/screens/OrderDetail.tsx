@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'react';
 import type { OrderDetail as OrderDetailT, TimelineEntry } from '../../../src/app/contract.js';
 import type { MethodOutput } from '../../../src/app/contract.js';
+import { netPaidAmount, outstandingAmount } from '../../../src/domain/state.js';
 import { api } from '../api.js';
 import { ActionForms } from '../components/ActionForms.js';
 import { ConflictCard } from '../components/ConflictCard.js';
@@ -81,7 +82,7 @@ function TimeTravel({ orderId, version, currency }: { orderId: string; version: 
           </div>
           <div>
             <dt>Paid</dt>
-            <dd>{money(asOf.paidAmount - asOf.refundedAmount, currency)}</dd>
+            <dd>{money(netPaidAmount(asOf), currency)}</dd>
           </div>
           <div>
             <dt>Reserved</dt>
@@ -185,11 +186,11 @@ export function OrderDetailPane({ orderId }: { orderId: string }) {
         </div>
         <div>
           <dt>Paid</dt>
-          <dd>{money(s.paidAmount - s.refundedAmount, s.currency)}</dd>
+          <dd>{money(netPaidAmount(s), s.currency)}</dd>
         </div>
         <div>
           <dt>Outstanding</dt>
-          <dd>{money(Math.max(0, s.total - (s.paidAmount - s.refundedAmount)), s.currency)}</dd>
+          <dd>{money(Math.max(0, outstandingAmount(s)), s.currency)}</dd>
         </div>
         <div>
           <dt>Inventory</dt>
