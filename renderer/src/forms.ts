@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { RpcError } from '../../src/app/rpc-client.js';
+import { describeIssues } from '../../src/domain/issues.js';
 
 export type FieldErrors = Record<string, string>;
 
@@ -16,7 +17,7 @@ export function fieldErrors(error: z.ZodError): FieldErrors {
 /** Any failure from a call → a sentence for the user. */
 export function describeError(err: unknown): string {
   if (err instanceof RpcError) {
-    if (err.code === 'BAD_INPUT' && err.issues.length) return err.issues.map((i) => `${i.path}: ${i.message}`).join('; ');
+    if (err.code === 'BAD_INPUT' && err.issues.length) return describeIssues(err.issues);
     return err.message;
   }
   return err instanceof Error ? err.message : String(err);

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { OrderCommand, Rejection } from '../domain/commands.js';
 import { Identifier } from '../domain/events.js';
+import { describeIssues, zodIssues, type Issue } from '../domain/issues.js';
 import { OrderState } from '../domain/state.js';
 import { DriftReport } from '../projections/drift.js';
 import { CustomerHistoryInput, CustomerHistoryOutput, ListOrdersInput, ListOrdersOutput, SyncBadge } from '../projections/query-schemas.js';
@@ -106,22 +107,18 @@ export class ContractError extends Error {
   constructor(
     readonly code: 'BAD_INPUT' | 'BAD_OUTPUT' | 'UNKNOWN_METHOD' | 'INTERNAL',
     message: string,
-    readonly issues: { path: string; message: string }[] = [],
+    readonly issues: Issue[] = [],
   ) {
     super(message);
   }
-}
-
-export function issuesOf(error: z.ZodError): { path: string; message: string }[] {
-  return error.issues.map((i) => ({ path: i.path.join('.') || '(root)', message: i.message }));
 }
 
 export function parseInput<M extends MethodName>(name: string, input: unknown): { method: M; input: z.infer<Contract[M]['input']> } {
   if (!Object.prototype.hasOwnProperty.call(contract, name)) throw new ContractError('UNKNOWN_METHOD', `unknown method ${JSON.stringify(name)}`);
   const parsed = contract[name as M].input.safeParse(input ?? {});
   if (!parsed.success) {
-    const issues = issuesOf(parsed.error);
-    throw new ContractError('BAD_INPUT', `invalid input for ${name}: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
+    const issues = zodIssues(parsed.error);
+    throw new ContractError('BAD_INPUT', `invalid input for ${name}: ${describeIssues(issues)}`, issues);
   }
   return { method: name as M, input: parsed.data as z.infer<Contract[M]['input']> };
 }

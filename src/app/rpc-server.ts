@@ -2,7 +2,8 @@ import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { z } from 'zod';
 import { CommandRejectedError } from '../domain/commands.js';
-import { ContractError, contract, issuesOf, parseInput, type Contract, type MethodName, type MethodOutput, type StatusEvent } from './contract.js';
+import { describeIssues, zodIssues } from '../domain/issues.js';
+import { ContractError, contract, parseInput, type Contract, type MethodName, type MethodOutput, type StatusEvent } from './contract.js';
 import type { RpcErrorBody, RpcReply } from './rpc-client.js';
 import { RENDERER_CSP } from './csp.js';
 import { registerBrowserAccess } from './browser-access.js';
@@ -42,8 +43,8 @@ export function errorBody(err: unknown): RpcErrorBody {
   if (err instanceof CommandRejectedError) return { error: 'REJECTED', message: err.message, issues: [] };
   // A handler that validates deeper (e.g. settings) reports bad input, not a crash.
   if (isZodError(err)) {
-    const issues = issuesOf(err);
-    return { error: 'BAD_INPUT', message: issues.map((i) => `${i.path}: ${i.message}`).join('; '), issues };
+    const issues = zodIssues(err);
+    return { error: 'BAD_INPUT', message: describeIssues(issues), issues };
   }
   return { error: 'INTERNAL', message: err instanceof Error ? err.message : String(err), issues: [] };
 }
@@ -56,8 +57,8 @@ export async function dispatch(handlers: RpcHandlers, method: string, rawInput: 
     const value = await handler(input);
     const checked = contract[name].output.safeParse(value);
     if (!checked.success) {
-      const issues = issuesOf(checked.error);
-      throw new ContractError('BAD_OUTPUT', `handler ${name} returned an invalid result: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
+      const issues = zodIssues(checked.error);
+      throw new ContractError('BAD_OUTPUT', `handler ${name} returned an invalid result: ${describeIssues(issues)}`, issues);
     }
     return { ok: true, value: checked.data };
   } catch (err) {

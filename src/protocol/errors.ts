@@ -1,3 +1,4 @@
+import type { Issue } from '../domain/issues.js';
 import type { ExpectedVersion } from './envelope.js';
 
 /** The stream was not at the version the writer expected; nothing was written. */
@@ -25,7 +26,7 @@ export class InvalidEventError extends Error {
   override name = 'InvalidEventError';
   constructor(
     message: string,
-    readonly issues: { path: string; message: string }[] = [],
+    readonly issues: Issue[] = [],
   ) {
     super(message);
   }

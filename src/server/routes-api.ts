@@ -4,7 +4,8 @@ import { v7 as uuidv7 } from 'uuid';
 import { CommandRejectedError, decide, type OrderCommand } from '../domain/commands.js';
 import { EventSchemas, ORDER_STREAM_TYPE, isOrderEventType } from '../domain/events.js';
 import { majorToMinor } from '../domain/money.js';
-import { SEED_MONEY_EVENTS, fromSeedEvent, type SeedIssue } from '../domain/seed-dialect.js';
+import { describeIssues, type Issue } from '../domain/issues.js';
+import { SEED_MONEY_EVENTS, fromSeedEvent } from '../domain/seed-dialect.js';
 import { upcast } from '../domain/upcasters.js';
 import { applyOrderEvent, foldOrder, initialOrderState, outstandingAmount, type OrderState } from '../domain/state.js';
 import type { NewEvent, ServerEvent } from '../protocol/envelope.js';
@@ -72,15 +73,15 @@ function inSeedTerms(err: InvalidEventError): InvalidEventError {
   return new InvalidEventError(message, issues);
 }
 
-function badRequest(message: string, issues: { path: string; message: string }[]): HttpError {
-  return new HttpError(400, { error: 'BAD_REQUEST', message: `${message}: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues });
+function badRequest(message: string, issues: Issue[]): HttpError {
+  return new HttpError(400, { error: 'BAD_REQUEST', message: `${message}: ${describeIssues(issues)}`, issues });
 }
 
-const seedIssuePath = (i: SeedIssue) => ({ path: i.path === '' ? 'body.aggregateId' : `body.eventData.${i.path}`, message: i.message });
+const seedIssuePath = (i: Issue) => ({ path: i.path === '' ? 'body.aggregateId' : `body.eventData.${i.path}`, message: i.message });
 
 /** Seed 004's create command prices items in major units of the order's currency. */
 function itemsInMinorUnits(items: { sku: string; quantity: number; unitPrice: string | number }[], currency: string) {
-  const issues: { path: string; message: string }[] = [];
+  const issues: Issue[] = [];
   const converted = items.map((i, n) => {
     try {
       return { sku: i.sku, quantity: i.quantity, unitPrice: majorToMinor(i.unitPrice, currency) };

@@ -1,3 +1,4 @@
+import type { Issue } from '../domain/issues.js';
 import type { ConflictResponse } from '../protocol/sync-api.js';
 
 /** Base of every error the sync HTTP client throws. */
@@ -55,7 +56,7 @@ export class BadRequestError extends SyncError {
   constructor(
     readonly status: number,
     message: string,
-    readonly issues: { path: string; message: string }[] = [],
+    readonly issues: Issue[] = [],
   ) {
     super(message);
   }
@@ -82,7 +83,7 @@ export class InvalidCommandError extends Error {
   override name = 'InvalidCommandError';
   constructor(
     message: string,
-    readonly issues: { path: string; message: string }[] = [],
+    readonly issues: Issue[] = [],
   ) {
     super(message);
   }

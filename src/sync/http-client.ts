@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { describeIssues, zodIssues } from '../domain/issues.js';
 import { ServerEvent } from '../protocol/envelope.js';
 import {
   AppendResponse,
@@ -117,8 +118,7 @@ export class SyncHttpClient implements SyncClient {
     if (status >= 200 && status < 300) {
       const parsed = schema.safeParse(body);
       if (!parsed.success) {
-        const where = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-        throw new ServerError(status, `${opts.method} ${path}: response breaks the sync contract (${where})`, body);
+        throw new ServerError(status, `${opts.method} ${path}: response breaks the sync contract (${describeIssues(zodIssues(parsed.error))})`, body);
       }
       return parsed.data;
     }

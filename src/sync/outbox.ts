@@ -1,9 +1,10 @@
 import { v7 as uuidv7, validate as uuidValidate } from 'uuid';
 import { decide, OrderCommand, type OrderCommandInput, type Rejection } from '../domain/commands.js';
 import { EventSchemas, ORDER_STREAM_TYPE, type OrderEvent } from '../domain/events.js';
+import { describeIssues, zodIssues, type Issue } from '../domain/issues.js';
 import { foldOrder, type OrderState } from '../domain/state.js';
 import { canonicalJson } from '../protocol/canonical-json.js';
-import { checkEvent, describeIssues } from '../protocol/event-contract.js';
+import { checkEvent } from '../protocol/event-contract.js';
 import type { EventMetadata } from '../protocol/envelope.js';
 import type { SyncBadge } from '../projections/query-schemas.js';
 import type { LocalStore } from '../store/local-store.js';
@@ -54,7 +55,7 @@ export interface RebaseSummary {
  * device's clock as the reference time), so a device does not queue what the server will refuse.
  */
 function refuseOutsideContract(rows: readonly PendingEventRecord[], at: string): void {
-  const issues: { path: string; message: string }[] = [];
+  const issues: Issue[] = [];
   rows.forEach((r, i) => {
     const verdict = checkEvent({ streamType: ORDER_STREAM_TYPE, eventType: r.eventType, schemaVersion: r.schemaVersion, data: r.data, metadata: r.metadata }, { now: at });
     if (!verdict.ok) for (const issue of verdict.issues) issues.push({ path: `events.${i}.${issue.path}`, message: issue.message });
@@ -390,6 +391,6 @@ export class Outbox {
 function parseCommand(input: unknown): OrderCommand {
   const parsed = OrderCommand.safeParse(input);
   if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues.map((i) => ({ path: i.path.join('.') || '(root)', message: i.message }));
-  throw new InvalidCommandError(`invalid command: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
+  const issues = zodIssues(parsed.error);
+  throw new InvalidCommandError(`invalid command: ${describeIssues(issues)}`, issues);
 }

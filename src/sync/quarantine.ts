@@ -1,7 +1,8 @@
 import type Database from 'better-sqlite3';
+import { describeIssues, zodIssues } from '../domain/issues.js';
 import { canonicalJson } from '../protocol/canonical-json.js';
 import type { ServerEvent } from '../protocol/envelope.js';
-import { checkEvent, describeIssues } from '../protocol/event-contract.js';
+import { checkEvent } from '../protocol/event-contract.js';
 import { NewEvent, StreamId, StreamType } from '../protocol/envelope.js';
 
 import type { QuarantineKind, QuarantinedEvent } from './views.js';
@@ -35,7 +36,7 @@ export function readVerdict(e: ServerEvent): { ok: true } | { ok: false; kind: '
     metadata: e.metadata,
   });
   if (!envelope.success) {
-    return { ok: false, kind: 'invalid', reason: `this event breaks the event contract, so this app cannot apply it: ${describeIssues(envelope.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })))}` };
+    return { ok: false, kind: 'invalid', reason: `this event breaks the event contract, so this app cannot apply it: ${describeIssues(zodIssues(envelope.error))}` };
   }
   const verdict = checkEvent({ streamType: e.streamType, eventType: e.eventType, schemaVersion: e.schemaVersion, data: e.data, metadata: e.metadata }, { now: e.recordedAt });
   if (verdict.ok) return { ok: true };
