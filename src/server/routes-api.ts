@@ -1,14 +1,15 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { v7 as uuidv7 } from 'uuid';
-import { CommandRejectedError, decide, type OrderCommand } from '../domain/commands.js';
+import { CommandRejectedError, type OrderCommand } from '../domain/commands.js';
 import { EventSchemas, ORDER_STREAM_TYPE, isOrderEventType } from '../domain/events.js';
 import { majorToMinor } from '../domain/money.js';
 import { describeIssues, type Issue } from '../domain/issues.js';
 import { SEED_MONEY_EVENTS, fromSeedEvent } from '../domain/seed-dialect.js';
 import { upcast } from '../domain/upcasters.js';
 import { applyOrderEvent, foldOrder, initialOrderState, outstandingAmount, type OrderState } from '../domain/state.js';
-import type { NewEvent, ServerEvent } from '../protocol/envelope.js';
+import { decideCommand } from '../protocol/command-events.js';
+import type { ServerEvent } from '../protocol/envelope.js';
 import { InvalidEventError } from '../protocol/errors.js';
 import { ErrorResponse } from '../protocol/sync-api.js';
 import {
@@ -123,15 +124,10 @@ export function registerApiRoutes(app: FastifyInstance, repo: EventRepository, n
     const view = await repo.getOrder(who.tenant, command.orderId);
     const state = view?.state ?? initialOrderState;
     if (expectedVersion !== undefined && expectedVersion !== state.version) throw concurrentModification(command.orderId, expectedVersion, state.version);
-    const decision = decide(state, command);
+    // The request is the command: its correlation id names both (user, tenant and source come from enrich).
+    const decision = decideCommand(state, command, { commandId: req.correlationId });
     if (!decision.ok) throw new CommandRejectedError(decision.rejection, command);
-    const events: NewEvent[] = decision.events.map((e) => ({
-      eventId: uuidv7(),
-      eventType: e.type,
-      schemaVersion: EventSchemas[e.type].version,
-      data: e.data as Record<string, unknown>,
-      metadata: { commandId: req.correlationId },
-    }));
+    const events = decision.events;
     const outcome = await repo.append({
       tenantId: who.tenant,
       streamId: command.orderId,
@@ -141,7 +137,7 @@ export function registerApiRoutes(app: FastifyInstance, repo: EventRepository, n
     });
     if (outcome.status === 'conflict') throw concurrentModification(command.orderId, expectedVersion ?? state.version, outcome.conflict.currentVersion);
     notifier.notify();
-    const after = decision.events.reduce((s, e, i) => applyOrderEvent(s, { type: e.type, data: e.data, version: state.version + i + 1 }), state);
+    const after = events.reduce((s, e, i) => applyOrderEvent(s, { type: e.eventType, data: e.data, version: state.version + i + 1 }), state);
     const last = outcome.result.events[outcome.result.events.length - 1]!;
     return { previous: state, after, version: outcome.result.toVersion, globalPosition: last.globalPosition, eventIds: outcome.result.events.map((e) => e.eventId) };
   }

@@ -1,11 +1,12 @@
 import { v7 as uuidv7, validate as uuidValidate } from 'uuid';
-import { decide, OrderCommand, type OrderCommandInput, type Rejection } from '../domain/commands.js';
-import { EventSchemas, ORDER_STREAM_TYPE, type OrderEvent } from '../domain/events.js';
+import { OrderCommand, type OrderCommandInput, type Rejection } from '../domain/commands.js';
+import { ORDER_STREAM_TYPE } from '../domain/events.js';
 import { describeIssues, zodIssues, type Issue } from '../domain/issues.js';
 import { foldOrder, type OrderState } from '../domain/state.js';
 import { canonicalJson } from '../protocol/canonical-json.js';
 import { checkEvent } from '../protocol/event-contract.js';
-import type { EventMetadata } from '../protocol/envelope.js';
+import { commandEvents, decideCommand } from '../protocol/command-events.js';
+import type { NewEvent } from '../protocol/envelope.js';
 import type { SyncBadge } from '../projections/query-schemas.js';
 import type { LocalStore } from '../store/local-store.js';
 import { InvalidCommandError, OutboxError } from './errors.js';
@@ -63,6 +64,14 @@ function refuseOutsideContract(rows: readonly PendingEventRecord[], at: string):
   if (issues.length > 0) throw new InvalidCommandError(`the command's events would be refused: ${describeIssues(issues)}`, issues);
 }
 
+/** Where a device's changes are made: the server keeps it (x-source would override it per request). */
+const DEVICE_SOURCE = 'desktop-app';
+
+/** One attempt's events as the outbox stores them until the server confirms them. */
+function pendingRows(commandId: string, attempt: number, orderId: string, events: readonly NewEvent[], at: string): PendingEventRecord[] {
+  return events.map((e, i) => ({ ...e, commandId, attempt, orderId, seq: i + 1, createdAt: at }));
+}
+
 /** Effective states kept for the orders touched most recently (enough for a long offline session). */
 const STATE_CACHE_SIZE = 4096;
 const fingerprintKey = (f: StateFingerprint): string => `${f.confirmedVersion}/${f.confirmedHead ?? ''}/${f.pending}/${f.lastPending ?? ''}`;
@@ -116,12 +125,12 @@ export class Outbox {
     if (existing) return this.replay(existing, command);
 
     const { state, fingerprint } = this.effective(command.orderId);
-    const decision = decide(state, command);
-    if (!decision.ok) return { ok: false, rejection: decision.rejection };
-
     const at = this.now();
     const deviceId = ctx.deviceId ?? this.deviceId;
-    const rows = this.pendingRows(commandId, 1, command.orderId, decision.events, { userId: ctx.userId, deviceId, occurredAt: at }, at);
+    const outcome = decideCommand(state, command, { commandId, userId: ctx.userId, deviceId, occurredAt: at, source: DEVICE_SOURCE });
+    if (!outcome.ok) return { ok: false, rejection: outcome.rejection };
+
+    const rows = pendingRows(commandId, 1, command.orderId, outcome.events, at);
     refuseOutsideContract(rows, at);
     this.repo.insertCommand({
       commandId,
@@ -154,38 +163,6 @@ export class Outbox {
     if (existing.rejection && existing.status !== 'pending' && existing.status !== 'synced') return { ok: false, rejection: existing.rejection };
     const events = this.repo.eventsOfAttempt(existing.commandId, existing.attempt);
     return { ok: true, commandId: existing.commandId, orderId: existing.orderId, version: this.effectiveState(existing.orderId).version, events: events.map(view) };
-  }
-
-  private pendingRows(
-    commandId: string,
-    attempt: number,
-    orderId: string,
-    events: readonly OrderEvent[],
-    who: { userId: string; deviceId: string; occurredAt: string },
-    at: string,
-  ): PendingEventRecord[] {
-    const metadata: EventMetadata = {
-      commandId,
-      causationId: commandId,
-      correlationId: commandId,
-      userId: who.userId,
-      deviceId: who.deviceId,
-      occurredAt: who.occurredAt,
-      // Where the change was made: the server keeps it (x-source would override it per request).
-      source: 'desktop-app',
-    };
-    return events.map((e, i) => ({
-      eventId: uuidv7(),
-      commandId,
-      attempt,
-      orderId,
-      seq: i + 1,
-      eventType: e.type,
-      schemaVersion: EventSchemas[e.type].version,
-      data: e.data as Record<string, unknown>,
-      metadata,
-      createdAt: at,
-    }));
   }
 
   confirmedState(orderId: string): OrderState {
@@ -314,9 +291,8 @@ export class Outbox {
         if (outcome.ok) {
           const attempt = c.attempt + 1;
           this.repo.bumpAttempt(c.commandId, confirmed.version, at);
-          this.repo.insertPendingEvents(
-            this.pendingRows(c.commandId, attempt, orderId, outcome.events, { userId: c.userId, deviceId: c.deviceId, occurredAt: c.createdAt }, at),
-          );
+          const events = commandEvents(outcome.events, { commandId: c.commandId, userId: c.userId, deviceId: c.deviceId, occurredAt: c.createdAt, source: DEVICE_SOURCE });
+          this.repo.insertPendingEvents(pendingRows(c.commandId, attempt, orderId, events, at));
           summary.reattempted.push(c.commandId);
         } else {
           this.repo.reject(c.commandId, outcome.rejection, this.causedBy(orderId, c.baseVersion), at);
