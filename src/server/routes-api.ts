@@ -10,7 +10,7 @@ import { upcast } from '../domain/upcasters.js';
 import { applyOrderEvent, foldOrder, initialOrderState, outstandingAmount, type OrderState } from '../domain/state.js';
 import { decideCommand } from '../protocol/command-events.js';
 import type { ServerEvent } from '../protocol/envelope.js';
-import { InvalidEventError } from '../protocol/errors.js';
+import { InvalidEventError, type VersionConflict } from '../protocol/errors.js';
 import { ErrorResponse } from '../protocol/sync-api.js';
 import {
   AggregateParams,
@@ -38,13 +38,15 @@ import { HttpError, caller, enrich, notModified } from './http-context.js';
 import type { AppendNotifier } from './notifier.js';
 import type { EventRepository } from './repository.js';
 
-function concurrentModification(aggregateId: string, expected: number | null, current: number): HttpError {
+/** A version conflict in the seed API's words (it only knows numeric expectations, or none). */
+function concurrentModification(c: VersionConflict): HttpError {
+  const expected = typeof c.expectedVersion === 'number' ? c.expectedVersion : null;
   return new HttpError(409, {
     error: 'CONCURRENT_MODIFICATION',
-    message: `Aggregate version conflict: ${aggregateId} is at version ${current}${expected === null ? '' : `, not ${expected}`}. Retry with latest version.`,
-    aggregateId,
+    message: `Aggregate version conflict: ${c.streamId} is at version ${c.currentVersion}${expected === null ? '' : `, not ${expected}`}. Retry with latest version.`,
+    aggregateId: c.streamId,
     expectedVersion: expected,
-    currentVersion: current,
+    currentVersion: c.currentVersion,
   });
 }
 
@@ -123,7 +125,7 @@ export function registerApiRoutes(app: FastifyInstance, repo: EventRepository, n
     const who = caller(req);
     const view = await repo.getOrder(who.tenant, command.orderId);
     const state = view?.state ?? initialOrderState;
-    if (expectedVersion !== undefined && expectedVersion !== state.version) throw concurrentModification(command.orderId, expectedVersion, state.version);
+    if (expectedVersion !== undefined && expectedVersion !== state.version) throw concurrentModification({ streamId: command.orderId, expectedVersion, currentVersion: state.version });
     // The request is the command: its correlation id names both (user, tenant and source come from enrich).
     const decision = decideCommand(state, command, { commandId: req.correlationId });
     if (!decision.ok) throw new CommandRejectedError(decision.rejection, command);
@@ -135,7 +137,7 @@ export function registerApiRoutes(app: FastifyInstance, repo: EventRepository, n
       expectedVersion: state.version,
       events: enrich(events, req),
     });
-    if (outcome.status === 'conflict') throw concurrentModification(command.orderId, expectedVersion ?? state.version, outcome.conflict.currentVersion);
+    if (outcome.status === 'conflict') throw concurrentModification({ ...outcome.conflict, expectedVersion: expectedVersion ?? state.version });
     notifier.notify();
     const after = events.reduce((s, e, i) => applyOrderEvent(s, { type: e.eventType, data: e.data, version: state.version + i + 1 }), state);
     const last = outcome.result.events[outcome.result.events.length - 1]!;
@@ -180,7 +182,7 @@ export function registerApiRoutes(app: FastifyInstance, repo: EventRepository, n
         .catch((err: unknown) => {
           throw err instanceof InvalidEventError ? inSeedTerms(err) : err;
         });
-      if (outcome.status === 'conflict') throw concurrentModification(b.aggregateId, b.expectedVersion ?? null, outcome.conflict.currentVersion);
+      if (outcome.status === 'conflict') throw concurrentModification(outcome.conflict);
       if (!outcome.result.duplicate) notifier.notify();
       const written = outcome.result.events[0]!;
       return reply.code(201).send({
