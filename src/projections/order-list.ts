@@ -231,18 +231,8 @@ class OrderListProjection implements Projection {
     return orderListTables(prefix);
   }
 
-  private readonly statements = new WeakMap<ApplyContext, ReturnType<OrderListProjection['prepare']>>();
-
+  /** The statements over the context's tables (prepared once per context by `ctx.stmt`). */
   private sql(ctx: ApplyContext) {
-    let s = this.statements.get(ctx);
-    if (!s) {
-      s = this.prepare(ctx);
-      this.statements.set(ctx, s);
-    }
-    return s;
-  }
-
-  private prepare(ctx: ApplyContext) {
     const list = `"${ctx.prefix}order_list"`;
     const daily = `"${ctx.prefix}order_daily_totals"`;
     return {

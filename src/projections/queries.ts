@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { ORDER_STATUSES } from '../domain/state.js';
+import { statementCache } from './context.js';
 import { CUSTOMER_HISTORY } from './customer-history.js';
 import { ORDER_LIST, searchIndexName, type OrderListRow } from './order-list.js';
 import {
@@ -107,20 +108,13 @@ const SEARCH_INDEX = `"${searchIndexName('order_list')}"`;
 const escapeLike = (s: string) => s.replace(/[\\%_]/g, (c) => '\\' + c);
 
 export class OrderQueries {
-  private readonly statements = new Map<string, Database.Statement>();
+  private readonly stmt: (sql: string) => Database.Statement;
 
   constructor(
     readonly db: Database.Database,
     readonly opts: QueryOptions = {},
-  ) {}
-
-  private stmt(sql: string): Database.Statement {
-    let s = this.statements.get(sql);
-    if (!s) {
-      s = this.db.prepare(sql);
-      this.statements.set(sql, s);
-    }
-    return s;
+  ) {
+    this.stmt = statementCache(db);
   }
 
   /** The log position a projection's view reflects (0 if it has never run). */

@@ -58,6 +58,13 @@ export interface ApplyContext {
   readonly pending: PendingSource | null;
 }
 
+/** A projection as a runner holds it. */
+export interface Registered {
+  readonly projection: Projection;
+  /** Context over the live tables. Its cache is cleared at the start of every operation. */
+  readonly ctx: ApplyContext;
+}
+
 /**
  * A named, versioned consumer of the log that maintains its own tables. Projections are dumb:
  * they translate events into rows, never decide anything. The runner guarantees each event is
