@@ -23,12 +23,18 @@ export { RebuildProgress } from '../projections/types.js';
 export { CausedBy, Conflict, QuarantinedEvent, SyncStatus, TimelineEntry } from '../sync/views.js';
 export { Rejection } from '../domain/commands.js';
 
+/** An order's chain check, as last verified against the server. */
+export const AuditCheck = z.object({ verified: z.boolean(), checkedAt: z.string(), firstBrokenEventId: z.string().nullable() });
+export type AuditCheck = z.infer<typeof AuditCheck>;
+export const AuditResult = AuditCheck.extend({ message: z.string() });
+export type AuditResult = z.infer<typeof AuditResult>;
+
 export const OrderDetail = z.object({
   state: OrderState,
   timeline: z.array(TimelineEntry),
   sync: SyncBadge,
   /** Chain status of the synced part, as last verified against the server (null if never checked). */
-  audit: z.object({ verified: z.boolean(), checkedAt: z.string(), firstBrokenEventId: z.string().nullable() }).nullable(),
+  audit: AuditCheck.nullable(),
   conflicts: z.array(Conflict),
 });
 export type OrderDetail = z.infer<typeof OrderDetail>;
@@ -86,13 +92,17 @@ export const contract = {
   saveSettings: method(Settings, SettingsView),
   rebuildProjections: method(z.strictObject({ projection: z.string().optional() }), z.object({ eventsReplayed: z.number(), durationMs: z.number() })),
   driftCheck: method(z.strictObject({ projection: z.string().optional() }), z.array(DriftReport)),
-  verifyAudit: method(z.strictObject({ orderId: Identifier }), z.object({ verified: z.boolean(), checkedAt: z.string(), firstBrokenEventId: z.string().nullable(), message: z.string() })),
+  verifyAudit: method(z.strictObject({ orderId: Identifier }), AuditResult),
 } as const;
 
 export type Contract = typeof contract;
 export type MethodName = keyof Contract;
 export type MethodInput<M extends MethodName> = z.input<Contract[M]['input']>;
 export type MethodOutput<M extends MethodName> = z.infer<Contract[M]['output']>;
+/** The contract implemented: one async function per method, on validated input. */
+export type Handlers = {
+  [M in MethodName]: (input: z.infer<Contract[M]['input']>) => Promise<MethodOutput<M>>;
+};
 
 /** Server-pushed notifications (IPC `webContents.send`, or SSE in browser mode). */
 export const StatusEvent = z.discriminatedUnion('kind', [

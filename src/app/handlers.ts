@@ -1,15 +1,10 @@
-import type { z } from 'zod';
-import type { Contract, MethodName, MethodOutput } from './contract.js';
+import type { Handlers, MethodOutput } from './contract.js';
 import { ContractError } from './contract.js';
 import type { Device } from './device.js';
 import { verifyOrderAudit } from './audit.js';
 import { foldOrder, type OrderState } from '../domain/state.js';
 import { driftCheck } from '../projections/index.js';
 import { InvalidCommandError } from '../sync/index.js';
-
-export type Handlers = {
-  [M in MethodName]: (input: z.infer<Contract[M]['input']>) => Promise<MethodOutput<M>>;
-};
 
 /**
  * The contract implemented against one device. Electron's IPC and the browser-mode HTTP

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { z } from 'zod';
 import { CommandRejectedError } from '../domain/commands.js';
 import { describeIssues, zodIssues } from '../domain/issues.js';
-import { ContractError, contract, parseInput, type Contract, type MethodName, type MethodOutput, type StatusEvent } from './contract.js';
+import { ContractError, contract, parseInput, type Handlers, type StatusEvent } from './contract.js';
 import type { RpcErrorBody, RpcReply } from './rpc-client.js';
 import { RENDERER_CSP } from './csp.js';
 import { registerBrowserAccess } from './browser-access.js';
@@ -13,9 +13,6 @@ import { registerBrowserAccess } from './browser-access.js';
  * input, runs the handler, validates output and turns every failure into a typed reply. The
  * HTTP routes (browser mode) live here; Electron's IPC uses `dispatch` from main/.
  */
-export type RpcHandlers = {
-  [M in MethodName]: (input: z.infer<Contract[M]['input']>) => Promise<MethodOutput<M>>;
-};
 export type StatusSubscribe = (listener: (event: StatusEvent) => void) => () => void;
 
 const HTTP_STATUS: Record<RpcErrorBody['error'], number> = {
@@ -50,7 +47,7 @@ export function errorBody(err: unknown): RpcErrorBody {
 }
 
 /** Validate, run, validate the answer. Never throws: failures come back as `{ok:false}`. */
-export async function dispatch(handlers: RpcHandlers, method: string, rawInput: unknown): Promise<RpcReply> {
+export async function dispatch(handlers: Handlers, method: string, rawInput: unknown): Promise<RpcReply> {
   try {
     const { method: name, input } = parseInput(method, rawInput);
     const handler = handlers[name] as (input: unknown) => Promise<unknown>;
@@ -69,7 +66,7 @@ export async function dispatch(handlers: RpcHandlers, method: string, rawInput: 
 const SSE_KEEPALIVE_MS = 15_000;
 
 /** POST /rpc/:method (body = input) and GET /rpc/events (SSE of StatusEvent); guarded by browser-access.ts. */
-function registerRpcRoutes(fastify: FastifyInstance, handlers: RpcHandlers, onStatus: StatusSubscribe): void {
+function registerRpcRoutes(fastify: FastifyInstance, handlers: Handlers, onStatus: StatusSubscribe): void {
   fastify.post<{ Params: { method: string } }>('/rpc/:method', async (request, reply) => {
     const result = await dispatch(handlers, request.params.method, request.body);
     if (!result.ok && result.error.error === 'INTERNAL') request.log.error({ method: request.params.method, err: result.error.message }, 'rpc handler failed');
@@ -102,7 +99,7 @@ function registerRpcRoutes(fastify: FastifyInstance, handlers: RpcHandlers, onSt
 export { RENDERER_CSP };
 
 export interface BrowserModeOptions {
-  handlers: RpcHandlers;
+  handlers: Handlers;
   onStatus: StatusSubscribe;
   port: number;
   host?: string;

@@ -177,7 +177,3 @@ export function decide(state: OrderState, command: OrderCommand): Decision {
     }
   }
 }
-
-export function commandOrderId(command: OrderCommand): string {
-  return command.orderId;
-}

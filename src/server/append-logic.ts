@@ -1,4 +1,3 @@
-import { z } from 'zod';
 import { ORDER_STREAM_TYPE, isOrderEventType } from '../domain/events.js';
 import { UpcastError, upcast } from '../domain/upcasters.js';
 import { foldOrderInPlace, initialOrderState, type FoldableEvent, type OrderState } from '../domain/state.js';
@@ -220,8 +219,6 @@ function toFoldable(e: FoldInput): FoldableEvent {
     return { type: `Unreadable:${e.eventType}`, data: e.data, version: e.streamVersion, recordedAt: e.recordedAt };
   }
 }
-
-export const OrderStateJson = z.custom<OrderState>((v) => typeof v === 'object' && v !== null && 'version' in v);
 
 /**
  * Walks stored events in (tenant, stream, version) order and remembers the first broken link:

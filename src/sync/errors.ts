@@ -1,5 +1,4 @@
 import type { Issue } from '../domain/issues.js';
-import type { ConflictResponse } from '../protocol/sync-api.js';
 
 /** Base of every error the sync HTTP client throws. */
 export class SyncError extends Error {
@@ -39,14 +38,6 @@ export class AuthError extends SyncError {
     message: string,
   ) {
     super(message);
-  }
-}
-
-/** 409 on a single-stream append: the stream moved on; carries the events the client is missing. */
-export class ConflictError extends SyncError {
-  override name = 'ConflictError';
-  constructor(readonly conflict: ConflictResponse) {
-    super(conflict.message);
   }
 }
 

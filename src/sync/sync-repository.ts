@@ -148,12 +148,6 @@ export class SyncRepository {
       statusCounts: db.prepare<[string], { status: CommandStatus; n: number }>(
         'SELECT status, COUNT(*) AS n FROM commands WHERE order_id = ? GROUP BY status',
       ),
-      eventExists: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM events WHERE event_id = ?'),
-      upsertPosition: db.prepare(
-        `INSERT INTO sync_event_positions (event_id, global_position, hash, server_recorded_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (event_id) DO UPDATE SET global_position = excluded.global_position,
-           hash = COALESCE(excluded.hash, hash), server_recorded_at = COALESCE(excluded.server_recorded_at, server_recorded_at)`,
-      ),
       position: db.prepare<[string], { global_position: number; hash: string | null; server_recorded_at: string | null }>(
         'SELECT global_position, hash, server_recorded_at FROM sync_event_positions WHERE event_id = ?',
       ),
@@ -301,14 +295,6 @@ export class SyncRepository {
     const out: Partial<Record<CommandStatus, number>> = {};
     for (const r of this.s.statusCounts.all(orderId)) out[r.status] = r.n;
     return out;
-  }
-
-  isConfirmed(eventId: string): boolean {
-    return this.s.eventExists.get(eventId) !== undefined;
-  }
-
-  savePosition(eventId: string, globalPosition: number, hash: string | null, serverRecordedAt: string | null): void {
-    this.s.upsertPosition.run(eventId, globalPosition, hash, serverRecordedAt);
   }
 
   position(eventId: string): { globalPosition: number; hash: string | null; serverRecordedAt: string | null } | null {
