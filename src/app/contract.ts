@@ -16,12 +16,11 @@ import { Conflict, QuarantinedEvent, SyncStatus, TimelineEntry } from '../sync/v
  * sync); this module composes them.
  */
 
-export { OrderState } from '../domain/state.js';
+// The views the renderer names, from their owners.
 export { DriftReport } from '../projections/drift.js';
-export { ListOrdersInput, ListOrdersOutput, OrderRow, StatusFilter, SyncBadge } from '../projections/query-schemas.js';
+export { ListOrdersInput, OrderRow, StatusFilter } from '../projections/query-schemas.js';
 export { RebuildProgress } from '../projections/types.js';
-export { CausedBy, Conflict, QuarantinedEvent, SyncStatus, TimelineEntry } from '../sync/views.js';
-export { Rejection } from '../domain/commands.js';
+export { Conflict, QuarantinedEvent, SyncStatus, TimelineEntry } from '../sync/views.js';
 
 /** An order's chain check, as last verified against the server. */
 export const AuditCheck = z.object({ verified: z.boolean(), checkedAt: z.string(), firstBrokenEventId: z.string().nullable() });
