@@ -92,9 +92,9 @@ interface Poison {
 }
 
 /**
- * Events no device could read (issue 10): the seeds' item-less order, negative money, huge
- * quantities and item counts, order types on other stream types, deep nesting, NUL and lone
- * surrogates in reasons and metadata, dates far in the future or before 2000.
+ * Events no device could read (issue 10): negative money, huge quantities and item counts, order
+ * types on other stream types, deep nesting, NUL and lone surrogates in reasons and metadata,
+ * dates far in the future or before 2000. (The seeds' item-less order is valid: issue 11.)
  */
 function poisonEvent(r: R, i: number): Poison {
   const item = { sku: 'S', quantity: 1, unitPrice: 100 };
@@ -102,7 +102,6 @@ function poisonEvent(r: R, i: number): Poison {
   const badText = r.pick(['x\u0000y', 'oops \ud800', '\udfff', 'a\u0000']);
   const when = r.pick(['2999-01-01T00:00:00.000Z', new Date(Date.now() + 3 * 86_400_000).toISOString(), '1970-01-01T00:00:00.000Z']);
   const cases: (() => Poison)[] = [
-    () => ({ streamType: 'Order', eventType: 'OrderCreated', schemaVersion: 1, data: { orderId: `O-p-${i}`, customerId: 'C', totalAmount: 100 }, metadata: {} }),
     () => ({ streamType: 'Order', eventType: 'OrderCreated', schemaVersion: 2, data: { ...order, items: [{ ...item, unitPrice: -r.int(1000) - 1 }] }, metadata: {} }),
     () => ({ streamType: 'Order', eventType: 'OrderCreated', schemaVersion: 2, data: { ...order, items: [{ ...item, quantity: 1_000_001 + r.int(1e6) }] }, metadata: {} }),
     () => ({ streamType: 'Order', eventType: 'OrderCreated', schemaVersion: 2, data: { ...order, items: Array.from({ length: 501 }, () => item) }, metadata: {} }),
