@@ -1,6 +1,6 @@
-import { dispatch, type RpcHandlers, type StatusSubscribe } from '../src/app/rpc-server.js';
+import { dispatch, type StatusSubscribe } from '../src/app/rpc-server.js';
 import type { RpcReply } from '../src/app/rpc-client.js';
-import type { StatusEvent } from '../src/app/contract.js';
+import type { Handlers, StatusEvent } from '../src/app/contract.js';
 import type { IpcMainInvokeEventLike, IpcMainLike } from './electron-api.js';
 
 export const RPC_CHANNEL = 'rpc';
@@ -27,7 +27,7 @@ export interface RegisterIpcOptions {
  */
 export function registerIpc(
   ipcMain: IpcMainLike,
-  handlers: RpcHandlers,
+  handlers: Handlers,
   onStatus: StatusSubscribe,
   sendToWindow: (channel: typeof STATUS_CHANNEL, event: StatusEvent) => void,
   options: RegisterIpcOptions = {},

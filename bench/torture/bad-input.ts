@@ -101,9 +101,9 @@ interface Poison {
 }
 
 /**
- * Events no device could read (issue 10): negative money, huge
- * quantities and item counts, order types on other stream types, deep nesting, NUL and lone
- * surrogates in reasons and metadata, dates far in the future or before 2000.
+ * Events no device could read (issue 10): negative money, huge quantities and item counts, order
+ * types on other stream types, deep nesting, NUL and lone surrogates in reasons and metadata,
+ * dates far in the future or before 2000. (The seeds' item-less order is valid: issue 11.)
  */
 function poisonEvent(r: R, i: number): Poison {
   const item = { sku: 'S', quantity: 1, unitPrice: 100 };

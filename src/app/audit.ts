@@ -2,14 +2,9 @@ import type { ServerEvent } from '../protocol/envelope.js';
 import { MAX_STREAM_PAGE_LIMIT, StreamEventsResponse } from '../protocol/sync-api.js';
 import { canonicalJson } from '../protocol/canonical-json.js';
 import { computeEventHash, GENESIS_HASH } from '../protocol/event-hash.js';
+import type { AuditResult } from './contract.js';
 import type { Device } from './device.js';
 
-export interface AuditResult {
-  verified: boolean;
-  checkedAt: string;
-  firstBrokenEventId: string | null;
-  message: string;
-}
 
 /**
  * Check an order's synced history two ways: the server's copy must form an unbroken hash chain

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { v7 as uuidv7 } from 'uuid';
+import type { AuditCheck } from './contract.js';
 
 /** The settings kept in the database. The server token is not among them (see token-vault.ts). */
 export interface DeviceSettings {
@@ -8,11 +9,6 @@ export interface DeviceSettings {
   userId: string;
 }
 
-export interface AuditCheck {
-  verified: boolean;
-  checkedAt: string;
-  firstBrokenEventId: string | null;
-}
 
 /** Device-level rows (settings, audit checks), kept in the device's own database. */
 export class DeviceRepository {

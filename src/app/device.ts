@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { ContractError, Settings, type SettingsView, type StatusEvent, type SyncStatus } from './contract.js';
-import { DeviceRepository, type AuditCheck, type DeviceSettings } from './device-repository.js';
+import type { AuditCheck } from './contract.js';
+import { DeviceRepository, type DeviceSettings } from './device-repository.js';
 import { TokenVault, type SecretCipher, type ServerCredential } from './token-vault.js';
 import { defaultProjections, OrderQueries, ProjectionRunner, type RebuildProgress } from '../projections/index.js';
 import { openLocalStore, type Durability, type LocalStore } from '../store/index.js';

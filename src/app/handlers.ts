@@ -1,16 +1,12 @@
-import type { z } from 'zod';
-import type { Conflict, Contract, MethodName, MethodOutput } from './contract.js';
+import type { Conflict, Handlers, MethodOutput } from './contract.js';
 import { ContractError } from './contract.js';
 import type { Device } from './device.js';
 import { verifyOrderAudit } from './audit.js';
 import { decide } from '../domain/commands.js';
 import { foldOrder, type OrderState } from '../domain/state.js';
 import { driftCheck } from '../projections/index.js';
-import { InvalidCommandError, type ConflictView } from '../sync/index.js';
-
-export type Handlers = {
-  [M in MethodName]: (input: z.infer<Contract[M]['input']>) => Promise<MethodOutput<M>>;
-};
+import { InvalidCommandError } from '../sync/index.js';
+import type { Conflict as InboxEntry } from '../sync/views.js';
 
 /**
  * The contract implemented against one device. Electron's IPC and the browser-mode HTTP
@@ -51,7 +47,7 @@ export function createHandlers(device: Device): Handlers {
    * runs on submit, on the order's effective state now (an overpayment, or a payment on a
    * cancelled order, is never retryable; a payment refused while the order was still open may be).
    */
-  const withRetry = (c: ConflictView): Conflict => {
+  const withRetry = (c: InboxEntry): Conflict => {
     const state = outbox.effectiveState(c.orderId);
     const currency = state.currency ?? (c.command.type === 'CreateOrder' ? c.command.currency : null);
     if (c.status !== 'rejected') return { ...c, currency, retry: { possible: false, reason: null } };

@@ -1,7 +1,7 @@
+import { describeIssues, zodIssues, type Issue } from '../domain/issues.js';
 import {
   ContractError,
   contract,
-  issuesOf,
   parseInput,
   StatusEvent,
   type MethodInput,
@@ -21,7 +21,7 @@ export type RpcErrorCode = ContractError['code'] | 'REJECTED' | 'UNAVAILABLE' | 
 export interface RpcErrorBody {
   error: RpcErrorCode;
   message: string;
-  issues: { path: string; message: string }[];
+  issues: Issue[];
 }
 export type RpcReply = { ok: true; value: unknown } | { ok: false; error: RpcErrorBody };
 
@@ -37,7 +37,7 @@ export class RpcError extends Error {
   constructor(
     readonly code: RpcErrorCode,
     message: string,
-    readonly issues: { path: string; message: string }[] = [],
+    readonly issues: Issue[] = [],
   ) {
     super(message);
   }
@@ -60,8 +60,8 @@ export function createRpcClient(transport: Transport): RpcClient {
     if (!reply.ok) throw new RpcError(reply.error.error, reply.error.message, reply.error.issues);
     const parsed = contract[name].output.safeParse(reply.value);
     if (!parsed.success) {
-      const issues = issuesOf(parsed.error);
-      throw new RpcError('BAD_OUTPUT', `unexpected reply from ${name}: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
+      const issues = zodIssues(parsed.error);
+      throw new RpcError('BAD_OUTPUT', `unexpected reply from ${name}: ${describeIssues(issues)}`, issues);
     }
     return parsed.data;
   };

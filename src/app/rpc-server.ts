@@ -2,7 +2,8 @@ import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { z } from 'zod';
 import { CommandRejectedError } from '../domain/commands.js';
-import { ContractError, contract, issuesOf, parseInput, type Contract, type MethodName, type MethodOutput, type StatusEvent } from './contract.js';
+import { describeIssues, zodIssues } from '../domain/issues.js';
+import { ContractError, contract, parseInput, type Handlers, type StatusEvent } from './contract.js';
 import type { RpcErrorBody, RpcReply } from './rpc-client.js';
 import { RENDERER_CSP } from './csp.js';
 import { fileSessionStore, registerBrowserAccess } from './browser-access.js';
@@ -12,9 +13,6 @@ import { fileSessionStore, registerBrowserAccess } from './browser-access.js';
  * input, runs the handler, validates output and turns every failure into a typed reply. The
  * HTTP routes (browser mode) live here; Electron's IPC uses `dispatch` from main/.
  */
-export type RpcHandlers = {
-  [M in MethodName]: (input: z.infer<Contract[M]['input']>) => Promise<MethodOutput<M>>;
-};
 export type StatusSubscribe = (listener: (event: StatusEvent) => void) => () => void;
 
 const HTTP_STATUS: Record<RpcErrorBody['error'], number> = {
@@ -42,22 +40,22 @@ export function errorBody(err: unknown): RpcErrorBody {
   if (err instanceof CommandRejectedError) return { error: 'REJECTED', message: err.message, issues: [] };
   // A handler that validates deeper (e.g. settings) reports bad input, not a crash.
   if (isZodError(err)) {
-    const issues = issuesOf(err);
-    return { error: 'BAD_INPUT', message: issues.map((i) => `${i.path}: ${i.message}`).join('; '), issues };
+    const issues = zodIssues(err);
+    return { error: 'BAD_INPUT', message: describeIssues(issues), issues };
   }
   return { error: 'INTERNAL', message: err instanceof Error ? err.message : String(err), issues: [] };
 }
 
 /** Validate, run, validate the answer. Never throws: failures come back as `{ok:false}`. */
-export async function dispatch(handlers: RpcHandlers, method: string, rawInput: unknown): Promise<RpcReply> {
+export async function dispatch(handlers: Handlers, method: string, rawInput: unknown): Promise<RpcReply> {
   try {
     const { method: name, input } = parseInput(method, rawInput);
     const handler = handlers[name] as (input: unknown) => Promise<unknown>;
     const value = await handler(input);
     const checked = contract[name].output.safeParse(value);
     if (!checked.success) {
-      const issues = issuesOf(checked.error);
-      throw new ContractError('BAD_OUTPUT', `handler ${name} returned an invalid result: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
+      const issues = zodIssues(checked.error);
+      throw new ContractError('BAD_OUTPUT', `handler ${name} returned an invalid result: ${describeIssues(issues)}`, issues);
     }
     return { ok: true, value: checked.data };
   } catch (err) {
@@ -68,7 +66,7 @@ export async function dispatch(handlers: RpcHandlers, method: string, rawInput: 
 const SSE_KEEPALIVE_MS = 15_000;
 
 /** POST /rpc/:method (body = input) and GET /rpc/events (SSE of StatusEvent); guarded by browser-access.ts. */
-function registerRpcRoutes(fastify: FastifyInstance, handlers: RpcHandlers, onStatus: StatusSubscribe, snapshot: () => StatusEvent[]): void {
+function registerRpcRoutes(fastify: FastifyInstance, handlers: Handlers, onStatus: StatusSubscribe, snapshot: () => StatusEvent[]): void {
   fastify.post<{ Params: { method: string } }>('/rpc/:method', async (request, reply) => {
     const result = await dispatch(handlers, request.params.method, request.body);
     if (!result.ok && result.error.error === 'INTERNAL') request.log.error({ method: request.params.method, err: result.error.message }, 'rpc handler failed');
@@ -104,7 +102,7 @@ function registerRpcRoutes(fastify: FastifyInstance, handlers: RpcHandlers, onSt
 export { RENDERER_CSP };
 
 export interface BrowserModeOptions {
-  handlers: RpcHandlers;
+  handlers: Handlers;
   onStatus: StatusSubscribe;
   /** Sent first on every status stream connection (the current sync status, a refresh hint). */
   snapshot?: () => StatusEvent[];

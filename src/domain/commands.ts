@@ -3,11 +3,14 @@ import { Identifier, IsoTimestamp, OrderItem, type OrderEvent } from './events.j
 import { Currency, PositiveMinorUnits, formatMinor } from './money.js';
 import { outstandingAmount, type OrderState } from './state.js';
 
+/** The items of a new order, however a caller prices them (the seed API in major units). */
+export const orderItems = <T extends z.ZodType>(item: T) => z.array(item).min(1, 'an order needs at least one item').max(500);
+
 export const CreateOrder = z.strictObject({
   type: z.literal('CreateOrder'),
   orderId: Identifier,
   customerId: Identifier,
-  items: z.array(OrderItem).min(1, 'an order needs at least one item').max(500),
+  items: orderItems(OrderItem),
   currency: Currency.default('USD'),
 });
 export const RecordPayment = z.strictObject({
@@ -71,11 +74,9 @@ export const REJECTION_CODES = [
 ] as const;
 export type RejectionCode = (typeof REJECTION_CODES)[number];
 
-export interface Rejection {
-  code: RejectionCode;
-  /** A sentence a person can act on. */
-  message: string;
-}
+/** Why a command was refused: a code and a sentence a person can act on. */
+export const Rejection = z.object({ code: z.enum(REJECTION_CODES), message: z.string() });
+export type Rejection = z.infer<typeof Rejection>;
 
 export type Decision = { ok: true; events: OrderEvent[] } | { ok: false; rejection: Rejection };
 
@@ -175,8 +176,4 @@ export function decide(state: OrderState, command: OrderCommand): Decision {
       });
     }
   }
-}
-
-export function commandOrderId(command: OrderCommand): string {
-  return command.orderId;
 }

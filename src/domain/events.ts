@@ -116,7 +116,6 @@ export const EventSchemas = {
 } as const;
 
 export type OrderEventType = keyof typeof EventSchemas;
-export const ORDER_EVENT_TYPES = Object.keys(EventSchemas) as OrderEventType[];
 export const ORDER_STREAM_TYPE = 'Order';
 
 export type OrderEventData = {
@@ -130,8 +129,4 @@ export type OrderEvent = {
 
 export function isOrderEventType(type: string): type is OrderEventType {
   return Object.prototype.hasOwnProperty.call(EventSchemas, type);
-}
-
-export function currentSchemaVersion(type: string): number | undefined {
-  return isOrderEventType(type) ? EventSchemas[type].version : undefined;
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { EventSchemas, Identifier, STATUS_CHANGE_TARGETS, type OrderEvent, type OrderEventType } from './events.js';
+import { zodIssues, type Issue } from './issues.js';
 import { Currency, DEFAULT_SEED_CURRENCY, MajorAmount, majorToMinor } from './money.js';
 
 /**
@@ -66,13 +67,8 @@ const seedSchemas = {
 /** Event types whose seed form carries money in the order's currency (the order must exist). */
 export const SEED_MONEY_EVENTS: ReadonlySet<OrderEventType> = new Set(['PaymentReceived', 'PaymentRefunded']);
 
-export interface SeedIssue {
-  /** Path inside the seed event's data, dot-separated. */
-  path: string;
-  message: string;
-}
-
-export type SeedTranslation = { ok: true; event: OrderEvent } | { ok: false; issues: SeedIssue[] };
+/** Issue paths are inside the seed event's data ('' for the event as a whole). */
+export type SeedTranslation = { ok: true; event: OrderEvent } | { ok: false; issues: Issue[] };
 
 /**
  * Seed event data → the domain event at its current version. `orderCurrency` is the currency of
@@ -81,8 +77,8 @@ export type SeedTranslation = { ok: true; event: OrderEvent } | { ok: false; iss
  */
 export function fromSeedEvent(type: OrderEventType, data: unknown, ctx: { aggregateId: string; orderCurrency: string | null }): SeedTranslation {
   const parsed = seedSchemas[type].safeParse(data);
-  if (!parsed.success) return { ok: false, issues: parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })) };
-  const issues: SeedIssue[] = [];
+  if (!parsed.success) return { ok: false, issues: zodIssues(parsed.error) };
+  const issues: Issue[] = [];
   const minor = (value: MajorAmount, currency: string, path: string, positive: boolean): number => {
     try {
       const n = majorToMinor(value, currency);
@@ -129,6 +125,6 @@ export function fromSeedEvent(type: OrderEventType, data: unknown, ctx: { aggreg
   if (issues.length > 0) return { ok: false, issues };
   // The translation must give a valid current event (what every reader, devices included, checks).
   const current = EventSchemas[type].schema.safeParse(event.data);
-  if (!current.success) return { ok: false, issues: current.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })) };
+  if (!current.success) return { ok: false, issues: zodIssues(current.error) };
   return { ok: true, event };
 }

@@ -1,5 +1,6 @@
 import { produce, type Draft } from 'immer';
-import type { OrderEventData, OrderItem } from './events.js';
+import { z } from 'zod';
+import type { OrderEventData } from './events.js';
 
 export const ORDER_STATUSES = ['CREATED', 'PARTIALLY_PAID', 'PAID', 'RESERVED', 'SHIPPED', 'CANCELLED'] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
@@ -10,33 +11,35 @@ export type OrderStatus = (typeof ORDER_STATUSES)[number];
  */
 export const REDUCER_VERSION = 2;
 
-export interface Payment {
-  paymentId: string;
-  amount: number;
-  refunded: number;
-}
+export const Payment = z.object({ paymentId: z.string(), amount: z.number(), refunded: z.number() });
+export type Payment = z.infer<typeof Payment>;
 
-export interface OrderState {
-  exists: boolean;
-  orderId: string | null;
-  customerId: string | null;
-  items: OrderItem[];
-  total: number;
-  currency: string | null;
-  status: OrderStatus | null;
-  paidAmount: number;
-  refundedAmount: number;
-  payments: Payment[];
-  reservationId: string | null;
-  shipmentId: string | null;
-  shippedAt: string | null;
-  cancelledAt: string | null;
-  cancelReason: string | null;
+/**
+ * The order as its events made it. The schema checks shapes only (the events were checked when
+ * they were written), so a state folded from any stored stream passes it.
+ */
+export const OrderState = z.object({
+  exists: z.boolean(),
+  orderId: z.string().nullable(),
+  customerId: z.string().nullable(),
+  items: z.array(z.object({ sku: z.string(), quantity: z.number(), unitPrice: z.number() })),
+  total: z.number(),
+  currency: z.string().nullable(),
+  status: z.enum(ORDER_STATUSES).nullable(),
+  paidAmount: z.number(),
+  refundedAmount: z.number(),
+  payments: z.array(Payment),
+  reservationId: z.string().nullable(),
+  shipmentId: z.string().nullable(),
+  shippedAt: z.string().nullable(),
+  cancelledAt: z.string().nullable(),
+  cancelReason: z.string().nullable(),
   /** Number of events folded into this state (the stream version). */
-  version: number;
-  createdAt: string | null;
-  updatedAt: string | null;
-}
+  version: z.number(),
+  createdAt: z.string().nullable(),
+  updatedAt: z.string().nullable(),
+});
+export type OrderState = z.infer<typeof OrderState>;
 
 export const initialOrderState: OrderState = Object.freeze({
   exists: false,
@@ -70,7 +73,7 @@ export interface FoldableEvent {
 type Reducers = { [K in keyof OrderEventData]: (draft: Draft<OrderState>, data: OrderEventData[K]) => void };
 
 function statusAfterPayment(s: Draft<OrderState>): OrderStatus {
-  if (s.paidAmount - s.refundedAmount >= s.total) return s.reservationId ? 'RESERVED' : 'PAID';
+  if (netPaidAmount(s) >= s.total) return s.reservationId ? 'RESERVED' : 'PAID';
   return 'PARTIALLY_PAID';
 }
 
@@ -176,6 +179,12 @@ export function foldOrderInPlace(
   return target;
 }
 
-export function outstandingAmount(s: OrderState): number {
-  return s.total - (s.paidAmount - s.refundedAmount);
+/** What the customer has paid and kept: payments less refunds. */
+export function netPaidAmount(s: Pick<OrderState, 'paidAmount' | 'refundedAmount'>): number {
+  return s.paidAmount - s.refundedAmount;
+}
+
+/** What is still owed (negative when refunds were re-paid beyond the total). */
+export function outstandingAmount(s: Pick<OrderState, 'total' | 'paidAmount' | 'refundedAmount'>): number {
+  return s.total - netPaidAmount(s);
 }

@@ -8,9 +8,21 @@ export interface ContextOptions {
   pending?: () => PendingSource | null;
 }
 
+/** The read and write side's one statement cache: each SQL text is prepared once per connection user. */
+export function statementCache(db: Database.Database): (sql: string) => Database.Statement {
+  const statements = new Map<string, Database.Statement>();
+  return (sql) => {
+    let s = statements.get(sql);
+    if (!s) {
+      s = db.prepare(sql);
+      statements.set(sql, s);
+    }
+    return s;
+  };
+}
+
 /** An apply context over one table prefix; statements are prepared once and reused. */
 export function createContext(db: Database.Database, opts: ContextOptions = {}): ApplyContext {
-  const statements = new Map<string, Database.Statement>();
   const pending = opts.pending ?? (() => null);
   return {
     db,
@@ -19,14 +31,7 @@ export function createContext(db: Database.Database, opts: ContextOptions = {}):
     get pending() {
       return pending();
     },
-    stmt(sql: string) {
-      let s = statements.get(sql);
-      if (!s) {
-        s = db.prepare(sql);
-        statements.set(sql, s);
-      }
-      return s;
-    },
+    stmt: statementCache(db),
   };
 }
 

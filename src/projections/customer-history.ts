@@ -80,22 +80,13 @@ function amountOf(e: StoredEvent): number | null {
 class CustomerHistoryProjection implements Projection {
   readonly name = CUSTOMER_HISTORY;
   readonly version = 1;
-  private readonly statements = new WeakMap<ApplyContext, ReturnType<CustomerHistoryProjection['prepare']>>();
 
   tables(prefix: string): TableDef[] {
     return customerHistoryTables(prefix);
   }
 
+  /** The statements over the context's tables (prepared once per context by `ctx.stmt`). */
   private sql(ctx: ApplyContext) {
-    let s = this.statements.get(ctx);
-    if (!s) {
-      s = this.prepare(ctx);
-      this.statements.set(ctx, s);
-    }
-    return s;
-  }
-
-  private prepare(ctx: ApplyContext) {
     const p = ctx.prefix;
     return {
       customerOf: ctx.stmt(`SELECT customer_id FROM "${p}customer_orders" WHERE order_id = ?`).pluck() as Database.Statement<[string], string>,

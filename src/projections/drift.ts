@@ -1,11 +1,20 @@
 import type Database from 'better-sqlite3';
-import type { DriftReport } from '../app/contract.js';
+import { z } from 'zod';
 import { dropTables } from './context.js';
 import { catchUpShadows, fillShadows, prepareShadows, refreshShadowOverlay, type RebuildOptions } from './rebuild.js';
 import type { ProjectionRunner } from './runner.js';
 import type { TableDef } from './types.js';
 
 export const DRIFT_PREFIX = '__drift_';
+
+/** What a drift check found: rows of the live view that differ from a fresh rebuild. */
+export const DriftReport = z.object({
+  projection: z.string(),
+  checkedRows: z.number(),
+  differences: z.array(z.object({ key: z.string(), kind: z.enum(['missing', 'extra', 'changed']), live: z.unknown(), rebuilt: z.unknown() })),
+  position: z.number(),
+});
+export type DriftReport = z.infer<typeof DriftReport>;
 
 export interface DriftOptions extends Omit<RebuildOptions, 'signal'> {
   /** Report at most this many differences per projection (default 100). */

@@ -11,6 +11,7 @@ export * from './runner.js';
 export * from './rebuild.js';
 export * from './drift.js';
 export * from './queries.js';
+export * from './query-schemas.js';
 
 /** The projections the app ships: order list (+ daily totals) and customer history. */
 export function defaultProjections(): Projection[] {

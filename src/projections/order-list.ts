@@ -1,7 +1,8 @@
 import { ORDER_STREAM_TYPE } from '../domain/events.js';
-import { foldOrder, foldOrderInPlace, initialOrderState, type FoldableEvent, type OrderState, type OrderStatus } from '../domain/state.js';
+import { foldOrder, foldOrderInPlace, initialOrderState, netPaidAmount, type FoldableEvent, type OrderState, type OrderStatus } from '../domain/state.js';
 import type { StoredEvent } from '../protocol/envelope.js';
-import type { ApplyContext, PendingSource, Projection, SyncBadge, TableDef } from './types.js';
+import type { SyncBadge } from './query-schemas.js';
+import type { ApplyContext, PendingSource, Projection, TableDef } from './types.js';
 
 /**
  * Order list / dashboard, plus daily totals by status.
@@ -189,7 +190,7 @@ export function effectiveRow(
     total: effective.total,
     currency: effective.currency ?? '',
     item_count: effective.items.reduce((n, i) => n + i.quantity, 0),
-    paid_amount: effective.paidAmount - effective.refundedAmount,
+    paid_amount: netPaidAmount(effective),
     created_at: effective.createdAt ?? now,
     updated_at: effective.updatedAt ?? now,
     last_event_id: lastEventId,
@@ -230,18 +231,8 @@ class OrderListProjection implements Projection {
     return orderListTables(prefix);
   }
 
-  private readonly statements = new WeakMap<ApplyContext, ReturnType<OrderListProjection['prepare']>>();
-
+  /** The statements over the context's tables (prepared once per context by `ctx.stmt`). */
   private sql(ctx: ApplyContext) {
-    let s = this.statements.get(ctx);
-    if (!s) {
-      s = this.prepare(ctx);
-      this.statements.set(ctx, s);
-    }
-    return s;
-  }
-
-  private prepare(ctx: ApplyContext) {
     const list = `"${ctx.prefix}order_list"`;
     const daily = `"${ctx.prefix}order_daily_totals"`;
     return {

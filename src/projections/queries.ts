@@ -1,10 +1,18 @@
 import type Database from 'better-sqlite3';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { contract, ListOrdersInput as ListOrdersInputSchema, type ListOrdersOutput, type OrderRow } from '../app/contract.js';
 import { ORDER_STATUSES } from '../domain/state.js';
+import { statementCache } from './context.js';
 import { CUSTOMER_HISTORY } from './customer-history.js';
 import { ORDER_LIST, searchIndexName, type OrderListRow } from './order-list.js';
+import {
+  CustomerHistoryInput,
+  ListOrdersInput as ListOrdersInputSchema,
+  type CustomerHistoryOutput,
+  type ListOrdersInput,
+  type ListOrdersOutput,
+  type OrderRow,
+} from './query-schemas.js';
 import type { ProjectionRunner } from './runner.js';
 import { InvalidCursorError } from './types.js';
 
@@ -13,12 +21,8 @@ import { InvalidCursorError } from './types.js';
  * answer states the log position it reflects; `minPosition` waits (bounded) for it.
  */
 
-export type ListOrdersInput = z.input<typeof ListOrdersInputSchema>;
 type ListOrdersQuery = z.infer<typeof ListOrdersInputSchema>;
 
-export const CustomerHistoryInput = contract.customerHistory.input;
-export type CustomerHistoryInput = z.input<typeof CustomerHistoryInput>;
-export type CustomerHistoryOutput = z.infer<typeof contract.customerHistory.output>;
 
 const Day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a day like 2024-05-31');
 export const DailyTotalsInput = z.strictObject({
@@ -104,20 +108,13 @@ const SEARCH_INDEX = `"${searchIndexName('order_list')}"`;
 const escapeLike = (s: string) => s.replace(/[\\%_]/g, (c) => '\\' + c);
 
 export class OrderQueries {
-  private readonly statements = new Map<string, Database.Statement>();
+  private readonly stmt: (sql: string) => Database.Statement;
 
   constructor(
     readonly db: Database.Database,
     readonly opts: QueryOptions = {},
-  ) {}
-
-  private stmt(sql: string): Database.Statement {
-    let s = this.statements.get(sql);
-    if (!s) {
-      s = this.db.prepare(sql);
-      this.statements.set(sql, s);
-    }
-    return s;
+  ) {
+    this.stmt = statementCache(db);
   }
 
   /** The log position a projection's view reflects (0 if it has never run). */

@@ -1,8 +1,22 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { upcastEvent } from '../store/event-log.js';
 import { createContext, createTables, dropTables } from './context.js';
-import type { ProjectionRunner, Registered } from './runner.js';
-import { RebuildAbortedError, type ApplyContext, type RebuildProgress, type TableDef } from './types.js';
+import type Database from 'better-sqlite3';
+import type { EventPageReader } from './event-pages.js';
+import type { ProjectionRegistry } from './registry.js';
+import { RebuildAbortedError, type ApplyContext, type PendingSource, type RebuildProgress, type Registered, type TableDef } from './types.js';
+
+/** What a rebuild reads of the runner whose projections it rebuilds; it changes none of it. */
+export interface RebuildHost {
+  readonly db: Database.Database;
+  readonly log: { headPosition(): number };
+  readonly registry: ProjectionRegistry;
+  readonly pageReader: EventPageReader;
+  readonly pending: PendingSource | null;
+  entry(name: string): Registered;
+  /** Orders whose overlay changed while a rebuild ran: the shadow recomputes them before the swap. */
+  readonly refreshedDuringRebuild: ReadonlySet<string>;
+}
 
 export const REBUILD_PREFIX = '__rebuild_';
 
@@ -39,7 +53,7 @@ export interface Shadow {
 
 /** Create (or, for a matching interrupted rebuild, reuse) the shadow tables of each projection. */
 export function prepareShadows(
-  runner: ProjectionRunner,
+  runner: RebuildHost,
   names: readonly string[],
   prefix: string,
   persist: boolean,
@@ -75,7 +89,7 @@ export function prepareShadows(
  * checkpoint replays). Only this connection's own page transaction runs meanwhile (JS is single
  * threaded), so appends keep their durability; the swap commits with the normal setting.
  */
-function relaxedDurability<T>(db: ProjectionRunner['db'], fn: () => T): T {
+function relaxedDurability<T>(db: Database.Database, fn: () => T): T {
   if (db.inTransaction) return fn();
   const previous = db.pragma('synchronous', { simple: true }) as number;
   if (previous <= 1) return fn();
@@ -88,7 +102,7 @@ function relaxedDurability<T>(db: ProjectionRunner['db'], fn: () => T): T {
 }
 
 /** Apply one page of the log to every shadow that has not seen it; returns the page length. */
-function applyPage(runner: ProjectionRunner, shadows: Shadow[], limit: number, total: number): number {
+function applyPage(runner: RebuildHost, shadows: Shadow[], limit: number, total: number): number {
   const from = Math.min(...shadows.map((s) => s.position));
   const page = runner.pageReader.page(from, limit);
   if (page.length === 0) return 0;
@@ -107,7 +121,7 @@ function applyPage(runner: ProjectionRunner, shadows: Shadow[], limit: number, t
  * Stream the log into the shadows: keyset pages, one transaction per page, yielding to the
  * event loop between pages so the live view keeps serving reads and appends.
  */
-export async function fillShadows(runner: ProjectionRunner, shadows: Shadow[], opts: RebuildOptions, label: string): Promise<number> {
+export async function fillShadows(runner: RebuildHost, shadows: Shadow[], opts: RebuildOptions, label: string): Promise<number> {
   const batchSize = opts.batchSize ?? 10_000;
   const every = opts.progressEveryMs ?? 250;
   const started = performance.now();
@@ -140,7 +154,7 @@ export async function fillShadows(runner: ProjectionRunner, shadows: Shadow[], o
 }
 
 /** Inside the caller's transaction: apply whatever was appended since the last page. */
-export function catchUpShadows(runner: ProjectionRunner, shadows: Shadow[], batchSize = 5000): number {
+export function catchUpShadows(runner: RebuildHost, shadows: Shadow[], batchSize = 5000): number {
   let n = 0;
   for (;;) {
     const read = applyPage(runner, shadows, batchSize, runner.log.headPosition());
@@ -153,7 +167,7 @@ export function catchUpShadows(runner: ProjectionRunner, shadows: Shadow[], batc
  * Give the shadow the overlay the live view shows: the same pending source applied to every
  * order that has pending events in either copy, or was refreshed while the rebuild ran.
  */
-export function refreshShadowOverlay(runner: ProjectionRunner, shadow: Shadow): void {
+export function refreshShadowOverlay(runner: RebuildHost, shadow: Shadow): void {
   const p = shadow.entry.projection;
   if (!p.refresh || !p.pendingKeys) return;
   const keys = new Set<string>(runner.refreshedDuringRebuild);
@@ -174,7 +188,7 @@ export function refreshShadowOverlay(runner: ProjectionRunner, shadow: Shadow): 
  * A crash or abort leaves the old view intact; the next rebuild resumes from the shadow's
  * checkpoint (committed with each page).
  */
-export async function rebuildProjections(runner: ProjectionRunner, names: readonly string[], opts: RebuildOptions = {}): Promise<RebuildResult> {
+export async function rebuildProjections(runner: RebuildHost, names: readonly string[], opts: RebuildOptions = {}): Promise<RebuildResult> {
   const started = performance.now();
   const shadows = prepareShadows(runner, names, REBUILD_PREFIX, true, opts.cacheSize ?? 10_000);
   const label = names.join(',');
@@ -207,7 +221,5 @@ export async function rebuildProjections(runner: ProjectionRunner, names: readon
       }
     })
     .immediate();
-  for (const s of shadows) s.entry.ctx.cache.clear();
-  if (runner.names.every((n) => runner.registry.rebuild(n) === undefined)) runner.refreshedDuringRebuild.clear();
   return { projections: [...names], eventsReplayed: replayed, durationMs: Math.round(performance.now() - started), position };
 }

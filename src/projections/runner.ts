@@ -7,11 +7,11 @@ import { rebuildProjections, type RebuildOptions, type RebuildResult } from './r
 import { ProjectionRegistry, type DeadLetter } from './registry.js';
 import {
   UnknownProjectionError,
-  type ApplyContext,
   type PendingSource,
   type Projection,
   type ProjectionStatus,
   type RebuildProgress,
+  type Registered,
 } from './types.js';
 
 export interface RunnerOptions {
@@ -21,12 +21,6 @@ export interface RunnerOptions {
   onRebuildProgress?: (p: RebuildProgress) => void;
   /** Largest gap an inline append fills from the log before applying (events written by other connections). */
   maxInlineGap?: number;
-}
-
-export interface Registered {
-  readonly projection: Projection;
-  /** Context over the live tables. Its cache is cleared at the start of every operation. */
-  readonly ctx: ApplyContext;
 }
 
 /**
@@ -46,7 +40,7 @@ export class ProjectionRunner {
   private pendingSource: PendingSource | null = null;
   private unsubscribe: (() => void) | null = null;
   /** Orders refreshed while a rebuild runs: the shadow must show the same overlay when swapped in. */
-  readonly refreshedDuringRebuild = new Set<string>();
+  private readonly refreshed = new Set<string>();
 
   constructor(
     readonly log: EventLog,
@@ -68,6 +62,10 @@ export class ProjectionRunner {
 
   get pending(): PendingSource | null {
     return this.pendingSource;
+  }
+
+  get refreshedDuringRebuild(): ReadonlySet<string> {
+    return this.refreshed;
   }
 
   entry(name: string): Registered {
@@ -248,7 +246,11 @@ export class ProjectionRunner {
   async rebuild(names: string | readonly string[] = this.names, opts: RebuildOptions = {}): Promise<RebuildResult> {
     const list = typeof names === 'string' ? [names] : [...names];
     for (const n of list) this.entry(n);
-    return rebuildProjections(this, list, opts);
+    const result = await rebuildProjections(this, list, opts);
+    // The live tables were replaced: whatever the contexts cached describes the old ones.
+    for (const n of list) this.entry(n).ctx.cache.clear();
+    if (!this.entriesRebuilding()) this.refreshed.clear();
+    return result;
   }
 
   /**
@@ -290,7 +292,7 @@ export class ProjectionRunner {
         ctx.cache.clear();
       }
     });
-    if (this.entriesRebuilding()) for (const id of orderIds) this.refreshedDuringRebuild.add(id);
+    if (this.entriesRebuilding()) for (const id of orderIds) this.refreshed.add(id);
   }
 
   private entriesRebuilding(): boolean {

@@ -1,9 +1,9 @@
 import type Database from 'better-sqlite3';
+import { z } from 'zod';
 import type { StoredEvent } from '../protocol/envelope.js';
 import type { LruCache } from './lru.js';
+import type { SyncBadge } from './query-schemas.js';
 
-/** 'attention': the device holds events of this order it cannot read (quarantine). */
-export type SyncBadge = 'pending' | 'synced' | 'rejected' | 'attention';
 
 /** A local event not yet acknowledged by the server (kept out of `events` by the sync layer). */
 export interface PendingEvent {
@@ -58,6 +58,13 @@ export interface ApplyContext {
   readonly pending: PendingSource | null;
 }
 
+/** A projection as a runner holds it. */
+export interface Registered {
+  readonly projection: Projection;
+  /** Context over the live tables. Its cache is cleared at the start of every operation. */
+  readonly ctx: ApplyContext;
+}
+
 /**
  * A named, versioned consumer of the log that maintains its own tables. Projections are dumb:
  * they translate events into rows, never decide anything. The runner guarantees each event is
@@ -89,14 +96,15 @@ export interface ProjectionStatus {
   error: string | null;
 }
 
-export interface RebuildProgress {
-  projection: string;
-  done: number;
-  total: number;
-  ratePerSec: number;
-  etaMs: number | null;
-  finished: boolean;
-}
+export const RebuildProgress = z.object({
+  projection: z.string(),
+  done: z.number(),
+  total: z.number(),
+  ratePerSec: z.number(),
+  etaMs: z.number().nullable(),
+  finished: z.boolean(),
+});
+export type RebuildProgress = z.infer<typeof RebuildProgress>;
 
 /** Thrown by `retry`/`rebuild` for a name that was never registered. */
 export class UnknownProjectionError extends Error {

@@ -1,14 +1,28 @@
+import type { Issue } from '../domain/issues.js';
 import type { ExpectedVersion } from './envelope.js';
 
-/** The stream was not at the version the writer expected; nothing was written. */
-export class ConcurrencyError extends Error {
+/**
+ * A version conflict: the stream was not at the version the writer expected, and nothing was
+ * written. The one internal name of the concept: the device's log throws it as a
+ * ConcurrencyError; the server's store returns it (status 'conflict', the sync API's push
+ * status) with the events the writer missed. Only the wire codes differ, as each API promises:
+ * WRONG_EXPECTED_VERSION on the sync API, CONCURRENT_MODIFICATION on the seed API.
+ */
+export interface VersionConflict {
+  streamId: string;
+  expectedVersion: ExpectedVersion;
+  currentVersion: number;
+}
+
+/** A version conflict thrown by a writer that cannot answer with one (the device's event log). */
+export class ConcurrencyError extends Error implements VersionConflict {
   override name = 'ConcurrencyError';
   constructor(
     readonly streamId: string,
     readonly expectedVersion: ExpectedVersion,
-    readonly actualVersion: number,
+    readonly currentVersion: number,
   ) {
-    super(`stream ${streamId}: expected version ${String(expectedVersion)}, but it is at ${actualVersion}`);
+    super(`stream ${streamId}: expected version ${String(expectedVersion)}, but it is at ${currentVersion}`);
   }
 }
 
@@ -25,7 +39,7 @@ export class InvalidEventError extends Error {
   override name = 'InvalidEventError';
   constructor(
     message: string,
-    readonly issues: { path: string; message: string }[] = [],
+    readonly issues: Issue[] = [],
   ) {
     super(message);
   }

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { EventSchemas, ORDER_STREAM_TYPE, isOrderEventType } from '../domain/events.js';
+import { zodIssues, type Issue } from '../domain/issues.js';
 import { UpcastError, upcast } from '../domain/upcasters.js';
 
 /**
@@ -39,10 +40,6 @@ const EARLIEST_MS = Date.parse(EARLIEST_TIMESTAMP);
 const TIMESTAMP_KEY = /At$/;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
-export interface ContractIssue {
-  path: string;
-  message: string;
-}
 
 /** An event as the contract sees it: the envelope fields every path has, whatever its wire shape. */
 export interface ContractEvent {
@@ -56,8 +53,8 @@ export interface ContractEvent {
 export type ContractVerdict =
   | { ok: true; schemaVersion: number; data: unknown }
   /** A known type at a version this build does not know: readable after an app update. */
-  | { ok: false; kind: 'newer-version'; issues: ContractIssue[]; currentVersion: number }
-  | { ok: false; kind: 'invalid'; issues: ContractIssue[] };
+  | { ok: false; kind: 'newer-version'; issues: Issue[]; currentVersion: number }
+  | { ok: false; kind: 'invalid'; issues: Issue[] };
 
 export interface ContractOptions {
   /** Reference time of the date window (ms since epoch or ISO string); default now. */
@@ -66,7 +63,7 @@ export interface ContractOptions {
 
 /** Decide on one event; never throws on any JSON value, however deep. */
 export function checkEvent(event: ContractEvent, opts: ContractOptions = {}): ContractVerdict {
-  const issues: ContractIssue[] = [];
+  const issues: Issue[] = [];
   checkText(event.streamType, 'streamType', issues);
   checkText(event.eventType, 'eventType', issues);
   const budget = { bytes: MAX_EVENT_BYTES };
@@ -111,19 +108,12 @@ export function checkEvent(event: ContractEvent, opts: ContractOptions = {}): Co
   const parsed = (spec.schema as z.ZodType).safeParse(current);
   if (!parsed.success) {
     const note = event.schemaVersion === spec.version ? '' : ` (after upcasting v${event.schemaVersion} to the current v${spec.version})`;
-    return { ok: false, kind: 'invalid', issues: parsed.error.issues.map((i) => ({ path: ['data', ...i.path.map(String)].join('.'), message: i.message + note })) };
+    return { ok: false, kind: 'invalid', issues: zodIssues(parsed.error, 'data').map((i) => ({ ...i, message: i.message + note })) };
   }
   // Upcasting can produce new timestamps (none do today); check what devices will fold.
   if (event.schemaVersion !== spec.version) walkJson(parsed.data, 'data', { bytes: MAX_EVENT_BYTES }, issues, reference);
   if (issues.length > 0) return { ok: false, kind: 'invalid', issues };
   return { ok: true, schemaVersion: spec.version, data: parsed.data };
-}
-
-/** One line for people: the first few issues with their paths. */
-export function describeIssues(issues: readonly ContractIssue[]): string {
-  const shown = issues.slice(0, 5).map((i) => `${i.path}: ${i.message}`);
-  if (issues.length > 5) shown.push(`and ${issues.length - 5} more`);
-  return shown.join('; ');
 }
 
 function referenceMs(now: ContractOptions['now']): number {
@@ -140,7 +130,7 @@ export function badTextReason(s: string): string | null {
   return null;
 }
 
-function checkText(s: string, path: string, issues: ContractIssue[]): void {
+function checkText(s: string, path: string, issues: Issue[]): void {
   const reason = badTextReason(s);
   if (reason) issues.push({ path, message: reason });
 }
@@ -154,7 +144,7 @@ const pathOf = (parent: string, key: string | number): string =>
  * of the JSON size from below (UTF-16 units, separators and escapes aside). `timestamps`: check string
  * fields named …At against the window around this reference time (null: no window).
  */
-function walkJson(root: unknown, rootPath: string, budget: { bytes: number }, issues: ContractIssue[], timestamps: number | null): void {
+function walkJson(root: unknown, rootPath: string, budget: { bytes: number }, issues: Issue[], timestamps: number | null): void {
   const stack: { value: unknown; path: string; depth: number; key: string | null }[] = [{ value: root, path: rootPath, depth: 1, key: null }];
   while (stack.length > 0) {
     const { value, path, depth, key } = stack.pop()!;
@@ -247,12 +237,12 @@ function jsonLooksClean(root: unknown, budget: { bytes: number }, timestamps: nu
 }
 
 function timestampOk(value: string, reference: number): boolean {
-  const issues: ContractIssue[] = [];
+  const issues: Issue[] = [];
   checkTimestamp(value, '', reference, issues);
   return issues.length === 0;
 }
 
-function checkTimestamp(value: string, path: string, reference: number, issues: ContractIssue[]): void {
+function checkTimestamp(value: string, path: string, reference: number, issues: Issue[]): void {
   // Only ISO dates are timestamps; anything else is the type schema's business.
   if (!/^\d{4}-\d{2}-\d{2}/.test(value)) return;
   const ms = Date.parse(value);

@@ -8,6 +8,7 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import { CommandRejectedError } from '../domain/commands.js';
+import { describeIssues } from '../domain/issues.js';
 import { jsonText } from '../protocol/canonical-json.js';
 import { IdempotencyConflictError, InvalidEventError } from '../protocol/errors.js';
 import { ErrorResponse } from '../protocol/sync-api.js';
@@ -160,7 +161,7 @@ export async function buildApp(opts: AppOptions): Promise<{ app: App; notifier: 
         path: [where, ...v.instancePath.split('/').filter(Boolean)].join('.'),
         message: v.message ?? 'invalid',
       }));
-      return reply.code(400).send({ error: 'BAD_REQUEST', message: issues.map((i) => `${i.path}: ${i.message}`).join('; '), issues });
+      return reply.code(400).send({ error: 'BAD_REQUEST', message: describeIssues(issues), issues });
     }
     if (err instanceof HttpError) return reply.code(err.statusCode).send(err.body);
     if (err instanceof InvalidEventError) {

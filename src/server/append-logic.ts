@@ -1,7 +1,7 @@
-import { z } from 'zod';
 import { ORDER_STREAM_TYPE, isOrderEventType } from '../domain/events.js';
 import { UpcastError, upcast } from '../domain/upcasters.js';
 import { foldOrderInPlace, initialOrderState, type FoldableEvent, type OrderState } from '../domain/state.js';
+import { describeIssues, type Issue } from '../domain/issues.js';
 import type { ExpectedVersion, ServerEvent } from '../protocol/envelope.js';
 import {
   MAX_MISSING_BYTES_PER_CONFLICT,
@@ -14,7 +14,7 @@ import {
 } from '../protocol/sync-api.js';
 import { IdempotencyConflictError, InvalidEventError } from '../protocol/errors.js';
 import { canonicalJson } from '../protocol/canonical-json.js';
-import { checkEvent, describeIssues, type ContractIssue } from '../protocol/event-contract.js';
+import { checkEvent } from '../protocol/event-contract.js';
 import { GENESIS_HASH, chainHash, computeEventHash } from '../protocol/event-hash.js';
 import type { AppendCommand, ChainBreak, OrderView } from './repository.js';
 
@@ -31,7 +31,7 @@ import type { AppendCommand, ChainBreak, OrderView } from './repository.js';
  */
 export function normalizeAppend(cmd: AppendCommand, recordedAt: string): AppendCommand {
   const seen = new Set<string>();
-  const issues: ContractIssue[] = [];
+  const issues: Issue[] = [];
   const events = cmd.events.map((e, i) => {
     const eventId = e.eventId.toLowerCase();
     if (seen.has(eventId)) issues.push({ path: `events.${i}.eventId`, message: 'duplicate event id in this batch' });
@@ -229,8 +229,6 @@ function toFoldable(e: FoldInput): FoldableEvent {
     return { type: `Unreadable:${e.eventType}`, data: e.data, version: e.streamVersion, recordedAt: e.recordedAt };
   }
 }
-
-export const OrderStateJson = z.custom<OrderState>((v) => typeof v === 'object' && v !== null && 'version' in v);
 
 /**
  * Walks stored events in (tenant, stream, version) order and remembers the first broken link:

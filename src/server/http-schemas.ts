@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { Identifier } from '../domain/events.js';
-import { Currency, MajorAmount } from '../domain/money.js';
+import { Identifier, OrderItem } from '../domain/events.js';
+import { CreateOrder, orderItems } from '../domain/commands.js';
+import { MajorAmount } from '../domain/money.js';
 import { SeedTimestamp } from '../domain/seed-dialect.js';
 import { ORDER_STATUSES } from '../domain/state.js';
 import { EventId, EventMetadata, EventType, StreamId, StreamType } from '../protocol/envelope.js';
@@ -117,14 +118,10 @@ export const VerifyResponse = z.object({
     .nullable(),
 });
 
-export const CreateOrderBody = z.strictObject({
-  orderId: Identifier.optional(),
-  customerId: Identifier,
-  items: z
-    .array(z.strictObject({ sku: Identifier, quantity: z.number().int().positive().max(1_000_000), unitPrice: MajorAmount.describe('major units, e.g. 19.99 or "19.99"') }))
-    .min(1, 'an order needs at least one item')
-    .max(500),
-  currency: Currency.default('USD'),
+/** The domain's CreateOrder in seed 004's terms: the id is optional and prices are in major units. */
+export const CreateOrderBody = CreateOrder.omit({ type: true }).extend({
+  orderId: CreateOrder.shape.orderId.optional(),
+  items: orderItems(OrderItem.extend({ unitPrice: MajorAmount.describe('major units, e.g. 19.99 or "19.99"') })),
 });
 
 export const STATUS_TARGETS = ['PAID', 'RESERVED', 'SHIPPED', 'CANCELLED'] as const;

@@ -1,14 +1,16 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { v7 as uuidv7 } from 'uuid';
-import { CommandRejectedError, decide, type OrderCommand } from '../domain/commands.js';
+import { CommandRejectedError, type OrderCommand } from '../domain/commands.js';
 import { EventSchemas, ORDER_STREAM_TYPE, isOrderEventType } from '../domain/events.js';
 import { majorToMinor } from '../domain/money.js';
-import { SEED_MONEY_EVENTS, fromSeedEvent, type SeedIssue } from '../domain/seed-dialect.js';
+import { describeIssues, type Issue } from '../domain/issues.js';
+import { SEED_MONEY_EVENTS, fromSeedEvent } from '../domain/seed-dialect.js';
 import { upcast } from '../domain/upcasters.js';
 import { applyOrderEvent, foldOrder, initialOrderState, outstandingAmount, type OrderState } from '../domain/state.js';
-import type { NewEvent, ServerEvent } from '../protocol/envelope.js';
-import { InvalidEventError } from '../protocol/errors.js';
+import { decideCommand } from '../protocol/command-events.js';
+import type { ServerEvent } from '../protocol/envelope.js';
+import { InvalidEventError, type VersionConflict } from '../protocol/errors.js';
 import { ErrorResponse } from '../protocol/sync-api.js';
 import {
   AggregateParams,
@@ -36,13 +38,15 @@ import { HttpError, caller, enrich, notModified } from './http-context.js';
 import type { AppendNotifier } from './notifier.js';
 import type { EventRepository } from './repository.js';
 
-function concurrentModification(aggregateId: string, expected: number | null, current: number): HttpError {
+/** A version conflict in the seed API's words (it only knows numeric expectations, or none). */
+function concurrentModification(c: VersionConflict): HttpError {
+  const expected = typeof c.expectedVersion === 'number' ? c.expectedVersion : null;
   return new HttpError(409, {
     error: 'CONCURRENT_MODIFICATION',
-    message: `Aggregate version conflict: ${aggregateId} is at version ${current}${expected === null ? '' : `, not ${expected}`}. Retry with latest version.`,
-    aggregateId,
+    message: `Aggregate version conflict: ${c.streamId} is at version ${c.currentVersion}${expected === null ? '' : `, not ${expected}`}. Retry with latest version.`,
+    aggregateId: c.streamId,
     expectedVersion: expected,
-    currentVersion: current,
+    currentVersion: c.currentVersion,
   });
 }
 
@@ -72,15 +76,15 @@ function inSeedTerms(err: InvalidEventError): InvalidEventError {
   return new InvalidEventError(message, issues);
 }
 
-function badRequest(message: string, issues: { path: string; message: string }[]): HttpError {
-  return new HttpError(400, { error: 'BAD_REQUEST', message: `${message}: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues });
+function badRequest(message: string, issues: Issue[]): HttpError {
+  return new HttpError(400, { error: 'BAD_REQUEST', message: `${message}: ${describeIssues(issues)}`, issues });
 }
 
-const seedIssuePath = (i: SeedIssue) => ({ path: i.path === '' ? 'body.aggregateId' : `body.eventData.${i.path}`, message: i.message });
+const seedIssuePath = (i: Issue) => ({ path: i.path === '' ? 'body.aggregateId' : `body.eventData.${i.path}`, message: i.message });
 
 /** Seed 004's create command prices items in major units of the order's currency. */
 function itemsInMinorUnits(items: { sku: string; quantity: number; unitPrice: string | number }[], currency: string) {
-  const issues: { path: string; message: string }[] = [];
+  const issues: Issue[] = [];
   const converted = items.map((i, n) => {
     try {
       return { sku: i.sku, quantity: i.quantity, unitPrice: majorToMinor(i.unitPrice, currency) };
@@ -121,16 +125,11 @@ export function registerApiRoutes(app: FastifyInstance, repo: EventRepository, n
     const who = caller(req);
     const view = await repo.getOrder(who.tenant, command.orderId);
     const state = view?.state ?? initialOrderState;
-    if (expectedVersion !== undefined && expectedVersion !== state.version) throw concurrentModification(command.orderId, expectedVersion, state.version);
-    const decision = decide(state, command);
+    if (expectedVersion !== undefined && expectedVersion !== state.version) throw concurrentModification({ streamId: command.orderId, expectedVersion, currentVersion: state.version });
+    // The request is the command: its correlation id names both (user, tenant and source come from enrich).
+    const decision = decideCommand(state, command, { commandId: req.correlationId });
     if (!decision.ok) throw new CommandRejectedError(decision.rejection, command);
-    const events: NewEvent[] = decision.events.map((e) => ({
-      eventId: uuidv7(),
-      eventType: e.type,
-      schemaVersion: EventSchemas[e.type].version,
-      data: e.data as Record<string, unknown>,
-      metadata: { commandId: req.correlationId },
-    }));
+    const events = decision.events;
     const outcome = await repo.append({
       tenantId: who.tenant,
       streamId: command.orderId,
@@ -138,9 +137,9 @@ export function registerApiRoutes(app: FastifyInstance, repo: EventRepository, n
       expectedVersion: state.version,
       events: enrich(events, req),
     });
-    if (outcome.status === 'conflict') throw concurrentModification(command.orderId, expectedVersion ?? state.version, outcome.conflict.currentVersion);
+    if (outcome.status === 'conflict') throw concurrentModification({ ...outcome.conflict, expectedVersion: expectedVersion ?? state.version });
     notifier.notify();
-    const after = decision.events.reduce((s, e, i) => applyOrderEvent(s, { type: e.type, data: e.data, version: state.version + i + 1 }), state);
+    const after = events.reduce((s, e, i) => applyOrderEvent(s, { type: e.eventType, data: e.data, version: state.version + i + 1 }), state);
     const last = outcome.result.events[outcome.result.events.length - 1]!;
     return { previous: state, after, version: outcome.result.toVersion, globalPosition: last.globalPosition, eventIds: outcome.result.events.map((e) => e.eventId) };
   }
@@ -183,7 +182,7 @@ export function registerApiRoutes(app: FastifyInstance, repo: EventRepository, n
         .catch((err: unknown) => {
           throw err instanceof InvalidEventError ? inSeedTerms(err) : err;
         });
-      if (outcome.status === 'conflict') throw concurrentModification(b.aggregateId, b.expectedVersion ?? null, outcome.conflict.currentVersion);
+      if (outcome.status === 'conflict') throw concurrentModification(outcome.conflict);
       if (!outcome.result.duplicate) notifier.notify();
       const written = outcome.result.events[0]!;
       return reply.code(201).send({

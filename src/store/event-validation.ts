@@ -1,21 +1,17 @@
-import { z } from 'zod';
 import { isOrderEventType } from '../domain/events.js';
+import { describeIssues, zodIssues, type Issue } from '../domain/issues.js';
 import { NewEvent, type NewEventInput } from '../protocol/envelope.js';
-import { checkEvent, describeIssues, type ContractIssue } from '../protocol/event-contract.js';
+import { checkEvent } from '../protocol/event-contract.js';
 import { InvalidEventError } from '../protocol/errors.js';
 
-function issuesOf(error: z.ZodError, prefix: string): ContractIssue[] {
-  return error.issues.map((i) => ({ path: [prefix, ...i.path].filter((p) => p !== '').join('.'), message: i.message }));
-}
-
-function fail(message: string, issues: ContractIssue[]): never {
+function fail(message: string, issues: Issue[]): never {
   throw new InvalidEventError(`${message}: ${describeIssues(issues)}`, issues);
 }
 
 /** Envelope check shared by every writer: ids, types, metadata. */
 export function parseNewEvent(input: NewEventInput, index = 0): NewEvent {
   const parsed = NewEvent.safeParse(input);
-  if (!parsed.success) fail(`event #${index} is malformed`, issuesOf(parsed.error, ''));
+  if (!parsed.success) fail(`event #${index} is malformed`, zodIssues(parsed.error, ''));
   return parsed.data;
 }
 

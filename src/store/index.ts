@@ -4,6 +4,5 @@ export * from '../db/migrations.js';
 export * from './event-log.js';
 export * from './event-validation.js';
 export * from './snapshots.js';
-export * from './new-events.js';
 export * from './order-repository.js';
 export * from './local-store.js';

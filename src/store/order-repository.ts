@@ -1,10 +1,11 @@
-import { decide, type OrderCommand, type Rejection } from '../domain/commands.js';
+import { v7 as uuidv7 } from 'uuid';
+import type { OrderCommand, Rejection } from '../domain/commands.js';
 import { ORDER_STREAM_TYPE } from '../domain/events.js';
 import { REDUCER_VERSION, foldOrder, initialOrderState, type OrderState } from '../domain/state.js';
-import type { EventMetadata, StoredEvent } from '../protocol/envelope.js';
+import { decideCommand, type CommandOrigin } from '../protocol/command-events.js';
+import type { StoredEvent } from '../protocol/envelope.js';
 import { ConcurrencyError } from '../protocol/errors.js';
 import type { AppendResult, EventLog } from './event-log.js';
-import { toNewEvents } from './new-events.js';
 import { SnapshotStore } from './snapshots.js';
 
 export interface LoadOptions {
@@ -60,15 +61,17 @@ export class OrderRepository {
 
   /**
    * Validate and append. The handler is pure, so on a concurrent write we simply reload and
-   * decide again (a bounded number of times) instead of failing the user.
+   * decide again (a bounded number of times) instead of failing the user. Without a command id
+   * in `origin` the command gets a fresh one.
    */
-  execute(command: OrderCommand, metadata: EventMetadata = {}, maxRetries = 3): ExecuteResult {
+  execute(command: OrderCommand, origin: Partial<CommandOrigin> = {}, maxRetries = 3): ExecuteResult {
+    const from: CommandOrigin = { ...origin, commandId: origin.commandId ?? uuidv7() };
     for (let attempt = 0; ; attempt++) {
       const { state } = this.load(command.orderId);
-      const decision = decide(state, command);
-      if (!decision.ok) return { ok: false, rejection: decision.rejection, state };
+      const outcome = decideCommand(state, command, from);
+      if (!outcome.ok) return { ok: false, rejection: outcome.rejection, state };
       try {
-        const append = this.log.append(command.orderId, toNewEvents(decision.events, metadata), {
+        const append = this.log.append(command.orderId, outcome.events, {
           expectedVersion: state.version === 0 ? 'no_stream' : state.version,
           streamType: ORDER_STREAM_TYPE,
         });

@@ -1,4 +1,4 @@
-import type { ConflictResponse } from '../protocol/sync-api.js';
+import type { Issue } from '../domain/issues.js';
 
 /** Base of every error the sync HTTP client throws. */
 export class SyncError extends Error {
@@ -41,21 +41,13 @@ export class AuthError extends SyncError {
   }
 }
 
-/** 409 on a single-stream append: the stream moved on; carries the events the client is missing. */
-export class ConflictError extends SyncError {
-  override name = 'ConflictError';
-  constructor(readonly conflict: ConflictResponse) {
-    super(conflict.message);
-  }
-}
-
 /** 400/413/422: the server refused the request itself; resending it unchanged cannot succeed. */
 export class BadRequestError extends SyncError {
   override name = 'BadRequestError';
   constructor(
     readonly status: number,
     message: string,
-    readonly issues: { path: string; message: string }[] = [],
+    readonly issues: Issue[] = [],
   ) {
     super(message);
   }
@@ -82,7 +74,7 @@ export class InvalidCommandError extends Error {
   override name = 'InvalidCommandError';
   constructor(
     message: string,
-    readonly issues: { path: string; message: string }[] = [],
+    readonly issues: Issue[] = [],
   ) {
     super(message);
   }

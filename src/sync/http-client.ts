@@ -1,17 +1,16 @@
 import { z } from 'zod';
+import { describeIssues, zodIssues } from '../domain/issues.js';
 import { ServerEvent } from '../protocol/envelope.js';
 import {
-  AppendResponse,
   ConflictResponse,
   ErrorResponse,
   PullResponse,
   PushResponse,
   PushResult,
   StreamEventsResponse,
-  type AppendRequest,
   type PushRequest,
 } from '../protocol/sync-api.js';
-import { AuthError, BadRequestError, ConflictError, NetworkError, ServerError } from './errors.js';
+import { AuthError, BadRequestError, NetworkError, ServerError } from './errors.js';
 
 export interface SyncClientOptions {
   /** e.g. http://127.0.0.1:8080 (no trailing path). */
@@ -45,7 +44,6 @@ const WirePushResponse = PushResponse.extend({
 /** What the sync engine needs from the server; the HTTP client is the one real implementation. */
 export interface SyncClient {
   readonly baseUrl: string;
-  append(streamId: string, request: AppendRequest): Promise<AppendResponse>;
   push(request: PushRequest): Promise<PushResponse>;
   /** `signal` ends a held long-poll early (the scheduler's live watch, when it stops). */
   pull(query: { after: number; limit?: number; waitMs?: number; signal?: AbortSignal }): Promise<PullResponse>;
@@ -75,10 +73,6 @@ export class SyncHttpClient implements SyncClient {
     this.token = opts.token;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.fetchImpl = opts.fetch ?? fetch;
-  }
-
-  async append(streamId: string, request: AppendRequest): Promise<AppendResponse> {
-    return this.request(`/sync/streams/${encodeURIComponent(streamId)}/append`, { method: 'POST', body: request }, AppendResponse);
   }
 
   async push(request: PushRequest): Promise<PushResponse> {
@@ -127,19 +121,13 @@ export class SyncHttpClient implements SyncClient {
     if (status >= 200 && status < 300) {
       const parsed = schema.safeParse(body);
       if (!parsed.success) {
-        const where = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-        throw new ServerError(status, `${opts.method} ${path}: response breaks the sync contract (${where})`, body);
+        throw new ServerError(status, `${opts.method} ${path}: response breaks the sync contract (${describeIssues(zodIssues(parsed.error))})`, body);
       }
       return parsed.data;
     }
     const error = ErrorResponse.safeParse(body);
     const message = error.success ? `${error.data.error}: ${error.data.message}` : text.slice(0, 300) || response.statusText;
     if (status === 401 || status === 403) throw new AuthError(status, `${opts.method} ${path}: ${message}`);
-    if (status === 409) {
-      const conflict = ConflictResponse.safeParse(body);
-      if (conflict.success) throw new ConflictError(conflict.data);
-      throw new ServerError(status, `${opts.method} ${path}: 409 without a valid conflict body (${message})`, body);
-    }
     if (status === 400 || status === 413 || status === 422) {
       throw new BadRequestError(status, `${opts.method} ${path}: ${message}`, error.success ? (error.data.issues ?? []) : []);
     }

@@ -1,16 +1,19 @@
 import { v7 as uuidv7, validate as uuidValidate } from 'uuid';
-import type { TimelineEntry } from '../app/contract.js';
-import { decide, OrderCommand, type OrderCommandInput, type Rejection } from '../domain/commands.js';
-import { EventSchemas, ORDER_STREAM_TYPE, type OrderEvent } from '../domain/events.js';
+import { OrderCommand, type OrderCommandInput, type Rejection } from '../domain/commands.js';
+import { ORDER_STREAM_TYPE } from '../domain/events.js';
+import { describeIssues, zodIssues, type Issue } from '../domain/issues.js';
 import { foldOrder, type OrderState } from '../domain/state.js';
 import { canonicalJson } from '../protocol/canonical-json.js';
-import { checkEvent, describeIssues } from '../protocol/event-contract.js';
-import type { EventMetadata } from '../protocol/envelope.js';
+import { checkEvent } from '../protocol/event-contract.js';
+import { commandEvents, decideCommand } from '../protocol/command-events.js';
+import type { NewEvent } from '../protocol/envelope.js';
+import type { SyncBadge } from '../projections/query-schemas.js';
 import type { LocalStore } from '../store/local-store.js';
 import { InvalidCommandError, OutboxError } from './errors.js';
 import { QuarantineRepository } from './quarantine.js';
 import { rebaseCommands } from './rebase.js';
-import { SyncRepository, type CausedByEntry, type CommandRecord, type PendingEventRecord, type StateFingerprint } from './sync-repository.js';
+import type { CausedBy, Conflict, TimelineEntry } from './views.js';
+import { SyncRepository, type CommandRecord, type PendingEventRecord, type StateFingerprint } from './sync-repository.js';
 
 export type OrdersChangedListener = (orderIds: string[]) => void;
 
@@ -40,16 +43,7 @@ export type SubmitResult =
   | { ok: true; commandId: string; orderId: string; version: number; events: PendingEventView[] }
   | { ok: false; rejection: Rejection };
 
-export interface ConflictView {
-  commandId: string;
-  orderId: string;
-  command: OrderCommand;
-  status: 'rejected' | 'dismissed' | 'retried';
-  rejection: Rejection;
-  causedBy: CausedByEntry[];
-  createdAt: string;
-  rejectedAt: string;
-}
+export type ConflictView = Conflict;
 
 export interface RebaseSummary {
   orderId: string;
@@ -62,12 +56,20 @@ export interface RebaseSummary {
  * device's clock as the reference time), so a device does not queue what the server will refuse.
  */
 function refuseOutsideContract(rows: readonly PendingEventRecord[], at: string): void {
-  const issues: { path: string; message: string }[] = [];
+  const issues: Issue[] = [];
   rows.forEach((r, i) => {
     const verdict = checkEvent({ streamType: ORDER_STREAM_TYPE, eventType: r.eventType, schemaVersion: r.schemaVersion, data: r.data, metadata: r.metadata }, { now: at });
     if (!verdict.ok) for (const issue of verdict.issues) issues.push({ path: `events.${i}.${issue.path}`, message: issue.message });
   });
   if (issues.length > 0) throw new InvalidCommandError(`the command's events would be refused: ${describeIssues(issues)}`, issues);
+}
+
+/** Where a device's changes are made: the server keeps it (x-source would override it per request). */
+const DEVICE_SOURCE = 'desktop-app';
+
+/** One attempt's events as the outbox stores them until the server confirms them. */
+function pendingRows(commandId: string, attempt: number, orderId: string, events: readonly NewEvent[], at: string): PendingEventRecord[] {
+  return events.map((e, i) => ({ ...e, commandId, attempt, orderId, seq: i + 1, createdAt: at }));
 }
 
 /** Effective states kept for the orders touched most recently (enough for a long offline session). */
@@ -123,12 +125,12 @@ export class Outbox {
     if (existing) return this.replay(existing, command);
 
     const { state, fingerprint } = this.effective(command.orderId);
-    const decision = decide(state, command);
-    if (!decision.ok) return { ok: false, rejection: decision.rejection };
-
     const at = this.now();
     const deviceId = ctx.deviceId ?? this.deviceId;
-    const rows = this.pendingRows(commandId, 1, command.orderId, decision.events, { userId: ctx.userId, deviceId, occurredAt: at }, at);
+    const outcome = decideCommand(state, command, { commandId, userId: ctx.userId, deviceId, occurredAt: at, source: DEVICE_SOURCE });
+    if (!outcome.ok) return { ok: false, rejection: outcome.rejection };
+
+    const rows = pendingRows(commandId, 1, command.orderId, outcome.events, at);
     refuseOutsideContract(rows, at);
     this.repo.insertCommand({
       commandId,
@@ -163,38 +165,6 @@ export class Outbox {
     return { ok: true, commandId: existing.commandId, orderId: existing.orderId, version: this.effectiveState(existing.orderId).version, events: events.map(view) };
   }
 
-  private pendingRows(
-    commandId: string,
-    attempt: number,
-    orderId: string,
-    events: readonly OrderEvent[],
-    who: { userId: string; deviceId: string; occurredAt: string },
-    at: string,
-  ): PendingEventRecord[] {
-    const metadata: EventMetadata = {
-      commandId,
-      causationId: commandId,
-      correlationId: commandId,
-      userId: who.userId,
-      deviceId: who.deviceId,
-      occurredAt: who.occurredAt,
-      // Where the change was made: the server keeps it (x-source would override it per request).
-      source: 'desktop-app',
-    };
-    return events.map((e, i) => ({
-      eventId: uuidv7(),
-      commandId,
-      attempt,
-      orderId,
-      seq: i + 1,
-      eventType: e.type,
-      schemaVersion: EventSchemas[e.type].version,
-      data: e.data as Record<string, unknown>,
-      metadata,
-      createdAt: at,
-    }));
-  }
-
   confirmedState(orderId: string): OrderState {
     return this.store.orders.load(orderId).state;
   }
@@ -227,7 +197,7 @@ export class Outbox {
   }
 
   /** 'attention': the order has pulled events this build cannot read (it is behind the server). */
-  badge(orderId: string): 'pending' | 'synced' | 'rejected' | 'attention' {
+  badge(orderId: string): SyncBadge {
     if (this.quarantine.hasStream(orderId)) return 'attention';
     const counts = this.repo.statusCounts(orderId);
     if (counts.rejected) return 'rejected';
@@ -321,9 +291,8 @@ export class Outbox {
         if (outcome.ok) {
           const attempt = c.attempt + 1;
           this.repo.bumpAttempt(c.commandId, confirmed.version, at);
-          this.repo.insertPendingEvents(
-            this.pendingRows(c.commandId, attempt, orderId, outcome.events, { userId: c.userId, deviceId: c.deviceId, occurredAt: c.createdAt }, at),
-          );
+          const events = commandEvents(outcome.events, { commandId: c.commandId, userId: c.userId, deviceId: c.deviceId, occurredAt: c.createdAt, source: DEVICE_SOURCE });
+          this.repo.insertPendingEvents(pendingRows(c.commandId, attempt, orderId, events, at));
           summary.reattempted.push(c.commandId);
         } else {
           this.repo.reject(c.commandId, outcome.rejection, this.causedBy(orderId, c.baseVersion), at);
@@ -336,7 +305,7 @@ export class Outbox {
   }
 
   /** Confirmed events that arrived after the version a command was decided on, other devices' first. */
-  private causedBy(orderId: string, baseVersion: number): CausedByEntry[] {
+  private causedBy(orderId: string, baseVersion: number): CausedBy[] {
     const since = this.store.log.readStream(orderId, { fromVersion: baseVersion + 1, raw: true });
     const foreign = since.filter((e) => this.repo.pendingEvent(e.eventId) === null);
     return (foreign.length > 0 ? foreign : since).map((e) => ({
@@ -399,6 +368,6 @@ export class Outbox {
 function parseCommand(input: unknown): OrderCommand {
   const parsed = OrderCommand.safeParse(input);
   if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues.map((i) => ({ path: i.path.join('.') || '(root)', message: i.message }));
-  throw new InvalidCommandError(`invalid command: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
+  const issues = zodIssues(parsed.error);
+  throw new InvalidCommandError(`invalid command: ${describeIssues(issues)}`, issues);
 }

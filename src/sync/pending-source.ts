@@ -1,11 +1,7 @@
+import type { PendingSource } from '../projections/types.js';
 import type { Outbox } from './outbox.js';
 
-/** What projections need from sync: the not-yet-confirmed overlay of an order, and its badge. */
-export interface PendingSource {
-  pendingEvents(orderId: string): { type: string; data: Record<string, unknown>; recordedAt?: string }[];
-  badge(orderId: string): 'pending' | 'synced' | 'rejected' | 'attention';
-}
-
+/** Projections' view of the outbox: the not-yet-confirmed overlay of an order, and its badge. */
 export function createPendingSource(outbox: Outbox): PendingSource {
   return {
     pendingEvents: (orderId) =>

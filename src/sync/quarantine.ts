@@ -1,24 +1,11 @@
 import type Database from 'better-sqlite3';
+import { describeIssues, zodIssues } from '../domain/issues.js';
 import { canonicalJson } from '../protocol/canonical-json.js';
 import type { ServerEvent } from '../protocol/envelope.js';
-import { checkEvent, describeIssues } from '../protocol/event-contract.js';
+import { checkEvent } from '../protocol/event-contract.js';
 import { NewEvent, StreamId, StreamType } from '../protocol/envelope.js';
 
-export type QuarantineKind = 'newer-version' | 'invalid' | 'blocked';
-
-export interface QuarantinedEvent {
-  eventId: string;
-  globalPosition: number;
-  streamId: string;
-  streamType: string;
-  streamVersion: number;
-  eventType: string;
-  schemaVersion: number;
-  kind: QuarantineKind;
-  /** A sentence for people: what is wrong and what to do. */
-  reason: string;
-  quarantinedAt: string;
-}
+import type { QuarantineKind, QuarantinedEvent } from './views.js';
 
 interface Row {
   event_id: string;
@@ -49,7 +36,7 @@ export function readVerdict(e: ServerEvent): { ok: true } | { ok: false; kind: '
     metadata: e.metadata,
   });
   if (!envelope.success) {
-    return { ok: false, kind: 'invalid', reason: `this event breaks the event contract, so this app cannot apply it: ${describeIssues(envelope.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })))}` };
+    return { ok: false, kind: 'invalid', reason: `this event breaks the event contract, so this app cannot apply it: ${describeIssues(zodIssues(envelope.error))}` };
   }
   const verdict = checkEvent({ streamType: e.streamType, eventType: e.eventType, schemaVersion: e.schemaVersion, data: e.data, metadata: e.metadata }, { now: e.recordedAt });
   if (verdict.ok) return { ok: true };

@@ -1,9 +1,9 @@
 import pRetry, { AbortError } from 'p-retry';
-import type { SyncStatus } from '../app/contract.js';
 import { AuthError, SyncError } from './errors.js';
 import { SyncHttpClient, type SyncClient } from './http-client.js';
 import type { Outbox } from './outbox.js';
 import type { SyncEngine, SyncProgress, SyncReport } from './sync-engine.js';
+import type { SyncStatus } from './views.js';
 
 export interface SchedulerOptions {
   engine: SyncEngine;

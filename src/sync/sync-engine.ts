@@ -1,4 +1,5 @@
 import { ORDER_STREAM_TYPE } from '../domain/events.js';
+import type { Issue } from '../domain/issues.js';
 import type { NewEvent, ServerEvent } from '../protocol/envelope.js';
 import {
   MAX_EVENTS_PER_APPEND,
@@ -364,7 +365,7 @@ export class SyncEngine {
    * commands are re-decided without them. An IDEMPOTENCY_CONFLICT is not handled here: it clears
    * itself when the pull brings the events the server already has.
    */
-  private refuse(plan: PlannedAppend, result: { error: string; message: string; issues?: { path: string; message: string }[] | undefined }): { rejected: string[]; rebased: boolean } {
+  private refuse(plan: PlannedAppend, result: { error: string; message: string; issues?: Issue[] | undefined }): { rejected: string[]; rebased: boolean } {
     const named = new Set<string>();
     for (const issue of result.issues ?? []) {
       const m = /^appends\.\d+\.events\.(\d+)(\.|$)/.exec(issue.path);

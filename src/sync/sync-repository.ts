@@ -1,11 +1,9 @@
 import type Database from 'better-sqlite3';
-import type { z } from 'zod';
-import type { CausedBy } from '../app/contract.js';
 import type { OrderCommand, Rejection } from '../domain/commands.js';
 import type { EventMetadata } from '../protocol/envelope.js';
+import type { CausedBy } from './views.js';
 
 export type CommandStatus = 'pending' | 'synced' | 'rejected' | 'dismissed' | 'retried';
-export type CausedByEntry = z.infer<typeof CausedBy>;
 
 export interface CommandRecord {
   seq: number;
@@ -16,7 +14,7 @@ export interface CommandRecord {
   attempt: number;
   baseVersion: number;
   rejection: Rejection | null;
-  causedBy: CausedByEntry[] | null;
+  causedBy: CausedBy[] | null;
   retryOf: string | null;
   userId: string;
   deviceId: string;
@@ -86,7 +84,7 @@ const toCommand = (r: CommandRow): CommandRecord => ({
   attempt: r.attempt,
   baseVersion: r.base_version,
   rejection: r.rejection ? (JSON.parse(r.rejection) as Rejection) : null,
-  causedBy: r.caused_by ? (JSON.parse(r.caused_by) as CausedByEntry[]) : null,
+  causedBy: r.caused_by ? (JSON.parse(r.caused_by) as CausedBy[]) : null,
   retryOf: r.retry_of,
   userId: r.user_id,
   deviceId: r.device_id,
@@ -153,12 +151,6 @@ export class SyncRepository {
       ),
       statusCounts: db.prepare<[string], { status: CommandStatus; n: number }>(
         'SELECT status, COUNT(*) AS n FROM commands WHERE order_id = ? GROUP BY status',
-      ),
-      eventExists: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM events WHERE event_id = ?'),
-      upsertPosition: db.prepare(
-        `INSERT INTO sync_event_positions (event_id, global_position, hash, server_recorded_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (event_id) DO UPDATE SET global_position = excluded.global_position,
-           hash = COALESCE(excluded.hash, hash), server_recorded_at = COALESCE(excluded.server_recorded_at, server_recorded_at)`,
       ),
       position: db.prepare<[string], { global_position: number; hash: string | null; server_recorded_at: string | null }>(
         'SELECT global_position, hash, server_recorded_at FROM sync_event_positions WHERE event_id = ?',
@@ -282,7 +274,7 @@ export class SyncRepository {
     this.s.setStatus.run(status, at, commandId);
   }
 
-  reject(commandId: string, rejection: Rejection, causedBy: CausedByEntry[], at: string): void {
+  reject(commandId: string, rejection: Rejection, causedBy: CausedBy[], at: string): void {
     this.s.reject.run(JSON.stringify(rejection), JSON.stringify(causedBy), at, at, commandId);
   }
 
@@ -307,14 +299,6 @@ export class SyncRepository {
     const out: Partial<Record<CommandStatus, number>> = {};
     for (const r of this.s.statusCounts.all(orderId)) out[r.status] = r.n;
     return out;
-  }
-
-  isConfirmed(eventId: string): boolean {
-    return this.s.eventExists.get(eventId) !== undefined;
-  }
-
-  savePosition(eventId: string, globalPosition: number, hash: string | null, serverRecordedAt: string | null): void {
-    this.s.upsertPosition.run(eventId, globalPosition, hash, serverRecordedAt);
   }
 
   position(eventId: string): { globalPosition: number; hash: string | null; serverRecordedAt: string | null } | null {

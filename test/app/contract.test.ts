@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ContractError, contract, parseInput, type MethodName } from '../../src/app/contract.js';
+import { ContractError, contract, parseInput, type Handlers, type MethodName } from '../../src/app/contract.js';
 import { createRpcClient, RpcError, type RpcReply, type Transport } from '../../src/app/rpc-client.js';
-import { dispatch, httpStatusOf, type RpcHandlers } from '../../src/app/rpc-server.js';
+import { dispatch, httpStatusOf } from '../../src/app/rpc-server.js';
 
 /** A transport that records what was sent and answers with a fixed reply. */
 function recordingTransport(reply: RpcReply) {
@@ -77,7 +77,7 @@ describe('dispatch (validates the handler side too)', () => {
     },
     getSettings: async () => ({ serverUrl: '', userId: 'me', deviceId: 'dev-1', tokenSet: false, tokenServer: null }),
     saveSettings: async () => ({ serverUrl: 'http://x', userId: 'me', deviceId: 'dev-1', tokenSet: true, tokenServer: 'http://x', token: 'leaked-token-123' }),
-  } as unknown as RpcHandlers;
+  } as unknown as Handlers;
 
   it('returns the validated value', async () => {
     expect(await dispatch(handlers, 'getSettings', {})).toEqual({ ok: true, value: { serverUrl: '', userId: 'me', deviceId: 'dev-1', tokenSet: false, tokenServer: null } });
@@ -98,7 +98,7 @@ describe('dispatch (validates the handler side too)', () => {
 
   it('reports bad input as 400 and never calls the handler', async () => {
     let called = false;
-    const r = await dispatch({ ...handlers, getOrder: async () => ((called = true), null) } as RpcHandlers, 'getOrder', { orderId: '' });
+    const r = await dispatch({ ...handlers, getOrder: async () => ((called = true), null) } as Handlers, 'getOrder', { orderId: '' });
     expect(called).toBe(false);
     expect(r).toMatchObject({ ok: false, error: { error: 'BAD_INPUT', issues: expect.arrayContaining([{ path: 'orderId', message: 'must not be empty' }]) } });
     expect(httpStatusOf(r)).toBe(400);

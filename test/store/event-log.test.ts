@@ -16,7 +16,7 @@ describe('expected version', () => {
     expect([r.fromVersion, r.toVersion, r.positions]).toEqual([1, 1, [1]]);
     const err = catchError(() => s.log.append('O-1', [paid(100)], { expectedVersion: 'no_stream' }));
     expect(err).toBeInstanceOf(ConcurrencyError);
-    expect(err).toMatchObject({ streamId: 'O-1', expectedVersion: 'no_stream', actualVersion: 1 });
+    expect(err).toMatchObject({ streamId: 'O-1', expectedVersion: 'no_stream', currentVersion: 1 });
     expect(s.log.streamVersion('O-1')).toBe(1);
     s.close();
   });
@@ -26,7 +26,7 @@ describe('expected version', () => {
     expect(catchError(() => s.log.append('O-2', [created('O-2')], { expectedVersion: 'stream_exists' }))).toMatchObject({
       name: 'ConcurrencyError',
       expectedVersion: 'stream_exists',
-      actualVersion: 0,
+      currentVersion: 0,
     });
     expect(s.log.headPosition()).toBe(0);
     s.log.append('O-2', [created('O-2')], { expectedVersion: 'any' });
@@ -37,8 +37,8 @@ describe('expected version', () => {
   it('an exact number must equal the current version', () => {
     const s = fresh();
     s.log.append('O-3', [created('O-3')], { expectedVersion: 0 });
-    expect(catchError(() => s.log.append('O-3', [paid(1)], { expectedVersion: 0 }))).toMatchObject({ expectedVersion: 0, actualVersion: 1 });
-    expect(catchError(() => s.log.append('O-3', [paid(1)], { expectedVersion: 2 }))).toMatchObject({ expectedVersion: 2, actualVersion: 1 });
+    expect(catchError(() => s.log.append('O-3', [paid(1)], { expectedVersion: 0 }))).toMatchObject({ expectedVersion: 0, currentVersion: 1 });
+    expect(catchError(() => s.log.append('O-3', [paid(1)], { expectedVersion: 2 }))).toMatchObject({ expectedVersion: 2, currentVersion: 1 });
     const ok = s.log.append('O-3', [paid(1), paid(2)], { expectedVersion: 1 });
     expect([ok.fromVersion, ok.toVersion]).toEqual([2, 3]);
     s.close();

@@ -36,7 +36,6 @@ describe('pipelined push', () => {
     const real = new SyncHttpClient({ baseUrl: server.url, token: tokenOf('alice'), timeoutMs: 5000 });
     const flaky: SyncClient = {
       baseUrl: real.baseUrl,
-      append: (s, r) => real.append(s, r),
       pull: (q) => real.pull(q),
       streamEvents: (id, q) => real.streamEvents(id, q),
       push: async (r) => {

@@ -123,7 +123,7 @@ describe('SyncScheduler', () => {
       intervalMs: 0,
       createClient: (url, token) => {
         const client = new SyncHttpClient({ baseUrl: url, token });
-        return { baseUrl: client.baseUrl, append: (s, r) => client.append(s, r), push: (r) => client.push(r), pull: (q) => (pulls.push(`waitMs=${q.waitMs ?? 0}`), client.pull(q)), streamEvents: (s, q) => client.streamEvents(s, q) };
+        return { baseUrl: client.baseUrl, push: (r) => client.push(r), pull: (q) => (pulls.push(`waitMs=${q.waitMs ?? 0}`), client.pull(q)), streamEvents: (s, q) => client.streamEvents(s, q) };
       },
     });
     watcher.start();

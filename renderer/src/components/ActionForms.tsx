@@ -35,7 +35,7 @@ export function ActionForms({ detail }: { detail: OrderDetail }) {
   const [busy, setBusy] = useState(false);
   const closed = state.status === 'SHIPPED' || state.status === 'CANCELLED';
   const reasonNote = lengthNote(reason, REASON_MAX);
-  const outstanding = outstandingAmount(state as Parameters<typeof outstandingAmount>[0]);
+  const outstanding = outstandingAmount(state);
 
   function build(): { command?: OrderCommand; errors: FieldErrors } {
     switch (action) {

@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'react';
 import type { OrderDetail as OrderDetailT, TimelineEntry } from '../../../src/app/contract.js';
 import type { MethodOutput } from '../../../src/app/contract.js';
+import { netPaidAmount, outstandingAmount } from '../../../src/domain/state.js';
 import { api } from '../api.js';
 import { ActionForms } from '../components/ActionForms.js';
 import { ConflictCard } from '../components/ConflictCard.js';
@@ -111,7 +112,7 @@ function TimeTravel({ orderId, version, currency }: { orderId: string; version: 
           </div>
           <div>
             <dt>Paid</dt>
-            <dd className="money">{money(asOf.paidAmount - asOf.refundedAmount, currency)}</dd>
+            <dd className="money">{money(netPaidAmount(asOf), currency)}</dd>
           </div>
           <div>
             <dt>Inventory</dt>
@@ -237,11 +238,11 @@ export function OrderDetailPane({ orderId }: { orderId: string }) {
         </div>
         <div>
           <dt>Paid</dt>
-          <dd className="money">{money(s.paidAmount - s.refundedAmount, s.currency)}</dd>
+          <dd className="money">{money(netPaidAmount(s), s.currency)}</dd>
         </div>
         <div>
           <dt>Outstanding</dt>
-          <dd className="money">{money(Math.max(0, s.total - (s.paidAmount - s.refundedAmount)), s.currency)}</dd>
+          <dd className="money">{money(Math.max(0, outstandingAmount(s)), s.currency)}</dd>
         </div>
         <div>
           <dt>Inventory</dt>
