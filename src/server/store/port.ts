@@ -19,6 +19,12 @@ export function* wait<T>(p: Promise<T>): Op<T> {
   return (yield p) as T;
 }
 
+/** An Op that is already done: what a synchronous dialect returns. */
+// eslint-disable-next-line require-yield -- finished from the start, by design: nothing to wait for
+export function* done<T>(value: T): Op<T> {
+  return value;
+}
+
 /** Run an Op that never waits (a synchronous dialect); a yield is a programming error. */
 export function runSync<T>(op: Op<T>): T {
   const step = op.next();

@@ -4,7 +4,7 @@ import type { OrderState } from '../../../domain/state.js';
 import type { PreparedEvent } from '../../append-logic.js';
 import { GENESIS_HASH } from '../../hash.js';
 import type { AppendCommand, ChainFilter, DashboardQuery, OrderView } from '../../repository.js';
-import { runAsync, wait, type Op, type SnapshotSession, type StoreDialect, type WriteSession, type WriteWork } from '../port.js';
+import { runAsync, wait, type Op, type SnapshotSession, type StoreDialect, type Work, type WriteSession, type WriteWork } from '../port.js';
 import { parseState, type EventRow, type HeadCheckRow, type ProjectionRow, type StreamHead } from '../rows.js';
 import { LOCK_CLASS_POSITIONS, LOCK_CLASS_REBUILD, lockKey, pgCode } from './migrate.js';
 import { SQL } from './sql.js';
@@ -165,50 +165,44 @@ export class PgDialect implements StoreDialect {
     const recordedAt = new Date().toISOString();
     const prepared = work.prepare(recordedAt);
     for (let attempt = 1; ; attempt++) {
-      const client = await this.pool.connect();
       try {
-        await client.query(SQL.begin);
-        await client.query({ name: 'ol_positions_turn', text: SQL.positionsTurn, values: this.positionsKey });
-        const { value, commit } = await runAsync(work.run(new PgSession(client, this.rebuildKey), prepared, recordedAt));
-        await client.query(commit ? SQL.commit : SQL.rollback);
-        return value;
+        return await this.transaction(SQL.begin, async (client) => {
+          await client.query({ name: 'ol_positions_turn', text: SQL.positionsTurn, values: this.positionsKey });
+          return runAsync(work.run(new PgSession(client, this.rebuildKey), prepared, recordedAt));
+        });
       } catch (err) {
-        await client.query(SQL.rollback).catch(() => undefined);
         if (attempt < 5 && RETRYABLE.has(pgCode(err) ?? '')) continue;
         throw err;
-      } finally {
-        client.release();
       }
     }
   }
 
-  async rebuildTransaction<T>(work: (s: WriteSession) => Op<T>): Promise<T> {
-    const client = await this.pool.connect();
-    try {
-      await client.query(SQL.begin);
+  rebuildTransaction<T>(work: (s: WriteSession) => Op<T>): Promise<T> {
+    return this.transaction(SQL.begin, async (client) => {
       // Exclusive against every append's shared lock: no append is in flight while we replay,
       // and readers keep seeing the old read model until this commits.
       await client.query(SQL.rebuildLock, this.rebuildKey);
-      const value = await runAsync(work(new PgSession(client, this.rebuildKey)));
-      await client.query(SQL.commit);
+      return { value: await runAsync(work(new PgSession(client, this.rebuildKey))), commit: true };
+    });
+  }
+
+  /** One snapshot for the whole work (the chain walk and its head check), so a concurrent append is not a "break". */
+  snapshot<T>(work: (s: SnapshotSession) => Op<T>): Promise<T> {
+    return this.transaction(SQL.beginSnapshot, async (client) => ({ value: await runAsync(work(new PgSession(client, this.rebuildKey))), commit: true }));
+  }
+
+  /** One transaction on one pooled connection, committed only when `run` says so. */
+  private async transaction<T>(begin: string, run: (client: pg.PoolClient) => Promise<Work<T>>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query(begin);
+      const { value, commit } = await run(client);
+      await client.query(commit ? SQL.commit : SQL.rollback);
       return value;
     } catch (err) {
       await client.query(SQL.rollback).catch(() => undefined);
       throw err;
     } finally {
-      client.release();
-    }
-  }
-
-  async snapshot<T>(work: (s: SnapshotSession) => Op<T>): Promise<T> {
-    const client = await this.pool.connect();
-    try {
-      await client.query(SQL.beginSnapshot);
-      const value = await runAsync(work(new PgSession(client, this.rebuildKey)));
-      await client.query(SQL.commit);
-      return value;
-    } finally {
-      await client.query(SQL.rollback).catch(() => undefined);
       client.release();
     }
   }

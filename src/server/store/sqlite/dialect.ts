@@ -3,9 +3,10 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ORDER_STREAM_TYPE } from '../../../domain/events.js';
 import { MIGRATIONS_ROOT, migrateSqlite } from '../../../db/migrations.js';
+import type { OrderState } from '../../../domain/state.js';
 import type { PreparedEvent } from '../../append-logic.js';
 import type { AppendCommand, ChainFilter, DashboardQuery, OrderView } from '../../repository.js';
-import { runSync, type Op, type SnapshotSession, type StoreDialect, type WriteSession, type WriteWork } from '../port.js';
+import { done, runSync, type Op, type SnapshotSession, type StoreDialect, type WriteSession, type WriteWork } from '../port.js';
 import { parseState, type EventRow, type HeadCheckRow, type ProjectionRow, type StreamHead } from '../rows.js';
 import { SQL } from './sql.js';
 
@@ -90,28 +91,28 @@ export class SqliteDialect implements StoreDialect, WriteSession, SnapshotSessio
     return this.db.transaction(() => runSync(work(this)))();
   }
 
-  // WriteSession: generators that never yield.
+  // WriteSession: every Op is done at once.
 
-  *lockHead(cmd: AppendCommand): Op<StreamHead | null> {
+  lockHead(cmd: AppendCommand): Op<StreamHead | null> {
     const h = this.q.streamHead.get(cmd.tenantId, cmd.streamId) as { version: number; last_hash: string; aggregate_type: string } | undefined;
-    return h ? { version: h.version, lastHash: h.last_hash, streamType: h.aggregate_type } : null;
+    return done(h ? { version: h.version, lastHash: h.last_hash, streamType: h.aggregate_type } : null);
   }
 
-  *readForAppend(cmd: AppendCommand, withState: boolean): Op<{ existing: EventRow[]; state: ReturnType<typeof parseState> }> {
+  readForAppend(cmd: AppendCommand, withState: boolean): Op<{ existing: EventRow[]; state: OrderState | null }> {
     const existing: EventRow[] = [];
     for (const e of cmd.events) {
       const row = this.q.eventById.get(cmd.tenantId, e.eventId) as EventRow | undefined;
       if (row) existing.push(row);
     }
     const state = withState ? parseState((this.q.projectionState.get(cmd.tenantId, cmd.streamId) as { state: string } | undefined)?.state) : null;
-    return { existing, state };
+    return done({ existing, state });
   }
 
-  *streamEvents(tenantId: string, streamId: string, afterVersion: number, limit: number): Op<EventRow[]> {
-    return this.q.streamEvents.all(tenantId, streamId, afterVersion, limit) as EventRow[];
+  streamEvents(tenantId: string, streamId: string, afterVersion: number, limit: number): Op<EventRow[]> {
+    return done(this.q.streamEvents.all(tenantId, streamId, afterVersion, limit) as EventRow[]);
   }
 
-  *write(cmd: AppendCommand, events: PreparedEvent[], view: OrderView | null): Op<number[]> {
+  write(cmd: AppendCommand, events: PreparedEvent[], view: OrderView | null): Op<number[]> {
     const positions = events.map((p) => {
       const info = this.q.insertEvent.run({
         eventId: p.eventId,
@@ -130,60 +131,65 @@ export class SqliteDialect implements StoreDialect, WriteSession, SnapshotSessio
     });
     const last = events[events.length - 1]!;
     this.q.upsertStream.run(cmd.tenantId, cmd.streamId, cmd.streamType, last.streamVersion, last.hash);
-    if (view) yield* this.upsertProjection(cmd.tenantId, { ...view, lastPosition: positions[positions.length - 1]! });
-    return positions;
+    if (view) this.upsertProjection(cmd.tenantId, { ...view, lastPosition: positions[positions.length - 1]! });
+    return done(positions);
   }
 
-  *savepoint(): Op<void> {
+  savepoint(): Op<void> {
     this.q.elementSavepoint.run();
+    return done(undefined);
   }
 
-  *release(): Op<void> {
+  release(): Op<void> {
     this.q.elementRelease.run();
+    return done(undefined);
   }
 
-  *rollbackToSavepoint(): Op<void> {
+  rollbackToSavepoint(): Op<void> {
     // SQLite keeps a savepoint after rolling back to it: release it too.
     this.q.elementRollback.run();
     this.q.elementRelease.run();
+    return done(undefined);
   }
 
-  *clearProjections(tenantId: string | null): Op<void> {
+  clearProjections(tenantId: string | null): Op<void> {
     this.q.clearProjections.run({ tenant: tenantId });
+    return done(undefined);
   }
 
-  *orderEventsAfter(tenantId: string | null, after: number, limit: number): Op<EventRow[]> {
-    return this.q.orderEventsAfter.all({ type: ORDER_STREAM_TYPE, tenant: tenantId, after, limit }) as EventRow[];
+  orderEventsAfter(tenantId: string | null, after: number, limit: number): Op<EventRow[]> {
+    return done(this.q.orderEventsAfter.all({ type: ORDER_STREAM_TYPE, tenant: tenantId, after, limit }) as EventRow[]);
   }
 
-  *projectionState(tenantId: string, orderId: string): Op<ReturnType<typeof parseState>> {
-    return parseState((this.q.projectionState.get(tenantId, orderId) as { state: string } | undefined)?.state);
+  projectionState(tenantId: string, orderId: string): Op<OrderState | null> {
+    return done(parseState((this.q.projectionState.get(tenantId, orderId) as { state: string } | undefined)?.state));
   }
 
-  *upsertProjection(tenantId: string, view: OrderView): Op<void> {
+  upsertProjection(tenantId: string, view: OrderView): Op<void> {
     this.q.upsertProjection.run({ tenantId, ...view, state: JSON.stringify(view.state) });
+    return done(undefined);
   }
 
   // SnapshotSession
 
-  *chainPage(filter: ChainFilter, cursor: { tenantId: string; streamId: string; version: number }, limit: number): Op<EventRow[]> {
-    return this.q.chain.all({ tenant: filter.tenantId ?? null, stream: filter.streamId ?? null, t: cursor.tenantId, s: cursor.streamId, v: cursor.version, limit }) as EventRow[];
+  chainPage(filter: ChainFilter, cursor: { tenantId: string; streamId: string; version: number }, limit: number): Op<EventRow[]> {
+    return done(this.q.chain.all({ tenant: filter.tenantId ?? null, stream: filter.streamId ?? null, t: cursor.tenantId, s: cursor.streamId, v: cursor.version, limit }) as EventRow[]);
   }
 
-  *headPage(filter: ChainFilter, cursor: { tenantId: string; streamId: string }, limit: number): Op<HeadCheckRow[]> {
+  headPage(filter: ChainFilter, cursor: { tenantId: string; streamId: string }, limit: number): Op<HeadCheckRow[]> {
     const heads = this.q.heads.all({ tenant: filter.tenantId ?? null, stream: filter.streamId ?? null, t: cursor.tenantId, s: cursor.streamId, limit }) as {
       tenant_id: string;
       aggregate_id: string;
       version: number;
       last_hash: string;
     }[];
-    return heads.map((h) => ({
+    return done(heads.map((h) => ({
       tenantId: h.tenant_id,
       streamId: h.aggregate_id,
       version: h.version,
       lastHash: h.last_hash,
       lastEvent: (this.q.lastOfStream.get(h.tenant_id, h.aggregate_id) as { version: number; hash: string } | undefined) ?? null,
-    }));
+    })));
   }
 
   // Reads outside a write transaction.
