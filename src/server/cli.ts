@@ -1,5 +1,5 @@
 import { ConfigError, ENV_HELP, configFromEnv } from './config.js';
-import { MigrationRequiredError } from './pg-repository.js';
+import { MigrationRequiredError } from './store/pg/migrate.js';
 import { migrateAsOwner, openRepository, startServer } from './index.js';
 import { TokenConfigError } from './tokens.js';
 

@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { buildApp, type ServerTimeouts } from './app.js';
-import { PgRepository } from './pg-repository.js';
+import { PgRepository } from './store/pg/pg-repository.js';
 import type { EventRepository } from './repository.js';
-import { SqliteRepository } from './sqlite-repository.js';
+import { SqliteRepository } from './store/sqlite/sqlite-repository.js';
 import type { TokenEntry } from './tokens.js';
 
 /** How long close() lets in-flight requests finish before it drops the connections left. */
@@ -12,8 +12,9 @@ export type { EventRepository, AppendCommand, AppendOutcome, ChainReport, OrderV
 export type { TokenEntry, Role } from './tokens.js';
 export { loadTokensFromEnv, parseTokens, TokenConfigError } from './tokens.js';
 export { computeEventHash, canonicalJson, GENESIS_HASH } from './hash.js';
-export { SqliteRepository } from './sqlite-repository.js';
-export { PgRepository, migratePg, migrateAsOwner, grantAppRole, MigrationRequiredError } from './pg-repository.js';
+export { SqliteRepository } from './store/sqlite/sqlite-repository.js';
+export { PgRepository } from './store/pg/pg-repository.js';
+export { migratePg, migrateAsOwner, grantAppRole, MigrationRequiredError } from './store/pg/migrate.js';
 
 export type BackendOptions =
   | { backend: 'sqlite'; file: string }

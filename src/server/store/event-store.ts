@@ -1,0 +1,76 @@
+import type { ServerEvent } from '../../protocol/envelope.js';
+import type { PullResponse } from '../../protocol/sync-api.js';
+import type {
+  AppendCommand,
+  AppendOutcome,
+  ChainFilter,
+  ChainReport,
+  DashboardPage,
+  DashboardQuery,
+  EventRepository,
+  OrderView,
+  PushOutcome,
+} from '../repository.js';
+import { appendWork, pushWork, streamOrder } from './append-flow.js';
+import { walkChain } from './chain-walk.js';
+import type { StoreDialect } from './port.js';
+import { rebuildOrders } from './rebuild.js';
+import { publicEvent, toView } from './rows.js';
+
+/** The central event store: the flows written once, over a database dialect. */
+export class EventStore implements EventRepository {
+  readonly backend: 'sqlite' | 'pg';
+
+  constructor(protected readonly dialect: StoreDialect) {
+    this.backend = dialect.backend;
+  }
+
+  append(cmd: AppendCommand): Promise<AppendOutcome> {
+    return this.dialect.writeTransaction(appendWork(cmd));
+  }
+
+  appendAll(cmds: AppendCommand[]): Promise<PushOutcome[]> {
+    const order = this.dialect.locksHeadsInOrder ? streamOrder(cmds) : cmds.map((_, i) => i);
+    return this.dialect.writeTransaction(pushWork(cmds, order));
+  }
+
+  async pull(tenantId: string, after: number, limit: number): Promise<PullResponse> {
+    const rows = await this.dialect.pullRows(tenantId, after, limit);
+    const events = rows.map(publicEvent);
+    return { events, nextPosition: events.length ? events[events.length - 1]!.globalPosition : after, hasMore: rows.length === limit };
+  }
+
+  async readStream(tenantId: string, streamId: string, afterVersion = 0, limit?: number): Promise<ServerEvent[]> {
+    return (await this.dialect.streamRows(tenantId, streamId, afterVersion, limit)).map(publicEvent);
+  }
+
+  async getOrder(tenantId: string, orderId: string): Promise<OrderView | null> {
+    const row = await this.dialect.projectionRow(tenantId, orderId);
+    return row ? toView(row) : null;
+  }
+
+  async listOrders(tenantId: string, q: DashboardQuery): Promise<DashboardPage> {
+    const { rows, total, position } = await this.dialect.dashboard(tenantId, q);
+    return { orders: rows.map(toView), total, position };
+  }
+
+  rebuildProjections(tenantId?: string): Promise<{ eventsReplayed: number }> {
+    return this.dialect.rebuildTransaction((s) => rebuildOrders(s, tenantId ?? null));
+  }
+
+  verifyChain(filter: ChainFilter): Promise<ChainReport> {
+    return this.dialect.snapshot((s) => walkChain(s, filter));
+  }
+
+  async visibleHead(): Promise<number> {
+    return this.dialect.visibleHead();
+  }
+
+  async ping(): Promise<void> {
+    await this.dialect.ping();
+  }
+
+  async close(): Promise<void> {
+    await this.dialect.close();
+  }
+}

@@ -1,0 +1,244 @@
+import type pg from 'pg';
+import { ORDER_STREAM_TYPE } from '../../../domain/events.js';
+import type { OrderState } from '../../../domain/state.js';
+import type { PreparedEvent } from '../../append-logic.js';
+import { GENESIS_HASH } from '../../hash.js';
+import type { AppendCommand, ChainFilter, DashboardQuery, OrderView } from '../../repository.js';
+import { runAsync, wait, type Op, type SnapshotSession, type StoreDialect, type Work, type WriteSession, type WriteWork } from '../port.js';
+import { parseState, type EventRow, type HeadCheckRow, type ProjectionRow, type StreamHead } from '../rows.js';
+import { LOCK_CLASS_POSITIONS, LOCK_CLASS_REBUILD, lockKey, pgCode } from './migrate.js';
+import { SQL } from './sql.js';
+
+/** unique_violation (an event id raced in from another stream), deadlock, serialization failure. */
+const RETRYABLE = new Set(['23505', '40P01', '40001']);
+
+/** One transaction's connection: the write and snapshot sessions of the PostgreSQL dialect. */
+class PgSession implements WriteSession, SnapshotSession {
+  constructor(
+    private readonly client: pg.PoolClient,
+    private readonly rebuildKey: [number, number],
+  ) {}
+
+  private *query<R extends pg.QueryResultRow>(config: pg.QueryConfig | string, values?: unknown[]): Op<R[]> {
+    const result = yield* wait(typeof config === 'string' ? this.client.query<R>(config, values) : this.client.query<R>(config));
+    return result.rows;
+  }
+
+  *lockHead(cmd: AppendCommand): Op<StreamHead | null> {
+    const rows = yield* this.query<{ version: number; last_hash: string; aggregate_type: string }>({
+      name: 'ol_append_head',
+      text: SQL.lockHead,
+      values: [cmd.tenantId, cmd.streamId, cmd.streamType, GENESIS_HASH, ...this.rebuildKey],
+    });
+    const h = rows[0]!;
+    return { version: h.version, lastHash: h.last_hash, streamType: h.aggregate_type };
+  }
+
+  *readForAppend(cmd: AppendCommand, withState: boolean): Op<{ existing: EventRow[]; state: OrderState | null }> {
+    // A new statement, so a new snapshot: it sees whatever the previous holder of the head committed.
+    const rows = yield* this.query<{ dups: EventRow[] | null; state: OrderState | null }>({
+      name: 'ol_append_read',
+      text: SQL.readForAppend,
+      values: [cmd.events.map((e) => e.eventId), cmd.tenantId, cmd.streamId, withState],
+    });
+    return { existing: rows[0]!.dups ?? [], state: parseState(rows[0]!.state) };
+  }
+
+  *streamEvents(tenantId: string, streamId: string, afterVersion: number, limit: number): Op<EventRow[]> {
+    return yield* this.query<EventRow>(SQL.streamEvents, [tenantId, streamId, afterVersion, limit]);
+  }
+
+  *write(cmd: AppendCommand, prepared: PreparedEvent[], view: OrderView | null): Op<number[]> {
+    const last = prepared[prepared.length - 1]!;
+    const values: unknown[] = [
+      cmd.tenantId,
+      cmd.streamId,
+      cmd.streamType,
+      prepared.map((p) => p.eventId),
+      prepared.map((p) => p.eventType),
+      prepared.map((p) => p.schemaVersion),
+      prepared.map((p) => p.dataJson),
+      prepared.map((p) => p.metadataJson),
+      prepared.map((p) => p.streamVersion),
+      last.recordedAt,
+      prepared.map((p) => p.hash),
+      last.streamVersion,
+      last.hash,
+    ];
+    let query: pg.QueryConfig = { name: 'ol_append_write', text: SQL.appendWrite, values };
+    if (view) {
+      values.push(view.customerId, view.status, view.total, view.currency, view.itemCount, view.version, view.lastEventId, view.createdAt, view.updatedAt, JSON.stringify(view.state));
+      query = { name: 'ol_append_write_order', text: SQL.appendWriteOrder, values };
+    }
+    const inserted = yield* this.query<{ global_position: string; version: number }>(query);
+    const positions = new Map(inserted.map((r) => [r.version, Number(r.global_position)]));
+    return prepared.map((p) => positions.get(p.streamVersion)!);
+  }
+
+  *savepoint(): Op<void> {
+    yield* this.query(SQL.savepoint);
+  }
+
+  *release(): Op<void> {
+    yield* this.query(SQL.release);
+  }
+
+  *rollbackToSavepoint(): Op<void> {
+    yield* this.query(SQL.rollbackToSavepoint);
+  }
+
+  *clearProjections(tenantId: string | null): Op<void> {
+    yield* this.query(SQL.clearProjections, [tenantId]);
+  }
+
+  *orderEventsAfter(tenantId: string | null, after: number, limit: number): Op<EventRow[]> {
+    return yield* this.query<EventRow>(SQL.orderEventsAfter, [ORDER_STREAM_TYPE, after, limit, tenantId]);
+  }
+
+  *projectionState(tenantId: string, orderId: string): Op<OrderState | null> {
+    const rows = yield* this.query<{ state: OrderState }>(SQL.projectionState, [tenantId, orderId]);
+    return parseState(rows[0]?.state);
+  }
+
+  *upsertProjection(tenantId: string, v: OrderView): Op<void> {
+    yield* this.query(SQL.upsertProjection, [
+      tenantId,
+      v.orderId,
+      v.customerId,
+      v.status,
+      v.total,
+      v.currency,
+      v.itemCount,
+      v.version,
+      v.lastEventId,
+      v.lastPosition,
+      v.createdAt,
+      v.updatedAt,
+      JSON.stringify(v.state),
+    ]);
+  }
+
+  *chainPage(filter: ChainFilter, cursor: { tenantId: string; streamId: string; version: number }, limit: number): Op<EventRow[]> {
+    return yield* this.query<EventRow>(SQL.chain, [filter.tenantId ?? null, filter.streamId ?? null, cursor.tenantId, cursor.streamId, cursor.version, limit]);
+  }
+
+  *headPage(filter: ChainFilter, cursor: { tenantId: string; streamId: string }, limit: number): Op<HeadCheckRow[]> {
+    const rows = yield* this.query<{ tenant_id: string; aggregate_id: string; version: number; last_hash: string; ev_version: number | null; ev_hash: string | null }>(
+      SQL.heads,
+      [filter.tenantId ?? null, filter.streamId ?? null, cursor.tenantId, cursor.streamId, limit],
+    );
+    return rows.map((h) => ({
+      tenantId: h.tenant_id,
+      streamId: h.aggregate_id,
+      version: h.version,
+      lastHash: h.last_hash,
+      lastEvent: h.ev_version === null ? null : { version: h.ev_version, hash: h.ev_hash! },
+    }));
+  }
+}
+
+/** The PostgreSQL dialect: a pg Pool, every write one READ COMMITTED transaction. */
+export class PgDialect implements StoreDialect {
+  readonly backend = 'pg' as const;
+  readonly locksHeadsInOrder = true;
+  private readonly rebuildKey: [number, number];
+  private readonly positionsKey: [number, number];
+
+  constructor(
+    private readonly pool: pg.Pool,
+    schema: string,
+  ) {
+    this.rebuildKey = [LOCK_CLASS_REBUILD, lockKey(schema)];
+    this.positionsKey = [LOCK_CLASS_POSITIONS, lockKey(schema)];
+  }
+
+  /**
+   * One READ COMMITTED transaction, retried from the start on a race it lost (unique violation,
+   * deadlock). Appending transactions take turns, from before they draw global positions until
+   * they commit, so positions become visible in order: a reader that sees position p also sees
+   * every lower one, and a pull that moved past p can never miss one committing later. (The
+   * txid/xmin filter alone does not give that: an older transaction may draw a higher position
+   * than a younger one that is still running.) The turn is taken first, before any stream head,
+   * so it cannot deadlock.
+   */
+  async writeTransaction<P, T>(work: WriteWork<P, T>): Promise<T> {
+    const recordedAt = new Date().toISOString();
+    const prepared = work.prepare(recordedAt);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.transaction(SQL.begin, async (client) => {
+          await client.query({ name: 'ol_positions_turn', text: SQL.positionsTurn, values: this.positionsKey });
+          return runAsync(work.run(new PgSession(client, this.rebuildKey), prepared, recordedAt));
+        });
+      } catch (err) {
+        if (attempt < 5 && RETRYABLE.has(pgCode(err) ?? '')) continue;
+        throw err;
+      }
+    }
+  }
+
+  rebuildTransaction<T>(work: (s: WriteSession) => Op<T>): Promise<T> {
+    return this.transaction(SQL.begin, async (client) => {
+      // Exclusive against every append's shared lock: no append is in flight while we replay,
+      // and readers keep seeing the old read model until this commits.
+      await client.query(SQL.rebuildLock, this.rebuildKey);
+      return { value: await runAsync(work(new PgSession(client, this.rebuildKey))), commit: true };
+    });
+  }
+
+  /** One snapshot for the whole work (the chain walk and its head check), so a concurrent append is not a "break". */
+  snapshot<T>(work: (s: SnapshotSession) => Op<T>): Promise<T> {
+    return this.transaction(SQL.beginSnapshot, async (client) => ({ value: await runAsync(work(new PgSession(client, this.rebuildKey))), commit: true }));
+  }
+
+  /** One transaction on one pooled connection, committed only when `run` says so. */
+  private async transaction<T>(begin: string, run: (client: pg.PoolClient) => Promise<Work<T>>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query(begin);
+      const { value, commit } = await run(client);
+      await client.query(commit ? SQL.commit : SQL.rollback);
+      return value;
+    } catch (err) {
+      await client.query(SQL.rollback).catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async pullRows(tenantId: string, after: number, limit: number): Promise<EventRow[]> {
+    return (await this.pool.query<EventRow>(SQL.pull, [tenantId, after, limit])).rows;
+  }
+
+  async streamRows(tenantId: string, streamId: string, afterVersion: number, limit: number | undefined): Promise<EventRow[]> {
+    return (await this.pool.query<EventRow>(SQL.streamEvents, [tenantId, streamId, afterVersion, limit ?? null])).rows;
+  }
+
+  async projectionRow(tenantId: string, orderId: string): Promise<ProjectionRow | null> {
+    return (await this.pool.query<ProjectionRow>(SQL.projection, [tenantId, orderId])).rows[0] ?? null;
+  }
+
+  async dashboard(tenantId: string, q: DashboardQuery): Promise<{ rows: ProjectionRow[]; total: number; position: number }> {
+    const status = q.status ?? null;
+    const [page, count, pos] = await Promise.all([
+      this.pool.query<ProjectionRow>(SQL.dashboardPage, [tenantId, status, q.limit, q.offset]),
+      this.pool.query<{ n: string }>(SQL.dashboardCount, [tenantId, status]),
+      this.pool.query<{ p: string | null }>(SQL.dashboardPosition, [tenantId]),
+    ]);
+    return { rows: page.rows, total: Number(count.rows[0]?.n ?? 0), position: Number(pos.rows[0]?.p ?? 0) };
+  }
+
+  async visibleHead(): Promise<number> {
+    const { rows } = await this.pool.query<{ p: string | null }>({ name: 'ol_visible_head', text: SQL.visibleHead });
+    return Number(rows[0]?.p ?? 0);
+  }
+
+  async ping(): Promise<void> {
+    await this.pool.query(SQL.ping);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}

@@ -1,0 +1,111 @@
+/** Every SQL statement of the PostgreSQL dialect (the schema itself is in migrations/server-pg/). */
+
+const EVENT_COLUMNS =
+  'global_position, event_id::text AS event_id, tenant_id, aggregate_id, aggregate_type, event_type, schema_version, event_data, metadata, version, created_at, hash';
+
+const PROJECTION_UPSERT = `ON CONFLICT (tenant_id, order_id) DO UPDATE SET customer_id = excluded.customer_id, status = excluded.status, total = excluded.total,
+         currency = excluded.currency, item_count = excluded.item_count, version = excluded.version, last_event_id = excluded.last_event_id,
+         last_position = excluded.last_position, created_at = excluded.created_at, updated_at = excluded.updated_at, state = excluded.state`;
+
+/**
+ * One statement writes a whole append: every event (one multi-row INSERT from arrays, positions
+ * drawn in version order), the stream head, and (Order streams) the read-model row, whose
+ * last_position is the highest position just drawn.
+ */
+const APPEND_WRITE_CTES = `WITH ins AS (
+    INSERT INTO events (event_id, tenant_id, aggregate_id, aggregate_type, event_type, schema_version, event_data, metadata, version, created_at, hash)
+    SELECT u.event_id, $1, $2, $3, u.event_type, u.schema_version, u.event_data, u.metadata, u.version, $10::timestamptz, u.hash
+    FROM unnest($4::uuid[], $5::text[], $6::int[], $7::jsonb[], $8::jsonb[], $9::int[], $11::text[])
+      WITH ORDINALITY AS u(event_id, event_type, schema_version, event_data, metadata, version, hash, ord)
+    ORDER BY u.ord
+    RETURNING global_position, version),
+  head AS (UPDATE streams SET version = $12, last_hash = $13, aggregate_type = $3 WHERE tenant_id = $1 AND aggregate_id = $2)`;
+
+/** Only rows of transactions older than every running one: an in-flight lower position holds back everything after it. */
+const VISIBLE = 'txid < pg_snapshot_xmin(pg_current_snapshot())';
+
+export const SQL = {
+  positionsTurn: 'SELECT pg_advisory_xact_lock($1, $2)',
+  /**
+   * Lock (or create) the stream head. This first write gives the transaction its id before any
+   * position is drawn from the identity sequence (the txid column's default), so a reader's
+   * snapshot xmin always covers a transaction that holds an uncommitted position. The shared
+   * advisory lock waits out a projection rebuild before anything is read for the fold.
+   */
+  lockHead: `WITH h AS (
+               INSERT INTO streams (tenant_id, aggregate_id, aggregate_type, version, last_hash) VALUES ($1, $2, $3, 0, $4)
+               ON CONFLICT (tenant_id, aggregate_id) DO UPDATE SET version = streams.version
+               RETURNING version, last_hash, aggregate_type)
+             SELECT h.version, h.last_hash, h.aggregate_type, pg_advisory_xact_lock_shared($5, $6) FROM h`,
+  readForAppend: `SELECT (SELECT json_agg(d) FROM (SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $2 AND event_id = ANY($1::uuid[])) d) AS dups,
+                    CASE WHEN $4::boolean THEN (SELECT state FROM order_projections WHERE tenant_id = $2 AND order_id = $3) END AS state`,
+  streamEvents: `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND aggregate_id = $2 AND version > $3 ORDER BY version LIMIT $4`,
+  appendWrite: `${APPEND_WRITE_CTES}
+  SELECT global_position, version FROM ins`,
+  appendWriteOrder: `${APPEND_WRITE_CTES},
+  proj AS (
+    INSERT INTO order_projections (tenant_id, order_id, customer_id, status, total, currency, item_count, version, last_event_id, last_position, created_at, updated_at, state)
+    SELECT $1, $2, $14, $15, $16, $17, $18, $19, $20, (SELECT max(global_position) FROM ins), $21, $22, $23
+    ${PROJECTION_UPSERT})
+  SELECT global_position, version FROM ins`,
+  savepoint: 'SAVEPOINT ol_push_element',
+  release: 'RELEASE SAVEPOINT ol_push_element',
+  rollbackToSavepoint: 'ROLLBACK TO SAVEPOINT ol_push_element',
+  begin: 'BEGIN',
+  beginSnapshot: 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
+  commit: 'COMMIT',
+  rollback: 'ROLLBACK',
+  /** Exclusive against every append's shared lock. */
+  rebuildLock: 'SELECT pg_advisory_xact_lock($1, $2)',
+  clearProjections: 'DELETE FROM order_projections WHERE $1::text IS NULL OR tenant_id = $1',
+  orderEventsAfter: `SELECT ${EVENT_COLUMNS} FROM events WHERE aggregate_type = $1 AND ($4::text IS NULL OR tenant_id = $4) AND global_position > $2
+           ORDER BY global_position LIMIT $3`,
+  projectionState: 'SELECT state FROM order_projections WHERE tenant_id = $1 AND order_id = $2',
+  upsertProjection: `INSERT INTO order_projections (tenant_id, order_id, customer_id, status, total, currency, item_count, version, last_event_id, last_position, created_at, updated_at, state)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+       ${PROJECTION_UPSERT}`,
+  chain: `SELECT ${EVENT_COLUMNS} FROM events
+         WHERE ($1::text IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR aggregate_id = $2)
+           AND (tenant_id, aggregate_id, version) > ($3, $4, $5)
+         ORDER BY tenant_id, aggregate_id, version LIMIT $6`,
+  heads: `SELECT s.tenant_id, s.aggregate_id, s.version, s.last_hash, e.version AS ev_version, e.hash AS ev_hash
+         FROM streams s
+         LEFT JOIN LATERAL (SELECT version, hash FROM events x WHERE x.tenant_id = s.tenant_id AND x.aggregate_id = s.aggregate_id ORDER BY version DESC LIMIT 1) e ON true
+         WHERE ($1::text IS NULL OR s.tenant_id = $1) AND ($2::text IS NULL OR s.aggregate_id = $2)
+           AND (s.tenant_id, s.aggregate_id) > ($3, $4)
+         ORDER BY s.tenant_id, s.aggregate_id LIMIT $5`,
+  pull: `SELECT ${EVENT_COLUMNS} FROM events
+       WHERE tenant_id = $1 AND global_position > $2 AND ${VISIBLE}
+       ORDER BY global_position LIMIT $3`,
+  projection: 'SELECT * FROM order_projections WHERE tenant_id = $1 AND order_id = $2',
+  dashboardPage: `SELECT * FROM order_projections WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2)
+         ORDER BY updated_at DESC, order_id LIMIT $3 OFFSET $4`,
+  dashboardCount: 'SELECT count(*) AS n FROM order_projections WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2)',
+  dashboardPosition: 'SELECT max(last_position) AS p FROM order_projections WHERE tenant_id = $1',
+  /** The same visibility rule as pull: a position held back by an older running transaction does not count yet. */
+  visibleHead: `SELECT max(global_position) AS p FROM events WHERE ${VISIBLE}`,
+  ping: 'SELECT 1',
+
+  // Migrations and the app role's grants.
+  migrationsTable: `SELECT to_regclass('schema_migrations')::text AS t`,
+  appliedMigrations: 'SELECT version FROM schema_migrations ORDER BY version',
+  migrateLock: 'SELECT pg_advisory_lock($1, $2)',
+  migrateUnlock: 'SELECT pg_advisory_unlock($1, $2)',
+  createSchema: (quotedSchema: string) => `CREATE SCHEMA IF NOT EXISTS ${quotedSchema}`,
+  createMigrationsTable: 'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())',
+  recordMigration: 'INSERT INTO schema_migrations (version, name) VALUES ($1, $2)',
+  currentUser: 'SELECT current_user AS u',
+  /**
+   * What the server's role may do, and nothing more: read and append events (no UPDATE, DELETE,
+   * TRUNCATE; not the owner, so no ALTER TABLE or DISABLE TRIGGER), move stream heads, maintain
+   * the read model. Re-run after every migration (idempotent); a new table needs its line here.
+   */
+  appRoleGrants: [
+    'GRANT USAGE ON SCHEMA {schema} TO {role}',
+    'REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {role}',
+    'GRANT SELECT, INSERT ON events TO {role}',
+    'GRANT SELECT, INSERT, UPDATE ON streams TO {role}',
+    'GRANT SELECT, INSERT, UPDATE, DELETE ON order_projections TO {role}',
+    'GRANT SELECT ON schema_migrations TO {role}',
+  ],
+} as const;

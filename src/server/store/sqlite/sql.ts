@@ -1,0 +1,52 @@
+/** Every SQL statement of the SQLite dialect (the schema itself is in migrations/server-sqlite/). */
+
+const EVENT_COLUMNS =
+  'global_position, event_id, tenant_id, aggregate_id, aggregate_type, event_type, schema_version, event_data, metadata, version, created_at, hash';
+
+export const SQL = {
+  streamHead: 'SELECT version, last_hash, aggregate_type FROM streams WHERE tenant_id = ? AND aggregate_id = ?',
+  eventById: `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = ? AND event_id = ?`,
+  insertEvent: `INSERT INTO events (event_id, tenant_id, aggregate_id, aggregate_type, event_type, schema_version, event_data, metadata, version, created_at, hash)
+    VALUES (@eventId, @tenantId, @streamId, @streamType, @eventType, @schemaVersion, @data, @metadata, @streamVersion, @recordedAt, @hash)`,
+  upsertStream: `INSERT INTO streams (tenant_id, aggregate_id, aggregate_type, version, last_hash) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (tenant_id, aggregate_id) DO UPDATE SET version = excluded.version, last_hash = excluded.last_hash`,
+  /** LIMIT -1: no limit. */
+  streamEvents: `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = ? AND aggregate_id = ? AND version > ? ORDER BY version LIMIT ?`,
+  pull: `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = ? AND global_position > ? ORDER BY global_position LIMIT ?`,
+  projection: 'SELECT * FROM order_projections WHERE tenant_id = ? AND order_id = ?',
+  projectionState: 'SELECT state FROM order_projections WHERE tenant_id = ? AND order_id = ?',
+  upsertProjection: `INSERT INTO order_projections (tenant_id, order_id, customer_id, status, total, currency, item_count, version, last_event_id, last_position, created_at, updated_at, state)
+    VALUES (@tenantId, @orderId, @customerId, @status, @total, @currency, @itemCount, @version, @lastEventId, @lastPosition, @createdAt, @updatedAt, @state)
+    ON CONFLICT (tenant_id, order_id) DO UPDATE SET customer_id = excluded.customer_id, status = excluded.status, total = excluded.total,
+      currency = excluded.currency, item_count = excluded.item_count, version = excluded.version, last_event_id = excluded.last_event_id,
+      last_position = excluded.last_position, created_at = excluded.created_at, updated_at = excluded.updated_at, state = excluded.state`,
+  listAll: 'SELECT * FROM order_projections WHERE tenant_id = ? ORDER BY updated_at DESC, order_id LIMIT ? OFFSET ?',
+  listByStatus: 'SELECT * FROM order_projections WHERE tenant_id = ? AND status = ? ORDER BY updated_at DESC, order_id LIMIT ? OFFSET ?',
+  countAll: 'SELECT count(*) AS n FROM order_projections WHERE tenant_id = ?',
+  countByStatus: 'SELECT count(*) AS n FROM order_projections WHERE tenant_id = ? AND status = ?',
+  maxPosition: 'SELECT max(last_position) AS p FROM order_projections WHERE tenant_id = ?',
+  clearProjections: 'DELETE FROM order_projections WHERE @tenant IS NULL OR tenant_id = @tenant',
+  orderEventsAfter: `SELECT ${EVENT_COLUMNS} FROM events WHERE aggregate_type = @type AND (@tenant IS NULL OR tenant_id = @tenant) AND global_position > @after
+    ORDER BY global_position LIMIT @limit`,
+  chain: `SELECT ${EVENT_COLUMNS} FROM events
+    WHERE (@tenant IS NULL OR tenant_id = @tenant) AND (@stream IS NULL OR aggregate_id = @stream)
+      AND (tenant_id, aggregate_id, version) > (@t, @s, @v)
+    ORDER BY tenant_id, aggregate_id, version LIMIT @limit`,
+  heads: `SELECT tenant_id, aggregate_id, version, last_hash FROM streams
+    WHERE (@tenant IS NULL OR tenant_id = @tenant) AND (@stream IS NULL OR aggregate_id = @stream)
+      AND (tenant_id, aggregate_id) > (@t, @s)
+    ORDER BY tenant_id, aggregate_id LIMIT @limit`,
+  lastOfStream: 'SELECT version, hash FROM events WHERE tenant_id = ? AND aggregate_id = ? ORDER BY version DESC LIMIT 1',
+  head: 'SELECT max(global_position) AS p FROM events',
+  ping: 'SELECT 1',
+  begin: 'BEGIN IMMEDIATE',
+  commit: 'COMMIT',
+  rollback: 'ROLLBACK',
+  /** Savepoints nest by name: a push element's inside its job's. */
+  jobSavepoint: 'SAVEPOINT ol_job',
+  jobRelease: 'RELEASE ol_job',
+  jobRollback: 'ROLLBACK TO ol_job',
+  elementSavepoint: 'SAVEPOINT ol_push_element',
+  elementRelease: 'RELEASE ol_push_element',
+  elementRollback: 'ROLLBACK TO ol_push_element',
+} as const;
