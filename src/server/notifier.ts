@@ -35,19 +35,23 @@ export class AppendNotifier {
     this.emitter.emit('append');
   }
 
-  /** Resolves on the next append (local, or seen by the re-check), after `ms`, at shutdown, or on `signal`. */
-  wait(ms: number, signal?: AbortSignal): Promise<void> {
-    if (this.closed || signal?.aborted) return Promise.resolve();
+  /**
+   * Resolves on the next append (local, or seen by the re-check), after `ms`, at shutdown, or on
+   * `signal`: true when woken, false when the time ran out.
+   */
+  wait(ms: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.closed || signal?.aborted) return Promise.resolve(true);
     return new Promise((resolve) => {
-      const done = (): void => {
+      const finish = (woken: boolean): void => {
         clearTimeout(timer);
         this.emitter.off('append', done);
         this.emitter.off('close', done);
         signal?.removeEventListener('abort', done);
         this.waiters--;
-        resolve();
+        resolve(woken);
       };
-      const timer = setTimeout(done, ms);
+      const done = (): void => finish(true);
+      const timer = setTimeout(() => finish(false), ms);
       this.emitter.on('append', done);
       this.emitter.on('close', done);
       signal?.addEventListener('abort', done);

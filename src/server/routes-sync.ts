@@ -131,11 +131,14 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
       reply.raw.on('close', () => gone.abort());
       try {
         const deadline = Date.now() + waitMs;
+        // After the wait runs out, one last read answers (the wall clock may still show a
+        // millisecond left when the timer fires; waiting again would only cost another query).
+        let timedOut = false;
         for (;;) {
           const page = await repo.pull(who.tenant, after, limit);
           const left = deadline - Date.now();
-          if (page.events.length > 0 || left <= 0 || notifier.isClosed || gone.signal.aborted) return page;
-          await notifier.wait(left, gone.signal);
+          if (page.events.length > 0 || timedOut || left <= 0 || notifier.isClosed || gone.signal.aborted) return page;
+          timedOut = !(await notifier.wait(left, gone.signal));
         }
       } finally {
         release();
