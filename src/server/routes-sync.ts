@@ -15,7 +15,7 @@ import {
 } from '../protocol/sync-api.js';
 import { jsonText } from '../protocol/canonical-json.js';
 import { IdempotencyConflictError } from '../protocol/errors.js';
-import { streamPage } from './append-logic.js';
+import { streamPage } from './store/append-logic.js';
 import { LiveQuery, StreamParams, commonErrors } from './http-schemas.js';
 import { HttpError, caller, enrich } from './http-context.js';
 import type { LiveStreamSlots } from './live-streams.js';

@@ -9,7 +9,7 @@ import { MAX_DEPTH } from '../../src/protocol/event-contract.js';
 import type { ServerEvent } from '../../src/protocol/envelope.js';
 import { AppendRequest } from '../../src/protocol/sync-api.js';
 import { InvalidEventError } from '../../src/protocol/errors.js';
-import { normalizeAppend } from '../../src/server/append-logic.js';
+import { normalizeAppend } from '../../src/server/store/append-logic.js';
 import { openLocalStore, type LocalStore } from '../../src/store/local-store.js';
 import { readVerdict } from '../../src/sync/quarantine.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MissingEventsBudget, conflictAnswer, streamPage } from '../../src/server/append-logic.js';
+import { MissingEventsBudget, conflictAnswer, streamPage } from '../../src/server/store/append-logic.js';
 import type { ServerEvent } from '../../src/protocol/envelope.js';
 import {
   MAX_MISSING_BYTES_PER_CONFLICT,

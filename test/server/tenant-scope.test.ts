@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { v7 as uuidv7 } from 'uuid';
 import { MIGRATIONS_ROOT, migrateSqlite } from '../../src/db/migrations.js';
-import { prepareEvents } from '../../src/server/append-logic.js';
+import { prepareEvents } from '../../src/server/store/append-logic.js';
 import { GENESIS_HASH, SqliteRepository, startServer, type StartedServer } from '../../src/server/index.js';
 import type { TokenEntry } from '../../src/server/tokens.js';
 import { BACKENDS, client, orderCreated, type TestBackend } from './helpers.js';

@@ -13,7 +13,7 @@ import {
   orderStreamStartError,
   prepareEvents,
   streamTypeMismatch,
-} from '../append-logic.js';
+} from './append-logic.js';
 import { GENESIS_HASH } from '../hash.js';
 import type { AppendCommand, AppendOutcome, PushOutcome } from '../repository.js';
 import type { IdempotencyConflictError, InvalidEventError } from '../../protocol/errors.js';

@@ -1,4 +1,4 @@
-import { ChainVerifier } from '../append-logic.js';
+import { ChainVerifier } from './append-logic.js';
 import { GENESIS_HASH } from '../hash.js';
 import type { ChainFilter, ChainReport } from '../repository.js';
 import type { Op, SnapshotSession } from './port.js';

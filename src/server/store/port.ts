@@ -1,5 +1,5 @@
 import type { OrderState } from '../../domain/state.js';
-import type { PreparedEvent } from '../append-logic.js';
+import type { PreparedEvent } from './append-logic.js';
 import type { AppendCommand, ChainFilter, DashboardQuery, OrderView } from '../repository.js';
 import type { EventRow, HeadCheckRow, ProjectionRow, StreamHead } from './rows.js';
 

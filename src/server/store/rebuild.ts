@@ -1,4 +1,4 @@
-import { foldOrderView } from '../append-logic.js';
+import { foldOrderView } from './append-logic.js';
 import type { Op, WriteSession } from './port.js';
 import { toFoldInput, type EventRow } from './rows.js';
 

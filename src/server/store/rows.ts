@@ -1,6 +1,6 @@
 import type { ServerEvent } from '../../protocol/envelope.js';
 import type { OrderState, OrderStatus } from '../../domain/state.js';
-import type { ExistingEvent, FoldInput } from '../append-logic.js';
+import type { ExistingEvent, FoldInput } from './append-logic.js';
 import type { OrderView } from '../repository.js';
 
 /**

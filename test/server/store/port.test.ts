@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { v7 as uuidv7 } from 'uuid';
 import { appendOne, appendWork } from '../../../src/server/store/append-flow.js';
-import { MissingEventsBudget, normalizeAppend } from '../../../src/server/append-logic.js';
+import { MissingEventsBudget, normalizeAppend } from '../../../src/server/store/append-logic.js';
 import { done, runAsync, runSync, wait, type Op, type WriteSession, type WriteWork } from '../../../src/server/store/port.js';
 import { SqliteDialect } from '../../../src/server/store/sqlite/dialect.js';
 import type { AppendCommand, AppendOutcome } from '../../../src/server/repository.js';

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { ORDER_STREAM_TYPE } from '../../../domain/events.js';
 import type { OrderState } from '../../../domain/state.js';
-import type { PreparedEvent } from '../../append-logic.js';
+import type { PreparedEvent } from '../append-logic.js';
 import { GENESIS_HASH } from '../../hash.js';
 import type { AppendCommand, ChainFilter, DashboardQuery, OrderView } from '../../repository.js';
 import { runAsync, wait, type Op, type SnapshotSession, type StoreDialect, type Work, type WriteSession, type WriteWork } from '../port.js';

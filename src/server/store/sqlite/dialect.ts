@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { ORDER_STREAM_TYPE } from '../../../domain/events.js';
 import { MIGRATIONS_ROOT, migrateSqlite } from '../../../db/migrations.js';
 import type { OrderState } from '../../../domain/state.js';
-import type { PreparedEvent } from '../../append-logic.js';
+import type { PreparedEvent } from '../append-logic.js';
 import type { AppendCommand, ChainFilter, DashboardQuery, OrderView } from '../../repository.js';
 import { done, runSync, type Op, type SnapshotSession, type StoreDialect, type WriteSession, type WriteWork } from '../port.js';
 import { parseState, type EventRow, type HeadCheckRow, type ProjectionRow, type StreamHead } from '../rows.js';

@@ -1,8 +1,8 @@
-import { ORDER_STREAM_TYPE, isOrderEventType } from '../domain/events.js';
-import { UpcastError, upcast } from '../domain/upcasters.js';
-import { foldOrderInPlace, initialOrderState, type FoldableEvent, type OrderState } from '../domain/state.js';
-import { describeIssues, type Issue } from '../domain/issues.js';
-import type { ExpectedVersion, ServerEvent } from '../protocol/envelope.js';
+import { ORDER_STREAM_TYPE, isOrderEventType } from '../../domain/events.js';
+import { UpcastError, upcast } from '../../domain/upcasters.js';
+import { foldOrderInPlace, initialOrderState, type FoldableEvent, type OrderState } from '../../domain/state.js';
+import { describeIssues, type Issue } from '../../domain/issues.js';
+import type { ExpectedVersion, ServerEvent } from '../../protocol/envelope.js';
 import {
   MAX_MISSING_BYTES_PER_CONFLICT,
   MAX_MISSING_BYTES_PER_RESPONSE,
@@ -11,12 +11,12 @@ import {
   MAX_STREAM_PAGE_BYTES,
   type AppendResponse,
   type ConflictResponse,
-} from '../protocol/sync-api.js';
-import { IdempotencyConflictError, InvalidEventError } from '../protocol/errors.js';
-import { canonicalJson } from '../protocol/canonical-json.js';
-import { checkEvent } from '../protocol/event-contract.js';
-import { GENESIS_HASH, chainHash, computeEventHash } from '../protocol/event-hash.js';
-import type { AppendCommand, ChainBreak, OrderView } from './repository.js';
+} from '../../protocol/sync-api.js';
+import { IdempotencyConflictError, InvalidEventError } from '../../protocol/errors.js';
+import { canonicalJson } from '../../protocol/canonical-json.js';
+import { checkEvent } from '../../protocol/event-contract.js';
+import { GENESIS_HASH, chainHash, computeEventHash } from '../../protocol/event-hash.js';
+import type { AppendCommand, ChainBreak, OrderView } from '../repository.js';
 
 /**
  * Backend-independent parts of an append: input checks, the idempotency verdict, version and
