@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { buildApp, type ServerTimeouts } from './app.js';
 import { PgRepository } from './store/pg/pg-repository.js';
 import type { EventRepository } from './repository.js';
+import { READ_MODEL_VERSION } from './store/append-logic.js';
 import { SqliteRepository } from './store/sqlite/sqlite-repository.js';
 import type { TokenEntry } from './tokens.js';
 
@@ -47,6 +48,7 @@ export async function createServer(opts: ServerOptions): Promise<CreatedServer> 
   if (opts.tokens.length === 0) throw new Error('createServer needs at least one token');
   const repo = await openRepository(opts);
   try {
+    await repo.ensureReadModel(READ_MODEL_VERSION);
     const { app } = await buildApp({
       repo,
       tokens: opts.tokens,

@@ -93,6 +93,8 @@ export interface EventRepository {
   listOrders(tenantId: string, query: DashboardQuery): Promise<DashboardPage>;
   /** Drop the read model of one tenant (all tenants when omitted: operators only) and replay its log into it (batched). */
   rebuildProjections(tenantId?: string): Promise<{ eventsReplayed: number }>;
+  /** At start: rebuild the whole read model when it was built by another fold version, then record this one. */
+  ensureReadModel(version: number): Promise<{ rebuilt: boolean; eventsReplayed: number }>;
   verifyChain(filter: ChainFilter): Promise<ChainReport>;
   /**
    * Changes whenever events become visible to pulls, whichever process stored them (the newest

@@ -1,6 +1,6 @@
 import { ORDER_STREAM_TYPE, isOrderEventType } from '../../domain/events.js';
 import { UpcastError, upcast } from '../../domain/upcasters.js';
-import { foldOrderInPlace, initialOrderState, type FoldableEvent, type OrderState } from '../../domain/state.js';
+import { REDUCER_VERSION, foldOrderInPlace, initialOrderState, type FoldableEvent, type OrderState } from '../../domain/state.js';
 import { describeIssues, type Issue } from '../../domain/issues.js';
 import type { ExpectedVersion, ServerEvent } from '../../protocol/envelope.js';
 import {
@@ -193,6 +193,12 @@ export interface FoldInput {
 }
 
 const ignoreUnknown = (): void => undefined;
+
+/**
+ * The fold version of the server's order read model: the reducer's, since the read model is
+ * folded by it. A server started on a read model built with another version rebuilds it.
+ */
+export const READ_MODEL_VERSION = REDUCER_VERSION;
 
 /**
  * Fold events (in version order) onto a stored order state; unknown types only advance the

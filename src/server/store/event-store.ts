@@ -58,6 +58,19 @@ export class EventStore implements EventRepository {
     return this.dialect.rebuildTransaction((s) => rebuildOrders(s, tenantId ?? null));
   }
 
+  /**
+   * Rebuild every tenant's read model when it was built by another fold version (an upgrade that
+   * folds some event differently), then record this one. Runs at start; a no-op when current.
+   */
+  ensureReadModel(version: number): Promise<{ rebuilt: boolean; eventsReplayed: number }> {
+    return this.dialect.rebuildTransaction(function* (s) {
+      if ((yield* s.readModelVersion()) === version) return { rebuilt: false, eventsReplayed: 0 };
+      const { eventsReplayed } = yield* rebuildOrders(s, null);
+      yield* s.setReadModelVersion(version);
+      return { rebuilt: true, eventsReplayed };
+    });
+  }
+
   verifyChain(filter: ChainFilter): Promise<ChainReport> {
     return this.dialect.snapshot((s) => walkChain(s, filter));
   }

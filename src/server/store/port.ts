@@ -72,6 +72,9 @@ export interface WriteSession {
   rollbackToSavepoint(): Op<void>;
   /** Rebuild: drop the read model of one tenant (all when null). */
   clearProjections(tenantId: string | null): Op<void>;
+  /** The fold version the whole read model was last built with, and recording a new one. */
+  readModelVersion(): Op<number>;
+  setReadModelVersion(version: number): Op<void>;
   /** Rebuild: Order events after a global position, in position order. */
   orderEventsAfter(tenantId: string | null, after: number, limit: number): Op<EventRow[]>;
   /** Rebuild: one order's stored state (null: none yet). */

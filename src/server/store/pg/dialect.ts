@@ -91,6 +91,15 @@ class PgSession implements WriteSession, SnapshotSession {
     yield* this.query(SQL.clearProjections, [tenantId]);
   }
 
+  *readModelVersion(): Op<number> {
+    const rows = yield* this.query<{ version: number }>(SQL.readModelVersion);
+    return rows[0]!.version;
+  }
+
+  *setReadModelVersion(version: number): Op<void> {
+    yield* this.query(SQL.setReadModelVersion, [version]);
+  }
+
   *orderEventsAfter(tenantId: string | null, after: number, limit: number): Op<EventRow[]> {
     return yield* this.query<EventRow>(SQL.orderEventsAfter, [ORDER_STREAM_TYPE, after, limit, tenantId]);
   }

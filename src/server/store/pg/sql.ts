@@ -58,6 +58,8 @@ export const SQL = {
   /** Exclusive against every append's shared lock. */
   rebuildLock: 'SELECT pg_advisory_xact_lock($1, $2)',
   clearProjections: 'DELETE FROM order_projections WHERE $1::text IS NULL OR tenant_id = $1',
+  readModelVersion: 'SELECT version FROM read_model_version WHERE id = 1',
+  setReadModelVersion: 'UPDATE read_model_version SET version = $1 WHERE id = 1',
   orderEventsAfter: `SELECT ${EVENT_COLUMNS} FROM events WHERE aggregate_type = $1 AND ($4::text IS NULL OR tenant_id = $4) AND global_position > $2
            ORDER BY global_position LIMIT $3`,
   projectionState: 'SELECT state FROM order_projections WHERE tenant_id = $1 AND order_id = $2',
@@ -107,5 +109,6 @@ export const SQL = {
     'GRANT SELECT, INSERT, UPDATE ON streams TO {role}',
     'GRANT SELECT, INSERT, UPDATE, DELETE ON order_projections TO {role}',
     'GRANT SELECT ON schema_migrations TO {role}',
+    'GRANT SELECT, UPDATE ON read_model_version TO {role}',
   ],
 } as const;

@@ -157,6 +157,15 @@ export class SqliteDialect implements StoreDialect, WriteSession, SnapshotSessio
     return done(undefined);
   }
 
+  readModelVersion(): Op<number> {
+    return done((this.q.readModelVersion.get() as { version: number }).version);
+  }
+
+  setReadModelVersion(version: number): Op<void> {
+    this.q.setReadModelVersion.run(version);
+    return done(undefined);
+  }
+
   orderEventsAfter(tenantId: string | null, after: number, limit: number): Op<EventRow[]> {
     return done(this.q.orderEventsAfter.all({ type: ORDER_STREAM_TYPE, tenant: tenantId, after, limit }) as EventRow[]);
   }

@@ -26,6 +26,8 @@ export const SQL = {
   countByStatus: 'SELECT count(*) AS n FROM order_projections WHERE tenant_id = ? AND status = ?',
   maxPosition: 'SELECT max(last_position) AS p FROM order_projections WHERE tenant_id = ?',
   clearProjections: 'DELETE FROM order_projections WHERE @tenant IS NULL OR tenant_id = @tenant',
+  readModelVersion: 'SELECT version FROM read_model_version WHERE id = 1',
+  setReadModelVersion: 'UPDATE read_model_version SET version = ? WHERE id = 1',
   orderEventsAfter: `SELECT ${EVENT_COLUMNS} FROM events WHERE aggregate_type = @type AND (@tenant IS NULL OR tenant_id = @tenant) AND global_position > @after
     ORDER BY global_position LIMIT @limit`,
   chain: `SELECT ${EVENT_COLUMNS} FROM events
