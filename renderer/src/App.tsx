@@ -35,13 +35,18 @@ const SYNC_SHORT: Record<string, string> = {
 function SyncIndicator() {
   const { sync } = useLive();
   if (!sync) return null;
-  // "Synced" in green only when nothing waits for a person: open conflicts are not "synced".
-  const conflicts = sync.conflictCount > 0 && sync.state === 'idle';
-  const label = conflicts ? `${sync.conflictCount.toLocaleString()} conflict${sync.conflictCount === 1 ? '' : 's'} to review` : SYNC_SHORT[sync.state];
+  // "Synced" in green only when nothing waits for a person: open conflicts, and changes this app
+  // cannot read (kept aside until it is updated), are not "synced".
+  const waiting = [
+    sync.conflictCount > 0 ? `${sync.conflictCount.toLocaleString()} conflict${sync.conflictCount === 1 ? '' : 's'} to review` : null,
+    sync.quarantinedCount > 0 ? `${sync.quarantinedCount.toLocaleString()} change${sync.quarantinedCount === 1 ? '' : 's'} kept aside` : null,
+  ].filter((x): x is string => x !== null);
+  const conflicts = waiting.length > 0 && sync.state === 'idle';
+  const label = conflicts ? waiting.join(' · ') : SYNC_SHORT[sync.state];
   return (
     <a href="#/sync" className={`sync-indicator state-${conflicts ? 'conflicts' : sync.state}`} data-testid="sync-indicator" data-state={sync.state}>
       <span className="dot" aria-hidden="true" />
-      <span>{label}</span>
+      <span className="sync-label">{label}</span>
       {sync.pendingCount > 0 ? <span className="muted">{sync.pendingCount.toLocaleString()} pending</span> : null}
     </a>
   );
@@ -53,7 +58,7 @@ export function App() {
   const [theme, cycleTheme] = useTheme();
   const nav = [
     { href: '#/orders', label: 'Orders', active: route.screen === 'orders', count: 0 },
-    { href: '#/sync', label: 'Sync & conflicts', active: route.screen === 'sync', count: sync?.conflictCount ?? 0 },
+    { href: '#/sync', label: 'Sync & conflicts', active: route.screen === 'sync', count: (sync?.conflictCount ?? 0) + (sync?.quarantinedCount ?? 0) },
     { href: '#/settings', label: 'Settings', active: route.screen === 'settings', count: 0 },
   ];
   return (

@@ -352,6 +352,8 @@ describe('desktop UI in Chromium (browser mode)', () => {
     await expect.poll(() => list.textContent(), { timeout: 20_000 }).toMatch(/written by a newer version of the app .* update the app/);
     expect(await list.textContent()).toContain('ORD-E2E-Q');
     await expect.poll(() => page.getByTestId('quarantined-count').textContent()).toBe('1');
+    // Not "Synced" in green while a change waits for an update of the app.
+    await expect.poll(() => page.getByTestId('sync-indicator').textContent()).toMatch(/1 change kept aside/);
     await expect.poll(() => page.getByTestId('sync-state').getAttribute('data-state')).toBe('idle');
     await shot('sync-quarantine');
     await page.goto(`${app.url}/#/orders/ORD-E2E-Q`);
