@@ -12,9 +12,9 @@ import {
   StreamEventsResponse,
 } from '../../src/protocol/sync-api.js';
 import { NetworkError } from '../../src/sync/errors.js';
-import { startServer, type StartedServer } from '../../src/server/index.js';
+import type { StartedServer } from '../../src/server/index.js';
 import { BACKENDS, client, type TestBackend } from './helpers.js';
-import { TENANT, openDevice, tokenOf, type Device } from '../sync/helpers.js';
+import { TENANT, openDevice, startDeviceServer, tokenOf, type Device } from '../sync/helpers.js';
 
 /** 100,000 events on one order stream: the stale push that answered 102 MB before bounds. */
 const LONG = 100_000;
@@ -36,11 +36,7 @@ describe.each(BACKENDS)('bounded conflict answers on $name', (factory) => {
 
   beforeAll(async () => {
     backend = await factory.make();
-    server = await startServer({
-      ...backend.opts,
-      tokens: ['alice', 'bob'].map((u) => ({ token: tokenOf(u), tenant: TENANT, user: u, roles: ['device' as const] })),
-      port: 0,
-    });
+    server = await startDeviceServer(backend.opts, ['alice', 'bob']);
     dir = mkdtempSync(join(tmpdir(), 'orderlog-bounds-'));
     device = openDevice(join(dir, 'alice.sqlite'), 'alice', server.url, { timeoutMs: 60_000 });
     http = client(server.url, tokenOf('bob'));

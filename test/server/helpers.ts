@@ -120,15 +120,7 @@ export function client(url: string, token: string | null, headers: Record<string
       },
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
-    const text = await res.text();
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary response bodies
-    let json: any = null;
-    try {
-      json = text ? JSON.parse(text) : null;
-    } catch {
-      json = text;
-    }
-    return { status: res.status, body: json, headers: res.headers };
+    return readResponse(res, await res.text());
   }
   return {
     /** Any request as given: no body unless one is passed, headers exactly as in `extra`. */
@@ -145,4 +137,16 @@ export function newEvent(eventType = 'NoteAdded', data: Record<string, unknown> 
 
 export function orderCreated(orderId: string, total = 1000) {
   return newEvent('OrderCreated', { orderId, customerId: 'cust-1', items: [{ sku: 'SKU-1', quantity: 1, unitPrice: total }], total, currency: 'USD' }, 2);
+}
+
+/** A response as tests read it: status, the body parsed as JSON (its text when it is not), headers. */
+export function readResponse(res: Response, text: string) {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary response bodies
+  let json: any = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    json = text;
+  }
+  return { status: res.status, body: json, headers: res.headers };
 }

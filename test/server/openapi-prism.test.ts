@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { v7 as uuidv7 } from 'uuid';
 import { startServer, type StartedServer } from '../../src/server/index.js';
-import { ADMIN_A, DEVICE_A, TOKENS, newEvent, orderCreated } from './helpers.js';
+import { ADMIN_A, DEVICE_A, TOKENS, newEvent, orderCreated, readResponse } from './helpers.js';
 import { startPrism, type PrismProxy } from './prism.js';
 
 /**
@@ -88,14 +88,7 @@ describe('OpenAPI document checked by Prism against real traffic', () => {
     const res = await fetch(proxy.url + path, { method, headers, body });
     const text = await res.text();
     exchanges.push({ via, method, path, status: res.status, violations: res.headers.get('sl-violations'), body: text.slice(0, 500) });
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary response bodies
-    let json: any = null;
-    try {
-      json = text ? JSON.parse(text) : null;
-    } catch {
-      json = text;
-    }
-    return { status: res.status, body: json, headers: res.headers };
+    return readResponse(res, text);
   }
 
   const seed = (aggregateId: string, eventType: string, eventData: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({

@@ -8,12 +8,12 @@ import { v7 as uuidv7 } from 'uuid';
 import { EventSchemas } from '../../src/domain/events.js';
 import { canonicalJson } from '../../src/protocol/canonical-json.js';
 import { GENESIS_HASH, chainHash } from '../../src/protocol/event-hash.js';
-import { startServer, type StartedServer } from '../../src/server/index.js';
+import type { StartedServer } from '../../src/server/index.js';
 import { Outbox } from '../../src/sync/outbox.js';
 import { SyncEngine } from '../../src/sync/sync-engine.js';
 import { SyncHttpClient } from '../../src/sync/http-client.js';
 import { openLocalStore } from '../../src/store/local-store.js';
-import { TENANT, createOrder, openDevice, pay, tokenOf, type Device } from '../sync/helpers.js';
+import { TENANT, createOrder, openDevice, pay, startDeviceServer, tokenOf, type Device } from '../sync/helpers.js';
 import { BACKENDS, client, pgClient, type TestBackend } from './helpers.js';
 
 /**
@@ -101,11 +101,7 @@ describe.each(BACKENDS)('poison events on $name', (factory) => {
 
   beforeAll(async () => {
     backend = await factory.make();
-    server = await startServer({
-      ...backend.opts,
-      tokens: ['alice', 'bob'].map((u) => ({ token: tokenOf(u), tenant: TENANT, user: u, roles: ['device' as const] })),
-      port: 0,
-    });
+    server = await startDeviceServer(backend.opts, ['alice', 'bob']);
     dir = mkdtempSync(join(tmpdir(), 'orderlog-poison-'));
     http = client(server.url, tokenOf('alice'));
     device = openDevice(join(dir, 'alice.sqlite'), 'alice', server.url);
@@ -317,7 +313,7 @@ describe('PostgreSQL: a data error the contract did not foresee refuses only its
   let server: StartedServer;
   beforeAll(async () => {
     backend = await BACKENDS.find((b) => b.name === 'pg')!.make();
-    server = await startServer({ ...backend.opts, tokens: [{ token: tokenOf('alice'), tenant: TENANT, user: 'alice', roles: ['device' as const] }], port: 0 });
+    server = await startDeviceServer(backend.opts, ['alice']);
     // Stand-in for any value PostgreSQL refuses with a data exception (class 22) at insert time:
     // a check that casts, so {"n": "abc"} fails with 22P02 inside the INSERT.
     const c = await pgClient(backend.opts.backend === 'pg' ? backend.opts.schema : undefined);

@@ -1,6 +1,6 @@
 import { foldOrder, type OrderState } from '../../src/domain/state.js';
 import type { OrderCommandInput } from '../../src/domain/commands.js';
-import { startServer, type StartedServer } from '../../src/server/index.js';
+import { startServer, type BackendOptions, type StartedServer } from '../../src/server/index.js';
 import { openLocalStore, type LocalStore } from '../../src/store/local-store.js';
 import { Outbox } from '../../src/sync/outbox.js';
 import { SyncEngine } from '../../src/sync/sync-engine.js';
@@ -9,13 +9,17 @@ import { SyncHttpClient } from '../../src/sync/http-client.js';
 export const TENANT = 'acme';
 export const tokenOf = (user: string) => `token-for-${user}-0123456789`;
 
-export async function startSqliteServer(file: string, users = ['alice', 'bob', 'carol', 'dave']): Promise<StartedServer> {
+/** A server on either backend where each user has a device token of the one tenant. */
+export async function startDeviceServer(backend: BackendOptions, users = ['alice', 'bob', 'carol', 'dave']): Promise<StartedServer> {
   return startServer({
-    backend: 'sqlite',
-    file,
+    ...backend,
     tokens: users.map((u) => ({ token: tokenOf(u), tenant: TENANT, user: u, roles: ['device' as const] })),
     port: 0,
   });
+}
+
+export function startSqliteServer(file: string, users?: string[]): Promise<StartedServer> {
+  return startDeviceServer({ backend: 'sqlite', file }, users);
 }
 
 export interface Device {
