@@ -10,7 +10,7 @@ import {
 import { CommandRejectedError } from '../domain/commands.js';
 import { describeIssues } from '../domain/issues.js';
 import { jsonText } from '../protocol/canonical-json.js';
-import { IdempotencyConflictError, InvalidEventError } from '../protocol/errors.js';
+import { ArchivedEventsError, IdempotencyConflictError, InvalidEventError } from '../protocol/errors.js';
 import { ErrorResponse } from '../protocol/sync-api.js';
 import { HealthResponse } from './http-schemas.js';
 import { AuthFailureThrottle } from './auth-throttle.js';
@@ -167,6 +167,7 @@ export async function buildApp(opts: AppOptions): Promise<{ app: App; notifier: 
     if (err instanceof InvalidEventError) {
       return reply.code(400).send({ error: 'BAD_REQUEST', message: err.message, issues: err.issues.map((i) => ({ path: `body.${i.path}`, message: i.message })) });
     }
+    if (err instanceof ArchivedEventsError) return reply.code(410).send({ error: 'ARCHIVED', message: err.message, archives: err.archives });
     if (err instanceof IdempotencyConflictError) return reply.code(422).send({ error: 'IDEMPOTENCY_CONFLICT', message: err.message, eventId: err.eventId });
     if (err instanceof CommandRejectedError) return reply.code(422).send({ error: err.rejection.code, message: err.rejection.message });
     const e = err as { statusCode?: number; code?: string; message: string };
