@@ -10,7 +10,8 @@
 -- a column to events works on either shape.
 
 -- A partitioned table's unique index must include the partition key, so the two uniqueness
--- rules of events live in this plain table, written in the same statement as the events:
+-- rules of events live in this plain table, filled by a statement trigger on every insert into
+-- events (whoever the writer), so a violation fails that insert:
 -- event ids are unique per tenant (migration 002) and a stream has one event per version.
 -- It is never archived: idempotency and uniqueness hold across archival and restore.
 CREATE TABLE event_keys (
@@ -43,6 +44,18 @@ CREATE TRIGGER events_no_update_delete BEFORE UPDATE OR DELETE ON events
   FOR EACH ROW EXECUTE FUNCTION events_append_only();
 CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
   FOR EACH STATEMENT EXECUTE FUNCTION events_append_only();
+-- One INSERT per statement (a transition table), not one per row. SECURITY DEFINER: the
+-- writer needs no right on event_keys.
+CREATE FUNCTION events_keep_keys() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+BEGIN
+  INSERT INTO event_keys (tenant_id, event_id, aggregate_id, version, global_position)
+    SELECT tenant_id, event_id, aggregate_id, version, global_position FROM new_events;
+  RETURN NULL;
+END
+$$;
+ALTER FUNCTION events_keep_keys() SET search_path FROM CURRENT;
+CREATE TRIGGER events_unique_keys AFTER INSERT ON events REFERENCING NEW TABLE AS new_events
+  FOR EACH STATEMENT EXECUTE FUNCTION events_keep_keys();
 
 -- Partition size and how many empty partitions are kept ahead of the head.
 CREATE TABLE event_partitioning (
@@ -121,6 +134,8 @@ BEGIN
     created := created + 1;
   END LOOP;
   IF overflow > 0 THEN
+    -- The insert below records their keys again.
+    EXECUTE format('DELETE FROM %s.event_keys k USING %s.events_overflow o WHERE k.tenant_id = o.tenant_id AND k.event_id = o.event_id', s, s);
     EXECUTE format('INSERT INTO %s.events OVERRIDING SYSTEM VALUE SELECT * FROM %s.events_overflow', s, s);
     EXECUTE format('DROP TABLE %s.events_overflow', s);
     EXECUTE format('CREATE TABLE %s.events_default PARTITION OF %s.events DEFAULT', s, s);

@@ -18,9 +18,7 @@ const APPEND_WRITE_CTES = `WITH ins AS (
     FROM unnest($4::uuid[], $5::text[], $6::int[], $7::jsonb[], $8::jsonb[], $9::int[], $11::text[])
       WITH ORDINALITY AS u(event_id, event_type, schema_version, event_data, metadata, version, hash, ord)
     ORDER BY u.ord
-    RETURNING global_position, version, event_id),
-  -- The uniqueness rules of events (a partitioned table cannot hold them): a race lost here is a unique violation, retried.
-  keys AS (INSERT INTO event_keys (tenant_id, event_id, aggregate_id, version, global_position) SELECT $1, event_id, $2, version, global_position FROM ins),
+    RETURNING global_position, version),
   head AS (UPDATE streams SET version = $12, last_hash = $13, aggregate_type = $3 WHERE tenant_id = $1 AND aggregate_id = $2)`;
 
 /** Only rows of transactions older than every running one: an in-flight lower position holds back everything after it. */
@@ -114,7 +112,7 @@ export const SQL = {
     partitionByName: 'SELECT name, lo::text, hi::text, state, archive_file, archive_sha256 FROM event_partitions WHERE name = $1',
     positionsTurn: 'SELECT pg_advisory_lock($1, $2)',
     positionsTurnEnd: 'SELECT pg_advisory_unlock($1, $2)',
-    sequenceHead: `SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END::text AS head FROM pg_sequences
+    sequenceHead: `SELECT coalesce(last_value, 0)::text AS head FROM pg_sequences
                    WHERE schemaname = current_schema() AND sequencename = split_part(pg_get_serial_sequence('events', 'global_position'), '.', 2)`,
     lockShare: (t: string) => `LOCK TABLE ${t} IN SHARE MODE`,
     lockExclusive: 'LOCK TABLE events IN ACCESS EXCLUSIVE MODE',
@@ -130,7 +128,9 @@ export const SQL = {
     insertTenants: `INSERT INTO event_archive_tenants (partition_name, tenant_id, first_position, last_position, events)
                     SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[])`,
     createLike: (t: string) => `CREATE TABLE ${t} (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`,
-    insertRows: (t: string, cols: string) => `INSERT INTO ${t} (${cols}) SELECT ${cols} FROM jsonb_populate_recordset(NULL::events, $1::jsonb)`,
+    /** `values` reads each column from the row r or its typed record p (jsonb as r->'col': a JSON null stays a JSON null). */
+    insertRows: (t: string, cols: string, values: string) =>
+      `INSERT INTO ${t} (${cols}) SELECT ${values} FROM jsonb_array_elements($1::jsonb) r, LATERAL jsonb_populate_record(NULL::events, r) p`,
     rangeCheck: (t: string, c: string) => `ALTER TABLE ${t} ADD CONSTRAINT ${c} CHECK (global_position >= $LO AND global_position < $HI)`,
     attach: (t: string) => `ALTER TABLE events ATTACH PARTITION ${t} FOR VALUES FROM ($LO) TO ($HI)`,
     countRows: (t: string) => `SELECT count(*)::text AS n FROM ${t}`,
@@ -157,7 +157,7 @@ export const SQL = {
     'GRANT USAGE ON SCHEMA {schema} TO {role}',
     'REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {role}',
     'GRANT SELECT, INSERT ON events TO {role}',
-    'GRANT SELECT, INSERT ON event_keys TO {role}',
+    'GRANT SELECT ON event_keys TO {role}',
     'GRANT SELECT ON event_partitioning, event_partitions, event_archive_anchors, event_archive_tenants TO {role}',
     // Creates partitions ahead as the owner (SECURITY DEFINER): the app role itself gets no DDL right.
     'GRANT EXECUTE ON FUNCTION ensure_event_partitions() TO {role}',
