@@ -198,3 +198,35 @@ describe('PostgreSQL partitions, archive and restore', () => {
     expect(out.stderr).toMatch(/archive and restore need the PostgreSQL backend/);
   });
 });
+
+describe('an append past the last partition never fails', () => {
+  const schema = randomSchema();
+  afterAll(async () => {
+    const c = await pgClient();
+    await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await c.end();
+  });
+
+  it('rows beyond the partitions land in the default partition, and maintenance moves them into range partitions', async () => {
+    await (await PgRepository.open({ connectionString: PG_URL, schema })).close();
+    await smallPartitions(schema, 5);
+    const c = await pgClient(schema);
+    await c.query('UPDATE event_partitioning SET ahead = 1');
+    const repo = await PgRepository.open({ connectionString: PG_URL, schema });
+    try {
+      const top = Number((await c.query<{ hi: string }>('SELECT max(hi)::text AS hi FROM event_partitions')).rows[0]!.hi);
+      // One append of more events than the partitions ahead can hold.
+      const events = Array.from({ length: top + 7 }, () => meta(newEvent()));
+      expect((await repo.append({ tenantId: TENANT, streamId: 'bulk', streamType: 'Note', expectedVersion: 0, events })).status).toBe('ok');
+      // The append triggered maintenance; afterwards nothing is left in the default partition.
+      await expect.poll(async () => (await c.query<{ n: string }>('SELECT count(*)::text AS n FROM events_default')).rows[0]!.n, { timeout: 15_000 }).toBe('0');
+      const where = (await c.query<{ p: string }>('SELECT tableoid::regclass::text AS p FROM events WHERE global_position = $1', [top + 6])).rows[0]!.p;
+      expect(where).toMatch(/^events_p\d+$/);
+      expect((await c.query<{ n: string }>('SELECT count(*)::text AS n FROM event_keys')).rows[0]!.n).toBe(String(top + 7));
+      expect(await repo.verifyChain({})).toMatchObject({ ok: true, eventsChecked: top + 7 });
+    } finally {
+      await repo.close();
+      await c.end();
+    }
+  }, 60_000);
+});
