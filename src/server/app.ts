@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
@@ -167,7 +168,11 @@ export async function buildApp(opts: AppOptions): Promise<{ app: App; notifier: 
     if (err instanceof InvalidEventError) {
       return reply.code(400).send({ error: 'BAD_REQUEST', message: err.message, issues: err.issues.map((i) => ({ path: `body.${i.path}`, message: i.message })) });
     }
-    if (err instanceof ArchivedEventsError) return reply.code(410).send({ error: 'ARCHIVED', message: err.message, archives: err.archives });
+    if (err instanceof ArchivedEventsError) {
+      // File names only: the server's directories are none of a device's business.
+      const archives = err.archives.map((a) => basename(a));
+      return reply.code(410).send({ error: 'ARCHIVED', message: `${err.what} needs events that were archived (${archives.join(', ')}); an operator can restore them`, archives });
+    }
     if (err instanceof IdempotencyConflictError) return reply.code(422).send({ error: 'IDEMPOTENCY_CONFLICT', message: err.message, eventId: err.eventId });
     if (err instanceof CommandRejectedError) return reply.code(422).send({ error: err.rejection.code, message: err.rejection.message });
     const e = err as { statusCode?: number; code?: string; message: string };

@@ -200,7 +200,7 @@ export function registerApiRoutes(app: FastifyInstance, repo: EventRepository, n
 
   r.get(
     '/api/aggregates/:aggregateId/state',
-    { schema: { tags: ['seed'], params: AggregateParams, response: { 200: AggregateStateResponse, ...commonErrors(), 404: NotFound } } },
+    { schema: { tags: ['seed'], params: AggregateParams, response: { 200: AggregateStateResponse, ...commonErrors(), 404: NotFound, 410: ErrorResponse } } },
     async (req, reply) => {
       const who = caller(req);
       const events = await repo.readStream(who.tenant, req.params.aggregateId).catch(async (err: unknown) => {

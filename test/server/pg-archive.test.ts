@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { ArchivedEventsError } from '../../src/protocol/errors.js';
 import { startServer, type StartedServer } from '../../src/server/index.js';
@@ -141,10 +141,11 @@ describe('PostgreSQL partitions, archive and restore', () => {
     // A stream read or a pull that needs archived events fails naming the archive.
     const stream = await a.get(`/sync/streams/${orderId}/events`);
     expect(stream.status).toBe(410);
-    expect(stream.body).toMatchObject({ error: 'ARCHIVED', archives: [file1, file2] });
+    expect(stream.body).toMatchObject({ error: 'ARCHIVED', archives: [basename(file1), basename(file2)] });
+    expect(stream.body.message).not.toContain(dir);
     const pulled = await a.get('/sync/events?after=0');
     expect(pulled.status).toBe(410);
-    expect(pulled.body.message).toContain(file2);
+    expect(pulled.body.message).toContain(basename(file2));
     // After the archived positions, a pull works; so does a stream read after the archived versions.
     expect((await a.get('/sync/events?after=20')).status).toBe(200);
     expect((await repo.readStream(TENANT, orderId, 2)).map((e) => e.streamVersion)).toEqual([3]);
@@ -190,7 +191,17 @@ describe('PostgreSQL partitions, archive and restore', () => {
     expect(await repo.rebuildProjections()).toEqual({ eventsReplayed: 4 });
     expect(await repo.getOrder(TENANT, orderId)).toMatchObject({ status: 'SHIPPED', version: 4 });
     expect((await client(server.url, DEVICE_A).get('/sync/events?after=0')).status).toBe(200);
-  }, 60_000);
+
+    // By date: nothing is older than 2000; every full partition is older than tomorrow (the last one, still filling, stays).
+    const bad = await runCli(['archive', '--before', 'last tuesday', '--dir', dir], env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/neither a position nor a date/);
+    expect((await runCli(['archive', '--before', '2000-01-01', '--dir', dir], env)).stdout).toContain('0 partition(s) archived');
+    const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+    const byDate = await runCli(['archive', '--before', tomorrow, '--dir', dir], env);
+    expect(byDate.stdout).toContain('3 partition(s) archived');
+    expect(await repo.verifyChain({})).toMatchObject({ ok: true, eventsChecked: 5 });
+  }, 90_000);
 
   it('on the embedded SQLite store, archive says clearly that it needs PostgreSQL', async () => {
     const out = await runCli(['archive', '--before', '2026-01-01'], { ORDERLOG_DB: join(dir, 'x.sqlite') });
