@@ -290,6 +290,16 @@ export function renderReport(
     md.push(kvTable(conv), '');
   }
 
+  const archive = dataOf(r, 'archive') as Dict | undefined;
+  if (archive) {
+    md.push('## Archive and restore of a PostgreSQL partition', '');
+    md.push(
+      'One full partition (`events` events, 4 tenants, streams of 50) archived with `archivePartitions` (written, read back with every chain recomputed, detached, dropped) and restored with `restoreArchive` (read, checked, inserted, attached). MB/s counts the rows\' JSON text. Anchors in the same run: the same rows read and gzip\'d to a file with nothing checked (`rawDump`), and a server-side `CREATE TABLE AS` copy (`rawCopy`); `archiveVsRaw` and `restoreVsRaw` are raw time / our time. `loadAvg`: 1-minute load average when it finished.',
+      '',
+    );
+    md.push(kvTable(archive), '');
+  }
+
   const failed = Object.entries(r.sections).filter(([, s]) => s && !s.ok);
   if (failed.length > 0) {
     md.push('## Sections that failed in this run', '');

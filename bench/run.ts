@@ -14,9 +14,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeReport } from './report.js';
 
-export const SECTIONS = ['store', 'emmett', 'projections', 'server', 'sync', 'converge', 'projections10m'] as const;
+export const SECTIONS = ['store', 'emmett', 'projections', 'server', 'sync', 'converge', 'archive', 'projections10m'] as const;
 export type Section = (typeof SECTIONS)[number];
-const DEFAULT_SECTIONS: Section[] = ['store', 'emmett', 'projections', 'server', 'sync', 'converge'];
+const DEFAULT_SECTIONS: Section[] = ['store', 'emmett', 'projections', 'server', 'sync', 'converge', 'archive'];
 
 export interface SectionResult {
   ok: boolean;
@@ -122,6 +122,12 @@ async function runSection(name: Section, quick: boolean): Promise<unknown> {
     case 'sync': {
       const { benchSync } = await import('./sync-bench.js');
       const r = await benchSync({ events: quick ? 5_000 : 100_000 });
+      console.table([r]);
+      return r;
+    }
+    case 'archive': {
+      const { benchArchive } = await import('./archive-bench.js');
+      const r = await benchArchive({ events: quick ? 10_000 : 200_000 });
       console.table([r]);
       return r;
     }

@@ -59,3 +59,18 @@ export class SchemaTooNewError extends Error {
     );
   }
 }
+
+/**
+ * A read needs events that were archived (issue 16: `npm run server -- archive`) and are no
+ * longer in the central store. Nothing is answered from a partial history: the message names
+ * the archive files to restore (`npm run server -- restore <file>`).
+ */
+export class ArchivedEventsError extends Error {
+  override name = 'ArchivedEventsError';
+  constructor(
+    readonly what: string,
+    readonly archives: string[],
+  ) {
+    super(`${what} needs events that were archived to ${archives.join(', ')}; restore with \`npm run server -- restore <file>\``);
+  }
+}

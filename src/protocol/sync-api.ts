@@ -114,6 +114,8 @@ export const ErrorResponse = z.object({
   issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
   /** The event an IDEMPOTENCY_CONFLICT is about. */
   eventId: z.string().optional(),
+  /** On a 410 ARCHIVED: the archive files (names only) holding the events the request needs. */
+  archives: z.array(z.string()).optional(),
   /** On a 500: the id to find the failure in the server log. */
   correlationId: z.string().optional(),
 });

@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
@@ -10,7 +11,7 @@ import {
 import { CommandRejectedError } from '../domain/commands.js';
 import { describeIssues } from '../domain/issues.js';
 import { jsonText } from '../protocol/canonical-json.js';
-import { IdempotencyConflictError, InvalidEventError } from '../protocol/errors.js';
+import { ArchivedEventsError, IdempotencyConflictError, InvalidEventError } from '../protocol/errors.js';
 import { ErrorResponse } from '../protocol/sync-api.js';
 import { HealthResponse } from './http-schemas.js';
 import { AuthFailureThrottle } from './auth-throttle.js';
@@ -166,6 +167,11 @@ export async function buildApp(opts: AppOptions): Promise<{ app: App; notifier: 
     if (err instanceof HttpError) return reply.code(err.statusCode).send(err.body);
     if (err instanceof InvalidEventError) {
       return reply.code(400).send({ error: 'BAD_REQUEST', message: err.message, issues: err.issues.map((i) => ({ path: `body.${i.path}`, message: i.message })) });
+    }
+    if (err instanceof ArchivedEventsError) {
+      // File names only: the server's directories are none of a device's business.
+      const archives = err.archives.map((a) => basename(a));
+      return reply.code(410).send({ error: 'ARCHIVED', message: `${err.what} needs events that were archived (${archives.join(', ')}); an operator can restore them`, archives });
     }
     if (err instanceof IdempotencyConflictError) return reply.code(422).send({ error: 'IDEMPOTENCY_CONFLICT', message: err.message, eventId: err.eventId });
     if (err instanceof CommandRejectedError) return reply.code(422).send({ error: err.rejection.code, message: err.rejection.message });

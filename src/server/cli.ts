@@ -1,5 +1,7 @@
+import { ArchivedEventsError } from '../protocol/errors.js';
 import { ConfigError, ENV_HELP, configFromEnv } from './config.js';
 import { MigrationRequiredError } from './store/pg/migrate.js';
+import { ArchiveError, archivePartitions, ownerPool, parseCutoff, restoreArchive } from './store/pg/archive.js';
 import { migrateAsOwner, openRepository, startServer } from './index.js';
 import { TokenConfigError } from './tokens.js';
 
@@ -14,6 +16,10 @@ Usage:
                                    the ORDERLOG_DATABASE_URL role what the server needs
   npm run server -- rebuild-projections [--tenant T]
                                    replay the order read model of one tenant, or of every tenant
+  npm run server -- archive --before <date|position> [--dir D]
+                                   (PostgreSQL) write every cold partition wholly before the date or
+                                   position to D (default ./archives), read it back, then drop it
+  npm run server -- restore <file> put an archived partition back (newest archive first)
   npm run server -- --help
 
 ${ENV_HELP}
@@ -94,6 +100,48 @@ async function rebuildProjections(args: string[]): Promise<number> {
   }
 }
 
+/** Archive and restore change partitions: they run as the owner role, on PostgreSQL only. */
+function archiveTarget(): { connectionString: string; schema: string } {
+  const cfg = configFromEnv(process.env, { needTokens: false });
+  if (cfg.backend === 'sqlite') {
+    throw new ArchiveError(
+      'archive and restore need the PostgreSQL backend (ORDERLOG_DATABASE_URL): the embedded SQLite store is one file, which is archived whole by copying it while the server is stopped',
+    );
+  }
+  return { connectionString: cfg.migrateConnectionString ?? cfg.connectionString, schema: cfg.schema ?? 'public' };
+}
+
+async function archive(args: string[]): Promise<number> {
+  const before = argValue(args, '--before');
+  if (!before) throw new ArchiveError('archive needs --before <date|position>, e.g. --before 2026-01-01');
+  const cutoff = parseCutoff(before);
+  const target = archiveTarget();
+  const pool = ownerPool(target.connectionString, target.schema);
+  try {
+    const started = Date.now();
+    const done = await archivePartitions(pool, target.schema, cutoff, argValue(args, '--dir') ?? 'archives');
+    for (const a of done) process.stdout.write(`archived ${a.partition}: ${a.events} events (positions ${a.firstPosition}..${a.lastPosition}), ${a.bytes} bytes -> ${a.file}\n`);
+    process.stdout.write(`${done.length} partition(s) archived in ${Date.now() - started} ms\n`);
+    return 0;
+  } finally {
+    await pool.end();
+  }
+}
+
+async function restore(args: string[]): Promise<number> {
+  const file = args[0];
+  if (!file) throw new ArchiveError('restore needs the archive file: npm run server -- restore <file>');
+  const target = archiveTarget();
+  const pool = ownerPool(target.connectionString, target.schema);
+  try {
+    const r = await restoreArchive(pool, file);
+    process.stdout.write(`restored ${r.partition}: ${r.events} events from ${file}\n`);
+    return 0;
+  } finally {
+    await pool.end();
+  }
+}
+
 async function main(args: string[]): Promise<number | null> {
   if (args.includes('--help') || args.includes('-h')) {
     process.stdout.write(USAGE);
@@ -107,6 +155,8 @@ async function main(args: string[]): Promise<number | null> {
   if (command === 'verify-chain') return verifyChain(args.slice(1));
   if (command === 'migrate') return migrate();
   if (command === 'rebuild-projections') return rebuildProjections(args.slice(1));
+  if (command === 'archive') return archive(args.slice(1));
+  if (command === 'restore') return restore(args.slice(1));
   process.stderr.write(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
   return 2;
 }
@@ -116,7 +166,7 @@ main(process.argv.slice(2)).then(
     if (code !== null) process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof TokenConfigError || err instanceof MigrationRequiredError) process.stderr.write(`orderlog server: ${err.message}\n`);
+    if (err instanceof ConfigError || err instanceof TokenConfigError || err instanceof MigrationRequiredError || err instanceof ArchiveError || err instanceof ArchivedEventsError) process.stderr.write(`orderlog server: ${err.message}\n`);
     else process.stderr.write(`orderlog server failed: ${(err as Error).stack ?? String(err)}\n`);
     process.exitCode = 1;
   },

@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -14,7 +15,7 @@ import {
   StreamEventsResponse,
 } from '../protocol/sync-api.js';
 import { jsonText } from '../protocol/canonical-json.js';
-import { IdempotencyConflictError } from '../protocol/errors.js';
+import { ArchivedEventsError, IdempotencyConflictError } from '../protocol/errors.js';
 import { streamPage } from './store/append-logic.js';
 import { LiveQuery, StreamParams, commonErrors } from './http-schemas.js';
 import { HttpError, caller, enrich } from './http-context.js';
@@ -106,7 +107,7 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
           'for a device to audit its synced copy and to fetch the rest of a conflict answer.',
         params: StreamParams,
         querystring: StreamEventsQuery,
-        response: { 200: StreamEventsResponse, ...commonErrors(), 404: ErrorResponse },
+        response: { 200: StreamEventsResponse, ...commonErrors(), 404: ErrorResponse, 410: ErrorResponse },
       },
     },
     async (req, reply) => {
@@ -120,7 +121,7 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
 
   r.get(
     '/sync/events',
-    { schema: { tags: ['sync'], querystring: PullQuery, response: { 200: PullResponse, ...commonErrors() } } },
+    { schema: { tags: ['sync'], querystring: PullQuery, response: { 200: PullResponse, ...commonErrors(), 410: ErrorResponse } } },
     async (req, reply) => {
       const who = caller(req);
       const { after, limit, waitMs } = req.query;
@@ -193,6 +194,8 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
           await notifier.wait(SSE_HEARTBEAT_MS, gone.signal);
         }
       } catch (err) {
+        // Events of this tenant were archived: say so on the stream (the same body as a pull's 410) before closing.
+        if (err instanceof ArchivedEventsError) res.write(`event: error\ndata: ${JSON.stringify({ error: 'ARCHIVED', message: err.message, archives: err.archives.map((a) => basename(a)) })}\n\n`);
         req.log.error({ err }, 'live stream failed');
       } finally {
         release();

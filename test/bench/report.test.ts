@@ -25,6 +25,7 @@ const sample: BenchResults = {
     ]),
     sync: ok({ events: 100000, pushMs: 8000 }),
     converge: ok({ devices: 5, mismatches: 0, unaccounted_commands: 0, converge_ms: 5000 }),
+    archive: ok({ events: 200000, loadAvg: 3.1, archiveEventsPerSec: 9000, archiveVsRaw: 0.4, restoreEventsPerSec: 15000, restoreVsRaw: 0.3 }),
     store: { ok: false, ran_at: '2026-01-01T00:00:00.000Z', seconds: 1, error: 'store exploded' },
   },
 };
@@ -51,6 +52,8 @@ describe('benchmark report generator', () => {
     expect(markdown).toContain('| single appends (events/s) | 400 | 340 | 70 | 0.85 | 4.86 |');
     expect(markdown).toContain('**missed**');
     expect(markdown).toContain('- **store**: store exploded');
+    expect(markdown).toContain('## Archive and restore of a PostgreSQL partition');
+    expect(markdown).toMatch(/archiveEventsPerSec.*9,?000/);
     expect(Object.keys(charts).sort()).toEqual(['appends-batched.svg', 'appends-single.svg', 'ratios.svg', 'read-load.svg', 'rebuild.svg', 'server.svg', 'targets.svg']);
     for (const [file, svg] of Object.entries(charts)) {
       expect(markdown).toContain(`(bench/results/charts/${file})`);
@@ -78,7 +81,7 @@ describe('benchmark report generator', () => {
   it('selects bench sections from arguments or BENCH_ONLY and refuses unknown ones', () => {
     expect(parseArgs(['store', 'emmett'], {}).sections).toEqual(['store', 'emmett']);
     expect(parseArgs([], { BENCH_ONLY: 'sync' }).sections).toEqual(['sync']);
-    expect(parseArgs(['--quick'], {})).toEqual({ sections: ['store', 'emmett', 'projections', 'server', 'sync', 'converge'], quick: true });
+    expect(parseArgs(['--quick'], {})).toEqual({ sections: ['store', 'emmett', 'projections', 'server', 'sync', 'converge', 'archive'], quick: true });
     expect(() => parseArgs(['nope'], {})).toThrow(/unknown bench section/);
   });
 });

@@ -108,8 +108,16 @@ describe('PostgreSQL least privilege: owner migrates, the server works as an app
       ['DROP TRIGGER events_no_update_delete ON events', /must be owner/],
       ['DROP TABLE events', /must be owner/],
       ['SET session_replication_role = replica', /permission denied/],
+      // Partitions: no detaching or dropping one (that is archival, the owner's), no forging the key table.
+      ['ALTER TABLE events DETACH PARTITION events_p1', /must be owner/],
+      ['DROP TABLE events_p1', /must be owner/],
+      ['DELETE FROM event_keys', /permission denied/],
+      ['CREATE TABLE events_p999999999 PARTITION OF events FOR VALUES FROM (999999999) TO (1000000000)', /permission denied|must be owner/],
     ];
     for (const [sql, error] of refused) await expect(asApp.query(sql), sql).rejects.toThrow(error);
+    // Partitions ahead are the owner's function's job, which the app role may call.
+    await asApp.query('SELECT ensure_event_partitions()');
+    expect((await asApp.query<{ n: number }>('SELECT ensure_event_partitions() AS n')).rows[0]!.n).toBe(0);
     // History is untouched: three events, chain intact.
     expect((await asApp.query<{ n: string }>('SELECT count(*) AS n FROM events')).rows[0]!.n).toBe('3');
     expect((await client(server.url, ADMIN_A).get('/api/admin/audit/verify')).body).toMatchObject({ ok: true });

@@ -251,12 +251,12 @@ export class ChainVerifier {
   firstBroken: ChainBreak | null = null;
 
   /** Returns false once a break is found (callers stop reading). */
-  check(e: ServerEvent & { tenantId: string }): boolean {
+  check(e: ServerEvent & { tenantId: string }, anchor: { version: number; hash: string } | null = null): boolean {
     if (e.tenantId !== this.tenant || e.streamId !== this.stream) {
       this.tenant = e.tenantId;
       this.stream = e.streamId;
-      this.prevHash = GENESIS_HASH;
-      this.prevVersion = 0;
+      this.prevHash = anchor?.hash ?? GENESIS_HASH;
+      this.prevVersion = anchor?.version ?? 0;
       this.streamsChecked++;
     }
     this.eventsChecked++;

@@ -88,6 +88,8 @@ export interface SnapshotSession {
   chainPage(filter: ChainFilter, cursor: { tenantId: string; streamId: string; version: number }, limit: number): Op<EventRow[]>;
   /** Stream heads in (tenant, stream) order after the cursor, each with the last stored event. */
   headPage(filter: ChainFilter, cursor: { tenantId: string; streamId: string }, limit: number): Op<HeadCheckRow[]>;
+  /** The last archived link of a stream whose first events were archived (null: none archived). */
+  archivedAnchor?(tenantId: string, streamId: string): Op<{ version: number; hash: string } | null>;
 }
 
 /** What the core's work in a write transaction returns: its value, and whether to keep its writes. */

@@ -3,6 +3,7 @@ import { ORDER_STREAM_TYPE } from '../../../domain/events.js';
 import type { OrderState } from '../../../domain/state.js';
 import type { PreparedEvent } from '../append-logic.js';
 import { GENESIS_HASH } from '../../hash.js';
+import { ArchivedEventsError } from '../../../protocol/errors.js';
 import type { AppendCommand, ChainFilter, DashboardQuery, OrderView } from '../../repository.js';
 import { runAsync, wait, type Op, type SnapshotSession, type StoreDialect, type Work, type WriteSession, type WriteWork } from '../port.js';
 import { parseState, type EventRow, type HeadCheckRow, type ProjectionRow, type StreamHead } from '../rows.js';
@@ -17,6 +18,7 @@ class PgSession implements WriteSession, SnapshotSession {
   constructor(
     private readonly client: pg.PoolClient,
     private readonly rebuildKey: [number, number],
+    private readonly onPosition: (position: number) => void = () => undefined,
   ) {}
 
   private *query<R extends pg.QueryResultRow>(config: pg.QueryConfig | string, values?: unknown[]): Op<R[]> {
@@ -36,11 +38,14 @@ class PgSession implements WriteSession, SnapshotSession {
 
   *readForAppend(cmd: AppendCommand, withState: boolean): Op<{ existing: EventRow[]; state: OrderState | null }> {
     // A new statement, so a new snapshot: it sees whatever the previous holder of the head committed.
-    const rows = yield* this.query<{ dups: EventRow[] | null; state: OrderState | null }>({
+    const rows = yield* this.query<{ dups: EventRow[] | null; archived: { eventId: string; archive: string }[] | null; state: OrderState | null }>({
       name: 'ol_append_read',
       text: SQL.readForAppend,
       values: [cmd.events.map((e) => e.eventId), cmd.tenantId, cmd.streamId, withState],
     });
+    // An id whose event was archived cannot be judged a duplicate (its content is in the file only).
+    const archived = rows[0]!.archived ?? [];
+    if (archived.length) throw new ArchivedEventsError(`appending event ${archived[0]!.eventId} again`, [...new Set(archived.map((a) => a.archive))]);
     return { existing: rows[0]!.dups ?? [], state: parseState(rows[0]!.state) };
   }
 
@@ -72,6 +77,7 @@ class PgSession implements WriteSession, SnapshotSession {
     }
     const inserted = yield* this.query<{ global_position: string; version: number }>(query);
     const positions = new Map(inserted.map((r) => [r.version, Number(r.global_position)]));
+    this.onPosition(Math.max(...positions.values()));
     return prepared.map((p) => positions.get(p.streamVersion)!);
   }
 
@@ -88,6 +94,9 @@ class PgSession implements WriteSession, SnapshotSession {
   }
 
   *clearProjections(tenantId: string | null): Op<void> {
+    // A rebuild replays the whole log: refuse rather than build a read model from part of it.
+    const archived = yield* this.query<{ archive_file: string }>(SQL.archivedFiles);
+    if (archived.length) throw new ArchivedEventsError('rebuilding the order read model', archived.map((a) => a.archive_file));
     yield* this.query(SQL.clearProjections, [tenantId]);
   }
 
@@ -131,6 +140,11 @@ class PgSession implements WriteSession, SnapshotSession {
     return yield* this.query<EventRow>(SQL.chain, [filter.tenantId ?? null, filter.streamId ?? null, cursor.tenantId, cursor.streamId, cursor.version, limit]);
   }
 
+  *archivedAnchor(tenantId: string, streamId: string): Op<{ version: number; hash: string } | null> {
+    const rows = yield* this.query<{ version: number; hash: string }>(SQL.archivedAnchor, [tenantId, streamId]);
+    return rows[0] ?? null;
+  }
+
   *headPage(filter: ChainFilter, cursor: { tenantId: string; streamId: string }, limit: number): Op<HeadCheckRow[]> {
     const rows = yield* this.query<{ tenant_id: string; aggregate_id: string; version: number; last_hash: string; ev_version: number | null; ev_hash: string | null }>(
       SQL.heads,
@@ -152,6 +166,12 @@ export class PgDialect implements StoreDialect {
   readonly locksHeadsInOrder = true;
   private readonly rebuildKey: [number, number];
   private readonly positionsKey: [number, number];
+  /** Partitions exist below `top`; past `top - partitionSize` the next append asks for more. */
+  private partitions = { top: Number.MAX_SAFE_INTEGER, size: 1 };
+  private maintaining: Promise<void> | null = null;
+  private readonly onPosition = (position: number): void => {
+    if (position >= this.partitions.top - this.partitions.size) void this.ensurePartitions().catch(() => undefined);
+  };
 
   constructor(
     private readonly pool: pg.Pool,
@@ -159,6 +179,25 @@ export class PgDialect implements StoreDialect {
   ) {
     this.rebuildKey = [LOCK_CLASS_REBUILD, lockKey(schema)];
     this.positionsKey = [LOCK_CLASS_POSITIONS, lockKey(schema)];
+  }
+
+  /**
+   * Create partitions ahead of the head (one call at a time; the database function also takes
+   * turns across servers). Called at open and, outside any append's transaction, when an append
+   * lands in the last partition. An append never waits for it: a row past the last partition
+   * lands in the default partition, and this moves it into its range partition.
+   */
+  ensurePartitions(): Promise<void> {
+    this.maintaining ??= (async () => {
+      try {
+        await this.pool.query(SQL.ensurePartitions);
+        const { rows } = await this.pool.query<{ partition_size: string; top: string | null }>(SQL.partitionTop);
+        this.partitions = { top: Number(rows[0]?.top ?? Number.MAX_SAFE_INTEGER), size: Number(rows[0]?.partition_size ?? 1) };
+      } finally {
+        this.maintaining = null;
+      }
+    })();
+    return this.maintaining;
   }
 
   /**
@@ -177,7 +216,7 @@ export class PgDialect implements StoreDialect {
       try {
         return await this.transaction(SQL.begin, async (client) => {
           await client.query({ name: 'ol_positions_turn', text: SQL.positionsTurn, values: this.positionsKey });
-          return runAsync(work.run(new PgSession(client, this.rebuildKey), prepared, recordedAt));
+          return runAsync(work.run(new PgSession(client, this.rebuildKey, this.onPosition), prepared, recordedAt));
         });
       } catch (err) {
         if (attempt < 5 && RETRYABLE.has(pgCode(err) ?? '')) continue;
@@ -216,12 +255,24 @@ export class PgDialect implements StoreDialect {
     }
   }
 
+  /** A pull that would step over archived events of its tenant fails naming the archives (a device must not skip them silently). */
   async pullRows(tenantId: string, after: number, limit: number): Promise<EventRow[]> {
-    return (await this.pool.query<EventRow>(SQL.pull, [tenantId, after, limit])).rows;
+    const [rows, archived] = await Promise.all([
+      this.pool.query<EventRow>(SQL.pull, [tenantId, after, limit]),
+      this.pool.query<{ archive_file: string }>({ name: 'ol_pull_archived', text: SQL.pullArchived, values: [tenantId, after] }),
+    ]);
+    if (archived.rows.length) throw new ArchivedEventsError(`pulling after position ${after}`, archived.rows.map((a) => a.archive_file));
+    return rows.rows;
   }
 
+  /** Archived events are a prefix of a stream: only a read not starting at the next live version can need them. */
   async streamRows(tenantId: string, streamId: string, afterVersion: number, limit: number | undefined): Promise<EventRow[]> {
-    return (await this.pool.query<EventRow>(SQL.streamEvents, [tenantId, streamId, afterVersion, limit ?? null])).rows;
+    const rows = (await this.pool.query<EventRow>(SQL.streamEvents, [tenantId, streamId, afterVersion, limit ?? null])).rows;
+    if (rows[0]?.version !== afterVersion + 1) {
+      const archived = await this.pool.query<{ archive_file: string }>(SQL.streamArchived, [tenantId, streamId, afterVersion]);
+      if (archived.rows.length) throw new ArchivedEventsError(`reading stream ${streamId} after version ${afterVersion}`, archived.rows.map((a) => a.archive_file));
+    }
+    return rows;
   }
 
   async projectionRow(tenantId: string, orderId: string): Promise<ProjectionRow | null> {

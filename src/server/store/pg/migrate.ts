@@ -49,6 +49,8 @@ async function appliedVersions(client: pg.PoolClient): Promise<number[] | null> 
 export async function migratePg(pool: pg.Pool, schema: string, dir = join(MIGRATIONS_ROOT, 'server-pg')): Promise<number> {
   const migrations = loadMigrations(dir);
   const client = await pool.connect();
+  // A connection lost mid-migration rejects the running query; its 'error' event must not crash the process too.
+  client.on('error', () => undefined);
   const lock = [LOCK_CLASS_MIGRATE, lockKey(schema)];
   try {
     const current = await appliedVersions(client);

@@ -39,6 +39,13 @@ export class PgRepository extends EventStore {
       await pool.end();
       throw err;
     }
-    return new PgRepository(new PgDialect(pool, schema), schema);
+    const dialect = new PgDialect(pool, schema);
+    try {
+      await dialect.ensurePartitions();
+    } catch (err) {
+      await pool.end();
+      throw err;
+    }
+    return new PgRepository(dialect, schema);
   }
 }

@@ -38,6 +38,9 @@ export const SQL = {
                RETURNING version, last_hash, aggregate_type)
              SELECT h.version, h.last_hash, h.aggregate_type, pg_advisory_xact_lock_shared($5, $6) FROM h`,
   readForAppend: `SELECT (SELECT json_agg(d) FROM (SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $2 AND event_id = ANY($1::uuid[])) d) AS dups,
+                    (SELECT json_agg(json_build_object('eventId', k.event_id, 'archive', p.archive_file)) FROM event_keys k
+                       JOIN event_partitions p ON p.state = 'archived' AND k.global_position >= p.lo AND k.global_position < p.hi
+                       WHERE k.tenant_id = $2 AND k.event_id = ANY($1::uuid[])) AS archived,
                     CASE WHEN $4::boolean THEN (SELECT state FROM order_projections WHERE tenant_id = $2 AND order_id = $3) END AS state`,
   streamEvents: `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND aggregate_id = $2 AND version > $3 ORDER BY version LIMIT $4`,
   appendWrite: `${APPEND_WRITE_CTES}
@@ -70,9 +73,10 @@ export const SQL = {
          WHERE ($1::text IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR aggregate_id = $2)
            AND (tenant_id, aggregate_id, version) > ($3, $4, $5)
          ORDER BY tenant_id, aggregate_id, version LIMIT $6`,
-  heads: `SELECT s.tenant_id, s.aggregate_id, s.version, s.last_hash, e.version AS ev_version, e.hash AS ev_hash
+  heads: `SELECT s.tenant_id, s.aggregate_id, s.version, s.last_hash, coalesce(e.version, a.version) AS ev_version, coalesce(e.hash, a.hash) AS ev_hash
          FROM streams s
          LEFT JOIN LATERAL (SELECT version, hash FROM events x WHERE x.tenant_id = s.tenant_id AND x.aggregate_id = s.aggregate_id ORDER BY version DESC LIMIT 1) e ON true
+         LEFT JOIN LATERAL (SELECT version, hash FROM event_archive_anchors y WHERE y.tenant_id = s.tenant_id AND y.aggregate_id = s.aggregate_id ORDER BY version DESC LIMIT 1) a ON true
          WHERE ($1::text IS NULL OR s.tenant_id = $1) AND ($2::text IS NULL OR s.aggregate_id = $2)
            AND (s.tenant_id, s.aggregate_id) > ($3, $4)
          ORDER BY s.tenant_id, s.aggregate_id LIMIT $5`,
@@ -87,6 +91,53 @@ export const SQL = {
   /** The same visibility rule as pull: a position held back by an older running transaction does not count yet. */
   visibleHead: `SELECT max(global_position) AS p FROM events WHERE ${VISIBLE}`,
   ping: 'SELECT 1',
+
+  // Partitions and archives (issue 16).
+  archivedAnchor: 'SELECT version, hash FROM event_archive_anchors WHERE tenant_id = $1 AND aggregate_id = $2 ORDER BY version DESC LIMIT 1',
+  /** Archives holding events of a tenant after a pull position (archived partitions are a prefix of the positions). */
+  pullArchived: `SELECT p.archive_file FROM event_archive_tenants t JOIN event_partitions p ON p.name = t.partition_name
+       WHERE t.tenant_id = $1 AND t.last_position > $2 ORDER BY p.lo`,
+  streamArchived: `SELECT p.archive_file FROM event_archive_anchors a JOIN event_partitions p ON p.name = a.partition_name
+       WHERE a.tenant_id = $1 AND a.aggregate_id = $2 AND a.version > $3 ORDER BY p.lo`,
+  archivedFiles: "SELECT archive_file FROM event_partitions WHERE state = 'archived' ORDER BY lo",
+  partitionTop: 'SELECT c.partition_size, (SELECT max(hi) FROM event_partitions) AS top FROM event_partitioning c WHERE c.id = 1',
+  ensurePartitions: 'SELECT ensure_event_partitions() AS created',
+
+  // Archival and restore (run as the owner; partition names come from event_partitions, quoted by the caller).
+  archive: {
+    eventColumns: `SELECT column_name AS name, data_type AS type FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = 'events' ORDER BY ordinal_position`,
+    livePartitions: "SELECT name, lo::text, hi::text FROM event_partitions WHERE state = 'live' ORDER BY lo",
+    newestArchived: "SELECT name, archive_file FROM event_partitions WHERE state = 'archived' ORDER BY lo DESC LIMIT 1",
+    partitionByName: 'SELECT name, lo::text, hi::text, state, archive_file, archive_sha256 FROM event_partitions WHERE name = $1',
+    positionsTurn: 'SELECT pg_advisory_lock($1, $2)',
+    positionsTurnEnd: 'SELECT pg_advisory_unlock($1, $2)',
+    sequenceHead: `SELECT coalesce(last_value, 0)::text AS head FROM pg_sequences
+                   WHERE schemaname = current_schema() AND sequencename = split_part(pg_get_serial_sequence('events', 'global_position'), '.', 2)`,
+    lockShare: (t: string) => `LOCK TABLE ${t} IN SHARE MODE`,
+    lockExclusive: 'LOCK TABLE events IN ACCESS EXCLUSIVE MODE',
+    maxCreated: (t: string) => `SELECT max(created_at) AS newest, count(*)::text AS n FROM ${t}`,
+    page: (t: string) => `SELECT global_position::text AS p, to_jsonb(e)::text AS j FROM ${t} e WHERE global_position > $1 ORDER BY global_position LIMIT $2`,
+    anchorBefore: 'SELECT hash FROM event_archive_anchors WHERE tenant_id = $1 AND aggregate_id = $2 AND version = $3',
+    liveHashAt: 'SELECT hash FROM events WHERE tenant_id = $1 AND aggregate_id = $2 AND version = $3',
+    detach: (t: string) => `ALTER TABLE events DETACH PARTITION ${t}`,
+    drop: (t: string) => `DROP TABLE ${t}`,
+    markArchived: "UPDATE event_partitions SET state = 'archived', archive_file = $2, archive_sha256 = $3, archived_at = now() WHERE name = $1",
+    insertAnchors: `INSERT INTO event_archive_anchors (partition_name, tenant_id, aggregate_id, first_version, version, hash)
+                    SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[], $5::int[], $6::text[])`,
+    insertTenants: `INSERT INTO event_archive_tenants (partition_name, tenant_id, first_position, last_position, events)
+                    SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[])`,
+    createLike: (t: string) => `CREATE TABLE ${t} (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`,
+    /** `values` reads each column from the row r or its typed record p (jsonb as r->'col': a JSON null stays a JSON null). */
+    insertRows: (t: string, cols: string, values: string) =>
+      `INSERT INTO ${t} (${cols}) SELECT ${values} FROM jsonb_array_elements($1::jsonb) r, LATERAL jsonb_populate_record(NULL::events, r) p`,
+    rangeCheck: (t: string, c: string) => `ALTER TABLE ${t} ADD CONSTRAINT ${c} CHECK (global_position >= $LO AND global_position < $HI)`,
+    attach: (t: string) => `ALTER TABLE events ATTACH PARTITION ${t} FOR VALUES FROM ($LO) TO ($HI)`,
+    countRows: (t: string) => `SELECT count(*)::text AS n FROM ${t}`,
+    markLive: "UPDATE event_partitions SET state = 'live', archive_file = NULL, archive_sha256 = NULL, archived_at = NULL WHERE name = $1",
+    dropAnchors: 'DELETE FROM event_archive_anchors WHERE partition_name = $1',
+    dropTenants: 'DELETE FROM event_archive_tenants WHERE partition_name = $1',
+  },
 
   // Migrations and the app role's grants.
   migrationsTable: `SELECT to_regclass('schema_migrations')::text AS t`,
@@ -106,6 +157,10 @@ export const SQL = {
     'GRANT USAGE ON SCHEMA {schema} TO {role}',
     'REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {role}',
     'GRANT SELECT, INSERT ON events TO {role}',
+    'GRANT SELECT ON event_keys TO {role}',
+    'GRANT SELECT ON event_partitioning, event_partitions, event_archive_anchors, event_archive_tenants TO {role}',
+    // Creates partitions ahead as the owner (SECURITY DEFINER): the app role itself gets no DDL right.
+    'GRANT EXECUTE ON FUNCTION ensure_event_partitions() TO {role}',
     'GRANT SELECT, INSERT, UPDATE ON streams TO {role}',
     'GRANT SELECT, INSERT, UPDATE, DELETE ON order_projections TO {role}',
     'GRANT SELECT ON schema_migrations TO {role}',
