@@ -51,13 +51,18 @@ export async function benchBoot(opts: { events: number; pending: number; runs?: 
     generateForBench(store.db, opts.events, Math.max(1, Math.round(opts.events / 10)));
     const runner = new ProjectionRunner(store.log, defaultProjections());
     await runner.open();
-    // Pending commands: payments recorded offline on existing orders (not pushed yet).
+    // Pending commands (not pushed yet): orders taken offline, each with payments, 10 commands an order.
     const outbox = new Outbox(store, { deviceId: 'boot-bench', onOrdersChanged: (ids) => runner.refreshOrders(ids) });
     runner.setPendingSource(createPendingSource(outbox));
-    const ids = store.db.prepare("SELECT order_id FROM order_list WHERE status IN ('CREATED', 'PARTIALLY_PAID') LIMIT 10000").pluck().all() as string[];
-    if (ids.length === 0) throw new Error('no payable orders to queue commands on');
     const submit = store.db.transaction((from: number, to: number) => {
-      for (let i = from; i < to; i++) outbox.submit({ type: 'RecordPayment', orderId: ids[i % ids.length]!, paymentId: `boot-${i}`, amount: 1 }, { userId: 'bench' });
+      for (let i = from; i < to; i++) {
+        const orderId = `OFF-${Math.floor(i / 10)}`;
+        const r =
+          i % 10 === 0
+            ? outbox.submit({ type: 'CreateOrder', orderId, customerId: `CUST-${i % 997}`, items: [{ sku: 'SKU-1', quantity: 1, unitPrice: 1000 }], currency: 'USD' }, { userId: 'bench' })
+            : outbox.submit({ type: 'RecordPayment', orderId, paymentId: `pay-${i}`, amount: 100 }, { userId: 'bench' });
+        if (!r.ok) throw new Error(`offline command refused: ${JSON.stringify(r).slice(0, 200)}`);
+      }
     });
     for (let i = 0; i < opts.pending; i += 1000) submit.immediate(i, Math.min(opts.pending, i + 1000));
     runner.close();
