@@ -85,6 +85,8 @@ export function upcastEvent(event: StoredEvent): StoredEvent {
  */
 export class EventLog {
   private readonly hooks: AppendHook[] = [];
+  /** Events appended inside withHooksBatched, not yet handed to the hooks. */
+  private held: StoredEvent[] | null = null;
   private readonly stmt;
 
   constructor(readonly db: Database.Database) {
@@ -111,6 +113,27 @@ export class EventLog {
         'SELECT MAX(stream_version) AS v FROM events WHERE stream_id = ? AND recorded_at <= ?',
       ),
     };
+  }
+
+  /**
+   * Run `fn` (inside the caller's transaction) with the append hooks held: every event it
+   * appends reaches the hooks once, in log order, when `fn` returns, still inside the same
+   * transaction. A pulled page of many short streams then costs one projection pass instead of
+   * one per stream. If `fn` throws, the held events are dropped with the transaction.
+   */
+  withHooksBatched<T>(fn: () => T): T {
+    if (this.held) return fn();
+    if (!this.db.inTransaction) throw new Error('withHooksBatched must run inside a transaction (the hooks commit with the events)');
+    this.held = [];
+    try {
+      const out = fn();
+      const events = this.held;
+      this.held = null;
+      if (events.length > 0) for (const hook of this.hooks) hook(events);
+      return out;
+    } finally {
+      this.held = null;
+    }
   }
 
   /** Run `hook` inside every append transaction (inline projections). Returns an unsubscribe. */
@@ -187,7 +210,8 @@ export class EventLog {
       }
     }
     for (let i = chunkStart; i < stored.length; i++) this.writeRows(this.stmt.insert, params.slice((i - chunkStart) * 9, (i - chunkStart + 1) * 9), stored, i);
-    for (const hook of this.hooks) hook(stored);
+    if (this.held) this.held.push(...stored);
+    else for (const hook of this.hooks) hook(stored);
     return {
       streamId,
       fromVersion: actual + 1,

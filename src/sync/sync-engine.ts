@@ -503,27 +503,30 @@ export class SyncEngine {
       run = [];
     };
 
-    for (const e of events) {
-      if (known.has(e.eventId) || quarantined.has(e.eventId)) continue;
-      // An event this build cannot read is kept aside, and so is everything after it on its
-      // stream; every other stream goes on (the pull checkpoint moves past them all).
-      const verdict = blocked.has(e.streamId) ? ({ ok: false, kind: 'blocked', reason: BLOCKED_REASON } as const) : readVerdict(e);
-      if (!verdict.ok) {
-        flush();
-        this.quarantine.add(e, verdict.kind, verdict.reason, at);
-        blocked.add(e.streamId);
+    // Inline projections see the whole page at once (same transaction), before the outbox reacts.
+    this.store.log.withHooksBatched(() => {
+      for (const e of events) {
+        if (known.has(e.eventId) || quarantined.has(e.eventId)) continue;
+        // An event this build cannot read is kept aside, and so is everything after it on its
+        // stream; every other stream goes on (the pull checkpoint moves past them all).
+        const verdict = blocked.has(e.streamId) ? ({ ok: false, kind: 'blocked', reason: BLOCKED_REASON } as const) : readVerdict(e);
+        if (!verdict.ok) {
+          flush();
+          this.quarantine.add(e, verdict.kind, verdict.reason, at);
+          blocked.add(e.streamId);
+          orders.add(e.streamId);
+          continue;
+        }
+        const p = mine.get(e.eventId);
+        if (p && p.status === 'pending' && p.currentAttempt === p.attempt) own.set(p.commandId, p.attempt);
+        else if (withPending.has(e.streamId)) foreignOn.add(e.streamId);
+        const last = run[run.length - 1];
+        if (last && (last.streamId !== e.streamId || last.recordedAt !== e.recordedAt || last.streamVersion + 1 !== e.streamVersion)) flush();
+        run.push(e);
         orders.add(e.streamId);
-        continue;
       }
-      const p = mine.get(e.eventId);
-      if (p && p.status === 'pending' && p.currentAttempt === p.attempt) own.set(p.commandId, p.attempt);
-      else if (withPending.has(e.streamId)) foreignOn.add(e.streamId);
-      const last = run[run.length - 1];
-      if (last && (last.streamId !== e.streamId || last.recordedAt !== e.recordedAt || last.streamVersion + 1 !== e.streamVersion)) flush();
-      run.push(e);
-      orders.add(e.streamId);
-    }
-    flush();
+      flush();
+    });
     this.repo.savePositions(events.map((e) => ({ eventId: e.eventId, globalPosition: e.globalPosition, hash: e.hash, serverRecordedAt: e.recordedAt })));
 
     const complete = [...own].filter(([commandId, attempt]) => this.repo.attemptConfirmed(commandId, attempt));

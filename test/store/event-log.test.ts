@@ -170,3 +170,36 @@ describe('batched appends (multi-row statements)', () => {
     s.close();
   });
 });
+
+describe('withHooksBatched', () => {
+  it('hands every event appended inside it to the hooks once, in log order, in the same transaction', () => {
+    const s = fresh();
+    const calls: number[][] = [];
+    s.log.onAppend((events) => {
+      expect(s.db.inTransaction).toBe(true);
+      calls.push(events.map((e) => e.position));
+    });
+    expect(() => s.log.withHooksBatched(() => 1)).toThrow(/inside a transaction/);
+    s.db.transaction(() =>
+      s.log.withHooksBatched(() => {
+        s.log.append('O-h1', [created('O-h1'), paid(1)], { expectedVersion: 'no_stream' });
+        s.log.append('O-h2', [created('O-h2')], { expectedVersion: 'no_stream' });
+        expect(calls).toEqual([]);
+      }),
+    )();
+    expect(calls).toEqual([[1, 2, 3]]);
+    // Unbatched appends reach the hooks one append at a time, as before.
+    s.log.append('O-h3', [created('O-h3')], { expectedVersion: 'no_stream' });
+    expect(calls).toEqual([[1, 2, 3], [4]]);
+    // A hook that throws on the batch rolls the whole transaction back.
+    const stop = s.log.onAppend(() => {
+      throw new Error('projection failed');
+    });
+    expect(() =>
+      s.db.transaction(() => s.log.withHooksBatched(() => s.log.append('O-h4', [created('O-h4')], { expectedVersion: 'no_stream' })))(),
+    ).toThrow('projection failed');
+    stop();
+    expect(s.log.headPosition()).toBe(4);
+    s.close();
+  });
+});
