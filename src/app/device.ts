@@ -74,8 +74,7 @@ export class Device {
           device?.noteChanged(ids);
         },
       });
-      // The file's overlay was written by this outbox, in the transactions that changed it.
-      runner.setPendingSource(createPendingSource(outbox), { current: true });
+      runner.setPendingSource(createPendingSource(outbox));
       await runner.open();
       const engine = new SyncEngine({ store, outbox, client: null });
       const scheduler = new SyncScheduler({
