@@ -3,7 +3,8 @@
 // charts regenerated from that JSON.
 //
 //   npm run bench                       all sections (about 5-10 minutes on 2 cores)
-//   npm run bench -- store emmett       a subset (also BENCH_ONLY=store,emmett); other sections of
+//   npm run bench -- store emmett       a subset (sections: store emmett projections server sync
+//                                       converge archive boot firstsync projections10m) (also BENCH_ONLY=store,emmett); other sections of
 //                                       latest.json are kept from their previous run
 //   npm run bench -- --quick            small sizes (smoke test of the pipeline, not for publishing)
 //   npm run bench:10m                   the 10M-event projection rebuild (separate, longer)
@@ -14,9 +15,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeReport } from './report.js';
 
-export const SECTIONS = ['store', 'emmett', 'projections', 'server', 'sync', 'converge', 'archive', 'projections10m'] as const;
+export const SECTIONS = ['store', 'emmett', 'projections', 'server', 'sync', 'converge', 'archive', 'boot', 'firstsync', 'projections10m'] as const;
 export type Section = (typeof SECTIONS)[number];
-const DEFAULT_SECTIONS: Section[] = ['store', 'emmett', 'projections', 'server', 'sync', 'converge', 'archive'];
+const DEFAULT_SECTIONS: Section[] = ['store', 'emmett', 'projections', 'server', 'sync', 'converge', 'archive', 'boot', 'firstsync'];
 
 export interface SectionResult {
   ok: boolean;
@@ -128,6 +129,18 @@ async function runSection(name: Section, quick: boolean): Promise<unknown> {
     case 'archive': {
       const { benchArchive } = await import('./archive-bench.js');
       const r = await benchArchive({ events: quick ? 10_000 : 200_000 });
+      console.table([r]);
+      return r;
+    }
+    case 'boot': {
+      const { benchBoot } = await import('./device-bench.js');
+      const r = await benchBoot(quick ? { events: 20_000, pending: 2_000, runs: 3 } : { events: 1_000_000, pending: 100_000 });
+      console.table([r]);
+      return r;
+    }
+    case 'firstsync': {
+      const { benchFirstSync } = await import('./device-bench.js');
+      const r = await benchFirstSync({ events: quick ? 10_000 : 1_000_000 });
       console.table([r]);
       return r;
     }

@@ -100,9 +100,41 @@ function searchIndex(list: string): string[] {
   ];
 }
 
+/**
+ * Needles under 3 characters cannot use the trigram index, and counting their matches meant
+ * scanning every row. `order_search_grams` keeps, for every 1- and 2-character substring
+ * (ASCII-lowercased, as LIKE folds case) of a row's order or customer id, how many rows of each
+ * status contain it: a short search's counts are then one indexed read, and its page walks the
+ * sort order with LIKE until the page is full (matches of a short needle are dense). Maintained
+ * from the same old/new row diff as the daily totals, so it cannot disagree with the list.
+ */
+export const SHORT_GRAM_MAX = 2;
+
+const foldAscii = (s: string) => s.replace(/[A-Z]+/g, (c) => c.toLowerCase());
+
+/** The needle as the gram table stores it (null when it is not a short needle). */
+export function shortGram(needle: string): string | null {
+  const chars = [...needle];
+  return chars.length >= 1 && chars.length <= SHORT_GRAM_MAX ? foldAscii(needle) : null;
+}
+
+/** Distinct 1- and 2-character substrings of a row's ids (by code point, as LIKE matches). */
+export function rowGrams(orderId: string, customerId: string): Set<string> {
+  const grams = new Set<string>();
+  for (const id of [orderId, customerId]) {
+    const chars = [...foldAscii(id)];
+    for (let i = 0; i < chars.length; i++) {
+      grams.add(chars[i]!);
+      if (i + 1 < chars.length) grams.add(chars[i]! + chars[i + 1]!);
+    }
+  }
+  return grams;
+}
+
 export function orderListTables(prefix: string): TableDef[] {
   const list = `${prefix}order_list`;
   const daily = `${prefix}order_daily_totals`;
+  const grams = `${prefix}order_search_grams`;
   return [
     {
       name: list,
@@ -152,6 +184,18 @@ export function orderListTables(prefix: string): TableDef[] {
         order_count   INTEGER NOT NULL,
         total_amount  INTEGER NOT NULL,
         PRIMARY KEY (day, status, currency)
+      ) WITHOUT ROWID`,
+      indexes: [],
+    },
+    {
+      name: grams,
+      baseName: 'order_search_grams',
+      key: ['gram', 'status'],
+      create: `CREATE TABLE "${grams}" (
+        gram          TEXT    NOT NULL,
+        status        TEXT    NOT NULL,
+        order_count   INTEGER NOT NULL,
+        PRIMARY KEY (gram, status)
       ) WITHOUT ROWID`,
       indexes: [],
     },
@@ -206,6 +250,13 @@ const freshState = (): OrderState => ({ ...initialOrderState, items: [], payment
 
 type Bucket = { day: string; status: string; currency: string; count: number; amount: number };
 
+function addGrams(deltas: Map<string, number>, row: OrderListRow, sign: 1 | -1): void {
+  for (const g of rowGrams(row.order_id, row.customer_id)) {
+    const key = `${g}\u0000${row.status}`;
+    deltas.set(key, (deltas.get(key) ?? 0) + sign);
+  }
+}
+
 function addBucket(deltas: Map<string, Bucket>, row: OrderListRow, sign: 1 | -1): void {
   const day = row.created_at.slice(0, 10);
   const key = `${day}\u0000${row.status}\u0000${row.currency}`;
@@ -224,8 +275,9 @@ class OrderListProjection implements Projection {
    * v2: one covering customer/search index instead of two customer indexes.
    * v3: trigram search index (FTS5) over order and customer ids.
    * v4: statuses set by OrderStatusChanged (seed 004), which earlier reducers skipped.
+   * v5: per-status counts of 1- and 2-character substrings (order_search_grams) for short searches.
    */
-  readonly version = 4;
+  readonly version = 5;
 
   tables(prefix: string): TableDef[] {
     return orderListTables(prefix);
@@ -235,7 +287,14 @@ class OrderListProjection implements Projection {
   private sql(ctx: ApplyContext) {
     const list = `"${ctx.prefix}order_list"`;
     const daily = `"${ctx.prefix}order_daily_totals"`;
+    const grams = `"${ctx.prefix}order_search_grams"`;
     return {
+      bumpGram: ctx.stmt(
+        `INSERT INTO ${grams} (gram, status, order_count) VALUES (?, ?, ?)
+         ON CONFLICT (gram, status) DO UPDATE SET order_count = order_count + excluded.order_count`,
+      ),
+      dropEmptyGram: ctx.stmt(`DELETE FROM ${grams} WHERE gram = ? AND status = ? AND order_count = 0`),
+      clearGrams: ctx.stmt(`DELETE FROM ${grams}`),
       get: ctx.stmt(`SELECT ${COLUMNS.join(', ')} FROM ${list} WHERE order_id = ?`),
       upsert: ctx.stmt(
         `INSERT INTO ${list} (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})
@@ -268,11 +327,17 @@ class OrderListProjection implements Projection {
   private flush(ctx: ApplyContext, touched: Map<string, Entry>): void {
     const sql = this.sql(ctx);
     const deltas = new Map<string, Bucket>();
+    const gramDeltas = new Map<string, number>();
     const pending = ctx.pending;
     for (const [orderId, entry] of touched) {
       const next = effectiveRow(orderId, entry.confirmed, entry.lastEventId, pending);
       const prev = entry.row;
       if (prev) addBucket(deltas, prev, -1);
+      // Most events (payments) leave ids and status alone: no gram moves.
+      if (!prev || !next || prev.status !== next.status || prev.customer_id !== next.customer_id) {
+        if (prev) addGrams(gramDeltas, prev, -1);
+        if (next) addGrams(gramDeltas, next, 1);
+      }
       if (next) {
         addBucket(deltas, next, 1);
         // Positional, in COLUMNS order: binding by name looked up each key in the object.
@@ -302,6 +367,12 @@ class OrderListProjection implements Projection {
       if (b.count === 0 && b.amount === 0) continue;
       sql.bump.run(b.day, b.status, b.currency, b.count, b.amount);
       if (b.count < 0) sql.dropEmpty.run(b.day, b.status, b.currency);
+    }
+    for (const [key, n] of gramDeltas) {
+      if (n === 0) continue;
+      const [gram, status] = key.split('\u0000') as [string, string];
+      sql.bumpGram.run(gram, status, n);
+      if (n < 0) sql.dropEmptyGram.run(gram, status);
     }
   }
 
@@ -346,6 +417,7 @@ class OrderListProjection implements Projection {
     const sql = this.sql(ctx);
     sql.clearList.run();
     sql.clearDaily.run();
+    sql.clearGrams.run();
     ctx.cache.clear();
   }
 }

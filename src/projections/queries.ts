@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { ORDER_STATUSES } from '../domain/state.js';
 import { statementCache } from './context.js';
 import { CUSTOMER_HISTORY } from './customer-history.js';
-import { ORDER_LIST, searchIndexName, type OrderListRow } from './order-list.js';
+import { ORDER_LIST, searchIndexName, shortGram, type OrderListRow } from './order-list.js';
 import {
   CustomerHistoryInput,
   ListOrdersInput as ListOrdersInputSchema,
@@ -172,6 +172,7 @@ export class OrderQueries {
     const order = `ORDER BY ${sortCol} ${dir}, order_id ${dir}`;
     let pageSql = `SELECT ${ROW_COLUMNS} FROM order_list ${whereSql} ${order} LIMIT ? OFFSET ?`;
     let countFrom = 'order_list';
+    let gram: string | null = null;
     if (q.search && [...q.search].length >= 3) {
       // Candidates from the trigram index (a superset of the LIKE matches), joined to their
       // rows by primary key; the LIKE filters above keep the answer exact.
@@ -181,9 +182,13 @@ export class OrderQueries {
       countFrom = candidates;
       params.unshift(phrase);
       pageParams.unshift(phrase);
+    } else if (q.search && !q.customerId) {
+      // Too short for trigrams: the counts come from the gram table (below) and the page walks
+      // the sort order's index testing LIKE, which stops as soon as the page is full.
+      gram = shortGram(q.search);
     } else if (q.search) {
-      // Too short for trigrams: pick the page's ids by scanning the narrow covering index (not
-      // the wide rows), then fetch just those rows.
+      // A short needle within one customer's orders: scan that customer's slice of the narrow
+      // covering index.
       pageSql = `SELECT ${ROW_COLUMNS} FROM order_list WHERE order_id IN (
            SELECT order_id FROM order_list INDEXED BY order_list__customer ${whereSql} ${order} LIMIT ? OFFSET ?) ${order}`;
       countFrom = 'order_list INDEXED BY order_list__customer';
@@ -191,17 +196,12 @@ export class OrderQueries {
 
     return this.db.transaction(() => {
       const position = this.position(ORDER_LIST);
-      const found = this.stmt(pageSql).all(...pageParams, q.limit + 1, q.cursor ? 0 : q.offset) as ListRow[];
-      const rows = found.slice(0, q.limit).map(toOrderRow);
-      const last = rows[rows.length - 1];
-      const nextCursor =
-        found.length > q.limit && last ? encodeCursor(q.sort, q.direction, q.sort === 'createdAt' ? last.createdAt : last.updatedAt, last.orderId) : null;
-      // Without customer/search filters the per-status counts come from the daily totals
-      // aggregate (a few rows per day) instead of counting the list.
       const countRows = (
-        filters.length === 0
-          ? this.stmt('SELECT status, SUM(order_count) AS n FROM order_daily_totals GROUP BY status').all()
-          : this.stmt(`SELECT status, COUNT(*) AS n FROM ${countFrom} WHERE ${filters.join(' AND ')} GROUP BY status`).all(...params)
+        gram !== null
+          ? this.stmt('SELECT status, order_count AS n FROM order_search_grams WHERE gram = ?').all(gram)
+          : filters.length === 0
+            ? this.stmt('SELECT status, SUM(order_count) AS n FROM order_daily_totals GROUP BY status').all()
+            : this.stmt(`SELECT status, COUNT(*) AS n FROM ${countFrom} WHERE ${filters.join(' AND ')} GROUP BY status`).all(...params)
       ) as { status: string; n: number }[];
       const counts: Record<string, number> = { ALL: 0 };
       for (const s of ORDER_STATUSES) counts[s] = 0;
@@ -209,6 +209,14 @@ export class OrderQueries {
         counts[r.status] = r.n;
         counts.ALL! += r.n;
       }
+      // Nothing matches: skip the page (a LIKE walk would otherwise read every row to find none).
+      const found = (
+        gram !== null && counts[q.status] === 0 ? [] : this.stmt(pageSql).all(...pageParams, q.limit + 1, q.cursor ? 0 : q.offset)
+      ) as ListRow[];
+      const rows = found.slice(0, q.limit).map(toOrderRow);
+      const last = rows[rows.length - 1];
+      const nextCursor =
+        found.length > q.limit && last ? encodeCursor(q.sort, q.direction, q.sort === 'createdAt' ? last.createdAt : last.updatedAt, last.orderId) : null;
       return { rows, total: counts[q.status] ?? 0, counts, nextCursor, position };
     })();
   }

@@ -4,7 +4,8 @@ import { Identifier, IsoTimestamp } from '../domain/events.js';
 /** Stream ids and aggregate ids share the identifier rules of the domain. */
 export const StreamId = Identifier;
 export const StreamType = z.string().regex(/^[A-Z][A-Za-z0-9]{0,49}$/, 'must be a PascalCase type name like Order');
-export const EventType = z.string().regex(/^[A-Z][A-Za-z0-9]{0,99}$/, 'must be a PascalCase event type like OrderCreated');
+export const EVENT_TYPE_PATTERN = /^[A-Z][A-Za-z0-9]{0,99}$/;
+export const EventType = z.string().regex(EVENT_TYPE_PATTERN, 'must be a PascalCase event type like OrderCreated');
 export const EventId = z.uuid('must be a UUID (clients generate UUIDv7)');
 
 export const EventMetadata = z.strictObject({

@@ -1,6 +1,6 @@
 import { isOrderEventType } from '../domain/events.js';
 import { describeIssues, zodIssues, type Issue } from '../domain/issues.js';
-import { NewEvent, type NewEventInput } from '../protocol/envelope.js';
+import { EVENT_TYPE_PATTERN, EventId, EventMetadata, NewEvent, type NewEventInput } from '../protocol/envelope.js';
 import { checkEvent } from '../protocol/event-contract.js';
 import { InvalidEventError } from '../protocol/errors.js';
 
@@ -8,8 +8,48 @@ function fail(message: string, issues: Issue[]): never {
   throw new InvalidEventError(`${message}: ${describeIssues(issues)}`, issues);
 }
 
+// The fast path's tests, taken from the schemas themselves where zod exposes them.
+const UUID = (EventId as unknown as { _zod: { pattern: RegExp } })._zod.pattern;
+const ENVELOPE_KEYS = new Set(['eventId', 'eventType', 'schemaVersion', 'data', 'metadata']);
+/** Metadata keys whose schema is a plain string of at most 200 characters (occurredAt is not). */
+const PLAIN_METADATA_KEYS = new Set(Object.keys(EventMetadata.shape).filter((k) => k !== 'occurredAt'));
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
+
+/**
+ * NewEvent.parse for the common well-formed event, in a fraction of zod's time (zod was a third
+ * of a batched append): returns what the schema returns, or null whenever the input is anything
+ * else (then zod decides and names the problem). test/store/event-validation.test.ts holds it
+ * to the schema.
+ */
+export function fastNewEvent(input: unknown): NewEvent | null {
+  if (!isPlainObject(input)) return null;
+  for (const k in input) if (!ENVELOPE_KEYS.has(k)) return null;
+  const { eventId, eventType, schemaVersion, data, metadata } = input;
+  if (typeof eventId !== 'string' || !UUID.test(eventId)) return null;
+  if (typeof eventType !== 'string' || !EVENT_TYPE_PATTERN.test(eventType)) return null;
+  if (typeof schemaVersion !== 'number' || !Number.isInteger(schemaVersion) || schemaVersion < 1 || schemaVersion > 1000) return null;
+  if (!isPlainObject(data)) return null;
+  const meta: Record<string, string> = {};
+  if (metadata !== undefined) {
+    if (!isPlainObject(metadata)) return null;
+    for (const k in metadata) {
+      const v = metadata[k];
+      if (!PLAIN_METADATA_KEYS.has(k) || typeof v !== 'string' || v.length > 200) return null;
+    }
+    // In the schema's key order, as zod writes its output (the stored JSON text is the same).
+    for (const k of PLAIN_METADATA_KEYS) if (Object.hasOwn(metadata, k)) meta[k] = metadata[k] as string;
+  }
+  // zod's record copies the own enumerable string keys except __proto__; anything unusual goes to zod.
+  if (Object.hasOwn(data, '__proto__') || Object.getOwnPropertySymbols(data).length > 0) return null;
+  return { eventId, eventType, schemaVersion, data: { ...data }, metadata: meta };
+}
+
 /** Envelope check shared by every writer: ids, types, metadata. */
 export function parseNewEvent(input: NewEventInput, index = 0): NewEvent {
+  const fast = fastNewEvent(input);
+  if (fast) return fast;
   const parsed = NewEvent.safeParse(input);
   if (!parsed.success) fail(`event #${index} is malformed`, zodIssues(parsed.error, ''));
   return parsed.data;

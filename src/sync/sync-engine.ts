@@ -1,6 +1,7 @@
 import { ORDER_STREAM_TYPE } from '../domain/events.js';
 import type { Issue } from '../domain/issues.js';
 import type { NewEvent, ServerEvent } from '../protocol/envelope.js';
+import type { PullResponse } from '../protocol/sync-api.js';
 import {
   MAX_EVENTS_PER_APPEND,
   MAX_PULL_LIMIT,
@@ -419,28 +420,49 @@ export class SyncEngine {
   private async pullInto(report: SyncReport, onProgress?: (p: SyncProgress) => void): Promise<void> {
     const client = this.requireClient();
     let done = 0;
-    for (;;) {
-      const after = this.repo.checkpoint();
-      const page = await client.pull({ after, limit: this.pullLimit });
-      let rebased: string[] = [];
-      this.store.db
-        .transaction(() => {
-          // A second sync on another connection may have moved the checkpoint meanwhile.
-          if (this.repo.checkpoint() !== after) return;
-          const applied = this.applyServerEvents(page.events);
-          this.repo.setCheckpoint(Math.max(after, page.nextPosition));
-          report.confirmedCommands += applied.confirmed;
-          report.rejectedCommands.push(...applied.rejected);
-          report.rebasedOrders += applied.rebased.length;
-          rebased = applied.rebased;
-          if (applied.orders.length > 0) this.changed?.(applied.orders);
-        })
-        .immediate();
-      report.pulledEvents += page.events.length;
-      done += page.events.length;
-      if (rebased.length > 0) onProgress?.({ phase: 'rebase', done: rebased.length, total: rebased.length });
-      onProgress?.({ phase: 'pull', done, total: null });
-      if (!page.hasMore || page.events.length === 0) return;
+    // The next page is requested before this one is written, so the server prepares it while the
+    // device stores (a first sync otherwise waited for each in turn). It is used only if the
+    // checkpoint really moved to where it starts; otherwise it is dropped and asked for again.
+    type Requested = { after: number; page: Promise<PullResponse>; abort: AbortController };
+    let next: Requested | null = null;
+    const request = (after: number): Requested => {
+      const abort = new AbortController();
+      const page = client.pull({ after, limit: this.pullLimit, signal: abort.signal });
+      page.catch(() => {}); // awaited, or aborted and dropped: never an unhandled rejection
+      return { after, page, abort };
+    };
+    try {
+      for (;;) {
+        const after = this.repo.checkpoint();
+        const current: Requested = next !== null && next.after === after ? next : request(after);
+        if (next !== null && next !== current) next.abort.abort();
+        next = null;
+        const page = await current.page;
+        if (page.hasMore && page.events.length > 0) next = request(Math.max(after, page.nextPosition));
+        let rebased: string[] = [];
+        this.store.db
+          .transaction(() => {
+            // A second sync on another connection may have moved the checkpoint meanwhile.
+            if (this.repo.checkpoint() !== after) return;
+            const applied = this.applyServerEvents(page.events);
+            this.repo.setCheckpoint(Math.max(after, page.nextPosition));
+            report.confirmedCommands += applied.confirmed;
+            report.rejectedCommands.push(...applied.rejected);
+            report.rebasedOrders += applied.rebased.length;
+            rebased = applied.rebased;
+            if (applied.orders.length > 0) this.changed?.(applied.orders);
+          })
+          .immediate();
+        report.pulledEvents += page.events.length;
+        done += page.events.length;
+        if (rebased.length > 0) onProgress?.({ phase: 'rebase', done: rebased.length, total: rebased.length });
+        onProgress?.({ phase: 'pull', done, total: null });
+        if (!page.hasMore || page.events.length === 0) return;
+      }
+    } finally {
+      // Stopped (an error, or a page that did not move the checkpoint): the page asked for in
+      // advance is not needed.
+      next?.abort.abort();
     }
   }
 
@@ -481,27 +503,30 @@ export class SyncEngine {
       run = [];
     };
 
-    for (const e of events) {
-      if (known.has(e.eventId) || quarantined.has(e.eventId)) continue;
-      // An event this build cannot read is kept aside, and so is everything after it on its
-      // stream; every other stream goes on (the pull checkpoint moves past them all).
-      const verdict = blocked.has(e.streamId) ? ({ ok: false, kind: 'blocked', reason: BLOCKED_REASON } as const) : readVerdict(e);
-      if (!verdict.ok) {
-        flush();
-        this.quarantine.add(e, verdict.kind, verdict.reason, at);
-        blocked.add(e.streamId);
+    // Inline projections see the whole page at once (same transaction), before the outbox reacts.
+    this.store.log.withHooksBatched(() => {
+      for (const e of events) {
+        if (known.has(e.eventId) || quarantined.has(e.eventId)) continue;
+        // An event this build cannot read is kept aside, and so is everything after it on its
+        // stream; every other stream goes on (the pull checkpoint moves past them all).
+        const verdict = blocked.has(e.streamId) ? ({ ok: false, kind: 'blocked', reason: BLOCKED_REASON } as const) : readVerdict(e);
+        if (!verdict.ok) {
+          flush();
+          this.quarantine.add(e, verdict.kind, verdict.reason, at);
+          blocked.add(e.streamId);
+          orders.add(e.streamId);
+          continue;
+        }
+        const p = mine.get(e.eventId);
+        if (p && p.status === 'pending' && p.currentAttempt === p.attempt) own.set(p.commandId, p.attempt);
+        else if (withPending.has(e.streamId)) foreignOn.add(e.streamId);
+        const last = run[run.length - 1];
+        if (last && (last.streamId !== e.streamId || last.recordedAt !== e.recordedAt || last.streamVersion + 1 !== e.streamVersion)) flush();
+        run.push(e);
         orders.add(e.streamId);
-        continue;
       }
-      const p = mine.get(e.eventId);
-      if (p && p.status === 'pending' && p.currentAttempt === p.attempt) own.set(p.commandId, p.attempt);
-      else if (withPending.has(e.streamId)) foreignOn.add(e.streamId);
-      const last = run[run.length - 1];
-      if (last && (last.streamId !== e.streamId || last.recordedAt !== e.recordedAt || last.streamVersion + 1 !== e.streamVersion)) flush();
-      run.push(e);
-      orders.add(e.streamId);
-    }
-    flush();
+      flush();
+    });
     this.repo.savePositions(events.map((e) => ({ eventId: e.eventId, globalPosition: e.globalPosition, hash: e.hash, serverRecordedAt: e.recordedAt })));
 
     const complete = [...own].filter(([commandId, attempt]) => this.repo.attemptConfirmed(commandId, attempt));

@@ -145,3 +145,61 @@ function catchError(fn: () => unknown): Error {
   }
   throw new Error('expected an error');
 }
+
+describe('batched appends (multi-row statements)', () => {
+  it('numbers every row of a large batch as the log stores it, across chunk boundaries and after other streams', () => {
+    const s = fresh();
+    s.log.append('O-a', [created('O-a')], { expectedVersion: 'no_stream' });
+    for (const size of [1, 49, 50, 51, 137]) {
+      const id = `O-b${size}`;
+      const batch = [created(id), ...Array.from({ length: size - 1 }, (_, i) => paid(i + 1))];
+      const head = s.log.headPosition();
+      const r = s.log.append(id, batch, { expectedVersion: 'no_stream' });
+      expect(r.positions).toEqual(Array.from({ length: size }, (_, i) => head + 1 + i));
+      const back = s.log.readStream(id, { raw: true });
+      expect(back.map((e) => [e.position, e.eventId, e.streamVersion])).toEqual(r.events.map((e) => [e.position, e.eventId, e.streamVersion]));
+      expect(back.map((e) => e.data)).toEqual(batch.map((e) => e.data));
+    }
+    // A large batch reusing one stored id at its end is refused whole.
+    const dup = s.log.readStream('O-b137', { raw: true })[0]!;
+    const bad = [created('O-c'), ...Array.from({ length: 120 }, (_, i) => paid(i + 1)), { ...paid(999), eventId: dup.eventId }];
+    const head = s.log.headPosition();
+    expect(() => s.log.append('O-c', bad, { expectedVersion: 'no_stream' })).toThrow(IdempotencyConflictError);
+    expect(s.log.headPosition()).toBe(head);
+    expect(s.log.streamVersion('O-c')).toBe(0);
+    s.close();
+  });
+});
+
+describe('withHooksBatched', () => {
+  it('hands every event appended inside it to the hooks once, in log order, in the same transaction', () => {
+    const s = fresh();
+    const calls: number[][] = [];
+    s.log.onAppend((events) => {
+      expect(s.db.inTransaction).toBe(true);
+      calls.push(events.map((e) => e.position));
+    });
+    expect(() => s.log.withHooksBatched(() => 1)).toThrow(/inside a transaction/);
+    s.db.transaction(() =>
+      s.log.withHooksBatched(() => {
+        s.log.append('O-h1', [created('O-h1'), paid(1)], { expectedVersion: 'no_stream' });
+        s.log.append('O-h2', [created('O-h2')], { expectedVersion: 'no_stream' });
+        expect(calls).toEqual([]);
+      }),
+    )();
+    expect(calls).toEqual([[1, 2, 3]]);
+    // Unbatched appends reach the hooks one append at a time, as before.
+    s.log.append('O-h3', [created('O-h3')], { expectedVersion: 'no_stream' });
+    expect(calls).toEqual([[1, 2, 3], [4]]);
+    // A hook that throws on the batch rolls the whole transaction back.
+    const stop = s.log.onAppend(() => {
+      throw new Error('projection failed');
+    });
+    expect(() =>
+      s.db.transaction(() => s.log.withHooksBatched(() => s.log.append('O-h4', [created('O-h4')], { expectedVersion: 'no_stream' })))(),
+    ).toThrow('projection failed');
+    stop();
+    expect(s.log.headPosition()).toBe(4);
+    s.close();
+  });
+});

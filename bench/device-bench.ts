@@ -1,0 +1,228 @@
+/**
+ * The two device paths users feel:
+ * - boot: open a device whose log holds N events (projections caught up, as after a normal
+ *   shutdown) and P pending commands, until the first list page is ready. Raw anchor: open the
+ *   same SQLite file with better-sqlite3 and read the same page straight from order_list.
+ * - first sync: a new device pulls a server holding N events (SQLite server in its own process)
+ *   until its order list is usable. Raw anchor: the same pages fetched and parsed by the same
+ *   HTTP client, nothing stored (what the server and the wire can deliver).
+ * Load average beside every run; same-run ratios are the figures to trust.
+ *   npx tsx bench/device-bench.ts boot [events] [pending]
+ *   npx tsx bench/device-bench.ts firstsync [events]
+ */
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { v7 as uuidv7 } from 'uuid';
+import { Device } from '../src/app/device.js';
+import { defaultProjections, OrderQueries, ProjectionRunner } from '../src/projections/index.js';
+import type { NewEvent } from '../src/protocol/envelope.js';
+import type { AppendCommand } from '../src/server/repository.js';
+import { SqliteRepository } from '../src/server/store/sqlite/sqlite-repository.js';
+import { openLocalStore } from '../src/store/index.js';
+import { SyncHttpClient } from '../src/sync/http-client.js';
+import { Outbox } from '../src/sync/outbox.js';
+import { createPendingSource } from '../src/sync/pending-source.js';
+import { SyncEngine } from '../src/sync/sync-engine.js';
+import { generateForBench } from './projections-bench.js';
+import { startServerProcess } from './server-process.js';
+
+const load = () => os.loadavg().map((x) => Math.round(x * 100) / 100);
+const FIRST_PAGE = { status: 'ALL', sort: 'updatedAt', direction: 'desc', limit: 50, offset: 0 } as const;
+
+export interface BootResult {
+  events: number;
+  pending_commands: number;
+  boot_ms: number;
+  raw_first_page_ms: number;
+  first_page_rows: number;
+  load_avg: number[];
+}
+
+/** Boot: median of `runs` opens of the same device directory. */
+export async function benchBoot(opts: { events: number; pending: number; runs?: number }): Promise<BootResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'boot-bench-'));
+  try {
+    // The log (orders of ~10 events) and its projections, as a device that was shut down cleanly.
+    const store = openLocalStore(join(dir, 'device.sqlite'));
+    generateForBench(store.db, opts.events, Math.max(1, Math.round(opts.events / 10)));
+    const runner = new ProjectionRunner(store.log, defaultProjections());
+    await runner.open();
+    // Pending commands (not pushed yet): orders taken offline, each with payments, 10 commands an order.
+    const outbox = new Outbox(store, { deviceId: 'boot-bench', onOrdersChanged: (ids) => runner.refreshOrders(ids) });
+    runner.setPendingSource(createPendingSource(outbox));
+    const submit = store.db.transaction((from: number, to: number) => {
+      for (let i = from; i < to; i++) {
+        const orderId = `OFF-${Math.floor(i / 10)}`;
+        const r =
+          i % 10 === 0
+            ? outbox.submit({ type: 'CreateOrder', orderId, customerId: `CUST-${i % 997}`, items: [{ sku: 'SKU-1', quantity: 1, unitPrice: 1000 }], currency: 'USD' }, { userId: 'bench' })
+            : outbox.submit({ type: 'RecordPayment', orderId, paymentId: `pay-${i}`, amount: 100 }, { userId: 'bench' });
+        if (!r.ok) throw new Error(`offline command refused: ${JSON.stringify(r).slice(0, 200)}`);
+      }
+    });
+    for (let i = 0; i < opts.pending; i += 1000) submit.immediate(i, Math.min(opts.pending, i + 1000));
+    runner.close();
+    store.close();
+
+    const boots: number[] = [];
+    const raws: number[] = [];
+    let rows = 0;
+    for (let r = 0; r < (opts.runs ?? 5); r++) {
+      let t = performance.now();
+      const raw = new Database(join(dir, 'device.sqlite'), { readonly: true });
+      raw.prepare('SELECT order_id, customer_id, status, total, currency, updated_at, sync FROM order_list ORDER BY updated_at DESC, order_id DESC LIMIT 50').all();
+      raws.push(performance.now() - t);
+      raw.close();
+
+      t = performance.now();
+      const device = await Device.open({ dataDir: dir, autoSync: false });
+      const page = device.queries.listOrdersNow(FIRST_PAGE);
+      boots.push(performance.now() - t);
+      rows = page.rows.length;
+      await device.close();
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    return {
+      events: opts.events,
+      pending_commands: opts.pending,
+      boot_ms: Math.round(median(boots) * 10) / 10,
+      raw_first_page_ms: Math.round(median(raws) * 100) / 100,
+      first_page_rows: rows,
+      load_avg: load(),
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export interface FirstSyncResult {
+  events: number;
+  orders: number;
+  seed_ms: number;
+  fetch_only_events_per_s: number;
+  first_sync_ms: number;
+  first_sync_events_per_s: number;
+  /** first sync ÷ fetch only (same run). */
+  ratio_vs_fetch: number;
+  pull_requests: number;
+  load_avg: number[];
+}
+
+const TOKEN = 'bench-token-0123456789';
+const TENANT = 'bench';
+
+/** Fill the server's file in-process (not timed as sync): orders of 10 events, 500 orders a commit. */
+async function seedServer(file: string, events: number): Promise<number> {
+  const repo = new SqliteRepository(file);
+  const metadata = { userId: 'bench', deviceId: 'seeder', source: 'bench', tenantId: TENANT };
+  const orders = Math.ceil(events / 10);
+  let written = 0;
+  try {
+    for (let o = 0; o < orders; o += 500) {
+      const cmds: AppendCommand[] = [];
+      for (let k = o; k < Math.min(orders, o + 500) && written < events; k++) {
+        const orderId = `ORD-${String(k).padStart(7, '0')}`;
+        const n = Math.min(10, events - written);
+        const evs: NewEvent[] = [
+          {
+            eventId: uuidv7(),
+            eventType: 'OrderCreated',
+            schemaVersion: 2,
+            data: { orderId, customerId: `CUST-${k % 5000}`, items: [{ sku: 'SKU-1', quantity: 1, unitPrice: 900 }], total: 900, currency: 'USD' },
+            metadata,
+          },
+          ...Array.from({ length: n - 1 }, (_, p) => ({ eventId: uuidv7(), eventType: 'PaymentReceived', schemaVersion: 1, data: { paymentId: `P-${p}`, amount: 100 }, metadata })),
+        ];
+        written += n;
+        cmds.push({ tenantId: TENANT, streamId: orderId, streamType: 'Order', expectedVersion: 'no_stream', events: evs });
+      }
+      const outcomes = await repo.appendAll(cmds);
+      const bad = outcomes.find((x) => x.status !== 'ok');
+      if (bad) throw new Error(`seeding failed: ${JSON.stringify(bad).slice(0, 300)}`);
+    }
+  } finally {
+    await repo.close();
+  }
+  return orders;
+}
+
+export async function benchFirstSync(opts: { events: number; pullLimit?: number }): Promise<FirstSyncResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'firstsync-bench-'));
+  let t = performance.now();
+  const orders = await seedServer(join(dir, 'server.db'), opts.events);
+  const seedMs = performance.now() - t;
+  const server = await startServerProcess({ dbFile: join(dir, 'server.db'), tokens: [{ token: TOKEN, tenant: TENANT, user: 'bench', roles: ['device'] }] });
+  try {
+    let pullRequests = 0;
+    const client = () => new SyncHttpClient({ baseUrl: server.url, token: TOKEN, timeoutMs: 120_000 });
+    const limit = opts.pullLimit ?? 5000;
+
+    // Raw anchor: every page through the same client, parsed and dropped.
+    const anchor = client();
+    t = performance.now();
+    let fetched = 0;
+    for (let after = 0; ; ) {
+      const page = await anchor.pull({ after, limit });
+      fetched += page.events.length;
+      after = page.nextPosition;
+      if (!page.hasMore || page.events.length === 0) break;
+    }
+    const fetchMs = performance.now() - t;
+    if (fetched !== opts.events) throw new Error(`fetch-only anchor read ${fetched}/${opts.events}`);
+
+    // A new device, wired as Device.open wires it: projections open, then the engine pulls.
+    t = performance.now();
+    const store = openLocalStore(join(dir, 'device.sqlite'));
+    const runner = new ProjectionRunner(store.log, defaultProjections());
+    const outbox = new Outbox(store, { deviceId: 'new-device', onOrdersChanged: (ids) => runner.refreshOrders(ids) });
+    runner.setPendingSource(createPendingSource(outbox));
+    await runner.open();
+    const counted = client();
+    const pull = counted.pull.bind(counted);
+    counted.pull = (q) => {
+      pullRequests++;
+      return pull(q);
+    };
+    const engine = new SyncEngine({ store, outbox, client: counted, pullLimit: limit });
+    const report = await engine.pull();
+    runner.catchUp();
+    const page = new OrderQueries(store.db).listOrdersNow(FIRST_PAGE);
+    const syncMs = performance.now() - t;
+    const listed = store.db.prepare('SELECT COUNT(*) FROM order_list').pluck().get() as number;
+    runner.close();
+    store.close();
+    if (report.pulledEvents !== opts.events || listed !== orders || page.rows.length === 0) {
+      throw new Error(`first sync incomplete: ${report.pulledEvents}/${opts.events} events, ${listed}/${orders} orders listed`);
+    }
+    const fetchRate = opts.events / (fetchMs / 1000);
+    const syncRate = opts.events / (syncMs / 1000);
+    return {
+      events: opts.events,
+      orders,
+      seed_ms: Math.round(seedMs),
+      fetch_only_events_per_s: Math.round(fetchRate),
+      first_sync_ms: Math.round(syncMs),
+      first_sync_events_per_s: Math.round(syncRate),
+      ratio_vs_fetch: Math.round((syncRate / fetchRate) * 1000) / 1000,
+      pull_requests: pullRequests,
+      load_avg: load(),
+    };
+  } finally {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const [what, a, b] = process.argv.slice(2);
+  const start = load();
+  const r =
+    what === 'boot'
+      ? await benchBoot({ events: Number(a ?? 1_000_000), pending: Number(b ?? 100_000) })
+      : await benchFirstSync({ events: Number(a ?? 1_000_000) });
+  console.log({ load_avg_at_start: start, ...r });
+}
