@@ -4,7 +4,7 @@ import type { OrderState } from '../../../domain/state.js';
 import type { PreparedEvent } from '../append-logic.js';
 import { GENESIS_HASH } from '../../hash.js';
 import type { AppendCommand, ChainFilter, DashboardQuery, OrderView } from '../../repository.js';
-import { runAsync, wait, type Op, type SnapshotSession, type StoreDialect, type Work, type WriteSession, type WriteWork } from '../port.js';
+import { runAsync, wait, type Op, type ScopedRowsQuery, type SnapshotSession, type StoreDialect, type Work, type WriteSession, type WriteWork } from '../port.js';
 import { parseState, type EventRow, type HeadCheckRow, type ProjectionRow, type StreamHead } from '../rows.js';
 import { LOCK_CLASS_POSITIONS, LOCK_CLASS_REBUILD, lockKey, pgCode } from './migrate.js';
 import { SQL } from './sql.js';
@@ -218,6 +218,11 @@ export class PgDialect implements StoreDialect {
 
   async pullRows(tenantId: string, after: number, limit: number): Promise<EventRow[]> {
     return (await this.pool.query<EventRow>(SQL.pull, [tenantId, after, limit])).rows;
+  }
+
+  async scopedPullRows(tenantId: string, q: ScopedRowsQuery): Promise<EventRow[]> {
+    const params = [tenantId, q.customers, q.since, q.streams, q.after, q.upTo, q.limit];
+    return (await this.pool.query<EventRow>(SQL.scopedPull, params)).rows;
   }
 
   async streamRows(tenantId: string, streamId: string, afterVersion: number, limit: number | undefined): Promise<EventRow[]> {
