@@ -38,6 +38,8 @@ export interface SyncEngineOptions {
   pullLimit?: number;
   /** Push/pull rounds per syncOnce: a rebase or a lost response costs one more round. */
   maxRounds?: number;
+  /** The time the retention window is measured from (default: now). */
+  clock?: () => Date;
 }
 
 export interface SyncReport {
@@ -105,6 +107,7 @@ export class SyncEngine {
   /** The device's sync scope, the orders kept outside it, and the backfills owed. */
   readonly scope: ScopeRepository;
   private readonly evicted: EvictedStreams;
+  private readonly clock: () => Date;
 
   constructor(opts: SyncEngineOptions) {
     this.store = opts.store;
@@ -118,6 +121,7 @@ export class SyncEngine {
     this.maxRounds = opts.maxRounds ?? 5;
     this.scope = new ScopeRepository(opts.store.db);
     this.evicted = opts.store.orders.evicted;
+    this.clock = opts.clock ?? (() => new Date());
   }
 
   /**
@@ -222,7 +226,7 @@ export class SyncEngine {
       }
       report.pending = this.repo.pendingCount();
       const days = this.scope.retentionDays();
-      if (days !== null) report.retention = evictClosedOrders(this.store, this.repo, this.quarantine, { retentionDays: days });
+      if (days !== null) report.retention = evictClosedOrders(this.store, this.repo, this.quarantine, { retentionDays: days, now: this.clock() });
       return report;
     } finally {
       this.running = false;
