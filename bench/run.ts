@@ -14,9 +14,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeReport } from './report.js';
 
-export const SECTIONS = ['store', 'emmett', 'projections', 'server', 'sync', 'converge', 'projections10m'] as const;
+export const SECTIONS = ['store', 'emmett', 'projections', 'server', 'sync', 'converge', 'scope', 'projections10m'] as const;
 export type Section = (typeof SECTIONS)[number];
-const DEFAULT_SECTIONS: Section[] = ['store', 'emmett', 'projections', 'server', 'sync', 'converge'];
+const DEFAULT_SECTIONS: Section[] = ['store', 'emmett', 'projections', 'server', 'sync', 'converge', 'scope'];
 
 export interface SectionResult {
   ok: boolean;
@@ -123,6 +123,13 @@ async function runSection(name: Section, quick: boolean): Promise<unknown> {
       const { benchSync } = await import('./sync-bench.js');
       const r = await benchSync({ events: quick ? 5_000 : 100_000 });
       console.table([r]);
+      return r;
+    }
+    case 'scope': {
+      // Issue 16: time to usable against 1M server events with a 1 % scope next to a full pull; a year's device file with and without retention.
+      const { benchScope, printScope } = await import('./scope-bench.js');
+      const r = await benchScope(quick ? { events: 20_000, ordersPerDay: 20 } : {});
+      printScope(r);
       return r;
     }
     case 'converge': {
