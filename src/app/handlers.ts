@@ -76,7 +76,8 @@ export function createHandlers(device: Device): Handlers {
     try {
       return await call();
     } catch (err) {
-      if (err instanceof SyncError) return { status: 'unavailable', reason: err.message };
+      // A server may echo the request (and its token) back in an error.
+      if (err instanceof SyncError) return { status: 'unavailable', reason: device.redact(err.message) };
       throw err;
     }
   }
