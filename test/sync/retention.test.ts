@@ -5,6 +5,10 @@ import type { StartedServer } from '../../src/server/index.js';
 import { evictClosedOrders } from '../../src/sync/retention.js';
 import { SyncEngine } from '../../src/sync/sync-engine.js';
 import { SyncHttpClient } from '../../src/sync/http-client.js';
+import { Outbox } from '../../src/sync/outbox.js';
+import { createPendingSource } from '../../src/sync/pending-source.js';
+import { defaultProjections, ProjectionRunner } from '../../src/projections/index.js';
+import { openLocalStore } from '../../src/store/local-store.js';
 import { tempDir } from '../helpers/tmp.js';
 import { TENANT, cancel, comparable, createOrder, openDevice, pay, reserve, serverState, ship, startSqliteServer, tokenOf, type Device } from './helpers.js';
 
@@ -122,5 +126,37 @@ describe('bounded device history (real SQLite files, real server on loopback)', 
     expect(report.retention!.evictedOrders).toBeGreaterThanOrEqual(19);
     expect(ids.map((id) => eventsOf(field, id))).toEqual([...Array<number>(19).fill(0), 2]);
     expect((await engine.syncOnce()).retention).toEqual({ evictedOrders: 0, droppedEvents: 0 });
+  });
+
+  it('the order list keeps an evicted order, and after a projection rebuild a later event folds onto its kept state', async () => {
+    const writer = device('writer');
+    const shipped = oid('listed');
+    for (const c of [createOrder(shipped), pay(shipped, 'p1', 10_000), reserve(shipped, 'r1'), ship(shipped, 's1')]) expect(writer.submit(c).ok).toBe(true);
+    expect(writer.submit(createOrder(oid('head'))).ok).toBe(true);
+    await writer.engine.syncOnce();
+
+    const store = openLocalStore(tmp.file('listed.db'), { durability: 'normal' });
+    try {
+      const runner = new ProjectionRunner(store.log, defaultProjections());
+      const outbox = new Outbox(store, { deviceId: 'dev-listed', onOrdersChanged: (ids) => runner.refreshOrders(ids) });
+      runner.setPendingSource(createPendingSource(outbox));
+      await runner.open();
+      const engine = new SyncEngine({ store, outbox, client: new SyncHttpClient({ baseUrl: server.url, token: tokenOf('alice') }) });
+      const row = () => store.db.prepare('SELECT status, paid_amount, confirmed_version FROM order_list WHERE order_id = ?').get(shipped);
+      await engine.syncOnce();
+      expect(row()).toEqual({ status: 'SHIPPED', paid_amount: 10_000, confirmed_version: 4 });
+      expect(evictClosedOrders(store, outbox.repo, outbox.quarantine, { retentionDays: 30, now: later(40) }).evictedOrders).toBeGreaterThanOrEqual(1);
+      expect(eventsOf({ store } as Device, shipped)).toBe(0);
+      expect(row()).toEqual({ status: 'SHIPPED', paid_amount: 10_000, confirmed_version: 4 });
+
+      await runner.rebuild(runner.names);
+      await writer.engine.syncOnce();
+      expect(writer.submit(refund(shipped, 'p1', 2500)).ok).toBe(true);
+      await writer.engine.syncOnce();
+      await engine.syncOnce();
+      expect(row()).toEqual({ status: 'SHIPPED', paid_amount: 7500, confirmed_version: 5 });
+    } finally {
+      store.close();
+    }
   });
 });
