@@ -18,6 +18,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { defaultProjections, OrderQueries, ProjectionRunner } from '../src/projections/index.js';
 import type { AppendCommand } from '../src/server/repository.js';
 import { SqliteRepository } from '../src/server/index.js';
+import { READ_MODEL_VERSION } from '../src/server/store/append-logic.js';
 import { openLocalStore, type LocalStore } from '../src/store/local-store.js';
 import { createPendingSource } from '../src/sync/pending-source.js';
 import { Outbox } from '../src/sync/outbox.js';
@@ -105,6 +106,8 @@ async function buildServer(file: string, events: number): Promise<number> {
       const outcomes = await repo.appendAll(cmds);
       if (outcomes.some((x) => x.status !== 'ok')) throw new Error('bench server build: an append was refused');
     }
+    // Record the fold that built the read model, as a started server does: otherwise the server's start replays the whole log.
+    await repo.ensureReadModel(READ_MODEL_VERSION);
     return orders;
   } finally {
     await repo.close();
