@@ -4,10 +4,11 @@
 //
 //   npm run bench                       all sections (about 5-10 minutes on 2 cores)
 //   npm run bench -- store emmett       a subset (sections: store emmett projections server sync
-//                                       converge archive boot firstsync projections10m) (also BENCH_ONLY=store,emmett); other sections of
+//                                       converge archive boot firstsync scope projections10m) (also BENCH_ONLY=store,emmett); other sections of
 //                                       latest.json are kept from their previous run
 //   npm run bench -- --quick            small sizes (smoke test of the pipeline, not for publishing)
 //   npm run bench:10m                   the 10M-event projection rebuild (separate, longer)
+//   BENCH_SCOPE_EVENTS=200000 npm run bench -- scope   the scope section against a smaller server
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -15,9 +16,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeReport } from './report.js';
 
-export const SECTIONS = ['store', 'emmett', 'projections', 'server', 'sync', 'converge', 'archive', 'boot', 'firstsync', 'projections10m'] as const;
+export const SECTIONS = ['store', 'emmett', 'projections', 'server', 'sync', 'converge', 'archive', 'boot', 'firstsync', 'scope', 'projections10m'] as const;
 export type Section = (typeof SECTIONS)[number];
-const DEFAULT_SECTIONS: Section[] = ['store', 'emmett', 'projections', 'server', 'sync', 'converge', 'archive', 'boot', 'firstsync'];
+const DEFAULT_SECTIONS: Section[] = ['store', 'emmett', 'projections', 'server', 'sync', 'converge', 'archive', 'boot', 'firstsync', 'scope'];
 
 export interface SectionResult {
   ok: boolean;
@@ -142,6 +143,15 @@ async function runSection(name: Section, quick: boolean): Promise<unknown> {
       const { benchFirstSync } = await import('./device-bench.js');
       const r = await benchFirstSync({ events: quick ? 10_000 : 1_000_000 });
       console.table([r]);
+      return r;
+    }
+    case 'scope': {
+      // Issue 16: time to usable against 1M server events with a 1 % scope next to a full pull; a year's device file with and without retention.
+      const { benchScope, printScope } = await import('./scope-bench.js');
+      // BENCH_SCOPE_EVENTS: a smaller server for a quicker run (the default is the 1M the issue names).
+      const events = Number(process.env.BENCH_SCOPE_EVENTS ?? (quick ? 20_000 : 1_000_000));
+      const r = await benchScope(quick ? { events, ordersPerDay: 20 } : { events });
+      printScope(r);
       return r;
     }
     case 'converge': {

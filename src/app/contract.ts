@@ -7,6 +7,7 @@ import { DriftReport } from '../projections/drift.js';
 import { CustomerHistoryInput, CustomerHistoryOutput, ListOrdersInput, ListOrdersOutput, SyncBadge } from '../projections/query-schemas.js';
 import { RebuildProgress } from '../projections/types.js';
 import { Conflict as InboxEntry, QuarantinedEvent, SyncStatus, TimelineEntry } from '../sync/views.js';
+import { SyncScope } from '../protocol/sync-api.js';
 
 /**
  * The one contract between the renderer and the process that owns the store (Electron main,
@@ -44,6 +45,8 @@ export const OrderDetail = z.object({
   /** Chain status of the synced part, as last verified against the server (null if never checked). */
   audit: AuditCheck.nullable(),
   conflicts: z.array(Conflict),
+  /** Bounded history: this device dropped the order's events up to this version (closed, past retention); the server has them. */
+  historyDropped: z.object({ version: z.number(), droppedAt: z.string() }).nullable(),
 });
 export type OrderDetail = z.infer<typeof OrderDetail>;
 
@@ -76,6 +79,31 @@ export const CommandResult = z.discriminatedUnion('ok', [
 ]);
 export type CommandResult = z.infer<typeof CommandResult>;
 
+/** What this device keeps (issue 16): its sync scope and the retention of closed orders. */
+export const SyncScopeSettings = z.strictObject({
+  scope: SyncScope,
+  /** Closed orders older than this many days drop their local events (null: keep everything). */
+  retentionDays: z.number().int().min(1, 'at least 1 day').max(3650).nullable(),
+});
+export type SyncScopeSettings = z.input<typeof SyncScopeSettings>;
+export const SyncScopeView = SyncScopeSettings.extend({
+  /** Orders followed whatever the scope: touched on this device or opened from the server. */
+  followedOrders: z.number(),
+  /** Closed orders whose local events were dropped. */
+  droppedOrders: z.number(),
+  /** A widened scope's history is still being fetched. */
+  backfilling: z.boolean(),
+});
+export type SyncScopeView = z.infer<typeof SyncScopeView>;
+
+/** Fetching from the server is an expected outcome, not an error: it may be unreachable, or have no such order. */
+export const RemoteOutcome = <T extends z.ZodRawShape>(ok: T) =>
+  z.discriminatedUnion('status', [
+    z.object({ status: z.literal('ok'), ...ok }),
+    z.object({ status: z.literal('not-found') }),
+    z.object({ status: z.literal('unavailable'), reason: z.string() }),
+  ]);
+
 const method = <I extends z.ZodType, O extends z.ZodType>(input: I, output: O) => ({ input, output });
 const Empty = z.strictObject({});
 
@@ -103,6 +131,12 @@ export const contract = {
   rebuildProjections: method(z.strictObject({ projection: z.string().optional() }), z.object({ eventsReplayed: z.number(), durationMs: z.number() })),
   driftCheck: method(z.strictObject({ projection: z.string().optional() }), z.array(DriftReport)),
   verifyAudit: method(z.strictObject({ orderId: Identifier }), AuditResult),
+  getSyncScope: method(Empty, SyncScopeView),
+  saveSyncScope: method(SyncScopeSettings, SyncScopeView),
+  /** Open an order that is not on this device (outside its scope) from the server, and keep it. */
+  openRemoteOrder: method(z.strictObject({ orderId: Identifier }), RemoteOutcome({ fetched: z.number() })),
+  /** An order's whole history from the server (what a bounded device dropped), not stored. */
+  remoteHistory: method(z.strictObject({ orderId: Identifier }), RemoteOutcome({ timeline: z.array(TimelineEntry) })),
 } as const;
 
 export type Contract = typeof contract;

@@ -155,9 +155,15 @@ export class Device {
 
   /** A server may echo the request back in an error; its text reaches the renderer without the token. */
   redactStatus(status: SyncStatus): SyncStatus {
+    if (status.lastError === null) return status;
+    const lastError = this.redact(status.lastError);
+    return lastError === status.lastError ? status : { ...status, lastError };
+  }
+
+  /** Any server-supplied text on its way to the renderer, without the token. */
+  redact(text: string): string {
     const token = this.vault.read()?.token;
-    if (!token || !status.lastError?.includes(token)) return status;
-    return { ...status, lastError: status.lastError.split(token).join('[token]') };
+    return token && text.includes(token) ? text.split(token).join('[token]') : text;
   }
 
   /** What a newly connected view needs first: the sync status, and a hint to re-read everything. */

@@ -1,11 +1,12 @@
-import type { Conflict, Handlers, MethodOutput } from './contract.js';
+import type { Conflict, Handlers, MethodOutput, OrderDetail } from './contract.js';
 import { ContractError } from './contract.js';
 import type { Device } from './device.js';
 import { verifyOrderAudit } from './audit.js';
 import { decide } from '../domain/commands.js';
 import { foldOrder, type OrderState } from '../domain/state.js';
 import { driftCheck } from '../projections/index.js';
-import { InvalidCommandError } from '../sync/index.js';
+import { HistoryEvictedError } from '../protocol/errors.js';
+import { InvalidCommandError, SyncError } from '../sync/index.js';
 import type { Conflict as InboxEntry } from '../sync/views.js';
 
 /**
@@ -13,7 +14,7 @@ import type { Conflict as InboxEntry } from '../sync/views.js';
  * server both call exactly these functions; validation happens in the transports.
  */
 export function createHandlers(device: Device): Handlers {
-  const { outbox, queries, runner, scheduler, store } = device;
+  const { engine, outbox, queries, runner, scheduler, store } = device;
 
   const userId = () => device.currentSettings().userId;
 
@@ -55,6 +56,32 @@ export function createHandlers(device: Device): Handlers {
     return { ...c, currency, retry: decision.ok ? { possible: true, reason: null } : { possible: false, reason: decision.rejection.message } };
   };
 
+  const dropped = (orderId: string): OrderDetail['historyDropped'] => {
+    const e = store.orders.evicted.get(orderId);
+    return e ? { version: e.version, droppedAt: e.evictedAt } : null;
+  };
+
+  const scopeView = (): MethodOutput<'getSyncScope'> => ({
+    scope: engine.scope.scope(),
+    retentionDays: engine.scope.retentionDays(),
+    followedOrders: engine.scope.followedStreams().length,
+    droppedOrders: store.orders.evicted.count(),
+    backfilling: engine.scope.backfills().length > 0,
+  });
+
+  /** A call to the server: unreachable, refused or unconfigured is an expected outcome the person can act on. */
+  async function remote<T>(call: () => Promise<T>): Promise<T | { status: 'unavailable'; reason: string }> {
+    if (!engine.hasClient()) return { status: 'unavailable', reason: 'No sync server is configured (Settings).' };
+    if (device.settings.workOffline()) return { status: 'unavailable', reason: 'Working offline: turn it off to reach the server.' };
+    try {
+      return await call();
+    } catch (err) {
+      // A server may echo the request (and its token) back in an error.
+      if (err instanceof SyncError) return { status: 'unavailable', reason: device.redact(err.message) };
+      throw err;
+    }
+  }
+
   return {
     listOrders: (input) => queries.listOrders(input),
 
@@ -67,10 +94,18 @@ export function createHandlers(device: Device): Handlers {
         sync: outbox.badge(orderId),
         audit: device.lastAudit(orderId),
         conflicts: outbox.listConflicts({ includeDismissed: false }).filter((c) => c.orderId === orderId).map(withRetry),
+        historyDropped: dropped(orderId),
       };
     },
 
-    getOrderAsOf: async ({ orderId, version, at }) => stateAsOf(orderId, version, at),
+    getOrderAsOf: async ({ orderId, version, at }) => {
+      try {
+        return stateAsOf(orderId, version, at);
+      } catch (err) {
+        if (err instanceof HistoryEvictedError) throw new ContractError('BAD_INPUT', err.message);
+        throw err;
+      }
+    },
 
     customerHistory: (input) => queries.customerHistory(input),
 
@@ -114,6 +149,41 @@ export function createHandlers(device: Device): Handlers {
     },
 
     driftCheck: async ({ projection }) => driftCheck(runner, projection ? [projection] : runner.names),
+
+    getSyncScope: async () => scopeView(),
+
+    saveSyncScope: async ({ scope, retentionDays }) => {
+      engine.setScope(scope);
+      engine.scope.saveRetentionDays(retentionDays, new Date().toISOString());
+      // A wider scope's history, or a retention pass, comes with the next sync: start it now.
+      scheduler.notifyChange();
+      return scopeView();
+    },
+
+    openRemoteOrder: async ({ orderId }) =>
+      remote(async () => {
+        const opened = await engine.openRemote(orderId);
+        return opened ? { status: 'ok' as const, fetched: opened.fetched } : { status: 'not-found' as const };
+      }),
+
+    remoteHistory: async ({ orderId }) =>
+      remote(async () => {
+        const events = await engine.remoteHistory(orderId);
+        if (!events) return { status: 'not-found' as const };
+        const timeline = events.map((e) => ({
+          eventId: e.eventId,
+          streamVersion: e.streamVersion,
+          eventType: e.eventType,
+          schemaVersion: e.schemaVersion,
+          data: e.data as Record<string, unknown>,
+          metadata: e.metadata as Record<string, unknown>,
+          recordedAt: e.recordedAt,
+          sync: 'synced' as const,
+          globalPosition: e.globalPosition,
+          hash: e.hash,
+        }));
+        return { status: 'ok' as const, timeline };
+      }),
 
     verifyAudit: async ({ orderId }) => {
       const result = await verifyOrderAudit(device, orderId);

@@ -312,6 +312,7 @@ class OrderListProjection implements Projection {
       pendingIds: ctx.stmt(`SELECT order_id FROM ${list} WHERE pending_count > 0 OR sync <> 'synced'`).pluck(),
       clearList: ctx.stmt(`DELETE FROM ${list}`),
       clearDaily: ctx.stmt(`DELETE FROM ${daily}`),
+      evicted: ctx.stmt('SELECT state FROM evicted_streams WHERE stream_id = ?').pluck(),
     };
   }
 
@@ -319,7 +320,11 @@ class OrderListProjection implements Projection {
     const cached = ctx.cache.get(orderId) as Entry | undefined;
     if (cached) return { ...cached };
     const row = this.sql(ctx).get.get(orderId) as OrderListRow | undefined;
-    if (!row) return { confirmed: null, lastEventId: '', row: null };
+    if (!row) {
+      // A closed order whose old events this device dropped (bounded history): later events fold onto its kept state.
+      const kept = this.sql(ctx).evicted.get(orderId) as string | undefined;
+      return { confirmed: kept ? (JSON.parse(kept) as OrderState) : null, lastEventId: '', row: null };
+    }
     return { confirmed: row.state ? (JSON.parse(row.state) as OrderState) : null, lastEventId: row.last_event_id, row };
   }
 

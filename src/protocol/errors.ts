@@ -74,3 +74,20 @@ export class ArchivedEventsError extends Error {
     super(`${what} needs events that were archived to ${archives.join(', ')}; restore with \`npm run server -- restore <file>\``);
   }
 }
+
+/**
+ * This device dropped the order's events up to `evictedVersion` (bounded history): a read of
+ * the order as it was before then needs its history from the server.
+ */
+export class HistoryEvictedError extends Error {
+  override name = 'HistoryEvictedError';
+  constructor(
+    readonly streamId: string,
+    readonly evictedVersion: number,
+  ) {
+    super(
+      `the history of ${streamId} up to version ${evictedVersion} was dropped on this device (closed order past the retention window); ` +
+        'open its history from the server',
+    );
+  }
+}

@@ -136,3 +136,42 @@ export const StreamEventsResponse = z.object({
   hasMore: z.boolean().default(false),
 });
 export type StreamEventsResponse = z.infer<typeof StreamEventsResponse>;
+
+/**
+ * Scoped sync (issue 16): which orders a device holds. `all` is the full replica (the plain
+ * pull). Otherwise an order is in scope when its customer is listed, when it changed within the
+ * last `recentDays` days, or when it is listed in `streams` (orders the device touched or opened
+ * on demand: the device keeps them). The server evaluates the scope against its read model at
+ * each pull, always within the caller's tenant.
+ */
+export const MAX_SCOPE_CUSTOMERS = 1000;
+export const MAX_SCOPE_STREAMS = 20_000;
+export const SyncScope = z.discriminatedUnion('mode', [
+  z.strictObject({ mode: z.literal('all') }),
+  z.strictObject({
+    mode: z.literal('scoped'),
+    customers: z.array(z.string().trim().min(1).max(200)).max(MAX_SCOPE_CUSTOMERS).default([]),
+    /** Orders changed within this many days (null: none by recency). */
+    recentDays: z.number().int().min(1).max(3650).nullable().default(null),
+    streams: z.array(StreamId).max(MAX_SCOPE_STREAMS).default([]),
+  }),
+]);
+export type SyncScope = z.infer<typeof SyncScope>;
+export type ScopedSyncScope = Extract<SyncScope, { mode: 'scoped' }>;
+
+/**
+ * POST /sync/events/scoped → 200 PullResponse: the events after `after` (and at most `upTo`)
+ * of the streams in scope. `nextPosition` passes over the events out of scope, up to the newest
+ * position a pull may return, so the device's one cursor stays gap-safe for what it holds; a
+ * stream that enters the scope later (widening, recency) is backfilled by a bounded pull with
+ * `upTo` = the cursor, or by its stream read.
+ */
+export const ScopedPullRequest = z.strictObject({
+  after: z.number().int().min(0).default(0),
+  upTo: z.number().int().min(0).optional(),
+  limit: z.number().int().min(1).max(MAX_PULL_LIMIT).default(1000),
+  scope: SyncScope.options[1].omit({ mode: true }),
+});
+export type ScopedPullRequest = z.input<typeof ScopedPullRequest>;
+/** The parsed request, as the server uses it. */
+export type ScopedPullQuery = z.output<typeof ScopedPullRequest>;

@@ -1,5 +1,5 @@
 import type { ExpectedVersion, NewEvent, ServerEvent } from '../protocol/envelope.js';
-import type { AppendResponse, ConflictResponse, PullResponse } from '../protocol/sync-api.js';
+import type { AppendResponse, ConflictResponse, PullResponse, ScopedPullQuery } from '../protocol/sync-api.js';
 import type { OrderState, OrderStatus } from '../domain/state.js';
 import type { IdempotencyConflictError, InvalidEventError } from '../protocol/errors.js';
 
@@ -87,6 +87,8 @@ export interface EventRepository {
    */
   appendAll(cmds: AppendCommand[]): Promise<PushOutcome[]>;
   pull(tenantId: string, after: number, limit: number): Promise<PullResponse>;
+  /** Events of the streams in scope after `after` (at most `upTo`); nextPosition passes over the rest. */
+  scopedPull(tenantId: string, request: ScopedPullQuery, now?: Date): Promise<PullResponse>;
   /** The stream's events after `afterVersion` in version order; at most `limit` when given. */
   readStream(tenantId: string, streamId: string, afterVersion?: number, limit?: number): Promise<ServerEvent[]>;
   getOrder(tenantId: string, orderId: string): Promise<OrderView | null>;

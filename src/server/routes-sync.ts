@@ -11,6 +11,7 @@ import {
   PullResponse,
   PushRequest,
   PushResponse,
+  ScopedPullRequest,
   StreamEventsQuery,
   StreamEventsResponse,
 } from '../protocol/sync-api.js';
@@ -145,6 +146,22 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
         release();
       }
     },
+  );
+
+  r.post(
+    '/sync/events/scoped',
+    {
+      schema: {
+        tags: ['sync'],
+        description:
+          "Scoped pull: the caller's tenant's events after `after` (at most `upTo`) of the orders in `scope` (customers, changed within " +
+          '`recentDays`, listed `streams`). `nextPosition` passes over the events out of scope; a stream entering the scope later is ' +
+          'backfilled by a pull with `upTo` (or its stream read).',
+        body: ScopedPullRequest,
+        response: { 200: PullResponse, ...commonErrors({ body: true }) },
+      },
+    },
+    async (req) => repo.scopedPull(caller(req).tenant, req.body),
   );
 
   r.get(

@@ -91,7 +91,11 @@ export class EventLog {
 
   constructor(readonly db: Database.Database) {
     this.stmt = {
-      version: db.prepare<[string], { v: number | null }>('SELECT MAX(stream_version) AS v FROM events WHERE stream_id = ?'),
+      // A stream whose old events were dropped (bounded history) continues after its evicted version.
+      version: db.prepare<[string, string], { v: number | null }>(
+        `SELECT MAX(v) AS v FROM (SELECT MAX(stream_version) AS v FROM events WHERE stream_id = ?
+           UNION ALL SELECT version FROM evicted_streams WHERE stream_id = ?)`,
+      ),
       byId: db.prepare<[string], EventRow>(`SELECT ${COLUMNS} FROM events WHERE event_id = ?`),
       // One probe per batch instead of one per event: most appends are new, so this is all they pay.
       anyStored: db
@@ -146,7 +150,7 @@ export class EventLog {
   }
 
   streamVersion(streamId: string): number {
-    return this.stmt.version.get(streamId)?.v ?? 0;
+    return this.stmt.version.get(streamId, streamId)?.v ?? 0;
   }
 
   headPosition(): number {

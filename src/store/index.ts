@@ -4,5 +4,6 @@ export * from '../db/migrations.js';
 export * from './event-log.js';
 export * from './event-validation.js';
 export * from './snapshots.js';
+export * from './evicted-streams.js';
 export * from './order-repository.js';
 export * from './local-store.js';

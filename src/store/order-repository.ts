@@ -4,8 +4,9 @@ import { ORDER_STREAM_TYPE } from '../domain/events.js';
 import { REDUCER_VERSION, foldOrder, initialOrderState, type OrderState } from '../domain/state.js';
 import { decideCommand, type CommandOrigin } from '../protocol/command-events.js';
 import type { StoredEvent } from '../protocol/envelope.js';
-import { ConcurrencyError } from '../protocol/errors.js';
+import { ConcurrencyError, HistoryEvictedError } from '../protocol/errors.js';
 import type { AppendResult, EventLog } from './event-log.js';
+import { EvictedStreams } from './evicted-streams.js';
 import { SnapshotStore } from './snapshots.js';
 
 export interface LoadOptions {
@@ -34,12 +35,14 @@ export const toFoldable = (e: StoredEvent) => ({ type: e.eventType, data: e.data
  */
 export class OrderRepository {
   readonly snapshots: SnapshotStore<OrderState>;
+  readonly evicted: EvictedStreams;
 
   constructor(
     readonly log: EventLog,
     readonly opts: { snapshotEvery?: number } = {},
   ) {
     this.snapshots = new SnapshotStore<OrderState>(log.db, REDUCER_VERSION);
+    this.evicted = new EvictedStreams(log.db);
   }
 
   get snapshotEvery(): number {
@@ -48,10 +51,24 @@ export class OrderRepository {
 
   load(orderId: string, opts: LoadOptions = {}): Loaded {
     let target = opts.asOfVersion ?? Number.MAX_SAFE_INTEGER;
-    if (opts.asOfTime !== undefined) target = Math.min(target, this.log.versionAt(orderId, opts.asOfTime));
+    // A closed order past the retention window: its kept final state is the base; before it, only the server has the history.
+    const evicted = this.evicted.get(orderId);
+    if (opts.asOfTime !== undefined) {
+      let atVersion = this.log.versionAt(orderId, opts.asOfTime);
+      if (evicted && atVersion < evicted.version) {
+        const last = (evicted.state as OrderState).updatedAt;
+        if (last === null || Date.parse(opts.asOfTime) < Date.parse(last)) throw new HistoryEvictedError(orderId, evicted.version);
+        atVersion = evicted.version;
+      }
+      target = Math.min(target, atVersion);
+    }
     if (target <= 0) return { state: initialOrderState, replayed: 0, snapshotVersion: null };
 
-    const snap = this.snapshots.latest(orderId, target);
+    let snap = this.snapshots.latest(orderId, target);
+    if (evicted && (snap?.streamVersion ?? 0) < evicted.version) {
+      if (target < evicted.version) throw new HistoryEvictedError(orderId, evicted.version);
+      snap = { streamId: orderId, streamVersion: evicted.version, reducerVersion: evicted.reducerVersion, state: evicted.state as OrderState };
+    }
     const events = this.log.readStream(orderId, { fromVersion: (snap?.streamVersion ?? 0) + 1, toVersion: target });
     const state = foldOrder(events.map(toFoldable), snap?.state ?? initialOrderState);
     const isHead = opts.asOfVersion === undefined && opts.asOfTime === undefined;

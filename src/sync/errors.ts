@@ -79,3 +79,8 @@ export class InvalidCommandError extends Error {
     super(message);
   }
 }
+
+/** A sync scope failed its schema: nothing was changed. */
+export class InvalidScopeError extends Error {
+  override name = 'InvalidScopeError';
+}

@@ -9,6 +9,7 @@ import {
   PushResult,
   StreamEventsResponse,
   type PushRequest,
+  type ScopedPullRequest,
 } from '../protocol/sync-api.js';
 import { AuthError, BadRequestError, NetworkError, ServerError } from './errors.js';
 
@@ -47,6 +48,8 @@ export interface SyncClient {
   push(request: PushRequest): Promise<PushResponse>;
   /** `signal` ends a held long-poll early (the scheduler's live watch, when it stops). */
   pull(query: { after: number; limit?: number; waitMs?: number; signal?: AbortSignal }): Promise<PullResponse>;
+  /** Scoped sync: the events of the streams in a scope (POST /sync/events/scoped). */
+  scopedPull?(request: ScopedPullRequest): Promise<PullResponse>;
   /** One page of a stream's events after `afterVersion` (the rest of a conflict answer). */
   streamEvents(streamId: string, query: { afterVersion: number; limit?: number }): Promise<StreamEventsResponse>;
 }
@@ -86,6 +89,10 @@ export class SyncHttpClient implements SyncClient {
     if (query.waitMs) params.set('waitMs', String(query.waitMs));
     // Content of the events is checked by the engine (see WireEvent).
     return (await this.request(`/sync/events?${params.toString()}`, { method: 'GET', extraTimeoutMs: query.waitMs ?? 0, signal: query.signal }, WirePullResponse)) as PullResponse;
+  }
+
+  async scopedPull(request: ScopedPullRequest): Promise<PullResponse> {
+    return (await this.request('/sync/events/scoped', { method: 'POST', body: request }, WirePullResponse)) as PullResponse;
   }
 
   async streamEvents(streamId: string, query: { afterVersion: number; limit?: number }): Promise<StreamEventsResponse> {

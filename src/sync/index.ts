@@ -5,4 +5,6 @@ export * from './rebase.js';
 export * from './outbox.js';
 export * from './pending-source.js';
 export * from './sync-engine.js';
+export * from './scope.js';
+export * from './retention.js';
 export * from './scheduler.js';

@@ -340,7 +340,8 @@ export class Outbox {
       };
     });
     const commands = new Map(this.repo.commandsOf(orderId).map((c) => [c.commandId, c]));
-    let version = confirmed.length;
+    // The stream version, not the count: a bounded device may have dropped the oldest events.
+    let version = this.store.log.streamVersion(orderId);
     for (const p of this.repo.allPendingEventsOf(orderId)) {
       const c = commands.get(p.commandId);
       if (!c) continue;

@@ -1,7 +1,6 @@
 import { ORDER_STREAM_TYPE } from '../domain/events.js';
-import type { Issue } from '../domain/issues.js';
+import { describeIssues, zodIssues, type Issue } from '../domain/issues.js';
 import type { NewEvent, ServerEvent } from '../protocol/envelope.js';
-import type { PullResponse } from '../protocol/sync-api.js';
 import {
   MAX_EVENTS_PER_APPEND,
   MAX_PULL_LIMIT,
@@ -12,7 +11,11 @@ import {
   type PushRequest,
 } from '../protocol/sync-api.js';
 import type { LocalStore } from '../store/local-store.js';
-import { SyncInvariantError } from './errors.js';
+import type { EvictedStreams } from '../store/evicted-streams.js';
+import { SyncScope, type PullResponse } from '../protocol/sync-api.js';
+import { evictClosedOrders, type RetentionReport } from './retention.js';
+import { ScopeRepository, scopeWidening, type ScopeFilter } from './scope.js';
+import { InvalidScopeError, ServerError, SyncInvariantError } from './errors.js';
 import type { SyncClient } from './http-client.js';
 import type { OrdersChangedListener, Outbox } from './outbox.js';
 import type { PendingEventRecord, SyncRepository } from './sync-repository.js';
@@ -35,6 +38,8 @@ export interface SyncEngineOptions {
   pullLimit?: number;
   /** Push/pull rounds per syncOnce: a rebase or a lost response costs one more round. */
   maxRounds?: number;
+  /** The time the retention window is measured from (default: now). */
+  clock?: () => Date;
 }
 
 export interface SyncReport {
@@ -52,6 +57,8 @@ export interface SyncReport {
   rounds: number;
   /** Commands still pending after this sync (0 when everything converged). */
   pending: number;
+  /** Closed orders whose local events this sync's retention pass dropped (when retention is on). */
+  retention?: RetentionReport;
 }
 
 interface PlannedAppend {
@@ -97,6 +104,10 @@ export class SyncEngine {
   private readonly pullLimit: number;
   private readonly maxRounds: number;
   private running = false;
+  /** The device's sync scope, the orders kept outside it, and the backfills owed. */
+  readonly scope: ScopeRepository;
+  private readonly evicted: EvictedStreams;
+  private readonly clock: () => Date;
 
   constructor(opts: SyncEngineOptions) {
     this.store = opts.store;
@@ -108,6 +119,79 @@ export class SyncEngine {
     this.maxEventsPerPush = opts.maxEventsPerPush ?? 2000;
     this.pullLimit = Math.min(opts.pullLimit ?? MAX_PULL_LIMIT, MAX_PULL_LIMIT);
     this.maxRounds = opts.maxRounds ?? 5;
+    this.scope = new ScopeRepository(opts.store.db);
+    this.evicted = opts.store.orders.evicted;
+    this.clock = opts.clock ?? (() => new Date());
+  }
+
+  /**
+   * Change what this device pulls. Widening owes the newly included orders their history before
+   * the cursor: a bounded backfill pull (or, back to the full replica, a pull from the start;
+   * what the device holds is skipped). Narrowing drops nothing: pending commands and touched or
+   * opened orders stay followed, and the orders held keep their last synced state.
+   */
+  setScope(input: SyncScope): void {
+    const parsed = SyncScope.safeParse(input);
+    if (!parsed.success) throw new InvalidScopeError(`invalid sync scope: ${describeIssues(zodIssues(parsed.error))}`);
+    const next = parsed.data;
+    const at = new Date().toISOString();
+    this.store.db
+      .transaction(() => {
+        const widened = scopeWidening(this.scope.scope(), next);
+        this.scope.saveScope(next, at);
+        const upTo = this.repo.checkpoint();
+        if (widened === 'everything') {
+          this.repo.setCheckpoint(0);
+          this.scope.saveBackfills([]);
+        } else if (widened !== null && upTo > 0) {
+          this.scope.saveBackfills([...this.scope.backfills(), { filter: widened, after: 0, upTo }]);
+        }
+      })
+      .immediate();
+  }
+
+  /**
+   * Open an order from the server that this device does not follow (outside its scope) and keep
+   * it: its events come into the log, and later pulls include it. Returns the events fetched
+   * (0 when it was already up to date), or null when the server has no such order (in this tenant).
+   */
+  async openRemote(streamId: string): Promise<{ fetched: number } | null> {
+    const client = this.requireClient();
+    const events = await this.streamAfter(client, streamId, this.store.log.streamVersion(streamId));
+    if (events === null) return null;
+    this.store.db
+      .transaction(() => {
+        this.scope.keep(streamId, new Date().toISOString());
+        const applied = this.applyServerEvents(events);
+        if (applied.orders.length > 0) this.changed?.(applied.orders);
+      })
+      .immediate();
+    return { fetched: events.length };
+  }
+
+  /** A stream's whole history from the server, not stored (the history a bounded device dropped). Null: no such stream. */
+  async remoteHistory(streamId: string): Promise<ServerEvent[] | null> {
+    return this.streamAfter(this.requireClient(), streamId, 0);
+  }
+
+  /** The server's events of a stream after a version, every page; null when the stream does not exist there. */
+  private async streamAfter(client: SyncClient, streamId: string, afterVersion: number, toVersion = Number.MAX_SAFE_INTEGER): Promise<ServerEvent[] | null> {
+    const events: ServerEvent[] = [];
+    let after = afterVersion;
+    while (after < toVersion) {
+      let page;
+      try {
+        page = await client.streamEvents(streamId, { afterVersion: after, limit: Math.min(this.pullLimit, MAX_STREAM_PAGE_LIMIT) });
+      } catch (err) {
+        if (after === 0 && err instanceof ServerError && err.status === 404) return null;
+        throw err;
+      }
+      for (const e of page.events) if (e.streamVersion <= toVersion) events.push(e);
+      const last = page.events[page.events.length - 1];
+      if (!last || !page.hasMore) break;
+      after = last.streamVersion;
+    }
+    return events;
   }
 
   setClient(client: SyncClient | null): void {
@@ -141,6 +225,8 @@ export class SyncEngine {
         if (!progressed) break;
       }
       report.pending = this.repo.pendingCount();
+      const days = this.scope.retentionDays();
+      if (days !== null) report.retention = evictClosedOrders(this.store, this.repo, this.quarantine, { retentionDays: days, now: this.clock() });
       return report;
     } finally {
       this.running = false;
@@ -419,10 +505,11 @@ export class SyncEngine {
 
   private async pullInto(report: SyncReport, onProgress?: (p: SyncProgress) => void): Promise<void> {
     const client = this.requireClient();
-    let done = 0;
-    // The next page is requested before this one is written, so the server prepares it while the
-    // device stores (a first sync otherwise waited for each in turn). It is used only if the
-    // checkpoint really moved to where it starts; otherwise it is dropped and asked for again.
+    const done = { n: 0 };
+    await this.pullBackfills(client, report, done, onProgress);
+    // The next page of a plain pull is requested before this one is written, so the server
+    // prepares it while the device stores (a first sync otherwise waited for each in turn). It is
+    // used only if the checkpoint really moved to where it starts; otherwise it is dropped.
     type Requested = { after: number; page: Promise<PullResponse>; abort: AbortController };
     let next: Requested | null = null;
     const request = (after: number): Requested => {
@@ -434,29 +521,26 @@ export class SyncEngine {
     try {
       for (;;) {
         const after = this.repo.checkpoint();
-        const current: Requested = next !== null && next.after === after ? next : request(after);
-        if (next !== null && next !== current) next.abort.abort();
-        next = null;
-        const page = await current.page;
-        if (page.hasMore && page.events.length > 0) next = request(Math.max(after, page.nextPosition));
-        let rebased: string[] = [];
-        this.store.db
-          .transaction(() => {
-            // A second sync on another connection may have moved the checkpoint meanwhile.
-            if (this.repo.checkpoint() !== after) return;
-            const applied = this.applyServerEvents(page.events);
-            this.repo.setCheckpoint(Math.max(after, page.nextPosition));
-            report.confirmedCommands += applied.confirmed;
-            report.rejectedCommands.push(...applied.rejected);
-            report.rebasedOrders += applied.rebased.length;
-            rebased = applied.rebased;
-            if (applied.orders.length > 0) this.changed?.(applied.orders);
-          })
-          .immediate();
-        report.pulledEvents += page.events.length;
-        done += page.events.length;
-        if (rebased.length > 0) onProgress?.({ phase: 'rebase', done: rebased.length, total: rebased.length });
-        onProgress?.({ phase: 'pull', done, total: null });
+        const filter = this.scope.filter();
+        let page: PullResponse;
+        if (filter === null) {
+          const current: Requested = next !== null && next.after === after ? next : request(after);
+          if (next !== null && next !== current) next.abort.abort();
+          next = null;
+          page = await current.page;
+          if (page.hasMore && page.events.length > 0) next = request(Math.max(after, page.nextPosition));
+        } else {
+          next?.abort.abort();
+          next = null;
+          page = await this.scopedPage(client, filter, after);
+        }
+        const events = filter === null ? page.events : await this.withStreamBackfill(client, page.events);
+        this.applyPage(events, report, done, onProgress, () => {
+          // A second sync on another connection may have moved the checkpoint meanwhile.
+          if (this.repo.checkpoint() !== after) return false;
+          this.repo.setCheckpoint(Math.max(after, page.nextPosition));
+          return true;
+        });
         if (!page.hasMore || page.events.length === 0) return;
       }
     } finally {
@@ -464,6 +548,76 @@ export class SyncEngine {
       // advance is not needed.
       next?.abort.abort();
     }
+  }
+
+  private scopedPage(client: SyncClient, filter: ScopeFilter, after: number, upTo?: number): Promise<PullResponse> {
+    if (!client.scopedPull) throw new Error('this sync client cannot pull a scope');
+    return client.scopedPull({ after, ...(upTo === undefined ? {} : { upTo }), limit: this.pullLimit, scope: filter });
+  }
+
+  /** The history owed to a widened scope: each backfill pulls its filter up to the cursor it was created at. */
+  private async pullBackfills(client: SyncClient, report: SyncReport, done: { n: number }, onProgress?: (p: SyncProgress) => void): Promise<void> {
+    for (;;) {
+      const backfill = this.scope.backfills()[0];
+      if (!backfill) return;
+      const page = await this.scopedPage(client, backfill.filter, backfill.after, backfill.upTo);
+      const events = await this.withStreamBackfill(client, page.events);
+      this.applyPage(events, report, done, onProgress, () => {
+        const [current, ...rest] = this.scope.backfills();
+        if (!current || current.after !== backfill.after || current.upTo !== backfill.upTo) return false;
+        const finished = !page.hasMore || page.events.length === 0;
+        this.scope.saveBackfills(finished ? rest : [{ ...current, after: page.nextPosition }, ...rest]);
+        return true;
+      });
+    }
+  }
+
+  /** Apply one pulled page and move its cursor (`advance`: false when another sync moved it first), in one transaction. */
+  private applyPage(
+    events: readonly ServerEvent[],
+    report: SyncReport,
+    done: { n: number },
+    onProgress: ((p: SyncProgress) => void) | undefined,
+    advance: () => boolean,
+  ): void {
+    let rebased: string[] = [];
+    this.store.db
+      .transaction(() => {
+        if (!advance()) return;
+        const applied = this.applyServerEvents(events);
+        report.confirmedCommands += applied.confirmed;
+        report.rejectedCommands.push(...applied.rejected);
+        report.rebasedOrders += applied.rebased.length;
+        rebased = applied.rebased;
+        if (applied.orders.length > 0) this.changed?.(applied.orders);
+      })
+      .immediate();
+    report.pulledEvents += events.length;
+    done.n += events.length;
+    if (rebased.length > 0) onProgress?.({ phase: 'rebase', done: rebased.length, total: rebased.length });
+    onProgress?.({ phase: 'pull', done: done.n, total: null });
+  }
+
+  /**
+   * A scoped page can start a stream in the middle: the stream entered the scope after the
+   * cursor passed its earlier events (it changed recently, or was opened while a pull ran).
+   * Its missing versions come first, from its stream read, so the log stays gap-free.
+   */
+  private async withStreamBackfill(client: SyncClient, events: readonly ServerEvent[]): Promise<readonly ServerEvent[]> {
+    const first = new Map<string, ServerEvent>();
+    for (const e of events) if (!first.has(e.streamId)) first.set(e.streamId, e);
+    if (first.size === 0) return events;
+    const held = this.quarantine.streamsAmong([...first.keys()]);
+    const fill: ServerEvent[] = [];
+    for (const [streamId, e] of first) {
+      if (held.has(streamId)) continue;
+      const local = this.store.log.streamVersion(streamId);
+      if (e.streamVersion <= local + 1) continue;
+      fill.push(...((await this.streamAfter(client, streamId, local, e.streamVersion - 1)) ?? []));
+    }
+    if (fill.length === 0) return events;
+    const ids = new Set(fill.map((e) => e.eventId));
+    return [...fill, ...events.filter((e) => !ids.has(e.eventId))];
   }
 
   /**
@@ -476,6 +630,9 @@ export class SyncEngine {
     const own = new Map<string, number>();
     const foreignOn = new Set<string>();
     const orders = new Set<string>();
+    // Events a bounded device dropped (closed orders past retention) are not taken in again.
+    const evicted = this.evicted.versionsAmong([...new Set(events.map((e) => e.streamId))]);
+    if (evicted.size > 0) events = events.filter((e) => e.streamVersion > (evicted.get(e.streamId) ?? 0));
     if (events.length === 0) return { confirmed: 0, rejected: [], rebased: [], orders: [] };
     // A few set-based lookups for the whole page instead of several queries per event.
     const ids = events.map((e) => e.eventId);

@@ -164,9 +164,12 @@ export class SyncRepository {
         `SELECT COUNT(*) AS n FROM commands c JOIN pending_events p ON p.command_id = c.command_id AND p.attempt = c.attempt
          WHERE c.status = 'pending'`,
       ),
-      streamVersions: db.prepare<[string], { stream_id: string; v: number }>(
-        `SELECT e.stream_id, MAX(e.stream_version) AS v FROM events e
-         WHERE e.stream_id IN (SELECT value FROM json_each(?)) GROUP BY e.stream_id`,
+      streamVersions: db.prepare<[string, string], { stream_id: string; v: number }>(
+        // Streams whose old events were dropped (bounded history) continue after their evicted version.
+        `SELECT stream_id, MAX(v) AS v FROM (
+           SELECT e.stream_id, MAX(e.stream_version) AS v FROM events e WHERE e.stream_id IN (SELECT value FROM json_each(?)) GROUP BY e.stream_id
+           UNION ALL SELECT stream_id, version FROM evicted_streams WHERE stream_id IN (SELECT value FROM json_each(?)))
+         GROUP BY stream_id`,
       ),
       confirmedAmong: db.prepare<[string], { event_id: string }>('SELECT event_id FROM events WHERE event_id IN (SELECT value FROM json_each(?))'),
       pendingAmong: db.prepare<[string], { event_id: string; command_id: string; attempt: number; status: CommandStatus; current: number }>(
@@ -319,7 +322,7 @@ export class SyncRepository {
   /** Confirmed stream versions of several orders (0 for an order with no confirmed events). */
   streamVersions(orderIds: readonly string[]): Map<string, number> {
     const out = new Map<string, number>(orderIds.map((id) => [id, 0]));
-    for (const r of this.s.streamVersions.all(JSON.stringify(orderIds))) out.set(r.stream_id, r.v);
+    for (const r of this.s.streamVersions.all(JSON.stringify(orderIds), JSON.stringify(orderIds))) out.set(r.stream_id, r.v);
     return out;
   }
 

@@ -328,6 +328,10 @@ describe('HTTP transport against the real handlers', () => {
       await call('rebuildProjections', {});
       await call('setWorkOffline', { workOffline: true });
       await call('setWorkOffline', { workOffline: false });
+      await call('getSyncScope', {});
+      await call('saveSyncScope', { scope: { mode: 'scoped', customers: ['C-1'], recentDays: 30, streams: [] }, retentionDays: 365 });
+      await call('openRemoteOrder', { orderId: 'ORD-REMOTE' });
+      await call('remoteHistory', { orderId: 'ORD-T1' });
       // Refused saves answer in words, without the token.
       expect((await call('saveSettings', { serverUrl: 'http://127.0.0.1:1', userId: 'bob' })).status).toBe(400);
       expect(bodies.at(-1)).toMatch(/enter the access token for http:\/\/127\.0\.0\.1:1/);

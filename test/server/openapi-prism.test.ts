@@ -138,6 +138,8 @@ describe('OpenAPI document checked by Prism against real traffic', () => {
     await expectStatus(call('lenient', 'GET', '/sync/streams/bad%20id/events'), 400);
     await expectStatus(call('strict', 'GET', '/sync/events?after=0&limit=50'), 200);
     await expectStatus(call('lenient', 'GET', '/sync/events?limit=999999'), 400);
+    await expectStatus(call('strict', 'POST', '/sync/events/scoped', { body: { after: 0, scope: { customers: ['cust-1'], recentDays: 7, streams: [note] } } }), 200);
+    await expectStatus(call('lenient', 'POST', '/sync/events/scoped', { body: { after: 0, scope: { customers: 'cust-1' } } }), 400);
     await expectStatus(call('lenient', 'GET', '/sync/events', { token: 'not-a-known-token-at-all' }), 401);
     await expectStatus(call('lenient', 'GET', '/sync/events/live?after=-1'), 400);
     await expectStatus(call('lenient', 'GET', '/sync/events/live', { token: 'not-a-known-token-at-all' }), 401);

@@ -5,6 +5,7 @@ import { netPaidAmount, outstandingAmount } from '../../../src/domain/state.js';
 import { api } from '../api.js';
 import { ActionForms } from '../components/ActionForms.js';
 import { ConflictCard } from '../components/ConflictCard.js';
+import { openFromServer } from '../components/OpenFromServer.js';
 import { Card, Empty, Notice, StatusBadge, SyncBadge } from '../components/ui.js';
 import { describeError } from '../forms.js';
 import { EVENT_LABEL, itemCount, money, when, whenShort } from '../format.js';
@@ -172,10 +173,66 @@ function AuditStatus({ orderId, audit }: { orderId: string; audit: OrderDetailT[
   );
 }
 
+/** The device's timeline with the server's history in front of it (the events this device dropped). */
+function withServerHistory(local: readonly TimelineEntry[], server: readonly TimelineEntry[] | null): TimelineEntry[] {
+  if (!server) return [...local];
+  const have = new Set(local.map((e) => e.eventId));
+  return [...server.filter((e) => !have.has(e.eventId)), ...local];
+}
+
+/** A closed order past this device's retention window: its early events are on the server only. */
+function DroppedHistory({
+  orderId,
+  dropped,
+  loaded,
+  onLoaded,
+}: {
+  orderId: string;
+  dropped: NonNullable<OrderDetailT['historyDropped']>;
+  loaded: boolean;
+  onLoaded: (timeline: TimelineEntry[]) => void;
+}) {
+  const [busy, setBusy] = useState(false);
+  const [problem, setProblem] = useState<string | null>(null);
+  if (loaded) return <Notice kind="info">Showing the full history from the server.</Notice>;
+  return (
+    <div className="dropped-history" data-testid="dropped-history">
+      <p className="muted">
+        This order is closed: this device dropped its events up to version {dropped.version} on {whenShort(dropped.droppedAt)} to save space. The
+        server keeps them.
+      </p>
+      <button
+        type="button"
+        className="secondary"
+        disabled={busy}
+        onClick={() => {
+          setBusy(true);
+          setProblem(null);
+          api
+            .remoteHistory({ orderId })
+            .then((r) => {
+              if (r.status === 'ok') onLoaded(r.timeline);
+              else setProblem(r.status === 'not-found' ? `The server has no order ${orderId}.` : `Could not reach the server: ${r.reason}`);
+            })
+            .catch((err: unknown) => setProblem(describeError(err)))
+            .finally(() => setBusy(false));
+        }}
+      >
+        {busy ? 'Loading…' : 'Load full history from server'}
+      </button>
+      {problem ? <Notice kind="error">{problem}</Notice> : null}
+    </div>
+  );
+}
+
 export function OrderDetailPane({ orderId }: { orderId: string }) {
   const live = useLive();
   const [detail, setDetail] = useState<OrderDetailT | null | undefined>(undefined);
   const [error, setError] = useState<string | null>(null);
+  const [reload, setReload] = useState(0);
+  const [history, setHistory] = useState<{ orderId: string; timeline: TimelineEntry[] } | null>(null);
+  const [opening, setOpening] = useState(false);
+  const [openProblem, setOpenProblem] = useState<string | null>(null);
   useEffect(() => {
     let alive = true;
     api
@@ -185,7 +242,7 @@ export function OrderDetailPane({ orderId }: { orderId: string }) {
     return () => {
       alive = false;
     };
-  }, [orderId, live.changeTick]);
+  }, [orderId, live.changeTick, reload]);
   // Escape closes the order (back to the list), unless a dialog or a field is handling it.
   useEffect(() => {
     const onKey = (e: globalThis.KeyboardEvent) => {
@@ -203,10 +260,28 @@ export function OrderDetailPane({ orderId }: { orderId: string }) {
   if (detail === null)
     return (
       <Empty title={`Order ${orderId} was not found`}>
-        <p>It may exist on the server but not have synced to this device yet.</p>
+        <p>It is not on this device: it may be outside what this device keeps (Settings), or not synced yet.</p>
+        <button
+          type="button"
+          className="primary"
+          disabled={opening}
+          onClick={() => {
+            setOpening(true);
+            setOpenProblem(null);
+            openFromServer(orderId)
+              .then((problem) => (problem ? setOpenProblem(problem) : setReload((n) => n + 1)))
+              .catch((err: unknown) => setOpenProblem(describeError(err)))
+              .finally(() => setOpening(false));
+          }}
+        >
+          {opening ? 'Opening…' : 'Open from server'}
+        </button>
+        {openProblem ? <Notice kind="error">{openProblem}</Notice> : null}
       </Empty>
     );
   const s = detail.state;
+  const serverHistory = history?.orderId === orderId ? history.timeline : null;
+  const setServerHistory = (timeline: TimelineEntry[]) => setHistory({ orderId, timeline });
   const openConflicts = detail.conflicts.filter((c) => c.status === 'rejected');
   return (
     <div className="detail" aria-labelledby="detail-title">
@@ -330,8 +405,9 @@ export function OrderDetailPane({ orderId }: { orderId: string }) {
       </Card>
 
       <Card title="History" actions={<AuditStatus orderId={orderId} audit={detail.audit} />}>
+        {detail.historyDropped ? <DroppedHistory key={orderId} orderId={orderId} dropped={detail.historyDropped} onLoaded={setServerHistory} loaded={serverHistory !== null} /> : null}
         <ol className="timeline" aria-label="Event timeline">
-          {newestFirst(detail.timeline).map((e) => (
+          {newestFirst(withServerHistory(detail.timeline, serverHistory)).map((e) => (
             <li key={e.eventId} className={`tl-${e.sync}`}>
               <div className="tl-marker" aria-hidden="true">
                 {e.streamVersion > 0 ? e.streamVersion : '·'}

@@ -4,6 +4,7 @@ import type { ListOrdersInput, OrderRow, StatusFilter } from '../../../src/app/c
 import { ORDER_STATUSES } from '../../../src/domain/state.js';
 import { api } from '../api.js';
 import { CreateOrderDialog } from '../components/CreateOrderDialog.js';
+import { OpenOrderById } from '../components/OpenFromServer.js';
 import { Empty, Notice, StatusBadge, SyncBadge } from '../components/ui.js';
 import { describeError } from '../forms.js';
 import { ago, money, STATUS_LABEL } from '../format.js';
@@ -169,6 +170,7 @@ export function OrdersScreen({ selectedId }: { selectedId: string | null }) {
       <div className="orders-main">
         <header className="screen-head">
           <h1>Orders</h1>
+          <OpenOrderById />
           <button type="button" className="primary" onClick={() => setCreating(true)}>
             New order
           </button>

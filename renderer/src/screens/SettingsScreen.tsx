@@ -1,5 +1,5 @@
 import { useEffect, useState, type FormEvent } from 'react';
-import { Settings, type DriftReport, type MethodOutput } from '../../../src/app/contract.js';
+import { Settings, SyncScopeSettings, type DriftReport, type MethodOutput } from '../../../src/app/contract.js';
 import { RpcError } from '../../../src/app/rpc-client.js';
 import { api } from '../api.js';
 import { Card, Field, Notice, ProgressBar } from '../components/ui.js';
@@ -117,6 +117,112 @@ function SettingsForm() {
   );
 }
 
+/** Customer IDs as typed: one per line or separated by commas. */
+const parseList = (text: string) => [...new Set(text.split(/[\n,]/).map((x) => x.trim()).filter(Boolean))];
+
+function ScopeForm() {
+  const [view, setView] = useState<MethodOutput<'getSyncScope'> | null>(null);
+  const [mode, setMode] = useState<'all' | 'scoped'>('all');
+  const [customers, setCustomers] = useState('');
+  const [recentDays, setRecentDays] = useState('');
+  const [retention, setRetention] = useState('');
+  const [errors, setErrors] = useState<FieldErrors>({});
+  const [message, setMessage] = useState<{ kind: 'ok' | 'error'; text: string } | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  const show = (v: MethodOutput<'getSyncScope'>) => {
+    setView(v);
+    setMode(v.scope.mode);
+    setCustomers(v.scope.mode === 'scoped' ? v.scope.customers.join('\n') : '');
+    setRecentDays(v.scope.mode === 'scoped' && v.scope.recentDays !== null ? String(v.scope.recentDays) : '');
+    setRetention(v.retentionDays === null ? '' : String(v.retentionDays));
+  };
+  useEffect(() => {
+    api
+      .getSyncScope({})
+      .then(show)
+      .catch((err: unknown) => setMessage({ kind: 'error', text: describeError(err) }));
+  }, []);
+
+  async function submit(e: FormEvent) {
+    e.preventDefault();
+    setMessage(null);
+    const number = (text: string) => (text.trim() === '' ? null : Number(text));
+    const parsed = SyncScopeSettings.safeParse({
+      scope: mode === 'all' ? { mode } : { mode, customers: parseList(customers), recentDays: number(recentDays), streams: [] },
+      retentionDays: number(retention),
+    });
+    if (!parsed.success) {
+      // Field ids by the schema's paths: scope.customers, scope.recentDays, retentionDays.
+      setErrors(fieldErrors(parsed.error));
+      return;
+    }
+    if (parsed.data.scope.mode === 'scoped' && parsed.data.scope.customers.length === 0 && parsed.data.scope.recentDays === null) {
+      setErrors({ 'scope.customers': 'Name at least one customer, or keep recent orders, or choose "Every order".' });
+      return;
+    }
+    setErrors({});
+    setBusy(true);
+    try {
+      show(await api.saveSyncScope(parsed.data));
+      setMessage({ kind: 'ok', text: 'Saved. The next sync fetches what the new scope adds; nothing this device touched or has pending is dropped.' });
+    } catch (err) {
+      setMessage({ kind: 'error', text: describeError(err) });
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <Card title="What this device keeps">
+      <form onSubmit={submit} noValidate className="settings-form" aria-label="Sync scope">
+        <fieldset className="scope-mode">
+          <legend>Orders synced to this device</legend>
+          <label>
+            <input type="radio" name="scope-mode" value="all" checked={mode === 'all'} onChange={() => setMode('all')} /> Every order of the company
+          </label>
+          <label>
+            <input type="radio" name="scope-mode" value="scoped" checked={mode === 'scoped'} onChange={() => setMode('scoped')} /> Only my customers and recent orders
+          </label>
+        </fieldset>
+        {mode === 'scoped' ? (
+          <>
+            <Field id="scope-customers" label="Customer IDs" error={errors['scope.customers']} hint="One per line, or separated by commas.">
+              <textarea id="scope-customers" rows={3} value={customers} onChange={(e) => setCustomers(e.target.value)} />
+            </Field>
+            <Field id="scope-recent" label="Also orders changed in the last (days)" error={errors['scope.recentDays']} hint="Leave empty for none.">
+              <input id="scope-recent" inputMode="numeric" value={recentDays} onChange={(e) => setRecentDays(e.target.value)} />
+            </Field>
+            <p className="muted">
+              Orders you changed on this device, or opened by ID from the server, always stay ({(view?.followedOrders ?? 0).toLocaleString()} now).
+            </p>
+          </>
+        ) : null}
+        <Field
+          id="scope-retention"
+          label="Drop the events of closed orders after (days)"
+          error={errors.retentionDays}
+          hint="Closed orders keep their final state; their history is fetched from the server when opened. Leave empty to keep everything."
+        >
+          <input id="scope-retention" inputMode="numeric" value={retention} onChange={(e) => setRetention(e.target.value)} />
+        </Field>
+        {view ? (
+          <p className="muted" data-testid="scope-facts">
+            {view.droppedOrders.toLocaleString()} closed order{view.droppedOrders === 1 ? '' : 's'} kept without history
+            {view.backfilling ? ' · fetching the history of newly included orders' : ''}
+          </p>
+        ) : null}
+        {message ? <Notice kind={message.kind}>{message.text}</Notice> : null}
+        <div className="form-actions">
+          <button type="submit" className="primary" disabled={busy || !view}>
+            {busy ? 'Saving…' : 'Save scope'}
+          </button>
+        </div>
+      </form>
+    </Card>
+  );
+}
+
 function Admin() {
   const { rebuild } = useLive();
   const [rebuilding, setRebuilding] = useState(false);
@@ -224,6 +330,7 @@ export function SettingsScreen() {
         <h1>Settings</h1>
       </header>
       <SettingsForm />
+      <ScopeForm />
       <Admin />
     </div>
   );

@@ -1,5 +1,5 @@
 import type { ServerEvent } from '../../protocol/envelope.js';
-import type { PullResponse } from '../../protocol/sync-api.js';
+import type { PullResponse, ScopedPullQuery } from '../../protocol/sync-api.js';
 import type {
   AppendCommand,
   AppendOutcome,
@@ -38,6 +38,27 @@ export class EventStore implements EventRepository {
     const rows = await this.dialect.pullRows(tenantId, after, limit);
     const events = rows.map(publicEvent);
     return { events, nextPosition: events.length ? events[events.length - 1]!.globalPosition : after, hasMore: rows.length === limit };
+  }
+
+  /**
+   * The window ends at the newest position a pull may return (or `upTo`), so nextPosition may
+   * pass over events out of scope without ever passing one that commits later.
+   */
+  async scopedPull(tenantId: string, q: ScopedPullQuery, now = new Date()): Promise<PullResponse> {
+    const head = await this.dialect.visibleHead();
+    const upTo = Math.max(q.after, Math.min(q.upTo ?? head, head));
+    const since = q.scope.recentDays === null ? null : new Date(now.getTime() - q.scope.recentDays * 86_400_000).toISOString();
+    const rows = await this.dialect.scopedPullRows(tenantId, {
+      after: q.after,
+      upTo,
+      limit: q.limit,
+      customers: q.scope.customers,
+      since,
+      streams: q.scope.streams,
+    });
+    const events = rows.map(publicEvent);
+    const full = rows.length === q.limit;
+    return { events, nextPosition: full ? events[events.length - 1]!.globalPosition : upTo, hasMore: full };
   }
 
   async readStream(tenantId: string, streamId: string, afterVersion = 0, limit?: number): Promise<ServerEvent[]> {

@@ -92,6 +92,16 @@ export interface SnapshotSession {
   archivedAnchor?(tenantId: string, streamId: string): Op<{ version: number; hash: string } | null>;
 }
 
+/** A scoped pull's filter as the dialects take it (`since`: ISO time of the recency bound). */
+export interface ScopedRowsQuery {
+  after: number;
+  upTo: number;
+  limit: number;
+  customers: readonly string[];
+  since: string | null;
+  streams: readonly string[];
+}
+
 /** What the core's work in a write transaction returns: its value, and whether to keep its writes. */
 export interface Work<T> {
   value: T;
@@ -127,6 +137,8 @@ export interface StoreDialect {
 
   /** Events of a tenant after a position that a pull may return (never skipping one that commits later). */
   pullRows(tenantId: string, after: number, limit: number): Awaitable<EventRow[]>;
+  /** Events of the tenant's streams in scope in the window (after, upTo], at most `limit`. */
+  scopedPullRows(tenantId: string, q: ScopedRowsQuery): Awaitable<EventRow[]>;
   /** The stream's events after `afterVersion`; all when `limit` is undefined. */
   streamRows(tenantId: string, streamId: string, afterVersion: number, limit: number | undefined): Awaitable<EventRow[]>;
   projectionRow(tenantId: string, orderId: string): Awaitable<ProjectionRow | null>;

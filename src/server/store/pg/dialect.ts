@@ -5,7 +5,7 @@ import type { PreparedEvent } from '../append-logic.js';
 import { GENESIS_HASH } from '../../hash.js';
 import { ArchivedEventsError } from '../../../protocol/errors.js';
 import type { AppendCommand, ChainFilter, DashboardQuery, OrderView } from '../../repository.js';
-import { runAsync, wait, type Op, type SnapshotSession, type StoreDialect, type Work, type WriteSession, type WriteWork } from '../port.js';
+import { runAsync, wait, type Op, type ScopedRowsQuery, type SnapshotSession, type StoreDialect, type Work, type WriteSession, type WriteWork } from '../port.js';
 import { parseState, type EventRow, type HeadCheckRow, type ProjectionRow, type StreamHead } from '../rows.js';
 import { LOCK_CLASS_POSITIONS, LOCK_CLASS_REBUILD, lockKey, pgCode } from './migrate.js';
 import { SQL } from './sql.js';
@@ -263,6 +263,11 @@ export class PgDialect implements StoreDialect {
     ]);
     if (archived.rows.length) throw new ArchivedEventsError(`pulling after position ${after}`, archived.rows.map((a) => a.archive_file));
     return rows.rows;
+  }
+
+  async scopedPullRows(tenantId: string, q: ScopedRowsQuery): Promise<EventRow[]> {
+    const params = [tenantId, q.customers, q.since, q.streams, q.after, q.upTo, q.limit];
+    return (await this.pool.query<EventRow>(SQL.scopedPull, params)).rows;
   }
 
   /** Archived events are a prefix of a stream: only a read not starting at the next live version can need them. */

@@ -83,6 +83,17 @@ export const SQL = {
   pull: `SELECT ${EVENT_COLUMNS} FROM events
        WHERE tenant_id = $1 AND global_position > $2 AND ${VISIBLE}
        ORDER BY global_position LIMIT $3`,
+  /**
+   * Scoped pull: the tenant's orders in scope (customer, recency, listed ids), then their visible
+   * events in the window (after, upTo], upTo already bounded by the visible head.
+   */
+  scopedPull: `WITH scope AS (
+      SELECT order_id AS id FROM order_projections WHERE tenant_id = $1 AND customer_id = ANY($2::text[])
+      UNION SELECT order_id FROM order_projections WHERE tenant_id = $1 AND $3::timestamptz IS NOT NULL AND updated_at >= $3::timestamptz
+      UNION SELECT unnest($4::text[]))
+    SELECT ${EVENT_COLUMNS} FROM events
+    WHERE tenant_id = $1 AND aggregate_id IN (SELECT id FROM scope) AND global_position > $5 AND global_position <= $6 AND ${VISIBLE}
+    ORDER BY global_position LIMIT $7`,
   projection: 'SELECT * FROM order_projections WHERE tenant_id = $1 AND order_id = $2',
   dashboardPage: `SELECT * FROM order_projections WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2)
          ORDER BY updated_at DESC, order_id LIMIT $3 OFFSET $4`,

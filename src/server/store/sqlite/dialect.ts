@@ -6,7 +6,7 @@ import { MIGRATIONS_ROOT, migrateSqlite } from '../../../db/migrations.js';
 import type { OrderState } from '../../../domain/state.js';
 import type { PreparedEvent } from '../append-logic.js';
 import type { AppendCommand, ChainFilter, DashboardQuery, OrderView } from '../../repository.js';
-import { done, runSync, type Op, type SnapshotSession, type StoreDialect, type WriteSession, type WriteWork } from '../port.js';
+import { done, runSync, type Op, type ScopedRowsQuery, type SnapshotSession, type StoreDialect, type WriteSession, type WriteWork } from '../port.js';
 import { parseState, type EventRow, type HeadCheckRow, type ProjectionRow, type StreamHead } from '../rows.js';
 import { SQL } from './sql.js';
 
@@ -205,6 +205,18 @@ export class SqliteDialect implements StoreDialect, WriteSession, SnapshotSessio
 
   pullRows(tenantId: string, after: number, limit: number): EventRow[] {
     return this.q.pull.all(tenantId, after, limit) as EventRow[];
+  }
+
+  scopedPullRows(tenantId: string, q: ScopedRowsQuery): EventRow[] {
+    return this.q.scopedPull.all({
+      tenant: tenantId,
+      customers: JSON.stringify(q.customers),
+      since: q.since,
+      streams: JSON.stringify(q.streams),
+      after: q.after,
+      upTo: q.upTo,
+      limit: q.limit,
+    }) as EventRow[];
   }
 
   streamRows(tenantId: string, streamId: string, afterVersion: number, limit: number | undefined): EventRow[] {
