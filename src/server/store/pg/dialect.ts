@@ -216,7 +216,7 @@ export class PgDialect implements StoreDialect {
     }
   }
 
-  async pullRows(tenantId: string, after: number, limit: number): Promise<EventRow[]> {
+  async pullRows(tenantId: string | null, after: number, limit: number): Promise<EventRow[]> {
     return (await this.pool.query<EventRow>(SQL.pull, [tenantId, after, limit])).rows;
   }
 
@@ -241,6 +241,14 @@ export class PgDialect implements StoreDialect {
   async visibleHead(): Promise<number> {
     const { rows } = await this.pool.query<{ p: string | null }>({ name: 'ol_visible_head', text: SQL.visibleHead });
     return Number(rows[0]?.p ?? 0);
+  }
+
+  async relayCheckpoint(): Promise<string | null> {
+    return (await this.pool.query<{ cursor: string }>(SQL.relayCheckpoint)).rows[0]?.cursor ?? null;
+  }
+
+  async saveRelayCheckpoint(cursor: string): Promise<void> {
+    await this.pool.query(SQL.saveRelayCheckpoint, [cursor]);
   }
 
   async ping(): Promise<void> {

@@ -76,8 +76,9 @@ export const SQL = {
          WHERE ($1::text IS NULL OR s.tenant_id = $1) AND ($2::text IS NULL OR s.aggregate_id = $2)
            AND (s.tenant_id, s.aggregate_id) > ($3, $4)
          ORDER BY s.tenant_id, s.aggregate_id LIMIT $5`,
+  /** $1 NULL: every tenant (the broker relay). */
   pull: `SELECT ${EVENT_COLUMNS} FROM events
-       WHERE tenant_id = $1 AND global_position > $2 AND ${VISIBLE}
+       WHERE ($1::text IS NULL OR tenant_id = $1) AND global_position > $2 AND ${VISIBLE}
        ORDER BY global_position LIMIT $3`,
   projection: 'SELECT * FROM order_projections WHERE tenant_id = $1 AND order_id = $2',
   dashboardPage: `SELECT * FROM order_projections WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2)
@@ -87,6 +88,13 @@ export const SQL = {
   /** The same visibility rule as pull: a position held back by an older running transaction does not count yet. */
   visibleHead: `SELECT max(global_position) AS p FROM events WHERE ${VISIBLE}`,
   ping: 'SELECT 1',
+  relayCheckpoint: 'SELECT cursor FROM relay_checkpoint WHERE id = 1',
+  saveRelayCheckpoint: `INSERT INTO relay_checkpoint (id, cursor, updated_at) VALUES (1, $1, now())
+       ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at`,
+  /** Session-level: held by the one relaying process while its connection lives. */
+  relayLeader: 'SELECT pg_try_advisory_lock($1, $2) AS ok',
+  notify: 'SELECT pg_notify($1, $2)',
+  listen: (quotedChannel: string) => `LISTEN ${quotedChannel}`,
 
   // Migrations and the app role's grants.
   migrationsTable: `SELECT to_regclass('schema_migrations')::text AS t`,
@@ -110,5 +118,16 @@ export const SQL = {
     'GRANT SELECT, INSERT, UPDATE, DELETE ON order_projections TO {role}',
     'GRANT SELECT ON schema_migrations TO {role}',
     'GRANT SELECT, UPDATE ON read_model_version TO {role}',
+    'GRANT SELECT, INSERT, UPDATE ON relay_checkpoint TO {role}',
   ],
+} as const;
+
+/** The worker's statements (issue 15), on its own schema (migrations/worker-pg/). */
+export const WORKER_SQL = {
+  streamLock: 'SELECT pg_advisory_xact_lock($1, $2)',
+  markApplied: `INSERT INTO applied_events (tenant_id, event_id, stream_id, version, position, applied_by) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING 1 AS ok`,
+  streamProgress: 'SELECT version FROM stream_progress WHERE tenant_id = $1 AND stream_id = $2',
+  setStreamProgress: `INSERT INTO stream_progress (tenant_id, stream_id, version) VALUES ($1, $2, $3)
+       ON CONFLICT (tenant_id, stream_id) DO UPDATE SET version = excluded.version`,
 } as const;
