@@ -14,9 +14,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeReport } from './report.js';
 
-export const SECTIONS = ['store', 'emmett', 'projections', 'server', 'sync', 'converge', 'projections10m'] as const;
+export const SECTIONS = ['store', 'emmett', 'projections', 'server', 'sync', 'converge', 'broker', 'projections10m'] as const;
 export type Section = (typeof SECTIONS)[number];
-const DEFAULT_SECTIONS: Section[] = ['store', 'emmett', 'projections', 'server', 'sync', 'converge'];
+const DEFAULT_SECTIONS: Section[] = ['store', 'emmett', 'projections', 'server', 'sync', 'converge', 'broker'];
 
 export interface SectionResult {
   ok: boolean;
@@ -122,6 +122,12 @@ async function runSection(name: Section, quick: boolean): Promise<unknown> {
     case 'sync': {
       const { benchSync } = await import('./sync-bench.js');
       const r = await benchSync({ events: quick ? 5_000 : 100_000 });
+      console.table([r]);
+      return r;
+    }
+    case 'broker': {
+      const { benchBroker } = await import('./broker-bench.js');
+      const r = await benchBroker(quick ? { events: 1_000, latencySamples: 50 } : { events: 20_000 });
       console.table([r]);
       return r;
     }
