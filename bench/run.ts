@@ -127,7 +127,7 @@ async function runSection(name: Section, quick: boolean): Promise<unknown> {
     }
     case 'broker': {
       const { benchBroker } = await import('./broker-bench.js');
-      const r = await benchBroker(quick ? { events: 1_000, latencySamples: 50 } : { events: 20_000 });
+      const r = await benchBroker(quick ? { events: 1_000, latencySamples: 50 } : { events: 5_000 });
       console.table([r]);
       return r;
     }
