@@ -76,8 +76,8 @@ const created = (orderId: string) => ({
 const paid = () => ({ eventId: uuidv7(), eventType: 'PaymentReceived', schemaVersion: 1, data: { paymentId: `P-${uuidv7().slice(-8)}`, amount: 10 }, metadata: {} });
 
 /** The `i`-th append of a workload spread over `orders` orders (each created, then paid). */
-function nth(i: number, orders: number, versions: Map<string, number>): AppendCommand {
-  const streamId = `bench-${i % orders}`;
+function nth(i: number, orders: number, versions: Map<string, number>, prefix = 'bench'): AppendCommand {
+  const streamId = `${prefix}-${i % orders}`;
   const v = versions.get(streamId) ?? 0;
   versions.set(streamId, v + 1);
   return { tenantId: `tenant-${(i % orders) % 3}`, streamId, streamType: 'Order', expectedVersion: v === 0 ? 'no_stream' : v, events: [v === 0 ? created(streamId) : paid()] };
@@ -183,14 +183,16 @@ export async function benchBroker(opts: { events?: number; latencySamples?: numb
       name: 'bench',
       target: { apply: async (e, name) => {
         const r = await target.apply(e, name);
-        appliedAt.set(e.eventId, performance.now());
+        if (r.status === 'applied') appliedAt.set(e.eventId, performance.now());
         return r;
       } },
     }).start();
     const live = new Relay({ repo, nc, names: liveNames, lease: soleLease, wait: (ms, signal) => notifier.wait(ms, signal) }).start();
     const committedAt = new Map<string, number>();
+    // Fresh streams: the worker starts them at version 1 (it applies each stream from its start).
+    const latencyVersions = new Map<string, number>();
     for (let i = 0; i < samples; i++) {
-      const cmd = nth(events + i, orders, versions);
+      const cmd = nth(i, 20, latencyVersions, 'lat');
       await appendOk(cmd);
       committedAt.set(cmd.events[0]!.eventId, performance.now());
       // Spaced out, so this measures the path, not a queue of appends the worker is still working off.
