@@ -115,6 +115,15 @@ export function collectTargets(r: BenchResults): TargetRow[] {
       `At ${pct(t.actual / 100_000)} of the target. The pages alone (fetched and parsed by the same client, nothing stored) came at ${formatNumber(num(first.fetch_only_events_per_s) ?? NaN)} ev/s in the same run, so the server's pull and the JSON page format bound the end-to-end rate before the device does anything: closing it needs a denser page format (and the server serving pages faster), then bulk inserts and projections built once at the end on the device.`,
     );
   }
+  const broker = dataOf(r, 'broker') as Dict | undefined;
+  if (broker) {
+    add('broker', { name: 'relay rate ÷ append rate (same run)', actual: num(broker.relay_vs_append) ?? NaN, target: 0.95, unit: '×', kind: 'min' }, (t) =>
+      `The relay fell behind: ${formatNumber(t.actual)}× the append rate, ${String(broker.relay_lag_at_end_events)} events behind when the appends ended. Each page waits for the broker's acknowledgements and the checkpoint write; larger pages or several waves in flight would close it.`,
+    );
+    add('broker', { name: 'cross-process wake-up p99 (ms)', actual: num(broker.wake_p99_ms) ?? NaN, target: 50, unit: 'ms', kind: 'max' }, (t) =>
+      `Missed by ${formatNumber(t.actual - 50)} ms at load ${JSON.stringify(broker.load_avg)}: NOTIFY is delivered at the listener's next read, which waits for a core under this load.`,
+    );
+  }
   const conv = dataOf(r, 'converge') as Dict | undefined;
   if (conv) {
     add('converge', { name: 'devices disagreeing after sync', actual: (num(conv.mismatches) ?? 0) + (num(conv.unaccounted_commands) ?? 0), target: 0, unit: '', kind: 'max' }, (t) =>
@@ -366,6 +375,17 @@ export function renderReport(
       'Retention drops the events (and their server coordinates), not the read models: the customer activity feed keeps one row per event and the order list one row with the folded state per order, so they bound what the file can lose this way.',
       '',
     );
+  }
+
+  const brokerData = dataOf(r, 'broker') as Dict | undefined;
+  if (brokerData) {
+    md.push('## Events to the broker (NATS JetStream) and the worker-built read model', '');
+    md.push(
+      'Same run, PostgreSQL server store, a private nats-server with file storage: single-event appends 8 at a time (the raw anchor: the rate the store takes appends) with the relay publishing beside them; the relay then drains the same events as a stored backlog, against publishing the same bodies straight to JetStream (the raw broker anchor); then one append at a time (50 ms apart) through relay, broker and a worker into its own schema (append commit to the worker\'s commit); and NOTIFY on one connection to the LISTEN callback on another (the cross-process wake-up). Load average at the start of the section: ' +
+        `${JSON.stringify(brokerData.load_avg)}.`,
+      '',
+    );
+    md.push(kvTable(brokerData), '');
   }
 
   const failed = Object.entries(r.sections).filter(([, s]) => s && !s.ok);

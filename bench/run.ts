@@ -4,7 +4,7 @@
 //
 //   npm run bench                       all sections (about 5-10 minutes on 2 cores)
 //   npm run bench -- store emmett       a subset (sections: store emmett projections server sync
-//                                       converge archive boot firstsync scope projections10m) (also BENCH_ONLY=store,emmett); other sections of
+//                                       converge archive boot firstsync scope broker projections10m) (also BENCH_ONLY=store,emmett); other sections of
 //                                       latest.json are kept from their previous run
 //   npm run bench -- --quick            small sizes (smoke test of the pipeline, not for publishing)
 //   npm run bench:10m                   the 10M-event projection rebuild (separate, longer)
@@ -16,9 +16,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeReport } from './report.js';
 
-export const SECTIONS = ['store', 'emmett', 'projections', 'server', 'sync', 'converge', 'archive', 'boot', 'firstsync', 'scope', 'projections10m'] as const;
+export const SECTIONS = ['store', 'emmett', 'projections', 'server', 'sync', 'converge', 'archive', 'boot', 'firstsync', 'scope', 'broker', 'projections10m'] as const;
 export type Section = (typeof SECTIONS)[number];
-const DEFAULT_SECTIONS: Section[] = ['store', 'emmett', 'projections', 'server', 'sync', 'converge', 'archive', 'boot', 'firstsync', 'scope'];
+const DEFAULT_SECTIONS: Section[] = ['store', 'emmett', 'projections', 'server', 'sync', 'converge', 'archive', 'boot', 'firstsync', 'scope', 'broker'];
 
 export interface SectionResult {
   ok: boolean;
@@ -152,6 +152,12 @@ async function runSection(name: Section, quick: boolean): Promise<unknown> {
       const events = Number(process.env.BENCH_SCOPE_EVENTS ?? (quick ? 20_000 : 1_000_000));
       const r = await benchScope(quick ? { events, ordersPerDay: 20 } : { events });
       printScope(r);
+      return r;
+    }
+    case 'broker': {
+      const { benchBroker } = await import('./broker-bench.js');
+      const r = await benchBroker(quick ? { events: 1_000, latencySamples: 50 } : { events: 5_000 });
+      console.table([r]);
       return r;
     }
     case 'converge': {

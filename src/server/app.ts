@@ -19,7 +19,7 @@ import { HttpError, bearerToken, correlationIdOf } from './http-context.js';
 import { LiveStreamSlots } from './live-streams.js';
 import { AppendNotifier } from './notifier.js';
 import type { EventRepository } from './repository.js';
-import { registerApiRoutes } from './routes-api.js';
+import { registerApiRoutes, type OrderQueries } from './routes-api.js';
 import { registerSyncRoutes } from './routes-sync.js';
 import type { TokenEntry } from './tokens.js';
 
@@ -34,6 +34,14 @@ export interface AppOptions {
   maxLiveStreamsPerToken?: number;
   /** Failed authentications one client address may make per window before it is refused. */
   authFailures?: { max: number; timeWindowMs: number };
+  /** Tells other server processes of this one's appends (PostgreSQL LISTEN/NOTIFY). */
+  announce?: () => void;
+  /** How often other processes' appends are looked for by polling (default 250 ms; a safety net only when they announce). */
+  peerRecheckMs?: number;
+  /** The seed's query endpoints read this read model (a worker-built one) instead of the server's own. */
+  queries?: OrderQueries;
+  /** Admin routes over the broker's dead letters (only when a broker is configured). */
+  registerExtraRoutes?: (app: FastifyInstance) => void;
 }
 
 export interface ServerTimeouts {
@@ -78,7 +86,7 @@ export async function buildApp(opts: AppOptions): Promise<{ app: App; notifier: 
     logController: new LogController({ requestIdLogLabel: 'correlationId' }),
   }).withTypeProvider<ZodTypeProvider>();
   // One shared re-check for other processes' appends, instead of every waiting stream re-querying.
-  const notifier = new AppendNotifier({ probe: () => opts.repo.visibleHead() });
+  const notifier = new AppendNotifier({ probe: () => opts.repo.visibleHead(), ...(opts.announce ? { announce: opts.announce } : {}), ...(opts.peerRecheckMs ? { intervalMs: opts.peerRecheckMs } : {}) });
   const byToken = new Map(opts.tokens.map((t) => [t.token, t]));
   const authFailures = opts.authFailures ?? DEFAULT_AUTH_FAILURES;
   const throttle = new AuthFailureThrottle(authFailures.max, authFailures.timeWindowMs);
@@ -209,7 +217,8 @@ export async function buildApp(opts: AppOptions): Promise<{ app: App; notifier: 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   registerSyncRoutes(app, opts.repo, notifier, liveSlots);
-  registerApiRoutes(app, opts.repo, notifier);
+  registerApiRoutes(app, opts.repo, notifier, opts.queries);
+  opts.registerExtraRoutes?.(app);
 
   // Wake long-polls and live streams so close() does not wait for their timeouts.
   app.addHook('preClose', async () => notifier.close());

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { DEFAULT_AUTH_FAILURES, DEFAULT_BODY_LIMIT, DEFAULT_MAX_LIVE_STREAMS_PER_TOKEN, DEFAULT_RATE_LIMIT, DEFAULT_TIMEOUTS } from './app.js';
 import type { ServerOptions } from './index.js';
 import { loadTokensFromEnv } from './tokens.js';
+import { BusPrefix } from './bus/messages.js';
 
 export const ENV_HELP = `Environment variables:
   ORDERLOG_DATA                Data folder, shared with \`npm start\` (default ./data)
@@ -28,7 +29,13 @@ export const ENV_HELP = `Environment variables:
   ORDERLOG_MAX_LIVE_STREAMS    Open SSE streams + waiting long-polls per token (default ${DEFAULT_MAX_LIVE_STREAMS_PER_TOKEN}; more → 429)
   ORDERLOG_AUTH_FAILURES_MAX   Failed authentications per client address per window before it gets 429 (default ${DEFAULT_AUTH_FAILURES.max})
   ORDERLOG_AUTH_FAILURES_WINDOW_MS  That window in ms (default ${DEFAULT_AUTH_FAILURES.timeWindowMs})
-  ORDERLOG_LOG_LEVEL           pino level: fatal, error, warn, info, debug, trace, silent (default info)`;
+  ORDERLOG_LOG_LEVEL           pino level: fatal, error, warn, info, debug, trace, silent (default info)
+  ORDERLOG_NATS_URL            NATS server with JetStream (e.g. nats://127.0.0.1:4222): when set, the server relays
+                               every committed event to it (one relaying process per database) and offers the
+                               dead-letter admin routes. Unset: no broker is needed
+  ORDERLOG_NATS_PREFIX         Subject prefix of the events (default orderlog: orderlog.<tenant>.<streamType>.<eventType>)
+  ORDERLOG_QUERY_SCHEMA        PostgreSQL only: the seed's query endpoints read the worker-built read model in this
+                               schema (\`npm run worker\`, ORDERLOG_WORKER_SCHEMA) instead of the server's own`;
 
 const Env = z.object({
   ORDERLOG_DATA: z.string().min(1).default(join('.', 'data')),
@@ -47,6 +54,9 @@ const Env = z.object({
   ORDERLOG_MAX_LIVE_STREAMS: z.coerce.number().int().positive().default(DEFAULT_MAX_LIVE_STREAMS_PER_TOKEN),
   ORDERLOG_AUTH_FAILURES_MAX: z.coerce.number().int().positive().default(DEFAULT_AUTH_FAILURES.max),
   ORDERLOG_AUTH_FAILURES_WINDOW_MS: z.coerce.number().int().positive().default(DEFAULT_AUTH_FAILURES.timeWindowMs),
+  ORDERLOG_NATS_URL: z.string().min(1).optional(),
+  ORDERLOG_NATS_PREFIX: BusPrefix.default('orderlog'),
+  ORDERLOG_QUERY_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'lower-case letters, digits and _').optional(),
   ORDERLOG_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -64,6 +74,9 @@ export function configFromEnv(env: NodeJS.ProcessEnv, opts: { needTokens: boolea
   const tokens = opts.needTokens ? loadTokensFromEnv(env) : [];
   if (e.ORDERLOG_MIGRATE_DATABASE_URL && !e.ORDERLOG_DATABASE_URL) {
     throw new ConfigError('invalid configuration: ORDERLOG_MIGRATE_DATABASE_URL needs ORDERLOG_DATABASE_URL (the role the server works as)');
+  }
+  if (e.ORDERLOG_QUERY_SCHEMA && !e.ORDERLOG_DATABASE_URL) {
+    throw new ConfigError('invalid configuration: ORDERLOG_QUERY_SCHEMA needs ORDERLOG_DATABASE_URL (the worker-built read model lives in PostgreSQL)');
   }
   const backend = e.ORDERLOG_DATABASE_URL
     ? {
@@ -88,5 +101,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv, opts: { needTokens: boolea
     maxLiveStreamsPerToken: e.ORDERLOG_MAX_LIVE_STREAMS,
     authFailures: { max: e.ORDERLOG_AUTH_FAILURES_MAX, timeWindowMs: e.ORDERLOG_AUTH_FAILURES_WINDOW_MS },
     logger: { level: e.ORDERLOG_LOG_LEVEL },
+    bus: e.ORDERLOG_NATS_URL ? { url: e.ORDERLOG_NATS_URL, prefix: e.ORDERLOG_NATS_PREFIX } : undefined,
+    querySchema: e.ORDERLOG_QUERY_SCHEMA,
   };
 }

@@ -9,6 +9,8 @@ export interface AppendNotifierOptions {
   probe?: () => Promise<number | string>;
   /** How often other processes' appends are looked for (default 250 ms). */
   intervalMs?: number;
+  /** Tells the other server processes of this process's appends (PostgreSQL LISTEN/NOTIFY). */
+  announce?: () => void;
 }
 
 /**
@@ -24,14 +26,23 @@ export class AppendNotifier {
   private lastMarker: number | string | null = null;
   private readonly probe: (() => Promise<number | string>) | undefined;
   private readonly intervalMs: number;
+  private readonly announce: (() => void) | undefined;
 
   constructor(opts: AppendNotifierOptions = {}) {
     this.emitter.setMaxListeners(0);
     this.probe = opts.probe;
     this.intervalMs = opts.intervalMs ?? 250;
+    this.announce = opts.announce;
   }
 
+  /** This process stored events: wake its waiters and tell the other processes. */
   notify(): void {
+    this.emitter.emit('append');
+    this.announce?.();
+  }
+
+  /** Another process announced that it stored events: wake the waiters. */
+  peerAppended(): void {
     this.emitter.emit('append');
   }
 
@@ -92,7 +103,7 @@ export class AppendNotifier {
       return;
     }
     if (!this.probe) {
-      this.notify();
+      this.peerAppended();
       return;
     }
     if (this.probing) return;
@@ -101,10 +112,10 @@ export class AppendNotifier {
       const marker = await this.probe();
       const changed = marker !== this.lastMarker;
       this.lastMarker = marker;
-      if (changed) this.notify();
+      if (changed) this.peerAppended();
     } catch {
       // The waiters' own queries will meet (and report) whatever failed.
-      this.notify();
+      this.peerAppended();
     } finally {
       this.probing = false;
     }

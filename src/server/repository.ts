@@ -19,6 +19,16 @@ export type AppendOutcome =
 /** One element of a push: its outcome, or the bad-input error that refused it (nothing of it written). */
 export type PushOutcome = AppendOutcome | { status: 'error'; error: IdempotencyConflictError | InvalidEventError };
 
+/** An opaque pull cursor as text: stored as is, handed back as is. */
+export type RelayCursor = string;
+
+export interface RelayPage {
+  events: (ServerEvent & { tenantId: string })[];
+  /** The cursor after this page (the given one when it is empty). */
+  next: RelayCursor | null;
+  hasMore: boolean;
+}
+
 /** A row of the order read model (maintained inside the append transaction). */
 export interface OrderView {
   orderId: string;
@@ -89,6 +99,14 @@ export interface EventRepository {
   pull(tenantId: string, after: number, limit: number): Promise<PullResponse>;
   /** Events of the streams in scope after `after` (at most `upTo`); nextPosition passes over the rest. */
   scopedPull(tenantId: string, request: ScopedPullQuery, now?: Date): Promise<PullResponse>;
+  /**
+   * The broker relay's read: every tenant's events after `cursor`, through the same gap-safe
+   * read as `pull` (a cursor is whatever an earlier page returned; null: from the start).
+   */
+  pullAll(cursor: RelayCursor | null, limit: number): Promise<RelayPage>;
+  /** The cursor the relay stored after the broker acknowledged a page (null: none yet). */
+  relayCheckpoint(): Promise<RelayCursor | null>;
+  saveRelayCheckpoint(cursor: RelayCursor): Promise<void>;
   /** The stream's events after `afterVersion` in version order; at most `limit` when given. */
   readStream(tenantId: string, streamId: string, afterVersion?: number, limit?: number): Promise<ServerEvent[]>;
   getOrder(tenantId: string, orderId: string): Promise<OrderView | null>;

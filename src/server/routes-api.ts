@@ -117,7 +117,10 @@ function statusCommand(orderId: string, state: OrderState, body: UpdateStatusBod
 }
 type UpdateStatusBodyT = { status: 'PAID' | 'RESERVED' | 'SHIPPED' | 'CANCELLED'; paymentId?: string | undefined; reservationId?: string | undefined; shipmentId?: string | undefined; shippedAt?: string | undefined; reason?: string | undefined };
 
-export function registerApiRoutes(app: FastifyInstance, repo: EventRepository, notifier: AppendNotifier): void {
+/** Where the seed's query endpoints read orders: the server's own read model, or a worker-built one. */
+export type OrderQueries = Pick<EventRepository, 'getOrder' | 'listOrders'>;
+
+export function registerApiRoutes(app: FastifyInstance, repo: EventRepository, notifier: AppendNotifier, queries: OrderQueries = repo): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
 
   /** decide() on the read model's state, then append with that state's version as the expectation. */
@@ -298,7 +301,7 @@ export function registerApiRoutes(app: FastifyInstance, repo: EventRepository, n
     async (req, reply) => {
       const who = caller(req);
       const { status, limit, offset } = req.query;
-      const page = await repo.listOrders(who.tenant, { status: status === 'ALL' ? undefined : status, limit, offset });
+      const page = await queries.listOrders(who.tenant, { status: status === 'ALL' ? undefined : status, limit, offset });
       reply.header('x-total-count', String(page.total));
       if (notModified(req, reply, `"p${page.position}"`)) return reply;
       // Seed 004 answers with the rows themselves; the count travels in X-Total-Count.
@@ -311,7 +314,7 @@ export function registerApiRoutes(app: FastifyInstance, repo: EventRepository, n
     { schema: { tags: ['queries'], params: OrderParams, response: { 200: OrderDetail, 304: NotModified, ...commonErrors(), 404: ErrorResponse } } },
     async (req, reply) => {
       const who = caller(req);
-      const v = await repo.getOrder(who.tenant, req.params.orderId);
+      const v = await queries.getOrder(who.tenant, req.params.orderId);
       if (!v) return reply.code(404).send({ error: 'NOT_FOUND', message: `order ${req.params.orderId} not found` });
       if (notModified(req, reply, `"p${v.lastPosition}"`)) return reply;
       return seedOrderDetail(v);

@@ -81,7 +81,7 @@ describe('benchmark report generator', () => {
   it('selects bench sections from arguments or BENCH_ONLY and refuses unknown ones', () => {
     expect(parseArgs(['store', 'emmett'], {}).sections).toEqual(['store', 'emmett']);
     expect(parseArgs([], { BENCH_ONLY: 'sync' }).sections).toEqual(['sync']);
-    expect(parseArgs(['--quick'], {})).toEqual({ sections: ['store', 'emmett', 'projections', 'server', 'sync', 'converge', 'archive', 'boot', 'firstsync', 'scope'], quick: true });
+    expect(parseArgs(['--quick'], {})).toEqual({ sections: ['store', 'emmett', 'projections', 'server', 'sync', 'converge', 'archive', 'boot', 'firstsync', 'scope', 'broker'], quick: true });
     expect(() => parseArgs(['nope'], {})).toThrow(/unknown bench section/);
   });
 });

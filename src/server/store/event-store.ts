@@ -10,12 +10,14 @@ import type {
   EventRepository,
   OrderView,
   PushOutcome,
+  RelayCursor,
+  RelayPage,
 } from '../repository.js';
 import { appendWork, pushWork, streamOrder } from './append-flow.js';
 import { walkChain } from './chain-walk.js';
 import type { StoreDialect } from './port.js';
 import { rebuildOrders } from './rebuild.js';
-import { publicEvent, toView } from './rows.js';
+import { publicEvent, toServerEvent, toView } from './rows.js';
 
 /** The central event store: the flows written once, over a database dialect. */
 export class EventStore implements EventRepository {
@@ -59,6 +61,22 @@ export class EventStore implements EventRepository {
     const events = rows.map(publicEvent);
     const full = rows.length === q.limit;
     return { events, nextPosition: full ? events[events.length - 1]!.globalPosition : upTo, hasMore: full };
+  }
+
+  async pullAll(cursor: RelayCursor | null, limit: number): Promise<RelayPage> {
+    const after = cursor === null ? 0 : Number(cursor);
+    const rows = await this.dialect.pullRows(null, after, limit);
+    const events = rows.map(toServerEvent);
+    const last = events[events.length - 1];
+    return { events, next: last ? String(last.globalPosition) : cursor, hasMore: rows.length === limit };
+  }
+
+  async relayCheckpoint(): Promise<RelayCursor | null> {
+    return this.dialect.relayCheckpoint();
+  }
+
+  async saveRelayCheckpoint(cursor: RelayCursor): Promise<void> {
+    await this.dialect.saveRelayCheckpoint(cursor);
   }
 
   async readStream(tenantId: string, streamId: string, afterVersion = 0, limit?: number): Promise<ServerEvent[]> {

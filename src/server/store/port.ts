@@ -135,8 +135,8 @@ export interface StoreDialect {
   /** Run `work` on one consistent snapshot. */
   snapshot<T>(work: (s: SnapshotSession) => Op<T>): Promise<T>;
 
-  /** Events of a tenant after a position that a pull may return (never skipping one that commits later). */
-  pullRows(tenantId: string, after: number, limit: number): Awaitable<EventRow[]>;
+  /** Events of a tenant (every tenant: null) after a position that a pull may return (never skipping one that commits later). */
+  pullRows(tenantId: string | null, after: number, limit: number): Awaitable<EventRow[]>;
   /** Events of the tenant's streams in scope in the window (after, upTo], at most `limit`. */
   scopedPullRows(tenantId: string, q: ScopedRowsQuery): Awaitable<EventRow[]>;
   /** The stream's events after `afterVersion`; all when `limit` is undefined. */
@@ -144,6 +144,9 @@ export interface StoreDialect {
   projectionRow(tenantId: string, orderId: string): Awaitable<ProjectionRow | null>;
   /** One consistent page of the dashboard: rows, total count, highest folded position. */
   dashboard(tenantId: string, q: DashboardQuery): Awaitable<{ rows: ProjectionRow[]; total: number; position: number }>;
+  /** The broker relay's stored cursor (null: it never published), and storing a new one. */
+  relayCheckpoint(): Awaitable<string | null>;
+  saveRelayCheckpoint(cursor: string): Awaitable<void>;
   /** The newest position visible to pulls. */
   visibleHead(): Awaitable<number>;
   ping(): Awaitable<void>;

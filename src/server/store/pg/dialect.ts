@@ -255,8 +255,8 @@ export class PgDialect implements StoreDialect {
     }
   }
 
-  /** A pull that would step over archived events of its tenant fails naming the archives (a device must not skip them silently). */
-  async pullRows(tenantId: string, after: number, limit: number): Promise<EventRow[]> {
+  /** A pull (every tenant's: null, the relay) that would step over archived events fails naming the archives (a device must not skip them silently). */
+  async pullRows(tenantId: string | null, after: number, limit: number): Promise<EventRow[]> {
     const [rows, archived] = await Promise.all([
       this.pool.query<EventRow>(SQL.pull, [tenantId, after, limit]),
       this.pool.query<{ archive_file: string }>({ name: 'ol_pull_archived', text: SQL.pullArchived, values: [tenantId, after] }),
@@ -297,6 +297,14 @@ export class PgDialect implements StoreDialect {
   async visibleHead(): Promise<number> {
     const { rows } = await this.pool.query<{ p: string | null }>({ name: 'ol_visible_head', text: SQL.visibleHead });
     return Number(rows[0]?.p ?? 0);
+  }
+
+  async relayCheckpoint(): Promise<string | null> {
+    return (await this.pool.query<{ cursor: string }>(SQL.relayCheckpoint)).rows[0]?.cursor ?? null;
+  }
+
+  async saveRelayCheckpoint(cursor: string): Promise<void> {
+    await this.pool.query(SQL.saveRelayCheckpoint, [cursor]);
   }
 
   async ping(): Promise<void> {

@@ -8,6 +8,8 @@ import { SQL } from './sql.js';
 export const LOCK_CLASS_MIGRATE = 0x4f4c0001;
 export const LOCK_CLASS_REBUILD = 0x4f4c0002;
 export const LOCK_CLASS_POSITIONS = 0x4f4c0003;
+export const LOCK_CLASS_RELAY = 0x4f4c0004;
+export const LOCK_CLASS_WORKER_STREAM = 0x4f4c0005;
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /** 32-bit FNV-1a of a string: the second key of this schema's advisory locks. */

@@ -80,8 +80,9 @@ export const SQL = {
          WHERE ($1::text IS NULL OR s.tenant_id = $1) AND ($2::text IS NULL OR s.aggregate_id = $2)
            AND (s.tenant_id, s.aggregate_id) > ($3, $4)
          ORDER BY s.tenant_id, s.aggregate_id LIMIT $5`,
+  /** $1 NULL: every tenant (the broker relay). */
   pull: `SELECT ${EVENT_COLUMNS} FROM events
-       WHERE tenant_id = $1 AND global_position > $2 AND ${VISIBLE}
+       WHERE ($1::text IS NULL OR tenant_id = $1) AND global_position > $2 AND ${VISIBLE}
        ORDER BY global_position LIMIT $3`,
   /**
    * Scoped pull: the tenant's orders in scope (customer, recency, listed ids), then their visible
@@ -102,12 +103,19 @@ export const SQL = {
   /** The same visibility rule as pull: a position held back by an older running transaction does not count yet. */
   visibleHead: `SELECT max(global_position) AS p FROM events WHERE ${VISIBLE}`,
   ping: 'SELECT 1',
+  relayCheckpoint: 'SELECT cursor FROM relay_checkpoint WHERE id = 1',
+  saveRelayCheckpoint: `INSERT INTO relay_checkpoint (id, cursor, updated_at) VALUES (1, $1, now())
+       ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at`,
+  /** Session-level: held by the one relaying process while its connection lives. */
+  relayLeader: 'SELECT pg_try_advisory_lock($1, $2) AS ok',
+  notify: 'SELECT pg_notify($1, $2)',
+  listen: (quotedChannel: string) => `LISTEN ${quotedChannel}`,
 
   // Partitions and archives (issue 16).
   archivedAnchor: 'SELECT version, hash FROM event_archive_anchors WHERE tenant_id = $1 AND aggregate_id = $2 ORDER BY version DESC LIMIT 1',
   /** Archives holding events of a tenant after a pull position (archived partitions are a prefix of the positions). */
   pullArchived: `SELECT p.archive_file FROM event_archive_tenants t JOIN event_partitions p ON p.name = t.partition_name
-       WHERE t.tenant_id = $1 AND t.last_position > $2 ORDER BY p.lo`,
+       WHERE ($1::text IS NULL OR t.tenant_id = $1) AND t.last_position > $2 ORDER BY p.lo`,
   streamArchived: `SELECT p.archive_file FROM event_archive_anchors a JOIN event_partitions p ON p.name = a.partition_name
        WHERE a.tenant_id = $1 AND a.aggregate_id = $2 AND a.version > $3 ORDER BY p.lo`,
   archivedFiles: "SELECT archive_file FROM event_partitions WHERE state = 'archived' ORDER BY lo",
@@ -176,5 +184,16 @@ export const SQL = {
     'GRANT SELECT, INSERT, UPDATE, DELETE ON order_projections TO {role}',
     'GRANT SELECT ON schema_migrations TO {role}',
     'GRANT SELECT, UPDATE ON read_model_version TO {role}',
+    'GRANT SELECT, INSERT, UPDATE ON relay_checkpoint TO {role}',
   ],
+} as const;
+
+/** The worker's statements (issue 15), on its own schema (migrations/worker-pg/). */
+export const WORKER_SQL = {
+  streamLock: 'SELECT pg_advisory_xact_lock($1, $2)',
+  markApplied: `INSERT INTO applied_events (tenant_id, event_id, stream_id, version, position, applied_by) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING 1 AS ok`,
+  streamProgress: 'SELECT version FROM stream_progress WHERE tenant_id = $1 AND stream_id = $2',
+  setStreamProgress: `INSERT INTO stream_progress (tenant_id, stream_id, version) VALUES ($1, $2, $3)
+       ON CONFLICT (tenant_id, stream_id) DO UPDATE SET version = excluded.version`,
 } as const;

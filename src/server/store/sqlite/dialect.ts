@@ -203,8 +203,16 @@ export class SqliteDialect implements StoreDialect, WriteSession, SnapshotSessio
 
   // Reads outside a write transaction.
 
-  pullRows(tenantId: string, after: number, limit: number): EventRow[] {
-    return this.q.pull.all(tenantId, after, limit) as EventRow[];
+  pullRows(tenantId: string | null, after: number, limit: number): EventRow[] {
+    return this.q.pull.all({ tenant: tenantId, after, limit }) as EventRow[];
+  }
+
+  relayCheckpoint(): string | null {
+    return (this.q.relayCheckpoint.get() as { cursor: string } | undefined)?.cursor ?? null;
+  }
+
+  saveRelayCheckpoint(cursor: string): void {
+    this.q.saveRelayCheckpoint.run(cursor);
   }
 
   scopedPullRows(tenantId: string, q: ScopedRowsQuery): EventRow[] {

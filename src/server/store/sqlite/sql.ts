@@ -12,7 +12,8 @@ export const SQL = {
     ON CONFLICT (tenant_id, aggregate_id) DO UPDATE SET version = excluded.version, last_hash = excluded.last_hash`,
   /** LIMIT -1: no limit. */
   streamEvents: `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = ? AND aggregate_id = ? AND version > ? ORDER BY version LIMIT ?`,
-  pull: `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = ? AND global_position > ? ORDER BY global_position LIMIT ?`,
+  /** @tenant NULL: every tenant (the broker relay). */
+  pull: `SELECT ${EVENT_COLUMNS} FROM events WHERE (@tenant IS NULL OR tenant_id = @tenant) AND global_position > @after ORDER BY global_position LIMIT @limit`,
   /**
    * Scoped pull: the tenant's orders in scope (customer, recency, listed ids), then their events
    * in a position window. Both sides are indexed, so a 1 % scope reads about 1 % of the log.
@@ -51,6 +52,9 @@ export const SQL = {
     ORDER BY tenant_id, aggregate_id LIMIT @limit`,
   lastOfStream: 'SELECT version, hash FROM events WHERE tenant_id = ? AND aggregate_id = ? ORDER BY version DESC LIMIT 1',
   head: 'SELECT max(global_position) AS p FROM events',
+  relayCheckpoint: 'SELECT cursor FROM relay_checkpoint WHERE id = 1',
+  saveRelayCheckpoint: `INSERT INTO relay_checkpoint (id, cursor, updated_at) VALUES (1, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at`,
   ping: 'SELECT 1',
   begin: 'BEGIN IMMEDIATE',
   commit: 'COMMIT',
