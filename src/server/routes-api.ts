@@ -83,14 +83,15 @@ function badRequest(message: string, issues: Issue[]): HttpError {
 const seedIssuePath = (i: Issue) => ({ path: i.path === '' ? 'body.aggregateId' : `body.eventData.${i.path}`, message: i.message });
 
 /** Seed 004's create command prices items in major units of the order's currency. */
-function itemsInMinorUnits(items: { sku: string; quantity: number; unitPrice: string | number }[], currency: string) {
+function itemsInMinorUnits(items: { sku: string; description?: string | undefined; quantity: number; unitPrice: string | number }[], currency: string) {
   const issues: Issue[] = [];
   const converted = items.map((i, n) => {
+    const description = i.description ?? '';
     try {
-      return { sku: i.sku, quantity: i.quantity, unitPrice: majorToMinor(i.unitPrice, currency) };
+      return { sku: i.sku, description, quantity: i.quantity, unitPrice: majorToMinor(i.unitPrice, currency) };
     } catch (err) {
       issues.push({ path: `body.items.${n}.unitPrice`, message: `${(err as Error).message} in ${currency}` });
-      return { sku: i.sku, quantity: i.quantity, unitPrice: 0 };
+      return { sku: i.sku, description, quantity: i.quantity, unitPrice: 0 };
     }
   });
   if (issues.length > 0) throw badRequest('invalid item price', issues);
@@ -230,7 +231,16 @@ export function registerApiRoutes(app: FastifyInstance, repo: EventRepository, n
       const b = req.body;
       const orderId = b.orderId ?? `ord-${uuidv7()}`;
       const items = itemsInMinorUnits(b.items, b.currency);
-      const done = await runCommand(req, { type: 'CreateOrder', orderId, customerId: b.customerId, items, currency: b.currency }, undefined);
+      const command: OrderCommand = {
+        type: 'CreateOrder',
+        orderId,
+        customerId: b.customerId,
+        customerName: b.customerName,
+        customerContact: b.customerContact,
+        items,
+        currency: b.currency,
+      };
+      const done = await runCommand(req, command, undefined);
       return reply.code(201).send({
         orderId,
         status: done.after.status,
