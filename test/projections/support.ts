@@ -139,7 +139,10 @@ export function bruteForceRows(store: LocalStore): ExpectedRow[] {
     .map(([orderId, { state, lastEventId }]) => ({
       orderId,
       customerId: state.customerId!,
+      customerName: state.customerName!,
       status: state.status!,
+      paymentStatus: state.paymentStatus!,
+      fulfilmentStatus: state.fulfilmentStatus!,
       total: state.total,
       currency: state.currency!,
       itemCount: state.items.reduce((n, i) => n + i.quantity, 0),
