@@ -121,7 +121,10 @@ export function bruteForceStates(store: LocalStore): Map<string, { state: OrderS
 export interface ExpectedRow {
   orderId: string;
   customerId: string;
+  customerName: string;
   status: string;
+  paymentStatus: string;
+  fulfilmentStatus: string;
   total: number;
   currency: string;
   itemCount: number;
