@@ -18,6 +18,7 @@ import {
   CommandResult,
   ConcurrentModification,
   CreateOrderBody,
+  DashboardCounts,
   DashboardQuerySchema,
   DashboardResponse,
   NotFound,
@@ -33,7 +34,7 @@ import {
   VerifyResponse,
   commonErrors,
 } from './http-schemas.js';
-import { seedOrderDetail, seedOrderRow, seedOrderState } from './seed-views.js';
+import { seedOrderCounts, seedOrderDetail, seedOrderRow, seedOrderState } from './seed-views.js';
 import { HttpError, caller, enrich, notModified } from './http-context.js';
 import type { AppendNotifier } from './notifier.js';
 import type { EventRepository } from './repository.js';
@@ -292,13 +293,25 @@ export function registerApiRoutes(app: FastifyInstance, repo: EventRepository, n
     },
     async (req, reply) => {
       const who = caller(req);
-      const { status, limit, offset } = req.query;
-      const page = await repo.listOrders(who.tenant, { status: status === 'ALL' ? undefined : status, limit, offset });
+      const { status, payment_status, fulfilment_status, limit, offset } = req.query;
+      const page = await repo.listOrders(who.tenant, {
+        status: status === 'ALL' ? undefined : status,
+        paymentStatus: payment_status === 'ALL' ? undefined : payment_status,
+        fulfilmentStatus: fulfilment_status === 'ALL' ? undefined : fulfilment_status,
+        limit,
+        offset,
+      });
       reply.header('x-total-count', String(page.total));
       if (notModified(req, reply, `"p${page.position}"`)) return reply;
       // Seed 004 answers with the rows themselves; the count travels in X-Total-Count.
       return page.orders.map(seedOrderRow);
     },
+  );
+
+  r.get(
+    '/api/queries/orders/dashboard/counts',
+    { schema: { tags: ['queries'], response: { 200: DashboardCounts, ...commonErrors() } } },
+    async (req) => seedOrderCounts(await repo.countOrders(caller(req).tenant)),
   );
 
   r.get(

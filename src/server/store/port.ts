@@ -1,7 +1,7 @@
 import type { OrderState } from '../../domain/state.js';
 import type { PreparedEvent } from './append-logic.js';
 import type { AppendCommand, ChainFilter, DashboardQuery, OrderView } from '../repository.js';
-import type { EventRow, HeadCheckRow, ProjectionRow, StreamHead } from './rows.js';
+import type { EventRow, HeadCheckRow, OrderCountRow, ProjectionRow, StreamHead } from './rows.js';
 
 /**
  * The narrow port between the store core (written once) and a database dialect.
@@ -130,6 +130,8 @@ export interface StoreDialect {
   projectionRow(tenantId: string, orderId: string): Awaitable<ProjectionRow | null>;
   /** One consistent page of the dashboard: rows, total count, highest folded position. */
   dashboard(tenantId: string, q: DashboardQuery): Awaitable<{ rows: ProjectionRow[]; total: number; position: number }>;
+  /** The tenant's orders per (status, payment facet, fulfilment facet). */
+  orderCounts(tenantId: string): Awaitable<OrderCountRow[]>;
   /** The newest position visible to pulls. */
   visibleHead(): Awaitable<number>;
   ping(): Awaitable<void>;
