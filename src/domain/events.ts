@@ -25,7 +25,7 @@ export const DESCRIPTION_MAX = 200;
 export const CustomerName = personText('the customer name', CUSTOMER_NAME_MAX).pipe(z.string().min(1, 'the customer name is required'));
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
-const PHONE = /^\+?[0-9][0-9 ().\/-]*$/;
+const PHONE = /^\+?[0-9][0-9 ()./-]*$/;
 
 /** Whether a contact is an e-mail address (else a phone number). */
 export function isEmailContact(contact: string): boolean {
