@@ -82,6 +82,7 @@ describe('npm start -- --devices 2 (real CLI, Chromium)', () => {
     await page.getByRole('button', { name: 'New order' }).click();
     const dialog = page.getByRole('dialog', { name: 'New order' });
     const orderId = await dialog.getByLabel('Order ID').inputValue();
+    await dialog.getByLabel('Customer name').fill(`Name of ${customer}`);
     await dialog.getByLabel('Customer ID').fill(customer);
     await dialog.getByLabel('SKU').fill('TEA-1');
     await dialog.getByLabel(/Unit price/).fill('4.20');

@@ -133,6 +133,7 @@ describe('desktop UI in Chromium (browser mode)', () => {
     await page.getByRole('button', { name: 'New order' }).click();
     const dialog = page.getByRole('dialog', { name: 'New order' });
     await dialog.getByLabel('Order ID').fill('ORD-E2E-1');
+    await dialog.getByLabel('Customer name').fill('Blue Cafe');
     await dialog.getByLabel('Customer ID').fill('CUST-42');
     await dialog.getByLabel('SKU').fill('WIDGET-1');
     await dialog.getByLabel('Quantity').fill('3');
