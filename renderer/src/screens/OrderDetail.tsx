@@ -48,7 +48,7 @@ function eventSummary(e: TimelineEntry, currency: string | null): string {
  */
 function inventoryText(s: OrderDetailT['state']): string {
   if (!s.reservationId) return 'Not reserved';
-  if (s.inventoryReleasedAt) return `Stock released ${whenShort(s.inventoryReleasedAt)} (was reservation ${s.reservationId})`;
+  if (s.inventoryReleasedAt) return `Stock released (reservation ${s.reservationId})`;
   if (s.status === 'CANCELLED') return `Cancelled; no release recorded for reservation ${s.reservationId}`;
   if (s.status === 'SHIPPED') return `Shipped from reservation ${s.reservationId}`;
   return `Reserved (${s.reservationId})`;
