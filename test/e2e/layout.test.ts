@@ -148,6 +148,8 @@ describe('layout, messages and audit in Chromium (browser mode)', () => {
     await dialog.getByLabel('Currency').fill('USD');
     await dialog.getByLabel('Contact (optional)').fill('+86 10 1234 5678');
     await dialog.getByLabel('Description (optional)').fill('小部件 — widget, blue');
+    // Corrected fields drop their old messages at once.
+    expect(await text()).not.toMatch(/customer name is required|not a currency|contact must be/);
     expect(await text()).not.toMatch(/expected|received|Invalid input|Too small|NaN/);
     // A field error does not push the other inputs of its row down.
     const tops = async () => Promise.all(['Quantity', 'SKU'].map(async (l) => (await dialog.getByLabel(l).boundingBox())!.y));

@@ -63,6 +63,10 @@ export function CreateOrderDialog({ onClose, onCreated }: { onClose: () => void;
   const complete = prices.every((p) => p.ok) && quantities.every((q) => typeof q === 'number');
   const tooLarge = total > MAX_MINOR;
 
+  // An edited field's old message no longer describes it; the next submit re-validates.
+  const clearError = (field: string) =>
+    setErrors((errs) => (field in errs ? Object.fromEntries(Object.entries(errs).filter(([k]) => k !== field)) : errs));
+
   const update = (key: number, patch: Partial<ItemDraft>) => {
     setItems((xs) => xs.map((x) => (x.key === key ? { ...x, ...patch } : x)));
     // An edited row's old messages no longer describe it; the next submit re-validates.
@@ -121,21 +125,21 @@ export function CreateOrderDialog({ onClose, onCreated }: { onClose: () => void;
             error={errors.customerName}
             hint={`As people know them, any language · ${customerName.trim().length} / ${CUSTOMER_NAME_MAX}`}
           >
-            <input id="co-name" value={customerName} onChange={(e) => setCustomerName(e.target.value)} autoComplete="off" />
+            <input id="co-name" value={customerName} onChange={(e) => (setCustomerName(e.target.value), clearError('customerName'))} autoComplete="off" />
           </Field>
           <Field id="co-contact" label="Contact (optional)" error={errors.customerContact} hint="E-mail or phone, e.g. +44 20 7946 0958">
-            <input id="co-contact" value={contact} onChange={(e) => setContact(e.target.value)} autoComplete="off" />
+            <input id="co-contact" value={contact} onChange={(e) => (setContact(e.target.value), clearError('customerContact'))} autoComplete="off" />
           </Field>
         </div>
         <div className="grid-3">
           <Field id="co-order" label="Order ID" error={errors.orderId} hint="Up to 100: letters, digits, . _ : @ -">
-            <input id="co-order" value={orderId} onChange={(e) => setOrderId(e.target.value)} autoComplete="off" />
+            <input id="co-order" value={orderId} onChange={(e) => (setOrderId(e.target.value), clearError('orderId'))} autoComplete="off" />
           </Field>
           <Field id="co-customer" label="Customer ID" error={errors.customerId} hint="Up to 100: letters, digits, . _ : @ -">
-            <input id="co-customer" value={customerId} onChange={(e) => setCustomerId(e.target.value)} autoComplete="off" />
+            <input id="co-customer" value={customerId} onChange={(e) => (setCustomerId(e.target.value), clearError('customerId'))} autoComplete="off" />
           </Field>
           <Field id="co-currency" label="Currency" error={errors.currency} hint="e.g. USD, EUR, JPY">
-            <input id="co-currency" value={currency} onChange={(e) => setCurrency(e.target.value)} maxLength={3} list="co-currencies" autoComplete="off" />
+            <input id="co-currency" value={currency} onChange={(e) => (setCurrency(e.target.value), clearError('currency'))} maxLength={3} list="co-currencies" autoComplete="off" />
             <datalist id="co-currencies">
               {[...CURRENCY_MINOR_DIGITS.keys()].map((c) => (
                 <option key={c} value={c} />
