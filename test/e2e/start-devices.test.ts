@@ -87,7 +87,8 @@ describe('npm start -- --devices 2 (real CLI, Chromium)', () => {
     await dialog.getByLabel('SKU').fill('TEA-1');
     await dialog.getByLabel(/Unit price/).fill('4.20');
     await dialog.getByRole('button', { name: 'Create order' }).click();
-    await expect.poll(() => row(page, orderId).count()).toBe(1);
+    // The list re-queries after the change notification (coalesced); under load that exceeds poll's 1 s default.
+    await expect.poll(() => row(page, orderId).count(), { timeout: 10_000 }).toBe(1);
     return orderId;
   };
 
