@@ -167,7 +167,7 @@ describe('npm start -- --devices 2 (real CLI, Chromium)', () => {
     await a.getByTestId('work-offline').first().getByRole('switch').uncheck();
     await expect.poll(() => row(a, afterId).count(), { timeout: 10_000 }).toBe(1);
     await expect.poll(() => row(b, heldId).count(), { timeout: 10_000 }).toBe(1);
-    await expect.poll(() => a.getByTestId('sync-indicator').getAttribute('data-state')).toBe('idle');
+    await expect.poll(() => a.getByTestId('sync-indicator').getAttribute('data-state'), { timeout: 10_000 }).toBe('idle');
     await a.screenshot({ path: join(root, 'test-artifacts', 'screenshots', 'start-two-devices-after-restart.png') });
   });
 });
