@@ -1,21 +1,19 @@
+import { CURRENCY_MINOR_DIGITS } from '../../src/domain/currencies.js';
 import { formatMinor } from '../../src/domain/money.js';
 
 /**
  * Money as people type it and read it. Parsing is string arithmetic (BigInt), never floating
- * point; the number of decimals is the currency's own, from the platform's ISO 4217 data
- * (Intl.NumberFormat's resolved options), and separators follow the locale.
+ * point; the number of decimals is the currency's own, from the domain's ISO 4217 table (the one
+ * the store converts with: a browser's Intl data can differ by version, e.g. for IQD or ISK), and
+ * separators follow the locale.
  */
 
 /** Largest amount the store keeps, in minor units (the domain's MinorUnits bound). */
 export const MAX_MINOR = BigInt(Number.MAX_SAFE_INTEGER);
 
-/** The currency's minor-unit digits (USD 2, JPY 0, KWD 3); 2 when the code is not well-formed. */
+/** The currency's minor-unit digits (USD 2, JPY 0, KWD 3); 2 for a code not in ISO 4217. */
 export function currencyDigits(currency: string): number {
-  try {
-    return new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits ?? 2;
-  } catch {
-    return 2;
-  }
+  return CURRENCY_MINOR_DIGITS.get(currency) ?? 2;
 }
 
 export function separators(locale?: string): { group: string; decimal: string } {
@@ -93,7 +91,13 @@ export function formatAmount(minor: bigint | number, currency: string | null | u
   let fmt: Intl.NumberFormat;
   try {
     digits = currencyDigits(code);
-    fmt = new Intl.NumberFormat(locale, { style: 'currency', currency: code, currencyDisplay: 'code' });
+    fmt = new Intl.NumberFormat(locale, {
+      style: 'currency',
+      currency: code,
+      currencyDisplay: 'code',
+      minimumFractionDigits: digits,
+      maximumFractionDigits: digits,
+    });
   } catch {
     fmt = new Intl.NumberFormat(locale, { minimumFractionDigits: digits, maximumFractionDigits: digits });
     const value = formatMinor(Number(minor), digits);

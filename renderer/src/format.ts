@@ -41,6 +41,24 @@ export const STATUS_LABEL: Record<string, string> = {
   CANCELLED: 'Cancelled',
 };
 
+/** The payment facet, in words. */
+export const PAYMENT_LABEL: Record<string, string> = {
+  ALL: 'All',
+  UNPAID: 'Unpaid',
+  PARTLY_PAID: 'Partly paid',
+  PAID: 'Paid',
+  REFUNDED: 'Refunded',
+};
+
+/** The fulfilment facet, in words. */
+export const FULFILMENT_LABEL: Record<string, string> = {
+  ALL: 'All',
+  OPEN: 'Open',
+  RESERVED: 'Reserved',
+  SHIPPED: 'Shipped',
+  CANCELLED: 'Cancelled',
+};
+
 /** Event type → a short phrase for the timeline. */
 export const EVENT_LABEL: Record<string, string> = {
   OrderCreated: 'Order created',
@@ -50,6 +68,7 @@ export const EVENT_LABEL: Record<string, string> = {
   OrderCancelled: 'Cancelled',
   PaymentRefunded: 'Payment refunded',
   OrderStatusChanged: 'Status changed',
+  InventoryReleased: 'Stock released',
 };
 
 /** Projection ids → what they are to a person (rebuild progress, drift check). */

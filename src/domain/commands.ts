@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { Identifier, IsoTimestamp, OrderItem, type OrderEvent } from './events.js';
-import { Currency, PositiveMinorUnits, formatMinor } from './money.js';
+import { CustomerContact, CustomerName, Identifier, IsoTimestamp, ItemDescription, OrderItem, type OrderEvent } from './events.js';
+import { Currency, PositiveMinorUnits, formatMoney } from './money.js';
 import { outstandingAmount, type OrderState } from './state.js';
 
 /** The items of a new order, however a caller prices them (the seed API in major units). */
@@ -10,7 +10,11 @@ export const CreateOrder = z.strictObject({
   type: z.literal('CreateOrder'),
   orderId: Identifier,
   customerId: Identifier,
-  items: orderItems(OrderItem),
+  /** Shown to people; the customer id when not given (callers that predate names). */
+  customerName: CustomerName.optional(),
+  /** An e-mail address or a phone number; empty means none. */
+  customerContact: z.union([z.literal('').transform(() => undefined), CustomerContact]).optional(),
+  items: orderItems(OrderItem.extend({ description: ItemDescription.optional() })),
   currency: Currency.default('USD'),
 });
 export const RecordPayment = z.strictObject({
@@ -94,8 +98,9 @@ export class CommandRejectedError extends Error {
 const reject = (code: RejectionCode, message: string): Decision => ({ ok: false, rejection: { code, message } });
 const accept = (...events: OrderEvent[]): Decision => ({ ok: true, events });
 
+/** An amount in a message: grouped, in the order's currency and its digits. */
 function money(s: OrderState, minor: number): string {
-  return `${formatMinor(minor)} ${s.currency ?? ''}`.trim();
+  return formatMoney(minor, s.currency);
 }
 
 /** Rules shared by every command on an existing, still-open order. */
@@ -120,7 +125,15 @@ export function decide(state: OrderState, command: OrderCommand): Decision {
       if (!Number.isSafeInteger(total)) return reject('OVERPAYMENT', 'The order total is too large to record exactly.');
       return accept({
         type: 'OrderCreated',
-        data: { orderId: command.orderId, customerId: command.customerId, items: command.items, total, currency: command.currency },
+        data: {
+          orderId: command.orderId,
+          customerId: command.customerId,
+          customerName: command.customerName ?? command.customerId,
+          customerContact: command.customerContact ?? null,
+          items: command.items.map((i) => ({ sku: i.sku, description: i.description ?? '', quantity: i.quantity, unitPrice: i.unitPrice })),
+          total,
+          currency: command.currency,
+        },
       });
     }
     case 'RecordPayment': {
@@ -158,7 +171,12 @@ export function decide(state: OrderState, command: OrderCommand): Decision {
     case 'CancelOrder': {
       const closed = mustBeOpen(state, command.orderId, 'cancel it');
       if (closed) return closed;
-      return accept({ type: 'OrderCancelled', data: { reason: command.reason, cancelledAt: command.cancelledAt } });
+      const cancelled: OrderEvent = { type: 'OrderCancelled', data: { reason: command.reason, cancelledAt: command.cancelledAt } };
+      // Stock held for the order goes back: a fact of its own, so stock keepers can follow it.
+      if (state.reservationId && !state.inventoryReleasedAt) {
+        return accept(cancelled, { type: 'InventoryReleased', data: { reservationId: state.reservationId, releasedAt: command.cancelledAt } });
+      }
+      return accept(cancelled);
     }
     case 'RefundPayment': {
       if (!state.exists) return reject('ORDER_NOT_FOUND', `Order ${command.orderId} does not exist, so there is nothing to refund.`);

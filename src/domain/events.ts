@@ -10,15 +10,72 @@ export const Identifier = z
 
 export const IsoTimestamp = z.iso.datetime({ offset: true, message: 'must be an ISO-8601 timestamp' });
 
+/** Free text people type (names, descriptions): any script, no control characters, trimmed. */
+export const personText = (what: string, max: number) =>
+  z
+    .string({ message: `${what} must be text` })
+    .trim()
+    .max(max, `${what} must be at most ${max} characters`)
+    .regex(/^[^\p{Cc}\p{Cf}\p{Cs}]*$/u, `${what} must not contain control characters`);
+
+export const CUSTOMER_NAME_MAX = 120;
+export const DESCRIPTION_MAX = 200;
+
+/** The customer's display name as people write it: "Café-Müller", "客户一", "Blue Cafe". */
+export const CustomerName = personText('the customer name', CUSTOMER_NAME_MAX).pipe(z.string().min(1, 'the customer name is required'));
+
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const PHONE = /^\+?[0-9][0-9 ()./-]*$/;
+
+/** Whether a contact is an e-mail address (else a phone number). */
+export function isEmailContact(contact: string): boolean {
+  return contact.includes('@');
+}
+
+/** An optional way to reach the customer: an e-mail address or a phone number. */
+export const CustomerContact = z
+  .string({ message: 'the contact must be text' })
+  .trim()
+  .max(100, 'the contact must be at most 100 characters')
+  .refine(
+    (c) => (isEmailContact(c) ? EMAIL.test(c) : PHONE.test(c) && (c.match(/[0-9]/g)?.length ?? 0) >= 6 && (c.match(/[0-9]/g)?.length ?? 0) <= 15),
+    'the contact must be an e-mail address (name@example.com) or a phone number (+44 20 7946 0958)',
+  );
+
+export const ItemDescription = personText('the item description', DESCRIPTION_MAX);
+
 export const OrderItem = z.strictObject({
   sku: Identifier,
+  /** What the item is, for people (the SKU is for systems); may be empty. */
+  description: ItemDescription,
   quantity: z.number().int().positive().max(1_000_000),
   unitPrice: MinorUnits,
 });
 export type OrderItem = z.infer<typeof OrderItem>;
 
+/** v2 items: a SKU without a description. */
+export const OrderItemV2 = z.strictObject({
+  sku: Identifier,
+  quantity: z.number().int().positive().max(1_000_000),
+  unitPrice: MinorUnits,
+});
+
 /**
- * Current (v2) OrderCreated: integer minor units plus an explicit currency. Items may be empty:
+ * Current (v3) OrderCreated: v2 plus the customer's display name, an optional contact and item
+ * descriptions (v2 events are upcast: the name is the customer id, no contact, no descriptions).
+ */
+export const OrderCreatedV3 = z.strictObject({
+  orderId: Identifier,
+  customerId: Identifier,
+  customerName: CustomerName,
+  customerContact: CustomerContact.nullable(),
+  items: z.array(OrderItem).max(500),
+  total: MinorUnits,
+  currency: Currency,
+});
+
+/**
+ * v2 OrderCreated: integer minor units plus an explicit currency. Items may be empty:
  * the seed system records orders by their total alone (its own test fixture has no items), and an
  * event records what happened. "An order needs at least one item" is a rule of the CreateOrder
  * command, not of the fact.
@@ -26,7 +83,7 @@ export type OrderItem = z.infer<typeof OrderItem>;
 export const OrderCreatedV2 = z.strictObject({
   orderId: Identifier,
   customerId: Identifier,
-  items: z.array(OrderItem).max(500),
+  items: z.array(OrderItemV2).max(500),
   total: MinorUnits,
   currency: Currency,
 });
@@ -82,6 +139,15 @@ export const OrderCancelledV1 = z.strictObject({
   cancelledAt: IsoTimestamp,
 });
 
+/**
+ * Stock reserved for an order goes back on the shelf: the cancel decision emits it beside
+ * OrderCancelled when inventory was reserved, so the release is a fact of its own.
+ */
+export const InventoryReleasedV1 = z.strictObject({
+  reservationId: Identifier,
+  releasedAt: IsoTimestamp,
+});
+
 /** Statuses an OrderStatusChanged may set: the seed's transitions after creation. */
 export const STATUS_CHANGE_TARGETS = ['PAID', 'RESERVED', 'SHIPPED', 'CANCELLED'] as const;
 
@@ -106,13 +172,14 @@ export const PaymentRefundedV1 = z.strictObject({
 
 /** The current schema of every event type, and the version number that schema has. */
 export const EventSchemas = {
-  OrderCreated: { version: 2, schema: OrderCreatedV2 },
+  OrderCreated: { version: 3, schema: OrderCreatedV3 },
   PaymentReceived: { version: 1, schema: PaymentReceivedV1 },
   InventoryReserved: { version: 1, schema: InventoryReservedV1 },
   OrderShipped: { version: 1, schema: OrderShippedV1 },
   OrderCancelled: { version: 1, schema: OrderCancelledV1 },
   PaymentRefunded: { version: 1, schema: PaymentRefundedV1 },
   OrderStatusChanged: { version: 1, schema: OrderStatusChangedV1 },
+  InventoryReleased: { version: 1, schema: InventoryReleasedV1 },
 } as const;
 
 export type OrderEventType = keyof typeof EventSchemas;

@@ -12,9 +12,11 @@ export type MinorUnits = z.infer<typeof MinorUnits>;
 export const PositiveMinorUnits = MinorUnits.refine((n) => n > 0, 'amount must be greater than zero');
 
 export const Currency = z
-  .string()
-  .regex(/^[A-Z]{3}$/, 'currency must be an ISO 4217 code like USD')
-  .refine(isIsoCurrency, 'currency is not an ISO 4217 currency code');
+  .string({ message: 'choose a currency, e.g. USD, EUR or JPY' })
+  .regex(/^[A-Z]{3}$/, 'a currency is three capital letters, e.g. USD, EUR or JPY')
+  .refine(isIsoCurrency, {
+    error: (iss) => `${String(iss.input)} is not a currency in the ISO 4217 list; use a code such as USD, EUR, GBP or JPY`,
+  });
 export type Currency = z.infer<typeof Currency>;
 
 /** Exact decimal string (or number as written) in major units → integer minor units. */
@@ -68,6 +70,20 @@ export function formatMinor(minor: number, fractionDigits = 2): string {
   const whole = digits.slice(0, digits.length - fractionDigits);
   const frac = digits.slice(digits.length - fractionDigits);
   return `${negative ? '-' : ''}${whole}${fractionDigits > 0 ? '.' + frac : ''}`;
+}
+
+/**
+ * Integer minor units → the amount people read in a message, in the currency's own digits and
+ * grouped by thousands (123456789 USD → "1,234,567.89 USD", 500 JPY → "500 JPY"). Plain ASCII
+ * grouping so a message reads the same in a log, the server and any locale.
+ */
+export function formatMoney(minor: number, currency: string | null): string {
+  const code = currency && isIsoCurrency(currency) ? currency : DEFAULT_SEED_CURRENCY;
+  const plain = formatMinor(minor, minorUnitDigits(code));
+  const [whole = '', frac] = plain.split('.');
+  const sign = whole.startsWith('-') ? '-' : '';
+  const grouped = whole.replace('-', '').replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  return `${sign}${grouped}${frac !== undefined ? '.' + frac : ''} ${currency ?? code}`;
 }
 
 function numberToPlainString(n: number): string {

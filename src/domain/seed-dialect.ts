@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { EventSchemas, Identifier, STATUS_CHANGE_TARGETS, type OrderEvent, type OrderEventType } from './events.js';
+import { CustomerContact, CustomerName, EventSchemas, Identifier, ItemDescription, STATUS_CHANGE_TARGETS, type OrderEvent, type OrderEventType } from './events.js';
 import { zodIssues, type Issue } from './issues.js';
 import { Currency, DEFAULT_SEED_CURRENCY, MajorAmount, majorToMinor } from './money.js';
 
@@ -35,12 +35,17 @@ export function normalizeSeedTimestamp(text: string): string | null {
   return Number.isNaN(ms) ? null : new Date(ms).toISOString();
 }
 
-const SeedItem = z.strictObject({ sku: Identifier, quantity: z.number().int().positive().max(1_000_000), unitPrice: MajorAmount });
+const SeedItem = z.strictObject({ sku: Identifier, description: ItemDescription.optional(), quantity: z.number().int().positive().max(1_000_000), unitPrice: MajorAmount });
 
-/** Seed 000 (`totalAmount`) and seed 004 (`total`, `status`) both create orders; `currency` is ours (default USD). */
+/**
+ * Seed 000 (`totalAmount`) and seed 004 (`total`, `status`) both create orders; `currency`,
+ * `customerName`, `customerContact` and item descriptions are ours (USD, the customer id, none).
+ */
 const SeedOrderCreated = z.strictObject({
   orderId: Identifier,
   customerId: Identifier,
+  customerName: CustomerName.optional(),
+  customerContact: CustomerContact.nullable().optional(),
   items: z.array(SeedItem).max(500).default([]),
   totalAmount: MajorAmount.optional(),
   total: MajorAmount.optional(),
@@ -54,6 +59,7 @@ const seedSchemas = {
   OrderCreated: SeedOrderCreated,
   PaymentReceived: z.strictObject({ paymentId: Identifier, amount: MajorAmount }),
   InventoryReserved: z.strictObject({ reservationId: Identifier }),
+  InventoryReleased: z.strictObject({ reservationId: Identifier, releasedAt: SeedTimestamp }),
   OrderShipped: z.strictObject({ shipmentId: Identifier, shippedAt: SeedTimestamp }),
   OrderCancelled: z.strictObject({ reason: Reason, cancelledAt: SeedTimestamp }),
   PaymentRefunded: z.strictObject({ paymentId: Identifier, amount: MajorAmount, reason: Reason }),
@@ -101,9 +107,15 @@ export function fromSeedEvent(type: OrderEventType, data: unknown, ctx: { aggreg
       if (c.totalAmount !== undefined && c.total !== undefined && String(c.totalAmount) !== String(c.total)) {
         issues.push({ path: 'total', message: 'totalAmount and total differ; give one of them' });
       }
-      const items = c.items.map((i, n) => ({ sku: i.sku, quantity: i.quantity, unitPrice: minor(i.unitPrice, currency, `items.${n}.unitPrice`, false) }));
+      const items = c.items.map((i, n) => ({
+        sku: i.sku,
+        description: i.description ?? '',
+        quantity: i.quantity,
+        unitPrice: minor(i.unitPrice, currency, `items.${n}.unitPrice`, false),
+      }));
       const total = given === undefined ? 0 : minor(given, currency, c.totalAmount !== undefined ? 'totalAmount' : 'total', false);
-      event = { type, data: { orderId: c.orderId, customerId: c.customerId, items, total, currency } };
+      const customer = { customerName: c.customerName ?? c.customerId, customerContact: c.customerContact ?? null };
+      event = { type, data: { orderId: c.orderId, customerId: c.customerId, ...customer, items, total, currency } };
       break;
     }
     case 'PaymentReceived':

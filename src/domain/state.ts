@@ -5,11 +5,23 @@ import type { OrderEventData } from './events.js';
 export const ORDER_STATUSES = ['CREATED', 'PARTIALLY_PAID', 'PAID', 'RESERVED', 'SHIPPED', 'CANCELLED'] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
 
+/** What the customer has paid, one facet of an order (amounts decide it, not the status word). */
+export const PAYMENT_STATUSES = ['UNPAID', 'PARTLY_PAID', 'PAID', 'REFUNDED'] as const;
+export type PaymentStatus = (typeof PAYMENT_STATUSES)[number];
+
+/** Where the goods are, the other facet: open, stock reserved, shipped, or cancelled. */
+export const FULFILMENT_STATUSES = ['OPEN', 'RESERVED', 'SHIPPED', 'CANCELLED'] as const;
+export type FulfilmentStatus = (typeof FULFILMENT_STATUSES)[number];
+
 /**
  * Bump whenever reducers change what they produce: snapshots written by another reducer
- * version are ignored and rebuilt. v2: OrderStatusChanged sets the status (v1 skipped it).
+ * version are ignored and rebuilt, and so are the read models (server and device) built by it.
+ * v2: OrderStatusChanged sets the status (v1 skipped it).
+ * v3: customer name and contact, item descriptions, the payment and fulfilment facets, released
+ * inventory; the status word follows the seeds (the last lifecycle event wins: a payment in full
+ * on a reserved order makes it PAID).
  */
-export const REDUCER_VERSION = 2;
+export const REDUCER_VERSION = 3;
 
 export const Payment = z.object({ paymentId: z.string(), amount: z.number(), refunded: z.number() });
 export type Payment = z.infer<typeof Payment>;
@@ -22,10 +34,15 @@ export const OrderState = z.object({
   exists: z.boolean(),
   orderId: z.string().nullable(),
   customerId: z.string().nullable(),
-  items: z.array(z.object({ sku: z.string(), quantity: z.number(), unitPrice: z.number() })),
+  customerName: z.string().nullable(),
+  customerContact: z.string().nullable(),
+  items: z.array(z.object({ sku: z.string(), description: z.string(), quantity: z.number(), unitPrice: z.number() })),
   total: z.number(),
   currency: z.string().nullable(),
+  /** The seeds' single word: the last lifecycle event wins. */
   status: z.enum(ORDER_STATUSES).nullable(),
+  paymentStatus: z.enum(PAYMENT_STATUSES).nullable(),
+  fulfilmentStatus: z.enum(FULFILMENT_STATUSES).nullable(),
   paidAmount: z.number(),
   refundedAmount: z.number(),
   payments: z.array(Payment),
@@ -34,6 +51,8 @@ export const OrderState = z.object({
   shippedAt: z.string().nullable(),
   cancelledAt: z.string().nullable(),
   cancelReason: z.string().nullable(),
+  /** When the reserved stock went back (InventoryReleased); null while it is held or was never reserved. */
+  inventoryReleasedAt: z.string().nullable(),
   /** Number of events folded into this state (the stream version). */
   version: z.number(),
   createdAt: z.string().nullable(),
@@ -45,10 +64,14 @@ export const initialOrderState: OrderState = Object.freeze({
   exists: false,
   orderId: null,
   customerId: null,
+  customerName: null,
+  customerContact: null,
   items: [],
   total: 0,
   currency: null,
   status: null,
+  paymentStatus: null,
+  fulfilmentStatus: null,
   paidAmount: 0,
   refundedAmount: 0,
   payments: [],
@@ -57,6 +80,7 @@ export const initialOrderState: OrderState = Object.freeze({
   shippedAt: null,
   cancelledAt: null,
   cancelReason: null,
+  inventoryReleasedAt: null,
   version: 0,
   createdAt: null,
   updatedAt: null,
@@ -72,52 +96,79 @@ export interface FoldableEvent {
 
 type Reducers = { [K in keyof OrderEventData]: (draft: Draft<OrderState>, data: OrderEventData[K]) => void };
 
+/** The seeds' word after a payment: PAID once the total is covered, whatever happened before. */
 function statusAfterPayment(s: Draft<OrderState>): OrderStatus {
-  if (netPaidAmount(s) >= s.total) return s.reservationId ? 'RESERVED' : 'PAID';
-  return 'PARTIALLY_PAID';
+  return netPaidAmount(s) >= s.total ? 'PAID' : 'PARTIALLY_PAID';
 }
+
+/** The payment facet from the amounts: money received and kept, against the total. */
+export function paymentStatusOf(s: Pick<OrderState, 'total' | 'paidAmount' | 'refundedAmount'>): PaymentStatus {
+  const net = netPaidAmount(s);
+  if (s.refundedAmount > 0 && net <= 0) return 'REFUNDED';
+  if (net <= 0) return 'UNPAID';
+  return net >= s.total ? 'PAID' : 'PARTLY_PAID';
+}
+
+const closed = (s: Draft<OrderState>) => s.status === 'CANCELLED' || s.status === 'SHIPPED';
 
 const reducers: Reducers = {
   OrderCreated(s, d) {
     s.exists = true;
     s.orderId = d.orderId;
     s.customerId = d.customerId;
+    s.customerName = d.customerName;
+    s.customerContact = d.customerContact;
     s.items = d.items;
     s.total = d.total;
     s.currency = d.currency;
     s.status = 'CREATED';
+    s.paymentStatus = paymentStatusOf(s);
+    s.fulfilmentStatus = 'OPEN';
   },
   PaymentReceived(s, d) {
     s.paidAmount += d.amount;
     s.payments.push({ paymentId: d.paymentId, amount: d.amount, refunded: 0 });
-    if (s.status !== 'CANCELLED' && s.status !== 'SHIPPED') s.status = statusAfterPayment(s);
+    s.paymentStatus = paymentStatusOf(s);
+    if (!closed(s)) s.status = statusAfterPayment(s);
   },
   InventoryReserved(s, d) {
     s.reservationId = d.reservationId;
-    if (s.status !== 'CANCELLED' && s.status !== 'SHIPPED') s.status = 'RESERVED';
+    if (!closed(s)) {
+      s.status = 'RESERVED';
+      s.fulfilmentStatus = 'RESERVED';
+    }
+  },
+  InventoryReleased(s, d) {
+    s.inventoryReleasedAt = d.releasedAt;
   },
   OrderShipped(s, d) {
     s.shipmentId = d.shipmentId;
     s.shippedAt = d.shippedAt;
     s.status = 'SHIPPED';
+    s.fulfilmentStatus = 'SHIPPED';
   },
   OrderCancelled(s, d) {
     s.cancelledAt = d.cancelledAt;
     s.cancelReason = d.reason;
     s.status = 'CANCELLED';
+    s.fulfilmentStatus = 'CANCELLED';
   },
   OrderStatusChanged(s, d) {
     // A declared status, as the seed's projector applies it; like the facts it stands for, a
     // payment or reservation does not reopen a shipped or cancelled order. Streams stored before
     // the server refused it may start with one: a status of an order never created is no order.
     if (!s.exists) return;
-    if ((d.newStatus === 'PAID' || d.newStatus === 'RESERVED') && (s.status === 'CANCELLED' || s.status === 'SHIPPED')) return;
+    if ((d.newStatus === 'PAID' || d.newStatus === 'RESERVED') && closed(s)) return;
     s.status = d.newStatus;
+    // The declaration stands for the fact in its facet (the seed records no amounts for it).
+    if (d.newStatus === 'PAID') s.paymentStatus = 'PAID';
+    else s.fulfilmentStatus = d.newStatus;
   },
   PaymentRefunded(s, d) {
     s.refundedAmount += d.amount;
     const p = s.payments.find((x) => x.paymentId === d.paymentId);
     if (p) p.refunded += d.amount;
+    s.paymentStatus = paymentStatusOf(s);
   },
 };
 

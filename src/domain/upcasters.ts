@@ -15,6 +15,10 @@ export class UpcastError extends Error {
 
 type Upcaster = (data: unknown) => unknown;
 
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
 /** upcasters[type][v] turns version v into version v+1. */
 const upcasters: Record<string, Record<number, Upcaster>> = {
   OrderCreated: {
@@ -28,6 +32,15 @@ const upcasters: Record<string, Record<number, Upcaster>> = {
         // v1 predates multi-currency: every v1 order was taken in US dollars.
         currency: DEFAULT_SEED_CURRENCY,
       };
+    },
+    // v2 had no customer name, contact or item descriptions: the customer id is the name people
+    // saw until then, and nothing was known of a contact or what the items were.
+    // Only the new fields are added (not parsed here): the current schema then checks the
+    // whole event, so a bad v2 event is refused with the path of its bad field.
+    2: (raw) => {
+      if (!isPlainObject(raw)) return raw;
+      const items = Array.isArray(raw.items) ? raw.items.map((i: unknown) => (isPlainObject(i) ? { ...i, description: '' } : i)) : raw.items;
+      return { ...raw, customerName: raw.customerId, customerContact: null, items };
     },
   },
 };

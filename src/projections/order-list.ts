@@ -1,5 +1,17 @@
 import { ORDER_STREAM_TYPE } from '../domain/events.js';
-import { foldOrder, foldOrderInPlace, initialOrderState, netPaidAmount, type FoldableEvent, type OrderState, type OrderStatus } from '../domain/state.js';
+import {
+  REDUCER_VERSION,
+  foldOrder,
+  foldOrderInPlace,
+  initialOrderState,
+  netPaidAmount,
+  paymentStatusOf,
+  type FoldableEvent,
+  type FulfilmentStatus,
+  type OrderState,
+  type OrderStatus,
+  type PaymentStatus,
+} from '../domain/state.js';
 import type { StoredEvent } from '../protocol/envelope.js';
 import type { SyncBadge } from './query-schemas.js';
 import type { ApplyContext, PendingSource, Projection, TableDef } from './types.js';
@@ -25,7 +37,10 @@ export const ORDER_LIST = 'order_list';
 export interface OrderListRow {
   order_id: string;
   customer_id: string;
+  customer_name: string;
   status: OrderStatus;
+  payment_status: PaymentStatus;
+  fulfilment_status: FulfilmentStatus;
   total: number;
   currency: string;
   /** Units ordered (sum of item quantities). */
@@ -54,7 +69,10 @@ interface Entry {
 const COLUMNS = [
   'order_id',
   'customer_id',
+  'customer_name',
   'status',
+  'payment_status',
+  'fulfilment_status',
   'total',
   'currency',
   'item_count',
@@ -70,8 +88,8 @@ const COLUMNS = [
 ] as const;
 
 /**
- * The substring search index of a list table: FTS5 with the trigram tokenizer over order and
- * customer ids. A phrase query returns a superset of `LIKE '%needle%'` (it folds case at least
+ * The substring search index of a list table: FTS5 with the trigram tokenizer over order ids,
+ * customer ids and customer names. A phrase query returns a superset of `LIKE '%needle%'` (it folds case at least
  * as widely as LIKE), so queries use it to pick candidates and keep the LIKE as the exact test.
  * Built like an index: created and filled from the table when the view goes live (not while a
  * shadow fills), then kept in step by triggers in the same transaction as every row change.
@@ -88,15 +106,16 @@ function searchIndex(list: string): string[] {
     `DELETE FROM ${s} WHERE rowid IN (SELECT rowid FROM ${s} WHERE ${s} MATCH ('order_id : "' || replace(old.order_id, '"', '""') || '"') AND order_id = old.order_id);`,
     `DELETE FROM ${s} WHERE length(old.order_id) < 3 AND order_id = old.order_id;`,
   ].join('\n');
-  const insertNew = `INSERT INTO ${s} (order_id, customer_id) VALUES (new.order_id, new.customer_id);`;
+  const insertNew = `INSERT INTO ${s} (order_id, customer_id, customer_name) VALUES (new.order_id, new.customer_id, new.customer_name);`;
   return [
-    `CREATE VIRTUAL TABLE ${s} USING fts5(order_id, customer_id, tokenize = 'trigram')`,
+    `CREATE VIRTUAL TABLE ${s} USING fts5(order_id, customer_id, customer_name, tokenize = 'trigram')`,
     // Fill once, when the index is new (afterwards the triggers keep it complete).
-    `INSERT INTO ${s} (order_id, customer_id) SELECT order_id, customer_id FROM "${list}" WHERE NOT EXISTS (SELECT 1 FROM ${s})`,
+    `INSERT INTO ${s} (order_id, customer_id, customer_name) SELECT order_id, customer_id, customer_name FROM "${list}" WHERE NOT EXISTS (SELECT 1 FROM ${s})`,
     `CREATE TRIGGER "${list}__search_insert" AFTER INSERT ON "${list}" BEGIN ${insertNew} END`,
     `CREATE TRIGGER "${list}__search_delete" AFTER DELETE ON "${list}" BEGIN ${removeOld} END`,
-    `CREATE TRIGGER "${list}__search_update" AFTER UPDATE OF order_id, customer_id ON "${list}"
-       WHEN old.order_id IS NOT new.order_id OR old.customer_id IS NOT new.customer_id BEGIN ${removeOld} ${insertNew} END`,
+    `CREATE TRIGGER "${list}__search_update" AFTER UPDATE OF order_id, customer_id, customer_name ON "${list}"
+       WHEN old.order_id IS NOT new.order_id OR old.customer_id IS NOT new.customer_id OR old.customer_name IS NOT new.customer_name
+       BEGIN ${removeOld} ${insertNew} END`,
   ];
 }
 
@@ -118,10 +137,10 @@ export function shortGram(needle: string): string | null {
   return chars.length >= 1 && chars.length <= SHORT_GRAM_MAX ? foldAscii(needle) : null;
 }
 
-/** Distinct 1- and 2-character substrings of a row's ids (by code point, as LIKE matches). */
-export function rowGrams(orderId: string, customerId: string): Set<string> {
+/** Distinct 1- and 2-character substrings of a row's ids and customer name (by code point, as LIKE matches). */
+export function rowGrams(orderId: string, customerId: string, customerName = ''): Set<string> {
   const grams = new Set<string>();
-  for (const id of [orderId, customerId]) {
+  for (const id of [orderId, customerId, customerName]) {
     const chars = [...foldAscii(id)];
     for (let i = 0; i < chars.length; i++) {
       grams.add(chars[i]!);
@@ -143,7 +162,10 @@ export function orderListTables(prefix: string): TableDef[] {
       create: `CREATE TABLE "${list}" (
         order_id          TEXT    PRIMARY KEY,
         customer_id       TEXT    NOT NULL,
+        customer_name     TEXT    NOT NULL,
         status            TEXT    NOT NULL,
+        payment_status    TEXT    NOT NULL,
+        fulfilment_status TEXT    NOT NULL,
         total             INTEGER NOT NULL,
         currency          TEXT    NOT NULL,
         item_count        INTEGER NOT NULL,
@@ -167,7 +189,10 @@ export function orderListTables(prefix: string): TableDef[] {
         // Customer filter (equality prefix, a customer has few orders) AND text search: it
         // covers every column a search filters, counts and sorts on, so a substring search
         // scans this narrow index instead of the wide rows (state JSON).
-        `CREATE INDEX "${list}__customer" ON "${list}" (customer_id, order_id, status, updated_at, created_at)`,
+        // The two facets: filtered like the status, counted by scanning these narrow indexes.
+        `CREATE INDEX "${list}__payment_updated" ON "${list}" (payment_status, updated_at, order_id)`,
+        `CREATE INDEX "${list}__fulfilment_updated" ON "${list}" (fulfilment_status, updated_at, order_id)`,
+        `CREATE INDEX "${list}__customer" ON "${list}" (customer_id, order_id, customer_name, status, payment_status, fulfilment_status, updated_at, created_at)`,
         `CREATE INDEX "${list}__pending" ON "${list}" (pending_count) WHERE pending_count > 0 OR sync <> 'synced'`,
         ...searchIndex(list),
       ],
@@ -230,7 +255,10 @@ export function effectiveRow(
   return {
     order_id: orderId,
     customer_id: effective.customerId ?? '',
+    customer_name: effective.customerName ?? effective.customerId ?? '',
     status: effective.status,
+    payment_status: effective.paymentStatus ?? paymentStatusOf(effective),
+    fulfilment_status: effective.fulfilmentStatus ?? 'OPEN',
     total: effective.total,
     currency: effective.currency ?? '',
     item_count: effective.items.reduce((n, i) => n + i.quantity, 0),
@@ -251,7 +279,7 @@ const freshState = (): OrderState => ({ ...initialOrderState, items: [], payment
 type Bucket = { day: string; status: string; currency: string; count: number; amount: number };
 
 function addGrams(deltas: Map<string, number>, row: OrderListRow, sign: 1 | -1): void {
-  for (const g of rowGrams(row.order_id, row.customer_id)) {
+  for (const g of rowGrams(row.order_id, row.customer_id, row.customer_name)) {
     const key = `${g}\u0000${row.status}`;
     deltas.set(key, (deltas.get(key) ?? 0) + sign);
   }
@@ -276,8 +304,10 @@ class OrderListProjection implements Projection {
    * v3: trigram search index (FTS5) over order and customer ids.
    * v4: statuses set by OrderStatusChanged (seed 004), which earlier reducers skipped.
    * v5: per-status counts of 1- and 2-character substrings (order_search_grams) for short searches.
+   * v6: customer name (searched too, and in the grams), payment and fulfilment facets.
+   * The reducers' version is part of it: rows hold folded states, so a changed fold rebuilds them.
    */
-  readonly version = 5;
+  readonly version = 6 * 100 + REDUCER_VERSION;
 
   tables(prefix: string): TableDef[] {
     return orderListTables(prefix);
@@ -338,8 +368,8 @@ class OrderListProjection implements Projection {
       const next = effectiveRow(orderId, entry.confirmed, entry.lastEventId, pending);
       const prev = entry.row;
       if (prev) addBucket(deltas, prev, -1);
-      // Most events (payments) leave ids and status alone: no gram moves.
-      if (!prev || !next || prev.status !== next.status || prev.customer_id !== next.customer_id) {
+      // Most events (payments) leave ids, name and status alone: no gram moves.
+      if (!prev || !next || prev.status !== next.status || prev.customer_id !== next.customer_id || prev.customer_name !== next.customer_name) {
         if (prev) addGrams(gramDeltas, prev, -1);
         if (next) addGrams(gramDeltas, next, 1);
       }
@@ -349,7 +379,10 @@ class OrderListProjection implements Projection {
         sql.upsert.run(
           next.order_id,
           next.customer_id,
+          next.customer_name,
           next.status,
+          next.payment_status,
+          next.fulfilment_status,
           next.total,
           next.currency,
           next.item_count,

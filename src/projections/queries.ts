@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { ORDER_STATUSES } from '../domain/state.js';
+import { FULFILMENT_STATUSES, ORDER_STATUSES, PAYMENT_STATUSES } from '../domain/state.js';
 import { statementCache } from './context.js';
 import { CUSTOMER_HISTORY } from './customer-history.js';
 import { ORDER_LIST, searchIndexName, shortGram, type OrderListRow } from './order-list.js';
@@ -21,7 +21,9 @@ import { InvalidCursorError } from './types.js';
  * answer states the log position it reflects; `minPosition` waits (bounded) for it.
  */
 
-type ListOrdersQuery = z.infer<typeof ListOrdersInputSchema>;
+/** A validated list query; the facets may be left out (callers that predate them: all). */
+type ListOrdersQuery = Omit<z.infer<typeof ListOrdersInputSchema>, 'payment' | 'fulfilment'> &
+  Partial<Pick<z.infer<typeof ListOrdersInputSchema>, 'payment' | 'fulfilment'>>;
 
 
 const Day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a day like 2024-05-31');
@@ -52,7 +54,10 @@ type ListRow = Pick<
   OrderListRow,
   | 'order_id'
   | 'customer_id'
+  | 'customer_name'
   | 'status'
+  | 'payment_status'
+  | 'fulfilment_status'
   | 'total'
   | 'currency'
   | 'item_count'
@@ -65,13 +70,16 @@ type ListRow = Pick<
 >;
 
 const ROW_COLUMNS =
-  'order_id, customer_id, status, total, currency, item_count, paid_amount, created_at, updated_at, version, last_event_id, sync';
+  'order_id, customer_id, customer_name, status, payment_status, fulfilment_status, total, currency, item_count, paid_amount, created_at, updated_at, version, last_event_id, sync';
 
 function toOrderRow(r: ListRow): OrderRow {
   return {
     orderId: r.order_id,
     customerId: r.customer_id,
+    customerName: r.customer_name,
     status: r.status,
+    paymentStatus: r.payment_status,
+    fulfilmentStatus: r.fulfilment_status,
     total: r.total,
     currency: r.currency,
     itemCount: r.item_count,
@@ -143,7 +151,8 @@ export class OrderQueries {
   }
 
   /** The list as it is now (no waiting); input already validated. */
-  listOrdersNow(q: ListOrdersQuery): ListOrdersOutput {
+  listOrdersNow(query: ListOrdersQuery): ListOrdersOutput {
+    const q = { ...query, payment: query.payment ?? 'ALL', fulfilment: query.fulfilment ?? 'ALL' };
     const sortCol = q.sort === 'createdAt' ? 'created_at' : 'updated_at';
     const dir = q.direction === 'asc' ? 'ASC' : 'DESC';
     const filters: string[] = [];
@@ -154,11 +163,17 @@ export class OrderQueries {
     }
     if (q.search) {
       const pattern = `%${escapeLike(q.search)}%`;
-      filters.push("(order_id LIKE ? ESCAPE '\\' OR customer_id LIKE ? ESCAPE '\\')");
-      params.push(pattern, pattern);
+      filters.push("(order_id LIKE ? ESCAPE '\\' OR customer_id LIKE ? ESCAPE '\\' OR customer_name LIKE ? ESCAPE '\\')");
+      params.push(pattern, pattern, pattern);
     }
-    const where = [...filters];
-    const pageParams = [...params];
+    // Facet filters: each facet's counts apply the other facet's filter, not its own (the
+    // chips of one facet show what picking them would give within the other's choice).
+    const facet = (column: string, value: string): { sql: string[]; params: unknown[] } =>
+      value === 'ALL' ? { sql: [], params: [] } : { sql: [`${column} = ?`], params: [value] };
+    const byPayment = facet('payment_status', q.payment);
+    const byFulfilment = facet('fulfilment_status', q.fulfilment);
+    const where = [...filters, ...byPayment.sql, ...byFulfilment.sql];
+    const pageParams = [...params, ...byPayment.params, ...byFulfilment.params];
     if (q.status !== 'ALL') {
       where.push('status = ?');
       pageParams.push(q.status);
@@ -217,7 +232,34 @@ export class OrderQueries {
       const last = rows[rows.length - 1];
       const nextCursor =
         found.length > q.limit && last ? encodeCursor(q.sort, q.direction, q.sort === 'createdAt' ? last.createdAt : last.updatedAt, last.orderId) : null;
-      return { rows, total: counts[q.status] ?? 0, counts, nextCursor, position };
+      const facetCounts = (column: string, values: readonly string[], other: { sql: string[]; params: unknown[] }) => {
+        const conds = [...filters, ...other.sql];
+        const found = this.stmt(`SELECT ${column} AS v, COUNT(*) AS n FROM ${countFrom} ${conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : ''} GROUP BY ${column}`).all(
+          ...params,
+          ...other.params,
+        ) as { v: string; n: number }[];
+        const out: Record<string, number> = { ALL: 0 };
+        for (const v of values) out[v] = 0;
+        for (const r of found) {
+          out[r.v] = r.n;
+          out.ALL! += r.n;
+        }
+        return out;
+      };
+      const paymentCounts = facetCounts('payment_status', PAYMENT_STATUSES, byFulfilment);
+      const fulfilmentCounts = facetCounts('fulfilment_status', FULFILMENT_STATUSES, byPayment);
+      // The page's total: the count of everything the page filters on.
+      const total =
+        q.payment === 'ALL' && q.fulfilment === 'ALL'
+          ? (counts[q.status] ?? 0)
+          : q.status === 'ALL'
+            ? q.fulfilment === 'ALL'
+              ? (paymentCounts[q.payment] ?? 0)
+              : (fulfilmentCounts[q.fulfilment] ?? 0)
+            : (this.stmt(`SELECT COUNT(*) FROM ${countFrom} WHERE ${[...filters, ...byPayment.sql, ...byFulfilment.sql, 'status = ?'].join(' AND ')}`)
+                .pluck()
+                .get(...params, ...byPayment.params, ...byFulfilment.params, q.status) as number);
+      return { rows, total, counts, paymentCounts, fulfilmentCounts, nextCursor, position };
     })();
   }
 

@@ -1,11 +1,15 @@
 import { z } from 'zod';
 import { Identifier } from '../domain/events.js';
-import { ORDER_STATUSES } from '../domain/state.js';
+import { FULFILMENT_STATUSES, ORDER_STATUSES, PAYMENT_STATUSES } from '../domain/state.js';
 
 /** The read side's questions and answers; the app contract composes them. */
 
 export const StatusFilter = z.enum([...ORDER_STATUSES, 'ALL']);
 export type StatusFilter = z.infer<typeof StatusFilter>;
+export const PaymentFilter = z.enum([...PAYMENT_STATUSES, 'ALL']);
+export type PaymentFilter = z.infer<typeof PaymentFilter>;
+export const FulfilmentFilter = z.enum([...FULFILMENT_STATUSES, 'ALL']);
+export type FulfilmentFilter = z.infer<typeof FulfilmentFilter>;
 
 /** 'attention': the device holds events of this order it cannot read (quarantine). */
 export const SyncBadge = z.enum(['pending', 'synced', 'rejected', 'attention']);
@@ -13,6 +17,9 @@ export type SyncBadge = z.infer<typeof SyncBadge>;
 
 export const ListOrdersInput = z.strictObject({
   status: StatusFilter.default('ALL'),
+  /** The two facets, each filtered on its own (both apply when both are set). */
+  payment: PaymentFilter.default('ALL'),
+  fulfilment: FulfilmentFilter.default('ALL'),
   customerId: Identifier.optional(),
   search: z.string().trim().max(100).optional(),
   sort: z.enum(['createdAt', 'updatedAt']).default('updatedAt'),
@@ -30,7 +37,10 @@ export type ListOrdersInput = z.input<typeof ListOrdersInput>;
 export const OrderRow = z.object({
   orderId: z.string(),
   customerId: z.string(),
+  customerName: z.string(),
   status: z.enum(ORDER_STATUSES),
+  paymentStatus: z.enum(PAYMENT_STATUSES),
+  fulfilmentStatus: z.enum(FULFILMENT_STATUSES),
   total: z.number(),
   currency: z.string(),
   itemCount: z.number(),
@@ -46,7 +56,12 @@ export type OrderRow = z.infer<typeof OrderRow>;
 export const ListOrdersOutput = z.object({
   rows: z.array(OrderRow),
   total: z.number(),
+  /** Orders per status word, under the customer and search filters (not the facets). */
   counts: z.record(z.string(), z.number()),
+  /** Orders per payment facet, under every other filter (search, customer, fulfilment). */
+  paymentCounts: z.record(z.string(), z.number()),
+  /** Orders per fulfilment facet, under every other filter (search, customer, payment). */
+  fulfilmentCounts: z.record(z.string(), z.number()),
   nextCursor: z.string().nullable(),
   /** Local log position the view reflects. */
   position: z.number(),

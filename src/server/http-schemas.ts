@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { Identifier, OrderItem } from '../domain/events.js';
+import { Identifier, ItemDescription, OrderItem } from '../domain/events.js';
 import { CreateOrder, orderItems } from '../domain/commands.js';
 import { MajorAmount } from '../domain/money.js';
 import { SeedTimestamp } from '../domain/seed-dialect.js';
-import { ORDER_STATUSES } from '../domain/state.js';
+import { FULFILMENT_STATUSES, ORDER_STATUSES, PAYMENT_STATUSES } from '../domain/state.js';
 import { EventId, EventMetadata, EventType, StreamId, StreamType } from '../protocol/envelope.js';
 import { ErrorResponse } from '../protocol/sync-api.js';
 
@@ -64,9 +64,14 @@ const Major = z.number().describe('decimal amount in major units of the order cu
 export const SeedOrderState = z.object({
   orderId: z.string().nullable(),
   customerId: z.string().nullable(),
-  items: z.array(z.object({ sku: z.string(), quantity: z.number().int(), unitPrice: Major })),
+  customerName: z.string().nullable(),
+  customerContact: z.string().nullable().describe('an e-mail address or a phone number'),
+  items: z.array(z.object({ sku: z.string(), description: z.string(), quantity: z.number().int(), unitPrice: Major })),
   totalAmount: Major,
-  status: z.string().nullable(),
+  status: z.string().nullable().describe("the seeds' word: the last lifecycle event wins"),
+  paymentStatus: z.enum(PAYMENT_STATUSES).nullable(),
+  fulfilmentStatus: z.enum(FULFILMENT_STATUSES).nullable(),
+  inventoryReleasedAt: z.string().nullable().describe('when reserved stock went back (on cancellation)'),
   paymentId: z.string().nullable(),
   paidAmount: Major,
   reservationId: z.string().nullable(),
@@ -121,7 +126,9 @@ export const VerifyResponse = z.object({
 /** The domain's CreateOrder in seed 004's terms: the id is optional and prices are in major units. */
 export const CreateOrderBody = CreateOrder.omit({ type: true }).extend({
   orderId: CreateOrder.shape.orderId.optional(),
-  items: orderItems(OrderItem.extend({ unitPrice: MajorAmount.describe('major units, e.g. 19.99 or "19.99"') })),
+  items: orderItems(
+    OrderItem.extend({ description: ItemDescription.optional().describe('what the item is, for people'), unitPrice: MajorAmount.describe('major units, e.g. 19.99 or "19.99"') }),
+  ),
 });
 
 export const STATUS_TARGETS = ['PAID', 'RESERVED', 'SHIPPED', 'CANCELLED'] as const;
@@ -149,6 +156,8 @@ export const Rejected = z.object({ error: z.string(), message: z.string() });
 
 export const DashboardQuerySchema = z.strictObject({
   status: z.enum([...ORDER_STATUSES, 'ALL']).default('ALL'),
+  payment_status: z.enum([...PAYMENT_STATUSES, 'ALL']).default('ALL').describe('the payment facet; combined with the other filters'),
+  fulfilment_status: z.enum([...FULFILMENT_STATUSES, 'ALL']).default('ALL').describe('the fulfilment facet; combined with the other filters'),
   limit: z.coerce.number().int().min(1).max(500).default(20),
   offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
 });
@@ -157,11 +166,13 @@ export const DashboardQuerySchema = z.strictObject({
 export const SeedOrderRow = z.object({
   order_id: z.string(),
   customer_id: z.string().nullable(),
-  customer_name: z.string().nullable().describe('from a customer directory; null until orderlog has one'),
-  customer_email: z.string().nullable().describe('from a customer directory; null until orderlog has one'),
+  customer_name: z.string().nullable().describe("the customer's display name given with the order (the customer id for orders taken before names)"),
+  customer_email: z.string().nullable().describe("the order's contact when it is an e-mail address, else null"),
   item_count: z.number().int(),
   total: Major,
-  status: z.string().nullable(),
+  status: z.string().nullable().describe("the seeds' word: the last lifecycle event wins"),
+  payment_status: z.enum(PAYMENT_STATUSES).nullable(),
+  fulfilment_status: z.enum(FULFILMENT_STATUSES).nullable(),
   created_at: z.string().nullable(),
   updated_at: z.string().nullable(),
   currency: z.string().nullable(),
@@ -172,8 +183,18 @@ export const DashboardResponse = z
   .array(SeedOrderRow)
   .describe('Newest first. X-Total-Count carries the number of matching orders; the ETag the read-model position.');
 
+export const DashboardCounts = z
+  .object({
+    total: z.number().int(),
+    status: z.record(z.enum(ORDER_STATUSES), z.number().int()),
+    payment_status: z.record(z.enum(PAYMENT_STATUSES), z.number().int()),
+    fulfilment_status: z.record(z.enum(FULFILMENT_STATUSES), z.number().int()),
+  })
+  .describe("The tenant's orders counted by the status word and by each facet (every value listed, 0 when none).");
+
 export const OrderDetail = SeedOrderRow.extend({
-  items: z.array(z.object({ sku: z.string(), quantity: z.number().int(), unit_price: Major })),
+  customer_contact: z.string().nullable().describe('an e-mail address or a phone number'),
+  items: z.array(z.object({ sku: z.string(), description: z.string(), quantity: z.number().int(), unit_price: Major })),
   paid_amount: Major,
   refunded_amount: Major,
   outstanding_amount: Major,
@@ -182,6 +203,7 @@ export const OrderDetail = SeedOrderRow.extend({
   shipped_at: z.string().nullable(),
   cancelled_at: z.string().nullable(),
   cancel_reason: z.string().nullable(),
+  inventory_released_at: z.string().nullable(),
   last_event_id: z.string(),
   position: z.number().int(),
 });

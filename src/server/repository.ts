@@ -1,6 +1,6 @@
 import type { ExpectedVersion, NewEvent, ServerEvent } from '../protocol/envelope.js';
 import type { AppendResponse, ConflictResponse, PullResponse, ScopedPullQuery } from '../protocol/sync-api.js';
-import type { OrderState, OrderStatus } from '../domain/state.js';
+import type { FulfilmentStatus, OrderState, OrderStatus, PaymentStatus } from '../domain/state.js';
 import type { IdempotencyConflictError, InvalidEventError } from '../protocol/errors.js';
 
 /** One append, already authorised: metadata carries the server-set tenant, user, source and correlation. */
@@ -33,7 +33,11 @@ export interface RelayPage {
 export interface OrderView {
   orderId: string;
   customerId: string | null;
+  customerName: string | null;
+  /** The seeds' word (the last lifecycle event wins). */
   status: OrderStatus | null;
+  paymentStatus: PaymentStatus | null;
+  fulfilmentStatus: FulfilmentStatus | null;
   total: number;
   currency: string | null;
   itemCount: number;
@@ -48,6 +52,8 @@ export interface OrderView {
 
 export interface DashboardQuery {
   status?: OrderStatus | undefined;
+  paymentStatus?: PaymentStatus | undefined;
+  fulfilmentStatus?: FulfilmentStatus | undefined;
   limit: number;
   offset: number;
 }
@@ -57,6 +63,14 @@ export interface DashboardPage {
   total: number;
   /** Highest global position folded into this tenant's read model (0 = none): the ETag. */
   position: number;
+}
+
+/** A tenant's orders counted by the status word and by each facet (every key present, 0 when none). */
+export interface OrderCounts {
+  total: number;
+  status: Record<OrderStatus, number>;
+  paymentStatus: Record<PaymentStatus, number>;
+  fulfilmentStatus: Record<FulfilmentStatus, number>;
 }
 
 export interface ChainBreak {
@@ -111,6 +125,7 @@ export interface EventRepository {
   readStream(tenantId: string, streamId: string, afterVersion?: number, limit?: number): Promise<ServerEvent[]>;
   getOrder(tenantId: string, orderId: string): Promise<OrderView | null>;
   listOrders(tenantId: string, query: DashboardQuery): Promise<DashboardPage>;
+  countOrders(tenantId: string): Promise<OrderCounts>;
   /** Drop the read model of one tenant (all tenants when omitted: operators only) and replay its log into it (batched). */
   rebuildProjections(tenantId?: string): Promise<{ eventsReplayed: number }>;
   /** At start: rebuild the whole read model when it was built by another fold version, then record this one. */

@@ -18,6 +18,7 @@ import {
   CommandResult,
   ConcurrentModification,
   CreateOrderBody,
+  DashboardCounts,
   DashboardQuerySchema,
   DashboardResponse,
   NotFound,
@@ -33,7 +34,7 @@ import {
   VerifyResponse,
   commonErrors,
 } from './http-schemas.js';
-import { seedOrderDetail, seedOrderRow, seedOrderState } from './seed-views.js';
+import { seedOrderCounts, seedOrderDetail, seedOrderRow, seedOrderState } from './seed-views.js';
 import { HttpError, caller, enrich, notModified } from './http-context.js';
 import type { AppendNotifier } from './notifier.js';
 import type { EventRepository } from './repository.js';
@@ -83,14 +84,15 @@ function badRequest(message: string, issues: Issue[]): HttpError {
 const seedIssuePath = (i: Issue) => ({ path: i.path === '' ? 'body.aggregateId' : `body.eventData.${i.path}`, message: i.message });
 
 /** Seed 004's create command prices items in major units of the order's currency. */
-function itemsInMinorUnits(items: { sku: string; quantity: number; unitPrice: string | number }[], currency: string) {
+function itemsInMinorUnits(items: { sku: string; description?: string | undefined; quantity: number; unitPrice: string | number }[], currency: string) {
   const issues: Issue[] = [];
   const converted = items.map((i, n) => {
+    const description = i.description ?? '';
     try {
-      return { sku: i.sku, quantity: i.quantity, unitPrice: majorToMinor(i.unitPrice, currency) };
+      return { sku: i.sku, description, quantity: i.quantity, unitPrice: majorToMinor(i.unitPrice, currency) };
     } catch (err) {
       issues.push({ path: `body.items.${n}.unitPrice`, message: `${(err as Error).message} in ${currency}` });
-      return { sku: i.sku, quantity: i.quantity, unitPrice: 0 };
+      return { sku: i.sku, description, quantity: i.quantity, unitPrice: 0 };
     }
   });
   if (issues.length > 0) throw badRequest('invalid item price', issues);
@@ -118,7 +120,7 @@ function statusCommand(orderId: string, state: OrderState, body: UpdateStatusBod
 type UpdateStatusBodyT = { status: 'PAID' | 'RESERVED' | 'SHIPPED' | 'CANCELLED'; paymentId?: string | undefined; reservationId?: string | undefined; shipmentId?: string | undefined; shippedAt?: string | undefined; reason?: string | undefined };
 
 /** Where the seed's query endpoints read orders: the server's own read model, or a worker-built one. */
-export type OrderQueries = Pick<EventRepository, 'getOrder' | 'listOrders'>;
+export type OrderQueries = Pick<EventRepository, 'getOrder' | 'listOrders' | 'countOrders'>;
 
 export function registerApiRoutes(app: FastifyInstance, repo: EventRepository, notifier: AppendNotifier, queries: OrderQueries = repo): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -248,7 +250,16 @@ export function registerApiRoutes(app: FastifyInstance, repo: EventRepository, n
       const b = req.body;
       const orderId = b.orderId ?? `ord-${uuidv7()}`;
       const items = itemsInMinorUnits(b.items, b.currency);
-      const done = await runCommand(req, { type: 'CreateOrder', orderId, customerId: b.customerId, items, currency: b.currency }, undefined);
+      const command: OrderCommand = {
+        type: 'CreateOrder',
+        orderId,
+        customerId: b.customerId,
+        customerName: b.customerName,
+        customerContact: b.customerContact,
+        items,
+        currency: b.currency,
+      };
+      const done = await runCommand(req, command, undefined);
       return reply.code(201).send({
         orderId,
         status: done.after.status,
@@ -300,13 +311,25 @@ export function registerApiRoutes(app: FastifyInstance, repo: EventRepository, n
     },
     async (req, reply) => {
       const who = caller(req);
-      const { status, limit, offset } = req.query;
-      const page = await queries.listOrders(who.tenant, { status: status === 'ALL' ? undefined : status, limit, offset });
+      const { status, payment_status, fulfilment_status, limit, offset } = req.query;
+      const page = await queries.listOrders(who.tenant, {
+        status: status === 'ALL' ? undefined : status,
+        paymentStatus: payment_status === 'ALL' ? undefined : payment_status,
+        fulfilmentStatus: fulfilment_status === 'ALL' ? undefined : fulfilment_status,
+        limit,
+        offset,
+      });
       reply.header('x-total-count', String(page.total));
       if (notModified(req, reply, `"p${page.position}"`)) return reply;
       // Seed 004 answers with the rows themselves; the count travels in X-Total-Count.
       return page.orders.map(seedOrderRow);
     },
+  );
+
+  r.get(
+    '/api/queries/orders/dashboard/counts',
+    { schema: { tags: ['queries'], response: { 200: DashboardCounts, ...commonErrors() } } },
+    async (req) => seedOrderCounts(await queries.countOrders(caller(req).tenant)),
   );
 
   r.get(

@@ -1,6 +1,7 @@
 import { minorToMajor } from '../domain/money.js';
+import { isEmailContact } from '../domain/events.js';
 import { outstandingAmount, type OrderState } from '../domain/state.js';
-import type { OrderView } from './repository.js';
+import type { OrderCounts, OrderView } from './repository.js';
 
 /**
  * The seed API's answers in the seeds' own shapes and units: money in decimal major units of the
@@ -20,9 +21,14 @@ export function seedOrderState(s: OrderState) {
   return {
     orderId: s.orderId,
     customerId: s.customerId,
-    items: s.items.map((i) => ({ sku: i.sku, quantity: i.quantity, unitPrice: major(i.unitPrice) })),
+    customerName: s.customerName,
+    customerContact: s.customerContact,
+    items: s.items.map((i) => ({ sku: i.sku, description: i.description, quantity: i.quantity, unitPrice: major(i.unitPrice) })),
     totalAmount: major(s.total),
     status: s.status,
+    paymentStatus: s.paymentStatus,
+    fulfilmentStatus: s.fulfilmentStatus,
+    inventoryReleasedAt: s.inventoryReleasedAt,
     paymentId: lastPayment?.paymentId ?? null,
     paidAmount: major(s.paidAmount),
     reservationId: s.reservationId,
@@ -42,17 +48,21 @@ export function seedOrderState(s: OrderState) {
 
 /**
  * A row of seed 004's order_views. The seed fills customer_name and customer_email from a
- * customer lookup; orderlog has no customer directory yet, so they are null.
+ * customer lookup; orderlog records them with the order (the name, and the contact when it is
+ * an e-mail address), so the row shows what the order was taken with.
  */
 export function seedOrderRow(v: OrderView) {
+  const contact = v.state.customerContact;
   return {
     order_id: v.orderId,
     customer_id: v.customerId,
-    customer_name: null,
-    customer_email: null,
+    customer_name: v.customerName ?? v.state.customerName,
+    customer_email: contact && isEmailContact(contact) ? contact : null,
     item_count: v.itemCount,
     total: majorOf(v.state)(v.total),
     status: v.status,
+    payment_status: v.paymentStatus,
+    fulfilment_status: v.fulfilmentStatus,
     created_at: v.createdAt,
     updated_at: v.updatedAt,
     currency: v.currency,
@@ -66,7 +76,8 @@ export function seedOrderDetail(v: OrderView) {
   const major = majorOf(s);
   return {
     ...seedOrderRow(v),
-    items: s.items.map((i) => ({ sku: i.sku, quantity: i.quantity, unit_price: major(i.unitPrice) })),
+    customer_contact: s.customerContact,
+    items: s.items.map((i) => ({ sku: i.sku, description: i.description, quantity: i.quantity, unit_price: major(i.unitPrice) })),
     paid_amount: major(s.paidAmount),
     refunded_amount: major(s.refundedAmount),
     outstanding_amount: major(outstandingAmount(s)),
@@ -75,7 +86,13 @@ export function seedOrderDetail(v: OrderView) {
     shipped_at: s.shippedAt,
     cancelled_at: s.cancelledAt,
     cancel_reason: s.cancelReason,
+    inventory_released_at: s.inventoryReleasedAt,
     last_event_id: v.lastEventId,
     position: v.lastPosition,
   };
+}
+
+/** The tenant's counts in the seed API's snake_case. */
+export function seedOrderCounts(c: OrderCounts) {
+  return { total: c.total, status: c.status, payment_status: c.paymentStatus, fulfilment_status: c.fulfilmentStatus };
 }

@@ -23,7 +23,7 @@ async function device(name: string, serverUrl = '') {
   return { d, h: createHandlers(d) };
 }
 
-const ALL = { status: 'ALL' as const, sort: 'updatedAt' as const, direction: 'desc' as const, limit: 50, offset: 0 };
+const ALL = { status: 'ALL' as const, payment: 'ALL' as const, fulfilment: 'ALL' as const, sort: 'updatedAt' as const, direction: 'desc' as const, limit: 50, offset: 0 };
 const create = (orderId: string, unitPrice = 2500) => ({
   command: { type: 'CreateOrder' as const, orderId, customerId: 'C-42', items: [{ sku: 'SKU-1', quantity: 2, unitPrice }], currency: 'EUR' },
 });

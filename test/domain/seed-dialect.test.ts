@@ -50,6 +50,7 @@ describe('seed events become current domain events', () => {
       OrderCreated: { orderId: 'O-1', customerId: 'C-1', totalAmount: 100 },
       PaymentReceived: { paymentId: 'P-1', amount: 100 },
       InventoryReserved: { reservationId: 'R-1' },
+      InventoryReleased: { reservationId: 'R-1', releasedAt: '2026-01-02' },
       OrderShipped: { shipmentId: 'S-1', shippedAt: '2026-01-02' },
       OrderCancelled: { reason: 'asked', cancelledAt: '2026-01-02' },
       PaymentRefunded: { paymentId: 'P-1', amount: '0.50', reason: 'damaged' },
@@ -72,8 +73,8 @@ describe('seed events become current domain events', () => {
       { orderId: 'O-1', customerId: 'C-1', items: [{ sku: 'A', quantity: 1, unitPrice: '25.50' }], total: 25.5, status: 'CREATED' },
     ]) {
       const up = upcast('OrderCreated', 1, v1);
-      expect(up.schemaVersion).toBe(2);
-      expect(EventSchemas.OrderCreated.schema.parse(up.data)).toMatchObject({ currency: 'USD' });
+      expect(up.schemaVersion).toBe(EventSchemas.OrderCreated.version);
+      expect(EventSchemas.OrderCreated.schema.parse(up.data)).toMatchObject({ currency: 'USD', customerName: 'C-1', customerContact: null });
     }
     expect(upcast('OrderCreated', 1, { orderId: 'O', customerId: 'C', total: '25.50' }).data).toMatchObject({ total: 2550 });
     expect(() => upcast('OrderCreated', 1, { orderId: 'O', customerId: 'C', total: 1, status: 'SHIPPED' })).toThrow(UpcastError);

@@ -58,16 +58,20 @@ describe('layout, messages and audit in Chromium (browser mode)', () => {
       port: 0,
       rendererDir,
     });
-    // Orders with large amounts, several lines, CJK and emoji in free text, and one conflict.
+    // Orders with large amounts, several lines, customer names in several scripts, CJK and emoji
+    // in free text, and one conflict.
     const handlers = h();
-    const create = (orderId: string, customerId: string, items: { sku: string; quantity: number; unitPrice: number }[]) =>
-      handlers.execute({ command: { type: 'CreateOrder', orderId, customerId, currency: 'USD', items } });
-    await create('ORD-BIG-1', 'CUST-HQ', [{ sku: 'PALLET-XL', quantity: 120, unitPrice: 1_234_567 }]);
-    await create('ORD-MULTI-2', 'CUST-CAFE', [
-      { sku: 'BEANS-1KG', quantity: 3, unitPrice: 1850 },
-      { sku: 'FILTER-100', quantity: 2, unitPrice: 499 },
+    const NAMES = ['客户一', 'Blue Cafe', 'Ørsted & Söhne', 'Café-Müller'];
+    const create = (orderId: string, customerId: string, customerName: string, items: { sku: string; description?: string; quantity: number; unitPrice: number }[]) =>
+      handlers.execute({ command: { type: 'CreateOrder', orderId, customerId, customerName, currency: 'USD', items } });
+    await create('ORD-BIG-1', 'CUST-HQ', 'Blue Cafe Headquarters', [{ sku: 'PALLET-XL', description: 'Pallet of espresso machines', quantity: 120, unitPrice: 1_234_567 }]);
+    await create('ORD-MULTI-2', 'CUST-CAFE', 'Café-Müller', [
+      { sku: 'BEANS-1KG', description: 'Kaffeebohnen, 1 kg', quantity: 3, unitPrice: 1850 },
+      { sku: 'FILTER-100', description: '咖啡滤纸 100 张', quantity: 2, unitPrice: 499 },
     ]);
-    for (let i = 3; i <= 14; i++) await create(`ORD-${String(i).padStart(4, '0')}`, `CUST-${i}`, [{ sku: 'WIDGET', quantity: i, unitPrice: 999 * i }]);
+    for (let i = 3; i <= 14; i++) {
+      await create(`ORD-${String(i).padStart(4, '0')}`, `CUST-${i}`, NAMES[i % NAMES.length]!, [{ sku: 'WIDGET', quantity: i, unitPrice: 999 * i }]);
+    }
     await handlers.execute({ command: { type: 'ReserveInventory', orderId: 'ORD-MULTI-2', reservationId: 'RES-1' } });
     await handlers.execute({ command: { type: 'CancelOrder', orderId: 'ORD-MULTI-2', reason: '客户取消 — 店铺关门 🙏☕', cancelledAt: new Date().toISOString() } });
     await handlers.syncNow({});
@@ -123,15 +127,29 @@ describe('layout, messages and audit in Chromium (browser mode)', () => {
     await page.goto(`${app.url}/#/orders`);
     await page.getByRole('button', { name: 'New order' }).click();
     const dialog = page.getByRole('dialog', { name: 'New order' });
+    // The limits are stated before they bite.
+    expect(await dialog.textContent()).toMatch(/As people know them, any language · 0 \/ 120/);
+    expect(await dialog.textContent()).toMatch(/Up to 200 characters/);
     await dialog.getByLabel('Customer ID').fill('CUST-TYPED');
     await dialog.getByLabel('SKU').fill('WIDGET');
     await dialog.getByLabel('Quantity').fill('2.5');
     await dialog.getByLabel(/Unit price/).fill('-3');
     await expect.poll(() => dialog.getByTestId('order-total').textContent()).toMatch(/USD\s0\.00/);
+    await dialog.getByLabel('Currency').fill('XYZ');
+    await dialog.getByLabel('Contact (optional)').fill('call me maybe');
     await dialog.getByRole('button', { name: 'Create order' }).click();
     const text = async () => (await dialog.textContent()) ?? '';
     await expect.poll(text).toMatch(/Enter a whole number of items, for example 3\./);
     expect(await text()).toMatch(/Amounts cannot be negative\./);
+    expect(await text()).toMatch(/The customer name is required\./);
+    expect(await text()).toMatch(/XYZ is not a currency in the ISO 4217 list; use a code such as USD, EUR, GBP or JPY\./);
+    expect(await text()).toMatch(/The contact must be an e-mail address \(name@example\.com\) or a phone number/);
+    await dialog.getByLabel('Customer name').fill('客户一 Café-Müller');
+    await dialog.getByLabel('Currency').fill('USD');
+    await dialog.getByLabel('Contact (optional)').fill('+86 10 1234 5678');
+    await dialog.getByLabel('Description (optional)').fill('小部件 — widget, blue');
+    // Corrected fields drop their old messages at once.
+    expect(await text()).not.toMatch(/customer name is required|not a currency|contact must be/);
     expect(await text()).not.toMatch(/expected|received|Invalid input|Too small|NaN/);
     // A field error does not push the other inputs of its row down.
     const tops = async () => Promise.all(['Quantity', 'SKU'].map(async (l) => (await dialog.getByLabel(l).boundingBox())!.y));
@@ -150,6 +168,8 @@ describe('layout, messages and audit in Chromium (browser mode)', () => {
     // The total in the list: grouped, on one line.
     const created = page.locator('.order-row.selected .num');
     await expect.poll(() => created.textContent()).toMatch(/USD\s1,200,600\.00/);
+    expect(await page.locator('.order-row.selected small').textContent()).toContain('客户一 Café-Müller');
+    expect(await page.locator('.detail-head').textContent()).toContain('+86 10 1234 5678');
     const box = (await created.boundingBox())!;
     expect(box.height).toBeLessThan(30);
   });
@@ -177,9 +197,11 @@ describe('layout, messages and audit in Chromium (browser mode)', () => {
     await expect.poll(() => page.getByTestId('sync-indicator').textContent()).toMatch(/1 conflict to review/);
   });
 
-  it('shows a cancelled order\'s reservation as released, and one item count', async () => {
+  it('shows a cancelled order\'s reservation as released (its own event), and one item count', async () => {
     await page.goto(`${app.url}/#/orders/ORD-MULTI-2`);
-    await expect.poll(() => page.getByTestId('inventory-fact').textContent()).toBe('Released by the cancellation (was RES-1)');
+    await expect.poll(() => page.getByTestId('inventory-fact').textContent()).toBe('Stock released (reservation RES-1)');
+    expect(await page.getByRole('list', { name: 'Event timeline' }).textContent()).toContain('Stock released');
+    expect(await page.locator('.detail').textContent()).toContain('Kaffeebohnen, 1 kg');
     const listed = (await row('ORD-MULTI-2').locator('small').textContent()) ?? '';
     expect(listed).toContain('5 items');
     const history = (await page.getByRole('list', { name: 'Event timeline' }).textContent()) ?? '';
@@ -192,7 +214,7 @@ describe('layout, messages and audit in Chromium (browser mode)', () => {
     await page.keyboard.press('Enter');
     const dialog = page.getByRole('dialog', { name: 'New order' });
     await expect.poll(() => dialog.count()).toBe(1);
-    expect(await page.evaluate(() => document.activeElement?.id)).toBe('co-customer');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('co-name');
     await page.keyboard.press('Escape');
     await expect.poll(() => dialog.count()).toBe(0);
     await page.keyboard.press('Tab');
@@ -201,6 +223,34 @@ describe('layout, messages and audit in Chromium (browser mode)', () => {
       return el ? getComputedStyle(el).outlineStyle : 'none';
     });
     expect(outline).not.toBe('none');
+  });
+
+  it('filters and counts by payment and by fulfilment, each chip saying how many it shows', async () => {
+    await page.setViewportSize(SIZES[1]!);
+    await page.goto(`${app.url}/#/orders`);
+    const payment = page.getByRole('group', { name: 'Filter by payment' });
+    const fulfilment = page.getByRole('group', { name: 'Filter by fulfilment' });
+    // ORD-BIG-1 is partly paid (bob's payment), ORD-MULTI-2 cancelled.
+    await expect.poll(() => payment.getByRole('button', { name: /Partly paid/ }).textContent()).toMatch(/Partly paid\s*1$/);
+    await payment.getByRole('button', { name: /Partly paid/ }).click();
+    await expect.poll(() => page.locator('[data-order-id]').count()).toBe(1);
+    expect(await row('ORD-BIG-1').count()).toBe(1);
+    await payment.getByRole('button', { name: /^All/ }).click();
+    await fulfilment.getByRole('button', { name: /Cancelled/ }).click();
+    await expect.poll(() => page.locator('[data-order-id]').count()).toBe(1);
+    expect(await row('ORD-MULTI-2').count()).toBe(1);
+    await fulfilment.getByRole('button', { name: /^All/ }).click();
+    await expect.poll(() => page.locator('[data-order-id]').count()).toBeGreaterThan(2);
+  });
+
+  it('moves keyboard focus into the order panel when it opens over the list (narrow)', async () => {
+    await page.setViewportSize(SIZES[0]!);
+    await page.goto(`${app.url}/#/orders`);
+    await row('ORD-0006').focus();
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.evaluate(() => document.activeElement?.id)).toBe('detail-title');
+    await page.keyboard.press('Escape');
+    await page.setViewportSize(SIZES[1]!);
   });
 
   for (const scheme of ['light', 'dark'] as const) {

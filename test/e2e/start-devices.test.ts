@@ -82,11 +82,13 @@ describe('npm start -- --devices 2 (real CLI, Chromium)', () => {
     await page.getByRole('button', { name: 'New order' }).click();
     const dialog = page.getByRole('dialog', { name: 'New order' });
     const orderId = await dialog.getByLabel('Order ID').inputValue();
+    await dialog.getByLabel('Customer name').fill(`Name of ${customer}`);
     await dialog.getByLabel('Customer ID').fill(customer);
     await dialog.getByLabel('SKU').fill('TEA-1');
     await dialog.getByLabel(/Unit price/).fill('4.20');
     await dialog.getByRole('button', { name: 'Create order' }).click();
-    await expect.poll(() => row(page, orderId).count()).toBe(1);
+    // The list re-queries after the change notification (coalesced); under load that exceeds poll's 1 s default.
+    await expect.poll(() => row(page, orderId).count(), { timeout: 10_000 }).toBe(1);
     return orderId;
   };
 
@@ -165,7 +167,7 @@ describe('npm start -- --devices 2 (real CLI, Chromium)', () => {
     await a.getByTestId('work-offline').first().getByRole('switch').uncheck();
     await expect.poll(() => row(a, afterId).count(), { timeout: 10_000 }).toBe(1);
     await expect.poll(() => row(b, heldId).count(), { timeout: 10_000 }).toBe(1);
-    await expect.poll(() => a.getByTestId('sync-indicator').getAttribute('data-state')).toBe('idle');
+    await expect.poll(() => a.getByTestId('sync-indicator').getAttribute('data-state'), { timeout: 10_000 }).toBe('idle');
     await a.screenshot({ path: join(root, 'test-artifacts', 'screenshots', 'start-two-devices-after-restart.png') });
   });
 });

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ORDER_STATUSES } from '../../src/domain/state.js';
+import { FULFILMENT_STATUSES, ORDER_STATUSES, PAYMENT_STATUSES } from '../../src/domain/state.js';
 import { defaultProjections, InvalidCursorError, OrderQueries, ProjectionRunner } from '../../src/projections/index.js';
 import { appendSteps, bruteForceRows, customerIdOf, open, orderCreated, paymentReceived, stepArb, tempDirs, type ExpectedRow } from './support.js';
 
@@ -10,6 +10,8 @@ afterAll(() => tmp.cleanup());
 const statusArb = fc.constantFrom('ALL' as const, ...ORDER_STATUSES);
 const queryArb = fc.record({
   status: statusArb,
+  payment: fc.constantFrom('ALL' as const, ...PAYMENT_STATUSES),
+  fulfilment: fc.constantFrom('ALL' as const, ...FULFILMENT_STATUSES),
   customerId: fc.option(fc.integer({ min: 0, max: 6 }).map(customerIdOf), { nil: undefined }),
   search: fc.option(fc.constantFrom('ord-00', '1', 'x', 'CUST-2', '0x', 'zz'), { nil: undefined }),
   sort: fc.constantFrom('createdAt' as const, 'updatedAt' as const),
@@ -25,17 +27,24 @@ function expectedList(all: ExpectedRow[], q: Query) {
   const filtered = all.filter(
     (r) =>
       (!q.customerId || r.customerId === q.customerId) &&
-      (!needle || r.orderId.toLowerCase().includes(needle) || r.customerId.toLowerCase().includes(needle)),
+      (!needle || [r.orderId, r.customerId, r.customerName].some((t) => t.toLowerCase().includes(needle))),
   );
   const counts: Record<string, number> = { ALL: filtered.length };
   for (const s of ORDER_STATUSES) counts[s] = filtered.filter((r) => r.status === s).length;
-  const matching = filtered.filter((r) => q.status === 'ALL' || r.status === q.status);
+  const byPayment = (r: ExpectedRow) => q.payment === 'ALL' || r.paymentStatus === q.payment;
+  const byFulfilment = (r: ExpectedRow) => q.fulfilment === 'ALL' || r.fulfilmentStatus === q.fulfilment;
+  // Each facet is counted under the other facet's filter, not its own.
+  const paymentCounts: Record<string, number> = { ALL: filtered.filter(byFulfilment).length };
+  for (const s of PAYMENT_STATUSES) paymentCounts[s] = filtered.filter((r) => byFulfilment(r) && r.paymentStatus === s).length;
+  const fulfilmentCounts: Record<string, number> = { ALL: filtered.filter(byPayment).length };
+  for (const s of FULFILMENT_STATUSES) fulfilmentCounts[s] = filtered.filter((r) => byPayment(r) && r.fulfilmentStatus === s).length;
+  const matching = filtered.filter((r) => (q.status === 'ALL' || r.status === q.status) && byPayment(r) && byFulfilment(r));
   const key = (r: ExpectedRow) => (q.sort === 'createdAt' ? r.createdAt : r.updatedAt);
   matching.sort((a, b) => {
     const c = key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : a.orderId < b.orderId ? -1 : a.orderId > b.orderId ? 1 : 0;
     return q.direction === 'asc' ? c : -c;
   });
-  return { matching, counts };
+  return { matching, counts, paymentCounts, fulfilmentCounts };
 }
 
 describe('OrderQueries', () => {
@@ -50,11 +59,13 @@ describe('OrderQueries', () => {
           const q = new OrderQueries(store.db, { runner });
           const all = bruteForceRows(store);
           for (const query of queries) {
-            const { matching, counts } = expectedList(all, query);
+            const { matching, counts, paymentCounts, fulfilmentCounts } = expectedList(all, query);
             const page = await q.listOrders(query);
             expect(page.rows).toEqual(matching.slice(query.offset, query.offset + query.limit));
             expect(page.total).toBe(matching.length);
             expect(page.counts).toEqual(counts);
+            expect(page.paymentCounts).toEqual(paymentCounts);
+            expect(page.fulfilmentCounts).toEqual(fulfilmentCounts);
             expect(page.position).toBe(store.log.headPosition());
 
             // Keyset: following nextCursor from the start visits every matching row once, in order.

@@ -121,7 +121,10 @@ export function bruteForceStates(store: LocalStore): Map<string, { state: OrderS
 export interface ExpectedRow {
   orderId: string;
   customerId: string;
+  customerName: string;
   status: string;
+  paymentStatus: string;
+  fulfilmentStatus: string;
   total: number;
   currency: string;
   itemCount: number;
@@ -139,7 +142,10 @@ export function bruteForceRows(store: LocalStore): ExpectedRow[] {
     .map(([orderId, { state, lastEventId }]) => ({
       orderId,
       customerId: state.customerId!,
+      customerName: state.customerName!,
       status: state.status!,
+      paymentStatus: state.paymentStatus!,
+      fulfilmentStatus: state.fulfilmentStatus!,
       total: state.total,
       currency: state.currency!,
       itemCount: state.items.reduce((n, i) => n + i.quantity, 0),

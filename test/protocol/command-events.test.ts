@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { OrderCommand } from '../../src/domain/commands.js';
 import { initialOrderState } from '../../src/domain/state.js';
+import { EventSchemas } from '../../src/domain/events.js';
 import { commandEvents, commandMetadata, decideCommand } from '../../src/protocol/command-events.js';
 import { NewEvent } from '../../src/protocol/envelope.js';
 import { openLocalStore } from '../../src/store/local-store.js';
@@ -31,7 +32,7 @@ describe('the command pipeline', () => {
     if (!outcome.ok) return;
     expect(outcome.events).toHaveLength(1);
     const e = NewEvent.parse(outcome.events[0]);
-    expect(e).toMatchObject({ eventId: ids[0], eventType: 'OrderCreated', schemaVersion: 2, data: { total: 300, currency: 'EUR' } });
+    expect(e).toMatchObject({ eventId: ids[0], eventType: 'OrderCreated', schemaVersion: EventSchemas.OrderCreated.version, data: { total: 300, currency: 'EUR' } });
     expect(commandEvents([], { commandId: 'x' })).toEqual([]);
   });
 

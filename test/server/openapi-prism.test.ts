@@ -175,6 +175,10 @@ describe('OpenAPI document checked by Prism against real traffic', () => {
     expect(dash.status).toBe(200);
     await expectStatus(call('strict', 'GET', '/api/queries/orders/dashboard?status=PAID&limit=5', { headers: { 'if-none-match': dash.headers.get('etag')! } }), 304);
     await expectStatus(call('lenient', 'GET', '/api/queries/orders/dashboard?status=BOGUS'), 400);
+    await expectStatus(call('strict', 'GET', '/api/queries/orders/dashboard?payment_status=PAID&fulfilment_status=OPEN'), 200);
+    await expectStatus(call('lenient', 'GET', '/api/queries/orders/dashboard?payment_status=SOMEWHAT'), 400);
+    await expectStatus(call('strict', 'GET', '/api/queries/orders/dashboard/counts'), 200);
+    await expectStatus(call('strict', 'GET', '/api/queries/orders/dashboard/counts', { token: 'unknown-token-000000000000' }), 401);
     const detail = await call('strict', 'GET', `/api/queries/orders/${id}`);
     expect(detail.status).toBe(200);
     await expectStatus(call('strict', 'GET', `/api/queries/orders/${id}`, { headers: { 'if-none-match': detail.headers.get('etag')! } }), 304);

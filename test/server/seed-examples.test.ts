@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EventSchemas } from '../../src/domain/events.js';
 import { StreamEventsResponse } from '../../src/protocol/sync-api.js';
 import { startServer, type StartedServer } from '../../src/server/index.js';
 import { ADMIN_A, BACKENDS, DEVICE_A, TOKENS, client, newEvent, orderCreated, type TestBackend } from './helpers.js';
@@ -61,7 +62,7 @@ describe.each(BACKENDS)('the seeds’ examples on $name', (factory) => {
     // Stored in the domain's units and normalised, as devices will fold it.
     const events = await stored('O-1');
     expect(events.map((e) => [e.eventType, e.schemaVersion])).toEqual([
-      ['OrderCreated', 2],
+      ['OrderCreated', EventSchemas.OrderCreated.version],
       ['PaymentReceived', 1],
       ['OrderShipped', 1],
     ]);
@@ -150,7 +151,16 @@ describe.each(BACKENDS)('the seeds’ examples on $name', (factory) => {
     expect(dash.status).toBe(200);
     const row = (dash.body as Record<string, unknown>[]).find((r) => r.order_id === orderId);
     expect(row).toEqual(
-      expect.objectContaining({ order_id: orderId, customer_name: null, item_count: 1, total: 39.98, status: 'PAID', created_at: expect.any(String) }),
+      expect.objectContaining({
+        order_id: orderId,
+        customer_name: 'CUST-1',
+        item_count: 1,
+        total: 39.98,
+        status: 'PAID',
+        payment_status: 'PAID',
+        fulfilment_status: 'OPEN',
+        created_at: expect.any(String),
+      }),
     );
     expect(Object.keys(row!)).toEqual(expect.arrayContaining(['order_id', 'customer_name', 'item_count', 'total', 'status', 'created_at', 'customer_email']));
     expect(Number(dash.headers.get('x-total-count'))).toBe((dash.body as unknown[]).length);
@@ -159,7 +169,7 @@ describe.each(BACKENDS)('the seeds’ examples on $name', (factory) => {
     expect(detail.body).toMatchObject({
       order_id: orderId,
       customer_id: 'CUST-1',
-      customer_name: null,
+      customer_name: 'CUST-1',
       customer_email: null,
       item_count: 1,
       total: 39.98,
@@ -167,6 +177,57 @@ describe.each(BACKENDS)('the seeds’ examples on $name', (factory) => {
       paid_amount: 39.98,
       items: [{ sku: 'WIDGET', quantity: 2, unit_price: 19.99 }],
     });
+  });
+
+  it('issue 14 order model: names in any script, a contact, descriptions, two facets filtered and counted, the seeds\' word beside them', async () => {
+    const before = (await a.get('/api/queries/orders/dashboard/counts')).body;
+    const created = await a.post('/api/commands/orders', {
+      orderId: 'O-FACETS',
+      customerId: 'CUST-CM',
+      customerName: 'Café-Müller 客户一',
+      customerContact: 'einkauf@cafe-mueller.de',
+      currency: 'EUR',
+      items: [{ sku: 'BEANS-1', description: 'Kaffeebohnen, 1 kg', quantity: 2, unitPrice: '1000.00' }],
+    });
+    expect(created.status).toBe(201);
+    expect((await a.put('/api/commands/orders/O-FACETS/status', { status: 'RESERVED', expectedVersion: 1 })).body).toMatchObject({ status: 'RESERVED' });
+    // Paid in full after the reservation: the seeds' word is PAID (the last lifecycle event wins),
+    // and the facets keep both facts: paid, and stock reserved.
+    expect((await a.put('/api/commands/orders/O-FACETS/status', { status: 'PAID', expectedVersion: 2 })).body).toMatchObject({ status: 'PAID', previousStatus: 'RESERVED' });
+    const detail = (await a.get('/api/queries/orders/O-FACETS')).body;
+    expect(detail).toMatchObject({
+      customer_name: 'Café-Müller 客户一',
+      customer_email: 'einkauf@cafe-mueller.de',
+      customer_contact: 'einkauf@cafe-mueller.de',
+      status: 'PAID',
+      payment_status: 'PAID',
+      fulfilment_status: 'RESERVED',
+      total: 2000,
+      items: [{ sku: 'BEANS-1', description: 'Kaffeebohnen, 1 kg', quantity: 2, unit_price: 1000 }],
+      inventory_released_at: null,
+    });
+    const paidReserved = (await a.get('/api/queries/orders/dashboard?payment_status=PAID&fulfilment_status=RESERVED')).body as { order_id: string }[];
+    expect(paidReserved.map((r) => r.order_id)).toContain('O-FACETS');
+    expect(((await a.get('/api/queries/orders/dashboard?payment_status=UNPAID')).body as { order_id: string }[]).map((r) => r.order_id)).not.toContain('O-FACETS');
+    const after = (await a.get('/api/queries/orders/dashboard/counts')).body;
+    expect(after.total - before.total).toBe(1);
+    expect(after.status.PAID - before.status.PAID).toBe(1);
+    expect(after.payment_status.PAID - before.payment_status.PAID).toBe(1);
+    expect(after.fulfilment_status.RESERVED - before.fulfilment_status.RESERVED).toBe(1);
+
+    // Cancelling releases the reserved stock as an event of its own.
+    expect((await a.put('/api/commands/orders/O-FACETS/status', { status: 'CANCELLED', expectedVersion: 3, reason: 'closed for winter' })).status).toBe(200);
+    expect((await stored('O-FACETS')).map((e) => e.eventType)).toEqual(['OrderCreated', 'InventoryReserved', 'PaymentReceived', 'OrderCancelled', 'InventoryReleased']);
+    expect((await a.get('/api/queries/orders/O-FACETS')).body).toMatchObject({ status: 'CANCELLED', fulfilment_status: 'CANCELLED', inventory_released_at: expect.any(String) });
+
+    // A currency outside ISO 4217 and a contact that is neither e-mail nor phone: plain words, nothing stored.
+    const xyz = await a.post('/api/commands/orders', { orderId: 'O-XYZ', customerId: 'C', currency: 'XYZ', items: [{ sku: 'A', quantity: 1, unitPrice: 1 }] });
+    expect(xyz.status).toBe(400);
+    expect(xyz.body.issues).toEqual([{ path: 'body.currency', message: 'XYZ is not a currency in the ISO 4217 list; use a code such as USD, EUR, GBP or JPY' }]);
+    const contact = await a.post('/api/commands/orders', { orderId: 'O-XYZ', customerId: 'C', customerContact: 'call me', items: [{ sku: 'A', quantity: 1, unitPrice: 1 }] });
+    expect(contact.status).toBe(400);
+    expect(contact.body.issues[0]).toMatchObject({ path: 'body.customerContact', message: expect.stringMatching(/e-mail address .* or a phone number/) });
+    expect(await stored('O-XYZ')).toHaveLength(0);
   });
 
   it('seed 004 events: OrderCreated with total and status, then OrderStatusChanged, folded everywhere', async () => {

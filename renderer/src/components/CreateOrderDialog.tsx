@@ -1,5 +1,7 @@
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { CreateOrder } from '../../../src/domain/commands.js';
+import { CURRENCY_MINOR_DIGITS } from '../../../src/domain/currencies.js';
+import { CUSTOMER_NAME_MAX, DESCRIPTION_MAX } from '../../../src/domain/events.js';
 import { formatAmount, MAX_MINOR, parseAmount } from '../amounts.js';
 import { api } from '../api.js';
 import { describeError, fieldErrors, type FieldErrors } from '../forms.js';
@@ -9,12 +11,13 @@ import { Field, Notice } from './ui.js';
 interface ItemDraft {
   key: number;
   sku: string;
+  description: string;
   quantity: string;
   unitPrice: string;
 }
 
 let itemKey = 0;
-const blankItem = (): ItemDraft => ({ key: ++itemKey, sku: '', quantity: '1', unitPrice: '' });
+const blankItem = (): ItemDraft => ({ key: ++itemKey, sku: '', description: '', quantity: '1', unitPrice: '' });
 
 const MAX_QUANTITY = 1_000_000;
 
@@ -33,6 +36,8 @@ export function CreateOrderDialog({ onClose, onCreated }: { onClose: () => void;
   const dialog = useRef<HTMLDialogElement>(null);
   const [orderId, setOrderId] = useState(() => newId('ORD'));
   const [customerId, setCustomerId] = useState('');
+  const [customerName, setCustomerName] = useState('');
+  const [contact, setContact] = useState('');
   const [currency, setCurrency] = useState('USD');
   const [items, setItems] = useState<ItemDraft[]>(() => [blankItem()]);
   const [errors, setErrors] = useState<FieldErrors>({});
@@ -43,7 +48,7 @@ export function CreateOrderDialog({ onClose, onCreated }: { onClose: () => void;
     const d = dialog.current;
     if (d && !d.open) d.showModal();
     // showModal focuses the first field (the generated order id); people start with the customer.
-    document.getElementById('co-customer')?.focus();
+    document.getElementById('co-name')?.focus();
   }, []);
 
   const code = currency.trim().toUpperCase();
@@ -57,6 +62,10 @@ export function CreateOrderDialog({ onClose, onCreated }: { onClose: () => void;
   }, 0n);
   const complete = prices.every((p) => p.ok) && quantities.every((q) => typeof q === 'number');
   const tooLarge = total > MAX_MINOR;
+
+  // An edited field's old message no longer describes it; the next submit re-validates.
+  const clearError = (field: string) =>
+    setErrors((errs) => (field in errs ? Object.fromEntries(Object.entries(errs).filter(([k]) => k !== field)) : errs));
 
   const update = (key: number, patch: Partial<ItemDraft>) => {
     setItems((xs) => xs.map((x) => (x.key === key ? { ...x, ...patch } : x)));
@@ -74,13 +83,16 @@ export function CreateOrderDialog({ onClose, onCreated }: { onClose: () => void;
       const q = quantities[idx]!;
       if (!p.ok) errs[`items.${idx}.unitPrice`] = p.message;
       if (typeof q === 'string') errs[`items.${idx}.quantity`] = q;
-      return { sku: item.sku.trim(), quantity: typeof q === 'number' ? q : 1, unitPrice: p.ok ? Number(p.minor) : 0 };
+      const description = item.description.trim();
+      return { sku: item.sku.trim(), ...(description ? { description } : {}), quantity: typeof q === 'number' ? q : 1, unitPrice: p.ok ? Number(p.minor) : 0 };
     });
     if (tooLarge) errs.items = `The order total is more than the largest amount this app keeps (${formatAmount(MAX_MINOR, code)}).`;
     const parsed = CreateOrder.safeParse({
       type: 'CreateOrder',
       orderId: orderId.trim(),
       customerId: customerId.trim(),
+      customerName: customerName.trim(),
+      ...(contact.trim() ? { customerContact: contact.trim() } : {}),
       currency: currency.trim().toUpperCase(),
       items: parsedItems,
     });
@@ -106,15 +118,33 @@ export function CreateOrderDialog({ onClose, onCreated }: { onClose: () => void;
           <h2 id="create-order-title">New order</h2>
           <p className="muted">Saved on this device immediately; it syncs when the server is reachable.</p>
         </header>
+        <div className="grid-2">
+          <Field
+            id="co-name"
+            label="Customer name"
+            error={errors.customerName}
+            hint={`As people know them, any language · ${customerName.trim().length} / ${CUSTOMER_NAME_MAX}`}
+          >
+            <input id="co-name" value={customerName} onChange={(e) => (setCustomerName(e.target.value), clearError('customerName'))} autoComplete="off" />
+          </Field>
+          <Field id="co-contact" label="Contact (optional)" error={errors.customerContact} hint="E-mail or phone, e.g. +44 20 7946 0958">
+            <input id="co-contact" value={contact} onChange={(e) => (setContact(e.target.value), clearError('customerContact'))} autoComplete="off" />
+          </Field>
+        </div>
         <div className="grid-3">
           <Field id="co-order" label="Order ID" error={errors.orderId} hint="Up to 100: letters, digits, . _ : @ -">
-            <input id="co-order" value={orderId} onChange={(e) => setOrderId(e.target.value)} autoComplete="off" />
+            <input id="co-order" value={orderId} onChange={(e) => (setOrderId(e.target.value), clearError('orderId'))} autoComplete="off" />
           </Field>
           <Field id="co-customer" label="Customer ID" error={errors.customerId} hint="Up to 100: letters, digits, . _ : @ -">
-            <input id="co-customer" value={customerId} onChange={(e) => setCustomerId(e.target.value)} autoComplete="off" autoFocus />
+            <input id="co-customer" value={customerId} onChange={(e) => (setCustomerId(e.target.value), clearError('customerId'))} autoComplete="off" />
           </Field>
           <Field id="co-currency" label="Currency" error={errors.currency} hint="e.g. USD, EUR, JPY">
-            <input id="co-currency" value={currency} onChange={(e) => setCurrency(e.target.value)} maxLength={3} autoComplete="off" />
+            <input id="co-currency" value={currency} onChange={(e) => (setCurrency(e.target.value), clearError('currency'))} maxLength={3} list="co-currencies" autoComplete="off" />
+            <datalist id="co-currencies">
+              {[...CURRENCY_MINOR_DIGITS.keys()].map((c) => (
+                <option key={c} value={c} />
+              ))}
+            </datalist>
           </Field>
         </div>
         <fieldset className="items">
@@ -128,6 +158,14 @@ export function CreateOrderDialog({ onClose, onCreated }: { onClose: () => void;
             <div className="item-row" key={item.key}>
               <Field id={`co-sku-${item.key}`} label="SKU" error={errors[`items.${idx}.sku`]}>
                 <input id={`co-sku-${item.key}`} value={item.sku} onChange={(e) => update(item.key, { sku: e.target.value })} autoComplete="off" />
+              </Field>
+              <Field
+                id={`co-desc-${item.key}`}
+                label="Description (optional)"
+                error={errors[`items.${idx}.description`]}
+                hint={item.description.trim().length > DESCRIPTION_MAX * 0.8 ? `${item.description.trim().length} / ${DESCRIPTION_MAX}` : `Up to ${DESCRIPTION_MAX} characters`}
+              >
+                <input id={`co-desc-${item.key}`} value={item.description} onChange={(e) => update(item.key, { description: e.target.value })} autoComplete="off" />
               </Field>
               <Field id={`co-qty-${item.key}`} label="Quantity" error={errors[`items.${idx}.quantity`]}>
                 <input

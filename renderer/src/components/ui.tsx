@@ -1,9 +1,16 @@
 import type { ReactNode } from 'react';
-import { STATUS_LABEL } from '../format.js';
+import { FULFILMENT_LABEL, PAYMENT_LABEL, STATUS_LABEL } from '../format.js';
 
 export function StatusBadge({ status }: { status: string | null }) {
   if (!status) return <span className="badge">—</span>;
   return <span className={`badge status-${status.toLowerCase()}`}>{STATUS_LABEL[status] ?? status}</span>;
+}
+
+/** One facet of an order (payment or fulfilment) as a small badge. */
+export function FacetBadge({ facet, value }: { facet: 'payment' | 'fulfilment'; value: string | null }) {
+  if (!value) return <span className="badge">—</span>;
+  const label = (facet === 'payment' ? PAYMENT_LABEL : FULFILMENT_LABEL)[value] ?? value;
+  return <span className={`badge ${facet}-${value.toLowerCase()}`}>{label}</span>;
 }
 
 const SYNC_TEXT: Record<string, string> = { pending: 'Pending', synced: 'Synced', rejected: 'Rejected', superseded: 'Superseded', attention: 'Needs attention' };

@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import type { OrderDetail as OrderDetailT, TimelineEntry } from '../../../src/app/contract.js';
 import type { MethodOutput } from '../../../src/app/contract.js';
 import { netPaidAmount, outstandingAmount } from '../../../src/domain/state.js';
@@ -6,7 +6,7 @@ import { api } from '../api.js';
 import { ActionForms } from '../components/ActionForms.js';
 import { ConflictCard } from '../components/ConflictCard.js';
 import { openFromServer } from '../components/OpenFromServer.js';
-import { Card, Empty, Notice, StatusBadge, SyncBadge } from '../components/ui.js';
+import { Card, Empty, FacetBadge, Notice, SyncBadge } from '../components/ui.js';
 import { describeError } from '../forms.js';
 import { EVENT_LABEL, itemCount, money, when, whenShort } from '../format.js';
 import { navigate } from '../router.js';
@@ -23,13 +23,15 @@ function eventSummary(e: TimelineEntry, currency: string | null): string {
   const d = e.data as Record<string, unknown>;
   switch (e.eventType) {
     case 'OrderCreated':
-      return `for ${String(d.customerId ?? '')}, ${Array.isArray(d.items) ? itemCount(d.items as { quantity: number }[]) : ''}, ${typeof d.total === 'number' ? money(d.total, currency) : String(d.totalAmount ?? '')}`;
+      return `for ${String(d.customerName ?? d.customerId ?? '')}, ${Array.isArray(d.items) ? itemCount(d.items as { quantity: number }[]) : ''}, ${typeof d.total === 'number' ? money(d.total, currency) : String(d.totalAmount ?? '')}`;
     case 'PaymentReceived':
       return `${typeof d.amount === 'number' ? money(d.amount, currency) : ''} (${String(d.paymentId ?? '')})`;
     case 'PaymentRefunded':
       return `${typeof d.amount === 'number' ? money(d.amount, currency) : ''}: ${String(d.reason ?? '')}`;
     case 'InventoryReserved':
       return String(d.reservationId ?? '');
+    case 'InventoryReleased':
+      return `reservation ${String(d.reservationId ?? '')} is back in stock`;
     case 'OrderShipped':
       return `${String(d.shipmentId ?? '')}`;
     case 'OrderCancelled':
@@ -42,12 +44,13 @@ function eventSummary(e: TimelineEntry, currency: string | null): string {
 }
 
 /**
- * The order's fold keeps the reservation id after a cancellation; a cancellation releases the
- * stock it held (the domain has no separate release event yet), so say that rather than "Reserved".
+ * Where the stock stands. Cancelling a reserved order records InventoryReleased; orders cancelled
+ * before that event existed say that no release was recorded rather than "Reserved".
  */
 function inventoryText(s: OrderDetailT['state']): string {
   if (!s.reservationId) return 'Not reserved';
-  if (s.status === 'CANCELLED') return `Released by the cancellation (was ${s.reservationId})`;
+  if (s.inventoryReleasedAt) return `Stock released (reservation ${s.reservationId})`;
+  if (s.status === 'CANCELLED') return `Cancelled; no release recorded for reservation ${s.reservationId}`;
   if (s.status === 'SHIPPED') return `Shipped from reservation ${s.reservationId}`;
   return `Reserved (${s.reservationId})`;
 }
@@ -107,8 +110,9 @@ function TimeTravel({ orderId, version, currency }: { orderId: string; version: 
         <dl className="facts compact" data-testid="tt-state">
           <div>
             <dt>Status</dt>
-            <dd>
-              <StatusBadge status={asOf.status} />
+            <dd className="facets">
+              <FacetBadge facet="payment" value={asOf.paymentStatus} />
+              <FacetBadge facet="fulfilment" value={asOf.fulfilmentStatus} />
             </dd>
           </div>
           <div>
@@ -243,6 +247,16 @@ export function OrderDetailPane({ orderId }: { orderId: string }) {
       alive = false;
     };
   }, [orderId, live.changeTick, reload]);
+  // Where the order opens as a panel over the list (below 1200 px), keyboard focus moves into it
+  // once per opened order, so Tab continues inside the panel rather than behind it.
+  const heading = useRef<HTMLHeadingElement>(null);
+  const focusedFor = useRef<string | null>(null);
+  const loaded = !!detail;
+  useEffect(() => {
+    if (!loaded || focusedFor.current === orderId) return;
+    focusedFor.current = orderId;
+    if (window.matchMedia('(max-width: 1200px)').matches) heading.current?.focus();
+  }, [orderId, loaded]);
   // Escape closes the order (back to the list), unless a dialog or a field is handling it.
   useEffect(() => {
     const onKey = (e: globalThis.KeyboardEvent) => {
@@ -287,13 +301,18 @@ export function OrderDetailPane({ orderId }: { orderId: string }) {
     <div className="detail" aria-labelledby="detail-title">
       <header className="detail-head">
         <div>
-          <h1 id="detail-title">{s.orderId}</h1>
+          <h1 id="detail-title" ref={heading} tabIndex={-1}>
+            {s.orderId}
+          </h1>
           <p className="muted">
-            Customer <strong>{s.customerId}</strong> · created {when(s.createdAt)}
+            <strong className="customer-name">{s.customerName ?? s.customerId}</strong>
+            {s.customerName && s.customerName !== s.customerId ? ` (${s.customerId})` : ''}
+            {s.customerContact ? ` · ${s.customerContact}` : ''} · created {when(s.createdAt)}
           </p>
         </div>
         <div className="detail-badges">
-          <StatusBadge status={s.status} />
+          <FacetBadge facet="payment" value={s.paymentStatus} />
+          <FacetBadge facet="fulfilment" value={s.fulfilmentStatus} />
           <SyncBadge sync={detail.sync} />
           {/* Shown where the detail opens over the list (narrow windows); Escape does the same. */}
           <button type="button" className="ghost detail-close" onClick={() => navigate('/orders')}>
@@ -346,7 +365,7 @@ export function OrderDetailPane({ orderId }: { orderId: string }) {
           <table>
             <thead>
               <tr>
-                <th scope="col">SKU</th>
+                <th scope="col">Item</th>
                 <th scope="col" className="num">
                   Qty
                 </th>
@@ -361,7 +380,17 @@ export function OrderDetailPane({ orderId }: { orderId: string }) {
             <tbody>
               {s.items.map((i, idx) => (
                 <tr key={`${i.sku}-${idx}`}>
-                  <td>{i.sku}</td>
+                  <td>
+                    {i.description ? (
+                      <>
+                        {i.description}
+                        <br />
+                        <small className="muted mono">{i.sku}</small>
+                      </>
+                    ) : (
+                      i.sku
+                    )}
+                  </td>
                   <td className="num">{i.quantity}</td>
                   <td className="num">{money(i.unitPrice, s.currency)}</td>
                   <td className="num">{money(i.unitPrice * i.quantity, s.currency)}</td>

@@ -1,20 +1,54 @@
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { useCallback, useEffect, useMemo, useRef, useState, type KeyboardEvent } from 'react';
-import type { ListOrdersInput, OrderRow, StatusFilter } from '../../../src/app/contract.js';
-import { ORDER_STATUSES } from '../../../src/domain/state.js';
+import type { ListOrdersInput, OrderRow } from '../../../src/app/contract.js';
+import { FULFILMENT_STATUSES, PAYMENT_STATUSES, type FulfilmentStatus, type PaymentStatus } from '../../../src/domain/state.js';
 import { api } from '../api.js';
 import { CreateOrderDialog } from '../components/CreateOrderDialog.js';
 import { OpenOrderById } from '../components/OpenFromServer.js';
-import { Empty, Notice, StatusBadge, SyncBadge } from '../components/ui.js';
+import { Empty, FacetBadge, Notice, SyncBadge } from '../components/ui.js';
 import { describeError } from '../forms.js';
-import { ago, money, STATUS_LABEL } from '../format.js';
+import { ago, FULFILMENT_LABEL, money, PAYMENT_LABEL } from '../format.js';
 import { navigate } from '../router.js';
 import { useLive } from '../status.js';
 import { OrderDetailPane } from './OrderDetail.js';
 
 const PAGE_SIZE = 100;
 const ROW_HEIGHT = 60;
-const FILTERS: StatusFilter[] = ['ALL', ...ORDER_STATUSES];
+type PaymentFilter = PaymentStatus | 'ALL';
+type FulfilmentFilter = FulfilmentStatus | 'ALL';
+const PAYMENT_FILTERS: PaymentFilter[] = ['ALL', ...PAYMENT_STATUSES];
+const FULFILMENT_FILTERS: FulfilmentFilter[] = ['ALL', ...FULFILMENT_STATUSES];
+
+/** One facet's chips: each says how many orders picking it would show. */
+function FacetChips<T extends string>({
+  label,
+  values,
+  labels,
+  value,
+  counts,
+  onPick,
+}: {
+  label: string;
+  values: readonly T[];
+  labels: Record<string, string>;
+  value: T;
+  counts: Record<string, number>;
+  onPick: (v: T) => void;
+}) {
+  return (
+    <div className="filters" role="group" aria-label={`Filter by ${label.toLowerCase()}`}>
+      <span className="filters-label" aria-hidden="true">
+        {label}
+      </span>
+      {values.map((f) => (
+        <button key={f} type="button" className={f === value ? 'chip active' : 'chip'} aria-pressed={f === value} onClick={() => onPick(f)}>
+          {labels[f]}
+          <span className="chip-count">{(counts[f] ?? 0).toLocaleString()}</span>
+        </button>
+      ))}
+    </div>
+  );
+}
 
 type Sort = `${NonNullable<ListOrdersInput['sort']>}:${NonNullable<ListOrdersInput['direction']>}`;
 const SORTS: { value: Sort; label: string }[] = [
@@ -41,7 +75,7 @@ function useDebounced<T>(value: T, ms: number): T {
 function useOrderPages(query: Omit<ListOrdersInput, 'limit' | 'offset'>, changeTick: number) {
   const [pages, setPages] = useState<Map<number, OrderRow[]>>(new Map());
   const [total, setTotal] = useState<number | null>(null);
-  const [counts, setCounts] = useState<Record<string, number>>({});
+  const [counts, setCounts] = useState<{ payment: Record<string, number>; fulfilment: Record<string, number> }>({ payment: {}, fulfilment: {} });
   const [error, setError] = useState<string | null>(null);
   const generation = useRef(0);
   const inFlight = useRef(new Set<number>());
@@ -58,7 +92,7 @@ function useOrderPages(query: Omit<ListOrdersInput, 'limit' | 'offset'>, changeT
           if (gen !== generation.current) return;
           setPages((prev) => new Map(prev).set(page, res.rows));
           setTotal(res.total);
-          setCounts(res.counts);
+          setCounts({ payment: res.paymentCounts, fulfilment: res.fulfilmentCounts });
           setError(null);
         })
         .catch((err: unknown) => gen === generation.current && setError(describeError(err)))
@@ -115,15 +149,16 @@ function useOrderPages(query: Omit<ListOrdersInput, 'limit' | 'offset'>, changeT
 
 export function OrdersScreen({ selectedId }: { selectedId: string | null }) {
   const live = useLive();
-  const [status, setStatus] = useState<StatusFilter>('ALL');
+  const [payment, setPayment] = useState<PaymentFilter>('ALL');
+  const [fulfilment, setFulfilment] = useState<FulfilmentFilter>('ALL');
   const [searchText, setSearchText] = useState('');
   const [sort, setSort] = useState<Sort>('updatedAt:desc');
   const [creating, setCreating] = useState(false);
   const search = useDebounced(searchText.trim(), 250);
   const [sortField, direction] = sort.split(':') as [NonNullable<ListOrdersInput['sort']>, NonNullable<ListOrdersInput['direction']>];
   const query = useMemo(
-    () => ({ status, sort: sortField, direction, ...(search ? { search } : {}) }),
-    [status, sortField, direction, search],
+    () => ({ payment, fulfilment, sort: sortField, direction, ...(search ? { search } : {}) }),
+    [payment, fulfilment, sortField, direction, search],
   );
   const { total, counts, error, rowAt, ensureRange } = useOrderPages(query, live.changeTick);
 
@@ -163,7 +198,7 @@ export function OrdersScreen({ selectedId }: { selectedId: string | null }) {
     focusRow(moves[e.key]!);
   };
 
-  const allCount = counts.ALL ?? Object.values(counts).reduce((a, b) => a + b, 0);
+  const filtered = search || payment !== 'ALL' || fulfilment !== 'ALL';
 
   return (
     <div className={selectedId ? 'orders-screen has-selection' : 'orders-screen'}>
@@ -182,7 +217,7 @@ export function OrdersScreen({ selectedId }: { selectedId: string | null }) {
           <input
             id="order-search"
             type="search"
-            placeholder="Search by order or customer…"
+            placeholder="Search by order, customer or name…"
             value={searchText}
             onChange={(e) => setSearchText(e.target.value)}
             maxLength={100}
@@ -198,20 +233,15 @@ export function OrdersScreen({ selectedId }: { selectedId: string | null }) {
             ))}
           </select>
         </div>
-        <div className="filters" role="group" aria-label="Filter by status">
-          {FILTERS.map((f) => (
-            <button
-              key={f}
-              type="button"
-              className={f === status ? 'chip active' : 'chip'}
-              aria-pressed={f === status}
-              onClick={() => setStatus(f)}
-            >
-              {STATUS_LABEL[f]}
-              <span className="chip-count">{(f === 'ALL' ? allCount : counts[f] ?? 0).toLocaleString()}</span>
-            </button>
-          ))}
-        </div>
+        <FacetChips label="Payment" values={PAYMENT_FILTERS} labels={PAYMENT_LABEL} value={payment} counts={counts.payment} onPick={setPayment} />
+        <FacetChips
+          label="Fulfilment"
+          values={FULFILMENT_FILTERS}
+          labels={FULFILMENT_LABEL}
+          value={fulfilment}
+          counts={counts.fulfilment}
+          onPick={setFulfilment}
+        />
         {error ? <Notice kind="error">Could not load orders: {error}</Notice> : null}
         <div className="list-head" aria-hidden="true">
           <span>Order</span>
@@ -222,9 +252,9 @@ export function OrdersScreen({ selectedId }: { selectedId: string | null }) {
         </div>
         <div ref={scrollRef} className="order-list" aria-label={`Orders, ${total ?? 0} shown`} role="list" onKeyDown={onListKey}>
           {total === 0 ? (
-            <Empty title={search || status !== 'ALL' ? 'No orders match' : 'No orders yet'}>
-              {search || status !== 'ALL' ? (
-                <p>Try another search or status.</p>
+            <Empty title={filtered ? 'No orders match' : 'No orders yet'}>
+              {filtered ? (
+                <p>Try another search, payment or fulfilment filter.</p>
               ) : (
                 <p>Orders you create here are saved on this device first and synced when the server is reachable.</p>
               )}
@@ -244,12 +274,13 @@ export function OrdersScreen({ selectedId }: { selectedId: string | null }) {
                       >
                         <span className="cell-id">
                           <strong>{row.orderId}</strong>
-                          <small>
-                            {row.customerId} · {row.itemCount} item{row.itemCount === 1 ? '' : 's'}
+                          <small title={row.customerName === row.customerId ? row.customerId : `${row.customerName} (${row.customerId})`}>
+                            {row.customerName} · {row.itemCount} item{row.itemCount === 1 ? '' : 's'}
                           </small>
                         </span>
-                        <span>
-                          <StatusBadge status={row.status} />
+                        <span className="facets">
+                          <FacetBadge facet="payment" value={row.paymentStatus} />
+                          <FacetBadge facet="fulfilment" value={row.fulfilmentStatus} />
                         </span>
                         <span className="num">{money(row.total, row.currency)}</span>
                         <span className="muted nowrap" title={row.updatedAt}>

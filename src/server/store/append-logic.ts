@@ -213,7 +213,10 @@ export function foldOrderView(orderId: string, previous: OrderState | null, even
   return {
     orderId,
     customerId: state.customerId,
+    customerName: state.customerName,
     status: state.status,
+    paymentStatus: state.paymentStatus,
+    fulfilmentStatus: state.fulfilmentStatus,
     total: state.total,
     currency: state.currency,
     itemCount: state.items.length,

@@ -8,6 +8,7 @@ import type {
   DashboardPage,
   DashboardQuery,
   EventRepository,
+  OrderCounts,
   OrderView,
   PushOutcome,
   RelayCursor,
@@ -17,7 +18,7 @@ import { appendWork, pushWork, streamOrder } from './append-flow.js';
 import { walkChain } from './chain-walk.js';
 import type { StoreDialect } from './port.js';
 import { rebuildOrders } from './rebuild.js';
-import { publicEvent, toServerEvent, toView } from './rows.js';
+import { publicEvent, tallyOrders, toServerEvent, toView } from './rows.js';
 
 /** The central event store: the flows written once, over a database dialect. */
 export class EventStore implements EventRepository {
@@ -91,6 +92,10 @@ export class EventStore implements EventRepository {
   async listOrders(tenantId: string, q: DashboardQuery): Promise<DashboardPage> {
     const { rows, total, position } = await this.dialect.dashboard(tenantId, q);
     return { orders: rows.map(toView), total, position };
+  }
+
+  async countOrders(tenantId: string): Promise<OrderCounts> {
+    return tallyOrders(await this.dialect.orderCounts(tenantId));
   }
 
   rebuildProjections(tenantId?: string): Promise<{ eventsReplayed: number }> {

@@ -1,7 +1,7 @@
 import type { OrderState } from '../../domain/state.js';
 import type { PreparedEvent } from './append-logic.js';
 import type { AppendCommand, ChainFilter, DashboardQuery, OrderView } from '../repository.js';
-import type { EventRow, HeadCheckRow, ProjectionRow, StreamHead } from './rows.js';
+import type { EventRow, HeadCheckRow, OrderCountRow, ProjectionRow, StreamHead } from './rows.js';
 
 /**
  * The narrow port between the store core (written once) and a database dialect.
@@ -147,6 +147,8 @@ export interface StoreDialect {
   /** The broker relay's stored cursor (null: it never published), and storing a new one. */
   relayCheckpoint(): Awaitable<string | null>;
   saveRelayCheckpoint(cursor: string): Awaitable<void>;
+  /** The tenant's orders per (status, payment facet, fulfilment facet). */
+  orderCounts(tenantId: string): Awaitable<OrderCountRow[]>;
   /** The newest position visible to pulls. */
   visibleHead(): Awaitable<number>;
   ping(): Awaitable<void>;

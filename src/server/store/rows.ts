@@ -1,7 +1,15 @@
 import type { ServerEvent } from '../../protocol/envelope.js';
-import type { OrderState, OrderStatus } from '../../domain/state.js';
+import {
+  FULFILMENT_STATUSES,
+  ORDER_STATUSES,
+  PAYMENT_STATUSES,
+  type FulfilmentStatus,
+  type OrderState,
+  type OrderStatus,
+  type PaymentStatus,
+} from '../../domain/state.js';
 import type { ExistingEvent, FoldInput } from './append-logic.js';
-import type { OrderView } from '../repository.js';
+import type { OrderCounts, OrderView } from '../repository.js';
 
 /**
  * The rows both dialects read, as their drivers hand them over: PostgreSQL gives bigints as
@@ -26,7 +34,10 @@ export interface EventRow {
 export interface ProjectionRow {
   order_id: string;
   customer_id: string | null;
+  customer_name: string | null;
   status: string | null;
+  payment_status: string | null;
+  fulfilment_status: string | null;
   total: number | string;
   currency: string | null;
   item_count: number;
@@ -36,6 +47,14 @@ export interface ProjectionRow {
   created_at: string | Date | null;
   updated_at: string | Date | null;
   state: string | OrderState;
+}
+
+/** Orders of a tenant per combination of status word and facets. */
+export interface OrderCountRow {
+  status: string | null;
+  payment_status: string | null;
+  fulfilment_status: string | null;
+  n: number;
 }
 
 /** A stream's head as the append flow locks it. */
@@ -84,7 +103,10 @@ export function toView(r: ProjectionRow): OrderView {
   return {
     orderId: r.order_id,
     customerId: r.customer_id,
+    customerName: r.customer_name,
     status: r.status as OrderStatus | null,
+    paymentStatus: r.payment_status as PaymentStatus | null,
+    fulfilmentStatus: r.fulfilment_status as FulfilmentStatus | null,
     total: Number(r.total),
     currency: r.currency,
     itemCount: r.item_count,
@@ -125,4 +147,19 @@ export function toFoldInput(r: EventRow): FoldInput {
 /** A projection's stored state, parsed fresh: the fold mutates it in place. */
 export function parseState(state: string | OrderState | null | undefined): OrderState | null {
   return state === null || state === undefined ? null : json<OrderState>(state);
+}
+
+const zeros = <K extends string>(keys: readonly K[]): Record<K, number> => Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
+
+/** Count rows (status, payment facet, fulfilment facet) into one tally per dimension. */
+export function tallyOrders(rows: readonly OrderCountRow[]): OrderCounts {
+  const out: OrderCounts = { total: 0, status: zeros(ORDER_STATUSES), paymentStatus: zeros(PAYMENT_STATUSES), fulfilmentStatus: zeros(FULFILMENT_STATUSES) };
+  for (const r of rows) {
+    const n = Number(r.n);
+    out.total += n;
+    if (r.status && r.status in out.status) out.status[r.status as OrderStatus] += n;
+    if (r.payment_status && r.payment_status in out.paymentStatus) out.paymentStatus[r.payment_status as PaymentStatus] += n;
+    if (r.fulfilment_status && r.fulfilment_status in out.fulfilmentStatus) out.fulfilmentStatus[r.fulfilment_status as FulfilmentStatus] += n;
+  }
+  return out;
 }

@@ -6,7 +6,7 @@ import { GENESIS_HASH } from '../../hash.js';
 import { ArchivedEventsError } from '../../../protocol/errors.js';
 import type { AppendCommand, ChainFilter, DashboardQuery, OrderView } from '../../repository.js';
 import { runAsync, wait, type Op, type ScopedRowsQuery, type SnapshotSession, type StoreDialect, type Work, type WriteSession, type WriteWork } from '../port.js';
-import { parseState, type EventRow, type HeadCheckRow, type ProjectionRow, type StreamHead } from '../rows.js';
+import { parseState, type EventRow, type HeadCheckRow, type OrderCountRow, type ProjectionRow, type StreamHead } from '../rows.js';
 import { LOCK_CLASS_POSITIONS, LOCK_CLASS_REBUILD, lockKey, pgCode } from './migrate.js';
 import { SQL } from './sql.js';
 
@@ -73,6 +73,7 @@ class PgSession implements WriteSession, SnapshotSession {
     let query: pg.QueryConfig = { name: 'ol_append_write', text: SQL.appendWrite, values };
     if (view) {
       values.push(view.customerId, view.status, view.total, view.currency, view.itemCount, view.version, view.lastEventId, view.createdAt, view.updatedAt, JSON.stringify(view.state));
+      values.push(view.customerName, view.paymentStatus, view.fulfilmentStatus);
       query = { name: 'ol_append_write_order', text: SQL.appendWriteOrder, values };
     }
     const inserted = yield* this.query<{ global_position: string; version: number }>(query);
@@ -119,21 +120,7 @@ class PgSession implements WriteSession, SnapshotSession {
   }
 
   *upsertProjection(tenantId: string, v: OrderView): Op<void> {
-    yield* this.query(SQL.upsertProjection, [
-      tenantId,
-      v.orderId,
-      v.customerId,
-      v.status,
-      v.total,
-      v.currency,
-      v.itemCount,
-      v.version,
-      v.lastEventId,
-      v.lastPosition,
-      v.createdAt,
-      v.updatedAt,
-      JSON.stringify(v.state),
-    ]);
+    yield* this.query(SQL.upsertProjection, projectionParams(tenantId, v));
   }
 
   *chainPage(filter: ChainFilter, cursor: { tenantId: string; streamId: string; version: number }, limit: number): Op<EventRow[]> {
@@ -161,6 +148,28 @@ class PgSession implements WriteSession, SnapshotSession {
 }
 
 /** The PostgreSQL dialect: a pg Pool, every write one READ COMMITTED transaction. */
+/** SQL.upsertProjection's parameters for a folded view (the server's read model and the worker's). */
+export function projectionParams(tenantId: string, v: OrderView): unknown[] {
+  return [
+    tenantId,
+    v.orderId,
+    v.customerId,
+    v.status,
+    v.total,
+    v.currency,
+    v.itemCount,
+    v.version,
+    v.lastEventId,
+    v.lastPosition,
+    v.createdAt,
+    v.updatedAt,
+    JSON.stringify(v.state),
+    v.customerName,
+    v.paymentStatus,
+    v.fulfilmentStatus,
+  ];
+}
+
 export class PgDialect implements StoreDialect {
   readonly backend = 'pg' as const;
   readonly locksHeadsInOrder = true;
@@ -286,12 +295,19 @@ export class PgDialect implements StoreDialect {
 
   async dashboard(tenantId: string, q: DashboardQuery): Promise<{ rows: ProjectionRow[]; total: number; position: number }> {
     const status = q.status ?? null;
+    const payment = q.paymentStatus ?? null;
+    const fulfilment = q.fulfilmentStatus ?? null;
     const [page, count, pos] = await Promise.all([
-      this.pool.query<ProjectionRow>(SQL.dashboardPage, [tenantId, status, q.limit, q.offset]),
-      this.pool.query<{ n: string }>(SQL.dashboardCount, [tenantId, status]),
+      this.pool.query<ProjectionRow>(SQL.dashboardPage, [tenantId, status, q.limit, q.offset, payment, fulfilment]),
+      this.pool.query<{ n: string }>(SQL.dashboardCount, [tenantId, status, payment, fulfilment]),
       this.pool.query<{ p: string | null }>(SQL.dashboardPosition, [tenantId]),
     ]);
     return { rows: page.rows, total: Number(count.rows[0]?.n ?? 0), position: Number(pos.rows[0]?.p ?? 0) };
+  }
+
+  async orderCounts(tenantId: string): Promise<OrderCountRow[]> {
+    const { rows } = await this.pool.query<OrderCountRow & { n: string }>(SQL.orderCounts, [tenantId]);
+    return rows.map((r) => ({ ...r, n: Number(r.n) }));
   }
 
   async visibleHead(): Promise<number> {

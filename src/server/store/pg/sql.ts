@@ -3,7 +3,8 @@
 const EVENT_COLUMNS =
   'global_position, event_id::text AS event_id, tenant_id, aggregate_id, aggregate_type, event_type, schema_version, event_data, metadata, version, created_at, hash';
 
-const PROJECTION_UPSERT = `ON CONFLICT (tenant_id, order_id) DO UPDATE SET customer_id = excluded.customer_id, status = excluded.status, total = excluded.total,
+const PROJECTION_UPSERT = `ON CONFLICT (tenant_id, order_id) DO UPDATE SET customer_id = excluded.customer_id, customer_name = excluded.customer_name,
+         status = excluded.status, payment_status = excluded.payment_status, fulfilment_status = excluded.fulfilment_status, total = excluded.total,
          currency = excluded.currency, item_count = excluded.item_count, version = excluded.version, last_event_id = excluded.last_event_id,
          last_position = excluded.last_position, created_at = excluded.created_at, updated_at = excluded.updated_at, state = excluded.state`;
 
@@ -47,8 +48,9 @@ export const SQL = {
   SELECT global_position, version FROM ins`,
   appendWriteOrder: `${APPEND_WRITE_CTES},
   proj AS (
-    INSERT INTO order_projections (tenant_id, order_id, customer_id, status, total, currency, item_count, version, last_event_id, last_position, created_at, updated_at, state)
-    SELECT $1, $2, $14, $15, $16, $17, $18, $19, $20, (SELECT max(global_position) FROM ins), $21, $22, $23
+    INSERT INTO order_projections (tenant_id, order_id, customer_id, status, total, currency, item_count, version, last_event_id, last_position, created_at, updated_at, state,
+      customer_name, payment_status, fulfilment_status)
+    SELECT $1, $2, $14, $15, $16, $17, $18, $19, $20, (SELECT max(global_position) FROM ins), $21, $22, $23, $24, $25, $26
     ${PROJECTION_UPSERT})
   SELECT global_position, version FROM ins`,
   savepoint: 'SAVEPOINT ol_push_element',
@@ -66,8 +68,9 @@ export const SQL = {
   orderEventsAfter: `SELECT ${EVENT_COLUMNS} FROM events WHERE aggregate_type = $1 AND ($4::text IS NULL OR tenant_id = $4) AND global_position > $2
            ORDER BY global_position LIMIT $3`,
   projectionState: 'SELECT state FROM order_projections WHERE tenant_id = $1 AND order_id = $2',
-  upsertProjection: `INSERT INTO order_projections (tenant_id, order_id, customer_id, status, total, currency, item_count, version, last_event_id, last_position, created_at, updated_at, state)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+  upsertProjection: `INSERT INTO order_projections (tenant_id, order_id, customer_id, status, total, currency, item_count, version, last_event_id, last_position, created_at, updated_at, state,
+         customer_name, payment_status, fulfilment_status)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
        ${PROJECTION_UPSERT}`,
   chain: `SELECT ${EVENT_COLUMNS} FROM events
          WHERE ($1::text IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR aggregate_id = $2)
@@ -96,9 +99,14 @@ export const SQL = {
     WHERE tenant_id = $1 AND aggregate_id IN (SELECT id FROM scope) AND global_position > $5 AND global_position <= $6 AND ${VISIBLE}
     ORDER BY global_position LIMIT $7`,
   projection: 'SELECT * FROM order_projections WHERE tenant_id = $1 AND order_id = $2',
+  /** The dashboard's filters: the status word and the two facets, each optional (NULL: any). */
   dashboardPage: `SELECT * FROM order_projections WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2)
+         AND ($5::text IS NULL OR payment_status = $5) AND ($6::text IS NULL OR fulfilment_status = $6)
          ORDER BY updated_at DESC, order_id LIMIT $3 OFFSET $4`,
-  dashboardCount: 'SELECT count(*) AS n FROM order_projections WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2)',
+  dashboardCount: `SELECT count(*) AS n FROM order_projections WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2)
+         AND ($3::text IS NULL OR payment_status = $3) AND ($4::text IS NULL OR fulfilment_status = $4)`,
+  orderCounts: `SELECT status, payment_status, fulfilment_status, count(*) AS n FROM order_projections WHERE tenant_id = $1
+         GROUP BY status, payment_status, fulfilment_status`,
   dashboardPosition: 'SELECT max(last_position) AS p FROM order_projections WHERE tenant_id = $1',
   /** The same visibility rule as pull: a position held back by an older running transaction does not count yet. */
   visibleHead: `SELECT max(global_position) AS p FROM events WHERE ${VISIBLE}`,

@@ -8,7 +8,7 @@ import type { OrderQueries } from '../../routes-api.js';
 import { foldOrderView } from '../append-logic.js';
 import { EventStore } from '../event-store.js';
 import { parseState } from '../rows.js';
-import { PgDialect } from './dialect.js';
+import { PgDialect, projectionParams } from './dialect.js';
 import { LOCK_CLASS_WORKER_STREAM, checkSchemaName, lockKey, migratePg, schemaPool } from './migrate.js';
 import { SQL, WORKER_SQL } from './sql.js';
 
@@ -65,9 +65,7 @@ export class PgWorkerStore implements WorkerTarget {
         const v = foldOrderView(e.streamId, parseState(prev.rows[0]?.state as string | undefined), [
           { eventId: e.eventId, streamVersion: e.streamVersion, globalPosition: e.globalPosition, eventType: e.eventType, schemaVersion: e.schemaVersion, data: e.data, recordedAt: e.recordedAt },
         ]);
-        await client.query(SQL.upsertProjection, [
-          e.tenantId, v.orderId, v.customerId, v.status, v.total, v.currency, v.itemCount, v.version, v.lastEventId, v.lastPosition, v.createdAt, v.updatedAt, JSON.stringify(v.state),
-        ]);
+        await client.query(SQL.upsertProjection, projectionParams(e.tenantId, v));
       }
       await client.query(WORKER_SQL.setStreamProgress, [e.tenantId, e.streamId, e.streamVersion]);
       await client.query('COMMIT');
@@ -95,6 +93,7 @@ export function workerQueries(connectionString: string, schema: string): OrderQu
   return {
     getOrder: (tenantId, orderId) => store.getOrder(tenantId, orderId),
     listOrders: (tenantId, q) => store.listOrders(tenantId, q),
+    countOrders: (tenantId) => store.countOrders(tenantId),
     close: () => store.close(),
   };
 }

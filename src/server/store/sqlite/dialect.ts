@@ -7,7 +7,7 @@ import type { OrderState } from '../../../domain/state.js';
 import type { PreparedEvent } from '../append-logic.js';
 import type { AppendCommand, ChainFilter, DashboardQuery, OrderView } from '../../repository.js';
 import { done, runSync, type Op, type ScopedRowsQuery, type SnapshotSession, type StoreDialect, type WriteSession, type WriteWork } from '../port.js';
-import { parseState, type EventRow, type HeadCheckRow, type ProjectionRow, type StreamHead } from '../rows.js';
+import { parseState, type EventRow, type HeadCheckRow, type OrderCountRow, type ProjectionRow, type StreamHead } from '../rows.js';
 import { SQL } from './sql.js';
 
 type Statements = { [K in keyof typeof SQL]: Database.Statement };
@@ -237,11 +237,16 @@ export class SqliteDialect implements StoreDialect, WriteSession, SnapshotSessio
 
   dashboard(tenantId: string, q: DashboardQuery): { rows: ProjectionRow[]; total: number; position: number } {
     return this.db.transaction(() => {
-      const rows = (q.status ? this.q.listByStatus.all(tenantId, q.status, q.limit, q.offset) : this.q.listAll.all(tenantId, q.limit, q.offset)) as ProjectionRow[];
-      const count = (q.status ? this.q.countByStatus.get(tenantId, q.status) : this.q.countAll.get(tenantId)) as { n: number } | undefined;
+      const filter = { tenant: tenantId, status: q.status ?? null, payment: q.paymentStatus ?? null, fulfilment: q.fulfilmentStatus ?? null };
+      const rows = this.q.dashboardPage.all({ ...filter, limit: q.limit, offset: q.offset }) as ProjectionRow[];
+      const count = this.q.dashboardCount.get(filter) as { n: number } | undefined;
       const position = (this.q.maxPosition.get(tenantId) as { p: number | null } | undefined)?.p ?? 0;
       return { rows, total: count?.n ?? 0, position };
     })();
+  }
+
+  orderCounts(tenantId: string): OrderCountRow[] {
+    return this.q.orderCounts.all(tenantId) as OrderCountRow[];
   }
 
   visibleHead(): number {

@@ -27,15 +27,20 @@ export const SQL = {
     ORDER BY global_position LIMIT @limit`,
   projection: 'SELECT * FROM order_projections WHERE tenant_id = ? AND order_id = ?',
   projectionState: 'SELECT state FROM order_projections WHERE tenant_id = ? AND order_id = ?',
-  upsertProjection: `INSERT INTO order_projections (tenant_id, order_id, customer_id, status, total, currency, item_count, version, last_event_id, last_position, created_at, updated_at, state)
-    VALUES (@tenantId, @orderId, @customerId, @status, @total, @currency, @itemCount, @version, @lastEventId, @lastPosition, @createdAt, @updatedAt, @state)
-    ON CONFLICT (tenant_id, order_id) DO UPDATE SET customer_id = excluded.customer_id, status = excluded.status, total = excluded.total,
+  upsertProjection: `INSERT INTO order_projections (tenant_id, order_id, customer_id, customer_name, status, payment_status, fulfilment_status, total, currency, item_count, version, last_event_id, last_position, created_at, updated_at, state)
+    VALUES (@tenantId, @orderId, @customerId, @customerName, @status, @paymentStatus, @fulfilmentStatus, @total, @currency, @itemCount, @version, @lastEventId, @lastPosition, @createdAt, @updatedAt, @state)
+    ON CONFLICT (tenant_id, order_id) DO UPDATE SET customer_id = excluded.customer_id, customer_name = excluded.customer_name, status = excluded.status,
+      payment_status = excluded.payment_status, fulfilment_status = excluded.fulfilment_status, total = excluded.total,
       currency = excluded.currency, item_count = excluded.item_count, version = excluded.version, last_event_id = excluded.last_event_id,
       last_position = excluded.last_position, created_at = excluded.created_at, updated_at = excluded.updated_at, state = excluded.state`,
-  listAll: 'SELECT * FROM order_projections WHERE tenant_id = ? ORDER BY updated_at DESC, order_id LIMIT ? OFFSET ?',
-  listByStatus: 'SELECT * FROM order_projections WHERE tenant_id = ? AND status = ? ORDER BY updated_at DESC, order_id LIMIT ? OFFSET ?',
-  countAll: 'SELECT count(*) AS n FROM order_projections WHERE tenant_id = ?',
-  countByStatus: 'SELECT count(*) AS n FROM order_projections WHERE tenant_id = ? AND status = ?',
+  /** The dashboard's filters: the status word and the two facets, each optional (NULL: any). */
+  dashboardPage: `SELECT * FROM order_projections WHERE tenant_id = @tenant AND (@status IS NULL OR status = @status)
+    AND (@payment IS NULL OR payment_status = @payment) AND (@fulfilment IS NULL OR fulfilment_status = @fulfilment)
+    ORDER BY updated_at DESC, order_id LIMIT @limit OFFSET @offset`,
+  dashboardCount: `SELECT count(*) AS n FROM order_projections WHERE tenant_id = @tenant AND (@status IS NULL OR status = @status)
+    AND (@payment IS NULL OR payment_status = @payment) AND (@fulfilment IS NULL OR fulfilment_status = @fulfilment)`,
+  orderCounts: `SELECT status, payment_status, fulfilment_status, count(*) AS n FROM order_projections WHERE tenant_id = ?
+    GROUP BY status, payment_status, fulfilment_status`,
   maxPosition: 'SELECT max(last_position) AS p FROM order_projections WHERE tenant_id = ?',
   clearProjections: 'DELETE FROM order_projections WHERE @tenant IS NULL OR tenant_id = @tenant',
   readModelVersion: 'SELECT version FROM read_model_version WHERE id = 1',
