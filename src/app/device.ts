@@ -74,7 +74,8 @@ export class Device {
           device?.noteChanged(ids);
         },
       });
-      runner.setPendingSource(createPendingSource(outbox));
+      // The file's overlay was written by this outbox, in the transactions that changed it.
+      runner.setPendingSource(createPendingSource(outbox), { current: true });
       await runner.open();
       const engine = new SyncEngine({ store, outbox, client: null });
       const scheduler = new SyncScheduler({

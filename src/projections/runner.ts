@@ -256,8 +256,16 @@ export class ProjectionRunner {
   /**
    * Set (or clear) the sync outbox overlay. Rows that currently show an overlay are recomputed
    * against the new source; the sync layer calls `refreshOrders` for orders it adds later.
+   * `current`: the stored overlay is already this source's, because it is the durable outbox
+   * whose every change refreshed its orders in the same transaction (a device reopening its own
+   * file). Then nothing is recomputed: at boot that was one fold per order with pending
+   * commands before the first page could show.
    */
-  setPendingSource(src: PendingSource | null): void {
+  setPendingSource(src: PendingSource | null, opts: { current?: boolean } = {}): void {
+    if (opts.current) {
+      this.pendingSource = src;
+      return;
+    }
     const before = this.pendingKeys();
     this.pendingSource = src;
     if (before.length > 0) this.refreshOrders(before);

@@ -127,6 +127,59 @@ describe('a device through its handlers', () => {
     }
   });
 
+  it('reopened with pending commands (its stored overlay kept as is), lists orders created after the restart, and syncs them both ways', async () => {
+    const server = await startServer({ backend: 'sqlite', file: tmp.file('restart-server.sqlite'), tokens, port: 0 });
+    const reopen = async (name: string) => {
+      const d = await openDevice({ dataDir: tmp.file(name), autoSync: false });
+      opened.push(d);
+      return { d, h: createHandlers(d) };
+    };
+    try {
+      let a = await device('r-a', server.url);
+      let b = await device('r-b', server.url);
+      await a.h.execute(create('O-LIVE'));
+      await a.h.syncNow({});
+      await b.h.syncNow({});
+      a.d.setWorkOffline(true);
+      await a.h.execute(create('O-HELD'));
+      await a.h.execute({ command: { type: 'RecordPayment', orderId: 'O-HELD', paymentId: 'P-1', amount: 1000 } });
+      const heldBefore = (await a.h.listOrders(ALL)).rows.find((r) => r.orderId === 'O-HELD');
+      expect(heldBefore).toMatchObject({ sync: 'pending', paidAmount: 1000 });
+      await a.d.close();
+      await b.d.close();
+
+      a = await reopen('r-a');
+      b = await reopen('r-b');
+      // The overlay written before the restart is what the list shows after it.
+      expect((await a.h.listOrders(ALL)).rows.find((r) => r.orderId === 'O-HELD')).toEqual(heldBefore);
+      await b.h.execute(create('O-AFTER'));
+      expect((await b.h.listOrders(ALL)).rows.find((r) => r.orderId === 'O-AFTER')).toMatchObject({ sync: 'pending' });
+      await b.h.syncNow({});
+      expect((await b.h.listOrders(ALL)).rows.find((r) => r.orderId === 'O-AFTER')).toMatchObject({ sync: 'synced' });
+      await a.h.execute(create('O-AFTER-A'));
+      expect((await a.h.listOrders(ALL)).rows.map((r) => [r.orderId, r.sync]).sort()).toEqual([
+        ['O-AFTER-A', 'pending'],
+        ['O-HELD', 'pending'],
+        ['O-LIVE', 'synced'],
+      ]);
+
+      a.d.setWorkOffline(false);
+      await a.h.syncNow({});
+      await b.h.syncNow({});
+      const all = [
+        ['O-AFTER', 'synced'],
+        ['O-AFTER-A', 'synced'],
+        ['O-HELD', 'synced'],
+        ['O-LIVE', 'synced'],
+      ];
+      expect((await a.h.listOrders(ALL)).rows.map((r) => [r.orderId, r.sync]).sort()).toEqual(all);
+      expect((await b.h.listOrders(ALL)).rows.map((r) => [r.orderId, r.sync]).sort()).toEqual(all);
+      expect((await b.h.listOrders(ALL)).rows.find((r) => r.orderId === 'O-HELD')).toMatchObject({ paidAmount: 1000, status: heldBefore!.status });
+    } finally {
+      await server.close();
+    }
+  });
+
   it('keeps its settings and device id across restarts', async () => {
     const { d, h } = await device('restart');
     const id = d.deviceId;

@@ -85,4 +85,31 @@ describe('pending overlay', () => {
     expect((await q.listOrders({})).rows[0]).toMatchObject({ status: 'PARTIALLY_PAID', sync: 'synced', version: 2 });
     store.close();
   });
+
+  it('a reopened runner given the source that wrote the overlay (current) shows it without recomputing; any other source recomputes', async () => {
+    const file = tmp.file();
+    const store = open(file);
+    const first = new ProjectionRunner(store.log, defaultProjections());
+    await first.open();
+    const outbox = new Outbox();
+    first.setPendingSource(outbox);
+    outbox.add('OFF-9', { type: 'OrderCreated', data: orderCreated('OFF-9', 'K-9', 700).data, recordedAt: '2026-03-01T10:00:00.000Z' });
+    first.refreshOrders(['OFF-9']);
+    first.close();
+    const q = new OrderQueries(store.db);
+    const before = await q.listOrders({});
+    expect(before.rows).toMatchObject([{ orderId: 'OFF-9', sync: 'pending' }]);
+
+    // The same durable outbox after a restart: the stored overlay is kept as it is.
+    const reopened = new ProjectionRunner(store.log, defaultProjections());
+    const empty = new Outbox();
+    reopened.setPendingSource(empty, { current: true });
+    await reopened.open();
+    expect(await q.listOrders({})).toEqual(before);
+    // A source that did not write the overlay: the orders that showed one are recomputed.
+    reopened.setPendingSource(empty);
+    expect((await q.listOrders({})).rows).toEqual([]);
+    reopened.close();
+    store.close();
+  });
 });
