@@ -86,7 +86,8 @@ export interface EventRepository {
    * stream apply in the given order. Any other error undoes the whole push and is thrown.
    */
   appendAll(cmds: AppendCommand[]): Promise<PushOutcome[]>;
-  pull(tenantId: string, after: number, limit: number): Promise<PullResponse>;
+  /** After a position (older devices: position order) or a cursor (`v2.…`: the gap-safe pull order). */
+  pull(tenantId: string, from: number | string, limit: number): Promise<PullResponse>;
   /** The stream's events after `afterVersion` in version order; at most `limit` when given. */
   readStream(tenantId: string, streamId: string, afterVersion?: number, limit?: number): Promise<ServerEvent[]>;
   getOrder(tenantId: string, orderId: string): Promise<OrderView | null>;
@@ -97,10 +98,11 @@ export interface EventRepository {
   ensureReadModel(version: number): Promise<{ rebuilt: boolean; eventsReplayed: number }>;
   verifyChain(filter: ChainFilter): Promise<ChainReport>;
   /**
-   * Changes whenever events become visible to pulls, whichever process stored them (the newest
-   * visible position): the live-stream notifier polls this once for all waiters.
+   * Changes whenever events become visible to pulls, whichever process stored them (SQLite: the
+   * newest position; PostgreSQL: the snapshot xmin and the newest position): the live-stream
+   * notifier polls this once for all waiters.
    */
-  visibleHead(): Promise<number>;
+  visibleHead(): Promise<string>;
   /** Throws when the database cannot be reached. */
   ping(): Promise<void>;
   close(): Promise<void>;

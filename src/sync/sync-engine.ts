@@ -14,7 +14,7 @@ import type { LocalStore } from '../store/local-store.js';
 import { SyncInvariantError } from './errors.js';
 import type { SyncClient } from './http-client.js';
 import type { OrdersChangedListener, Outbox } from './outbox.js';
-import type { PendingEventRecord, SyncRepository } from './sync-repository.js';
+import type { PendingEventRecord, PullCheckpoint, SyncRepository } from './sync-repository.js';
 import { BLOCKED_REASON, readVerdict, type QuarantineRepository } from './quarantine.js';
 
 export interface SyncProgress {
@@ -117,7 +117,7 @@ export class SyncEngine {
     return this.client !== null;
   }
 
-  checkpoint(): number {
+  checkpoint(): PullCheckpoint {
     return this.repo.checkpoint();
   }
 
@@ -428,7 +428,8 @@ export class SyncEngine {
           // A second sync on another connection may have moved the checkpoint meanwhile.
           if (this.repo.checkpoint() !== after) return;
           const applied = this.applyServerEvents(page.events);
-          this.repo.setCheckpoint(Math.max(after, page.nextPosition));
+          // A position pull gets a cursor once it has caught up: from then on the device pulls by cursor.
+          this.repo.setCheckpoint(page.nextCursor ?? (typeof after === 'number' ? Math.max(after, page.nextPosition) : after));
           report.confirmedCommands += applied.confirmed;
           report.rejectedCommands.push(...applied.rejected);
           report.rebasedOrders += applied.rebased.length;

@@ -1,5 +1,5 @@
 import type { ServerEvent } from '../../protocol/envelope.js';
-import type { PullResponse } from '../../protocol/sync-api.js';
+import { formatPullCursor, parsePullCursor, type PullResponse } from '../../protocol/sync-api.js';
 import type {
   AppendCommand,
   AppendOutcome,
@@ -13,9 +13,17 @@ import type {
 } from '../repository.js';
 import { appendWork, pushWork, streamOrder } from './append-flow.js';
 import { walkChain } from './chain-walk.js';
-import type { StoreDialect } from './port.js';
+import type { PullFrom, StoreDialect } from './port.js';
 import { rebuildOrders } from './rebuild.js';
 import { publicEvent, toView } from './rows.js';
+
+/** A position (a number) or a cursor's text; a malformed cursor is a caller's bug (the HTTP layer checks it first). */
+function pullFrom(from: number | string): PullFrom {
+  if (typeof from === 'number') return { position: from };
+  const cursor = parsePullCursor(from);
+  if (!cursor) throw new TypeError(`not a pull cursor: ${JSON.stringify(from)}`);
+  return { cursor };
+}
 
 /** The central event store: the flows written once, over a database dialect. */
 export class EventStore implements EventRepository {
@@ -34,10 +42,19 @@ export class EventStore implements EventRepository {
     return this.dialect.writeTransaction(pushWork(cmds, order));
   }
 
-  async pull(tenantId: string, after: number, limit: number): Promise<PullResponse> {
-    const rows = await this.dialect.pullRows(tenantId, after, limit);
+  /**
+   * `from`: a position (devices from before cursors: answered in position order) or a cursor
+   * (`v2.…`, answered in the dialect's pull order). See docs/architecture.md, gap-safe pulls.
+   */
+  async pull(tenantId: string, from: number | string, limit: number): Promise<PullResponse> {
+    const start = pullFrom(from);
+    const { rows, next } = await this.dialect.pullRows(tenantId, start, limit);
     const events = rows.map(publicEvent);
-    return { events, nextPosition: events.length ? events[events.length - 1]!.globalPosition : after, hasMore: rows.length === limit };
+    const last = events[events.length - 1];
+    const fromPosition = 'position' in start ? start.position : start.cursor.position;
+    const page: PullResponse = { events, nextPosition: last ? last.globalPosition : fromPosition, hasMore: rows.length === limit };
+    if (next) page.nextCursor = formatPullCursor(next);
+    return page;
   }
 
   async readStream(tenantId: string, streamId: string, afterVersion = 0, limit?: number): Promise<ServerEvent[]> {
@@ -75,7 +92,7 @@ export class EventStore implements EventRepository {
     return this.dialect.snapshot((s) => walkChain(s, filter));
   }
 
-  async visibleHead(): Promise<number> {
+  async visibleHead(): Promise<string> {
     return this.dialect.visibleHead();
   }
 

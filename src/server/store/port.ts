@@ -1,7 +1,16 @@
+import type { PullCursorKey } from '../../protocol/sync-api.js';
 import type { OrderState } from '../../domain/state.js';
 import type { PreparedEvent } from './append-logic.js';
 import type { AppendCommand, ChainFilter, DashboardQuery, OrderView } from '../repository.js';
 import type { EventRow, HeadCheckRow, ProjectionRow, StreamHead } from './rows.js';
+
+/** Where a pull resumes: a global position (devices from before cursors) or a cursor. */
+export type PullFrom = { position: number } | { cursor: PullCursorKey };
+
+export interface PulledRows {
+  rows: EventRow[];
+  next: PullCursorKey | null;
+}
 
 /**
  * The narrow port between the store core (written once) and a database dialect.
@@ -102,6 +111,8 @@ export interface Work<T> {
  */
 export interface WriteWork<P, T> {
   prepare(recordedAt: string): P;
+  /** The streams `run` may append to: a dialect with concurrent writers locks them all before anything is written. */
+  streams(prepared: P): readonly { tenantId: string; streamId: string }[];
   run(s: WriteSession, prepared: P, recordedAt: string): Op<Work<T>>;
 }
 
@@ -123,15 +134,19 @@ export interface StoreDialect {
   /** Run `work` on one consistent snapshot. */
   snapshot<T>(work: (s: SnapshotSession) => Op<T>): Promise<T>;
 
-  /** Events of a tenant after a position that a pull may return (never skipping one that commits later). */
-  pullRows(tenantId: string, after: number, limit: number): Awaitable<EventRow[]>;
+  /**
+   * The one gap-safe read (pulls, live streams, relays): a tenant's events after `from` in the
+   * dialect's pull order, never skipping one that commits later, with the cursor after them
+   * (null: a position pull that has not caught up, so no cursor can stand for it yet).
+   */
+  pullRows(tenantId: string, from: PullFrom, limit: number): Awaitable<PulledRows>;
   /** The stream's events after `afterVersion`; all when `limit` is undefined. */
   streamRows(tenantId: string, streamId: string, afterVersion: number, limit: number | undefined): Awaitable<EventRow[]>;
   projectionRow(tenantId: string, orderId: string): Awaitable<ProjectionRow | null>;
   /** One consistent page of the dashboard: rows, total count, highest folded position. */
   dashboard(tenantId: string, q: DashboardQuery): Awaitable<{ rows: ProjectionRow[]; total: number; position: number }>;
-  /** The newest position visible to pulls. */
-  visibleHead(): Awaitable<number>;
+  /** A marker that changes whenever events become visible to pulls. */
+  visibleHead(): Awaitable<string>;
   ping(): Awaitable<void>;
   close(): Awaitable<void>;
 }

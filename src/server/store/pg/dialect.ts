@@ -1,12 +1,13 @@
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { ORDER_STREAM_TYPE } from '../../../domain/events.js';
 import type { OrderState } from '../../../domain/state.js';
 import type { PreparedEvent } from '../append-logic.js';
 import { GENESIS_HASH } from '../../hash.js';
 import type { AppendCommand, ChainFilter, DashboardQuery, OrderView } from '../../repository.js';
-import { runAsync, wait, type Op, type SnapshotSession, type StoreDialect, type Work, type WriteSession, type WriteWork } from '../port.js';
+import { runAsync, wait, type Op, type PulledRows, type PullFrom, type SnapshotSession, type StoreDialect, type Work, type WriteSession, type WriteWork } from '../port.js';
 import { parseState, type EventRow, type HeadCheckRow, type ProjectionRow, type StreamHead } from '../rows.js';
-import { LOCK_CLASS_POSITIONS, LOCK_CLASS_REBUILD, lockKey, pgCode } from './migrate.js';
+import { LOCK_CLASS_POSITION_PULL, LOCK_CLASS_REBUILD, lockKey, pgCode } from './migrate.js';
 import { SQL } from './sql.js';
 
 /** unique_violation (an event id raced in from another stream), deadlock, serialization failure. */
@@ -151,32 +152,32 @@ export class PgDialect implements StoreDialect {
   readonly backend = 'pg' as const;
   readonly locksHeadsInOrder = true;
   private readonly rebuildKey: [number, number];
-  private readonly positionsKey: [number, number];
+  private readonly drainKey: [number, number];
 
   constructor(
     private readonly pool: pg.Pool,
-    schema: string,
+    private readonly schema: string,
   ) {
     this.rebuildKey = [LOCK_CLASS_REBUILD, lockKey(schema)];
-    this.positionsKey = [LOCK_CLASS_POSITIONS, lockKey(schema)];
+    this.drainKey = [LOCK_CLASS_POSITION_PULL, lockKey(schema)];
   }
 
   /**
    * One READ COMMITTED transaction, retried from the start on a race it lost (unique violation,
-   * deadlock). Appending transactions take turns, from before they draw global positions until
-   * they commit, so positions become visible in order: a reader that sees position p also sees
-   * every lower one, and a pull that moved past p can never miss one committing later. (The
-   * txid/xmin filter alone does not give that: an older transaction may draw a higher position
-   * than a younger one that is still running.) The turn is taken first, before any stream head,
-   * so it cannot deadlock.
+   * deadlock). Appends do not take turns: each first takes the shared side of the position
+   * pulls' drain lock and the advisory locks of its streams (sorted keys: no deadlock), and only
+   * then writes, which gives it its transaction id. So two appends to one stream get ids in the
+   * order they held the stream, and a cursor pull, which orders by (txid, position), delivers
+   * each stream in version order (the proof: docs/architecture.md, gap-safe pulls).
    */
   async writeTransaction<P, T>(work: WriteWork<P, T>): Promise<T> {
     const recordedAt = new Date().toISOString();
     const prepared = work.prepare(recordedAt);
+    const streamKeys = this.streamLockKeys(work.streams(prepared));
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.transaction(SQL.begin, async (client) => {
-          await client.query({ name: 'ol_positions_turn', text: SQL.positionsTurn, values: this.positionsKey });
+          await client.query({ name: 'ol_append_locks', text: SQL.appendLocks, values: [...this.drainKey, streamKeys] });
           return runAsync(work.run(new PgSession(client, this.rebuildKey), prepared, recordedAt));
         });
       } catch (err) {
@@ -184,6 +185,15 @@ export class PgDialect implements StoreDialect {
         throw err;
       }
     }
+  }
+
+  /** One 64-bit advisory key per (schema, tenant, stream), sorted and distinct; a collision only makes two streams take turns. */
+  private streamLockKeys(streams: readonly { tenantId: string; streamId: string }[]): string[] {
+    const keys = new Set<bigint>();
+    for (const { tenantId, streamId } of streams) {
+      keys.add(createHash('sha256').update(`${this.schema}\0${tenantId}\0${streamId}`).digest().readBigInt64BE(0));
+    }
+    return [...keys].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(String);
   }
 
   rebuildTransaction<T>(work: (s: WriteSession) => Op<T>): Promise<T> {
@@ -216,8 +226,26 @@ export class PgDialect implements StoreDialect {
     }
   }
 
-  async pullRows(tenantId: string, after: number, limit: number): Promise<EventRow[]> {
-    return (await this.pool.query<EventRow>(SQL.pull, [tenantId, after, limit])).rows;
+  /**
+   * A cursor pull reads settled rows in (txid, position) order and takes no lock. A position
+   * pull (devices from before cursors) needs positions visible in order, which concurrent
+   * appends no longer give: it waits until no append is in flight (the drain lock, held for
+   * two short reads, holds new appends off meanwhile), reads in position order, and, when that
+   * reached the end, hands out the cursor that stands for "everything so far".
+   */
+  async pullRows(tenantId: string, from: PullFrom, limit: number): Promise<PulledRows> {
+    if ('cursor' in from) {
+      const { rows } = await this.pool.query<EventRow>({ name: 'ol_pull', text: SQL.pull, values: [tenantId, from.cursor.txid, from.cursor.position, limit] });
+      const last = rows[rows.length - 1];
+      return { rows, next: last ? { txid: last.txid!, position: Number(last.global_position) } : from.cursor };
+    }
+    return this.transaction<PulledRows>(SQL.begin, async (client) => {
+      await client.query({ name: 'ol_position_pull_drain', text: SQL.positionPullDrain, values: this.drainKey });
+      const { rows } = await client.query<EventRow>({ name: 'ol_pull_by_position', text: SQL.pullByPosition, values: [tenantId, from.position, limit] });
+      if (rows.length === limit) return { value: { rows, next: null }, commit: true };
+      const x = (await client.query<{ x: string }>({ name: 'ol_next_txid', text: SQL.nextTxid })).rows[0]!.x;
+      return { value: { rows, next: { txid: x, position: 0 } }, commit: true };
+    });
   }
 
   async streamRows(tenantId: string, streamId: string, afterVersion: number, limit: number | undefined): Promise<EventRow[]> {
@@ -238,9 +266,9 @@ export class PgDialect implements StoreDialect {
     return { rows: page.rows, total: Number(count.rows[0]?.n ?? 0), position: Number(pos.rows[0]?.p ?? 0) };
   }
 
-  async visibleHead(): Promise<number> {
-    const { rows } = await this.pool.query<{ p: string | null }>({ name: 'ol_visible_head', text: SQL.visibleHead });
-    return Number(rows[0]?.p ?? 0);
+  async visibleHead(): Promise<string> {
+    const { rows } = await this.pool.query<{ marker: string }>({ name: 'ol_visible_head', text: SQL.visibleHead });
+    return rows[0]!.marker;
   }
 
   async ping(): Promise<void> {

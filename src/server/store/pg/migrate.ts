@@ -7,7 +7,8 @@ import { SQL } from './sql.js';
 /** First key of our advisory locks (the second is derived from the schema name). */
 export const LOCK_CLASS_MIGRATE = 0x4f4c0001;
 export const LOCK_CLASS_REBUILD = 0x4f4c0002;
-export const LOCK_CLASS_POSITIONS = 0x4f4c0003;
+/** Appends hold it shared; a position pull takes it exclusive to wait out every append in flight. */
+export const LOCK_CLASS_POSITION_PULL = 0x4f4c0003;
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /** 32-bit FNV-1a of a string: the second key of this schema's advisory locks. */

@@ -21,11 +21,25 @@ const APPEND_WRITE_CTES = `WITH ins AS (
     RETURNING global_position, version),
   head AS (UPDATE streams SET version = $12, last_hash = $13, aggregate_type = $3 WHERE tenant_id = $1 AND aggregate_id = $2)`;
 
-/** Only rows of transactions older than every running one: an in-flight lower position holds back everything after it. */
-const VISIBLE = 'txid < pg_snapshot_xmin(pg_current_snapshot())';
+/**
+ * Only rows of transactions older than every running one (cluster-wide: any open transaction
+ * with an id holds pulls back, see docs/architecture.md). Every transaction that may still
+ * commit has an id at or above this, so a cursor pull ordered by (txid, position) never passes
+ * a row that commits later.
+ */
+const SETTLED = 'txid < pg_snapshot_xmin(pg_current_snapshot())';
 
 export const SQL = {
-  positionsTurn: 'SELECT pg_advisory_xact_lock($1, $2)',
+  /**
+   * An append's first statement: the shared side of the position pulls' drain lock, then the
+   * append's streams (their keys sorted, so two pushes cannot deadlock). Advisory locks give the
+   * transaction no id: it gets one only at its first write, after every lock it needs is held —
+   * what keeps (txid, position) order in version order on every stream (docs/architecture.md).
+   */
+  appendLocks: `SELECT count(*) FROM (
+                  SELECT pg_advisory_xact_lock_shared($1, $2)
+                  UNION ALL
+                  SELECT pg_advisory_xact_lock(k) FROM unnest($3::bigint[]) AS k) AS locks`,
   /**
    * Lock (or create) the stream head. This first write gives the transaction its id before any
    * position is drawn from the identity sequence (the txid column's default), so a reader's
@@ -76,16 +90,26 @@ export const SQL = {
          WHERE ($1::text IS NULL OR s.tenant_id = $1) AND ($2::text IS NULL OR s.aggregate_id = $2)
            AND (s.tenant_id, s.aggregate_id) > ($3, $4)
          ORDER BY s.tenant_id, s.aggregate_id LIMIT $5`,
-  pull: `SELECT ${EVENT_COLUMNS} FROM events
-       WHERE tenant_id = $1 AND global_position > $2 AND ${VISIBLE}
-       ORDER BY global_position LIMIT $3`,
+  /** The cursor pull: (txid, position) order over settled rows (index idx_events_tenant_txid_position). */
+  pull: `SELECT ${EVENT_COLUMNS}, txid::text AS txid FROM events
+       WHERE tenant_id = $1 AND (txid, global_position) > ($2::xid8, $3::bigint) AND ${SETTLED}
+       ORDER BY txid, global_position LIMIT $4`,
+  /** Exclusive against every append's shared lock: taken, it means no append holds an uncommitted position. */
+  positionPullDrain: 'SELECT pg_advisory_xact_lock($1, $2)',
+  /** A position pull, under the drain: every drawn position is settled, so position order is gap-free. */
+  pullByPosition: `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND global_position > $2 ORDER BY global_position LIMIT $3`,
+  /** Under the drain: no appender has a transaction id yet, so every later event's txid is at least this. */
+  nextTxid: 'SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS x',
   projection: 'SELECT * FROM order_projections WHERE tenant_id = $1 AND order_id = $2',
   dashboardPage: `SELECT * FROM order_projections WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2)
          ORDER BY updated_at DESC, order_id LIMIT $3 OFFSET $4`,
   dashboardCount: 'SELECT count(*) AS n FROM order_projections WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2)',
   dashboardPosition: 'SELECT max(last_position) AS p FROM order_projections WHERE tenant_id = $1',
-  /** The same visibility rule as pull: a position held back by an older running transaction does not count yet. */
-  visibleHead: `SELECT max(global_position) AS p FROM events WHERE ${VISIBLE}`,
+  /**
+   * Changes whenever a pull may see more: a row becomes visible to cursor pulls only when the
+   * snapshot xmin passes its txid, and to position pulls (which drain) when it commits.
+   */
+  visibleHead: `SELECT pg_snapshot_xmin(pg_current_snapshot())::text || '/' || coalesce((SELECT max(global_position) FROM events), 0) AS marker`,
   ping: 'SELECT 1',
 
   // Migrations and the app role's grants.
