@@ -205,13 +205,14 @@ export class SqliteDialect implements StoreDialect, WriteSession, SnapshotSessio
 
   /**
    * One writer commits positions in order, so position order is gap-safe here: a cursor is
-   * (0, position), and a position pull gets one at once.
+   * (0, position). A position pull gets one when it has caught up, as on PostgreSQL.
    */
   pullRows(tenantId: string, from: PullFrom, limit: number): PulledRows {
     const after = 'position' in from ? from.position : from.cursor.position;
     const rows = this.q.pull.all(tenantId, after, limit) as EventRow[];
     const last = rows[rows.length - 1];
-    return { rows, next: { txid: '0', position: last ? Number(last.global_position) : after } };
+    const next = { txid: '0', position: last ? Number(last.global_position) : after };
+    return { rows, next: 'position' in from && rows.length === limit ? null : next };
   }
 
   streamRows(tenantId: string, streamId: string, afterVersion: number, limit: number | undefined): EventRow[] {
