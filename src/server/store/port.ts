@@ -125,7 +125,7 @@ export interface StoreDialect {
   readonly locksHeadsInOrder: boolean;
   /**
    * Run `work` in one write transaction (with whatever the dialect adds: group commit, the
-   * position turn, retries on a lost race) and commit it when the work says so; every event of
+   * stream locks, retries on a lost race) and commit it when the work says so; every event of
    * it is recorded at one time, the one `prepare` is given.
    */
   writeTransaction<P, T>(work: WriteWork<P, T>): Promise<T>;
