@@ -15,28 +15,32 @@ const RETRYABLE = new Set(['23505', '40P01', '40001']);
 
 /** One transaction's connection: the write and snapshot sessions of the PostgreSQL dialect. */
 class PgSession implements WriteSession, SnapshotSession {
-  constructor(
-    private readonly client: pg.PoolClient,
-    private readonly rebuildKey: [number, number],
-  ) {}
+  constructor(private readonly client: pg.PoolClient) {}
 
   private *query<R extends pg.QueryResultRow>(config: pg.QueryConfig | string, values?: unknown[]): Op<R[]> {
     const result = yield* wait(typeof config === 'string' ? this.client.query<R>(config, values) : this.client.query<R>(config));
     return result.rows;
   }
 
+  /** What lockHead read for the append it locked, handed to the readForAppend that follows. */
+  private prefetched: { cmd: AppendCommand; withState: boolean; existing: EventRow[]; state: OrderState | null } | null = null;
+
   *lockHead(cmd: AppendCommand): Op<StreamHead | null> {
-    const rows = yield* this.query<{ version: number; last_hash: string; aggregate_type: string }>({
+    const withState = cmd.streamType === ORDER_STREAM_TYPE;
+    const rows = yield* this.query<{ version: number; last_hash: string; aggregate_type: string; dups: EventRow[] | null; state: OrderState | null }>({
       name: 'ol_append_head',
-      text: SQL.lockHead,
-      values: [cmd.tenantId, cmd.streamId, cmd.streamType, GENESIS_HASH, ...this.rebuildKey],
+      text: SQL.lockHeadRead,
+      values: [cmd.tenantId, cmd.streamId, cmd.streamType, GENESIS_HASH, cmd.events.map((e) => e.eventId), withState],
     });
     const h = rows[0]!;
+    this.prefetched = { cmd, withState, existing: h.dups ?? [], state: parseState(h.state) };
     return { version: h.version, lastHash: h.last_hash, streamType: h.aggregate_type };
   }
 
   *readForAppend(cmd: AppendCommand, withState: boolean): Op<{ existing: EventRow[]; state: OrderState | null }> {
-    // A new statement, so a new snapshot: it sees whatever the previous holder of the head committed.
+    const pre = this.prefetched;
+    this.prefetched = null;
+    if (pre && pre.cmd === cmd && (pre.withState || !withState)) return { existing: pre.existing, state: withState ? pre.state : null };
     const rows = yield* this.query<{ dups: EventRow[] | null; state: OrderState | null }>({
       name: 'ol_append_read',
       text: SQL.readForAppend,
@@ -176,9 +180,8 @@ export class PgDialect implements StoreDialect {
     const streamKeys = this.streamLockKeys(work.streams(prepared));
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.transaction(SQL.begin, async (client) => {
-          await client.query({ name: 'ol_append_locks', text: SQL.appendLocks, values: [...this.drainKey, streamKeys] });
-          return runAsync(work.run(new PgSession(client, this.rebuildKey), prepared, recordedAt));
+        return await this.transaction(SQL.appendBegin(this.drainKey, streamKeys, this.rebuildKey), async (client) => {
+          return runAsync(work.run(new PgSession(client), prepared, recordedAt));
         });
       } catch (err) {
         if (attempt < 5 && RETRYABLE.has(pgCode(err) ?? '')) continue;
@@ -201,13 +204,13 @@ export class PgDialect implements StoreDialect {
       // Exclusive against every append's shared lock: no append is in flight while we replay,
       // and readers keep seeing the old read model until this commits.
       await client.query(SQL.rebuildLock, this.rebuildKey);
-      return { value: await runAsync(work(new PgSession(client, this.rebuildKey))), commit: true };
+      return { value: await runAsync(work(new PgSession(client))), commit: true };
     });
   }
 
   /** One snapshot for the whole work (the chain walk and its head check), so a concurrent append is not a "break". */
   snapshot<T>(work: (s: SnapshotSession) => Op<T>): Promise<T> {
-    return this.transaction(SQL.beginSnapshot, async (client) => ({ value: await runAsync(work(new PgSession(client, this.rebuildKey))), commit: true }));
+    return this.transaction(SQL.beginSnapshot, async (client) => ({ value: await runAsync(work(new PgSession(client))), commit: true }));
   }
 
   /** One transaction on one pooled connection, committed only when `run` says so. */

@@ -31,26 +31,41 @@ const SETTLED = 'txid < pg_snapshot_xmin(pg_current_snapshot())';
 
 export const SQL = {
   /**
-   * An append's first statement: the shared side of the position pulls' drain lock, then the
-   * append's streams (their keys sorted, so two pushes cannot deadlock). Advisory locks give the
-   * transaction no id: it gets one only at its first write, after every lock it needs is held —
-   * what keeps (txid, position) order in version order on every stream (docs/architecture.md).
+   * An append's first round trip: BEGIN, then the shared side of the position pulls' drain lock,
+   * the append's streams (their keys sorted, so two pushes cannot deadlock) and the shared side
+   * of the rebuild lock (waits out a projection rebuild before anything is read for the fold).
+   * Advisory locks give the transaction no id: it gets one only at its first write, after every
+   * lock it needs is held — what keeps (txid, position) order in version order on every stream
+   * (docs/architecture.md). A simple query, so the keys are inlined: integers this module made.
    */
-  appendLocks: `SELECT count(*) FROM (
-                  SELECT pg_advisory_xact_lock_shared($1, $2)
-                  UNION ALL
-                  SELECT pg_advisory_xact_lock(k) FROM unnest($3::bigint[]) AS k) AS locks`,
+  appendBegin: (drain: readonly [number, number], streams: readonly string[], rebuild: readonly [number, number]): string => {
+    const int = (n: number | string): string => {
+      if (!/^-?\d+$/.test(String(n))) throw new TypeError(`not an advisory lock key: ${String(n)}`);
+      return String(n);
+    };
+    return `BEGIN; SELECT count(*) FROM (
+              SELECT pg_advisory_xact_lock_shared(${int(drain[0])}, ${int(drain[1])})
+              UNION ALL
+              SELECT pg_advisory_xact_lock(k) FROM unnest('{${streams.map(int).join(',')}}'::bigint[]) AS k
+              UNION ALL
+              SELECT pg_advisory_xact_lock_shared(${int(rebuild[0])}, ${int(rebuild[1])})) AS locks`;
+  },
   /**
-   * Lock (or create) the stream head. This first write gives the transaction its id before any
-   * position is drawn from the identity sequence (the txid column's default), so a reader's
-   * snapshot xmin always covers a transaction that holds an uncommitted position. The shared
-   * advisory lock waits out a projection rebuild before anything is read for the fold.
+   * Lock (or create) the stream head and, in the same statement, read what the append needs:
+   * the rows stored under its event ids and (Order streams) the order's folded state. One
+   * snapshot serves both: it is taken after appendBegin returned, so after the previous holder
+   * of every stream of this append committed. This first write gives the transaction its id
+   * before any position is drawn (the txid column's default).
    */
-  lockHead: `WITH h AS (
+  lockHeadRead: `WITH h AS (
                INSERT INTO streams (tenant_id, aggregate_id, aggregate_type, version, last_hash) VALUES ($1, $2, $3, 0, $4)
                ON CONFLICT (tenant_id, aggregate_id) DO UPDATE SET version = streams.version
                RETURNING version, last_hash, aggregate_type)
-             SELECT h.version, h.last_hash, h.aggregate_type, pg_advisory_xact_lock_shared($5, $6) FROM h`,
+             SELECT h.version, h.last_hash, h.aggregate_type,
+               (SELECT json_agg(d) FROM (SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND event_id = ANY($5::uuid[])) d) AS dups,
+               CASE WHEN $6::boolean THEN (SELECT state FROM order_projections WHERE tenant_id = $1 AND order_id = $2) END AS state
+             FROM h`,
+  /** Only when readForAppend is asked for something lockHeadRead did not read. */
   readForAppend: `SELECT (SELECT json_agg(d) FROM (SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $2 AND event_id = ANY($1::uuid[])) d) AS dups,
                     CASE WHEN $4::boolean THEN (SELECT state FROM order_projections WHERE tenant_id = $2 AND order_id = $3) END AS state`,
   streamEvents: `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND aggregate_id = $2 AND version > $3 ORDER BY version LIMIT $4`,
