@@ -1,11 +1,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import pg from 'pg';
 import { v7 as uuidv7 } from 'uuid';
+import { PULL_CURSOR_START } from '../src/protocol/sync-api.js';
 import { startServer, type BackendOptions } from '../src/server/index.js';
 
 export interface ServerBenchOptions {
@@ -26,6 +27,14 @@ export interface ServerBenchResult {
   p50Ms: number;
   p99Ms: number;
   pullEventsPerSec: number;
+  /**
+   * PostgreSQL only: the same rows (read back from the server's table, new ids and streams)
+   * written by `connections` clients as plain multi-row INSERTs of `batchSize` rows into the same
+   * table, right after the server run: the floor any append path stands on.
+   */
+  rawInsertEventsPerSec?: number;
+  /** eventsPerSec ÷ rawInsertEventsPerSec. */
+  serverVsRaw?: number;
 }
 
 const TOKEN = 'bench-token-0123456789abcdef';
@@ -63,6 +72,45 @@ function orderBatch(streamId: string, n: number): string {
   // (unknown type), so a large batch does not measure a pathological 100-payment order.
   for (let i = 1; i < n; i++) events.push({ eventId: uuidv7(), eventType: 'OrderNoteAdded', schemaVersion: 1, data: { note: `note ${i}`, by: 'bench' } });
   return JSON.stringify({ streamType: 'Order', expectedVersion: 'no_stream', events });
+}
+
+const RAW_COLUMNS = ['event_id', 'tenant_id', 'aggregate_id', 'aggregate_type', 'event_type', 'schema_version', 'event_data', 'metadata', 'version', 'created_at', 'hash'];
+
+/**
+ * The raw anchor: the rows the server just stored (their data, metadata and hashes as stored),
+ * under new event ids and stream ids, inserted as multi-row INSERT … VALUES statements of
+ * `batchSize` rows (one transaction each), `connections` at a time, into the same table.
+ */
+async function rawInsertAnchor(pgUrl: string, schema: string, opts: ServerBenchOptions): Promise<number> {
+  const pool = new pg.Pool({ connectionString: pgUrl, max: opts.connections, options: `-c search_path=${schema}` });
+  try {
+    const { rows } = await pool.query<Record<string, unknown>>(
+      `SELECT tenant_id, aggregate_id, aggregate_type, event_type, schema_version, event_data::text AS event_data, metadata::text AS metadata, version, created_at, hash
+       FROM events ORDER BY global_position LIMIT $1`,
+      [opts.events],
+    );
+    const batches: unknown[][] = [];
+    for (let i = 0; i < rows.length; i += opts.batchSize) {
+      const values: unknown[] = [];
+      for (const r of rows.slice(i, i + opts.batchSize)) {
+        values.push(uuidv7(), r.tenant_id, `raw-${String(r.aggregate_id)}`, r.aggregate_type, r.event_type, r.schema_version, r.event_data, r.metadata, r.version, r.created_at, r.hash);
+      }
+      batches.push(values);
+    }
+    const statement = (n: number) =>
+      `INSERT INTO events (${RAW_COLUMNS.join(', ')}) VALUES ` +
+      Array.from({ length: n }, (_, r) => `(${RAW_COLUMNS.map((_, c) => `$${r * RAW_COLUMNS.length + c + 1}`).join(', ')})`).join(', ');
+    let next = 0;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: opts.connections }, async () => {
+        for (let i = next++; i < batches.length; i = next++) await pool.query(statement(batches[i]!.length / RAW_COLUMNS.length), batches[i]);
+      }),
+    );
+    return Math.round(rows.length / ((performance.now() - started) / 1000));
+  } finally {
+    await pool.end();
+  }
 }
 
 /**
@@ -106,29 +154,34 @@ export async function benchServer(opts: ServerBenchOptions): Promise<ServerBench
     const elapsed = (performance.now() - started) / 1000;
 
     const pullStart = performance.now();
-    let after = 0;
+    let cursor = PULL_CURSOR_START;
     let pulled = 0;
-    for (;;) {
-      const res = await request(agent, `${server.url}/sync/events?after=${after}&limit=5000`, 'GET', { authorization: `Bearer ${TOKEN}` });
-      const page = JSON.parse(res.text) as { events: unknown[]; nextPosition: number; hasMore: boolean };
+    // On PostgreSQL any transaction open anywhere in the cluster (other work on this machine)
+    // holds a cursor pull back until it ends: a short page then long-polls for the rest.
+    const pullDeadline = Date.now() + 120_000;
+    while (pulled < opts.events && Date.now() < pullDeadline) {
+      const res = await request(agent, `${server.url}/sync/events?cursor=${cursor}&limit=5000&waitMs=${pulled > 0 ? 1000 : 0}`, 'GET', { authorization: `Bearer ${TOKEN}` });
+      const page = JSON.parse(res.text) as { events: unknown[]; nextCursor: string; hasMore: boolean };
       pulled += page.events.length;
-      after = page.nextPosition;
-      if (!page.hasMore) break;
+      cursor = page.nextCursor;
     }
     const pullElapsed = (performance.now() - pullStart) / 1000;
     agent.destroy();
     if (pulled !== opts.events) throw new Error(`pulled ${pulled} events, appended ${opts.events}`);
 
+    const raw = opts.backend === 'pg' ? await rawInsertAnchor(pgUrl, schema, opts) : undefined;
+    const eventsPerSec = Math.round(opts.events / elapsed);
     latencies.sort((x, y) => x - y);
     return {
       backend: opts.backend,
       events: opts.events,
       batchSize: opts.batchSize,
       connections: opts.connections,
-      eventsPerSec: Math.round(opts.events / elapsed),
+      eventsPerSec,
       p50Ms: Number(percentile(latencies, 50).toFixed(2)),
       p99Ms: Number(percentile(latencies, 99).toFixed(2)),
       pullEventsPerSec: Math.round(pulled / pullElapsed),
+      ...(raw === undefined ? {} : { rawInsertEventsPerSec: raw, serverVsRaw: Number((eventsPerSec / raw).toFixed(3)) }),
     };
   } finally {
     await server.close();
@@ -156,9 +209,13 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   console.log(
     `Append throughput over HTTP on loopback: POST /sync/streams/:id/append, each request a new Order stream of batchSize events,\n` +
       `${connections} requests in flight; p50/p99 = request latency. Batch 1 = single-event appends (bound by the commit's fsync).\n` +
-      `pullEventsPerSec: GET /sync/events pages of 5000 over everything appended.`,
+      `pullEventsPerSec: GET /sync/events pages of 5000 over everything appended.\n` +
+      `PostgreSQL: rawInsertEventsPerSec = the same rows as plain multi-row INSERTs into the same table, same run; serverVsRaw = the ratio.\n` +
+      `load average (1, 5, 15 min) at start: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`,
   );
+  const only = process.env.BENCH_BACKEND; // sqlite | pg: one backend only
   const rows: ServerBenchResult[] = [];
-  for (const r of runs) rows.push(await benchServer(r));
+  for (const r of runs.filter((x) => !only || x.backend === only)) rows.push(await benchServer(r));
   console.table(rows);
+  console.log(`load average at end: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 }

@@ -7,7 +7,8 @@ import { ExpectedVersion, NewEvent, ServerEvent, StreamId, StreamType } from './
  *
  *   POST /sync/streams/:streamId/append   AppendRequest → 201 AppendResponse | 409 ConflictResponse
  *   POST /sync/push                       PushRequest   → 200 PushResponse (one result per stream)
- *   GET  /sync/events?after=&limit=&waitMs= → 200 PullResponse (waitMs: long-poll when empty)
+ *   GET  /sync/events?cursor=&limit=&waitMs= → 200 PullResponse (waitMs: long-poll when empty;
+ *                                           `after=` instead of `cursor=`: a position, older devices)
  *   GET  /sync/events/live?after=          → text/event-stream of ServerEvent (SSE)
  *   GET  /sync/streams/:streamId/events?afterVersion=&limit= → 200 StreamEventsResponse (one stream, paged:
  *                                           the audited record, and the rest of a conflict's missing events)
@@ -93,17 +94,61 @@ export const PushResult = z.discriminatedUnion('status', [
 export const PushResponse = z.object({ results: z.array(PushResult) });
 export type PushResponse = z.infer<typeof PushResponse>;
 
-export const PullQuery = z.strictObject({
-  after: z.coerce.number().int().min(0).default(0),
-  limit: z.coerce.number().int().min(1).max(MAX_PULL_LIMIT).default(1000),
-  waitMs: z.coerce.number().int().min(0).max(60_000).default(0),
+/**
+ * Where a pull resumes. `cursor` (servers since issue 17): everything up to this point of the
+ * server's pull order has been delivered; it is opaque to devices. `after` (older devices): the
+ * last global position received; still served, position by position. Give one of them: a
+ * device without either starts from the beginning.
+ */
+export const PULL_CURSOR_START = 'v2.0.0';
+const CURSOR_TEXT = /^v2\.(0|[1-9]\d{0,19})\.(0|[1-9]\d{0,15})$/;
+const MAX_XID8 = 2n ** 64n - 1n;
+
+/** A pull cursor taken apart: the writer's transaction id (decimal text: 64 bits) and the global position. */
+export interface PullCursorKey {
+  txid: string;
+  position: number;
+}
+
+/** `v2.<transaction id>.<position>`, the version prefix first so another format can follow. */
+export const PullCursor = z.string().refine((s) => parsePullCursor(s) !== null, {
+  message: `a pull cursor looks like ${PULL_CURSOR_START} (pass back the nextCursor of the previous pull)`,
 });
+
+export function parsePullCursor(text: string): PullCursorKey | null {
+  const m = CURSOR_TEXT.exec(text);
+  if (!m) return null;
+  const position = Number(m[2]);
+  if (BigInt(m[1]!) > MAX_XID8 || !Number.isSafeInteger(position)) return null;
+  return { txid: m[1]!, position };
+}
+
+export function formatPullCursor(key: PullCursorKey): string {
+  return `v2.${key.txid}.${key.position}`;
+}
+
+export const PullQuery = z
+  .strictObject({
+    after: z.coerce.number().int().min(0).optional(),
+    cursor: PullCursor.optional(),
+    limit: z.coerce.number().int().min(1).max(MAX_PULL_LIMIT).default(1000),
+    waitMs: z.coerce.number().int().min(0).max(60_000).default(0),
+  })
+  .refine((q) => q.after === undefined || q.cursor === undefined, { message: 'give either after (a position) or cursor, not both', path: ['cursor'] });
 export type PullQuery = z.infer<typeof PullQuery>;
 
 export const PullResponse = z.object({
   events: z.array(ServerEvent),
-  /** Pass as `after` next time. Never skips an event that commits later with a lower position. */
+  /**
+   * For devices that pull by position: pass as `after` next time (never skips an event that
+   * commits later with a lower position). In a cursor pull: the last event's position.
+   */
   nextPosition: z.number().int().min(0),
+  /**
+   * Pass as `cursor` next time. Always present in a cursor pull; in a position pull, once the
+   * device has caught up (its next pull can switch to the cursor). Absent from older servers.
+   */
+  nextCursor: PullCursor.optional(),
   hasMore: z.boolean(),
 });
 export type PullResponse = z.infer<typeof PullResponse>;

@@ -5,7 +5,7 @@ import { MajorAmount } from '../domain/money.js';
 import { SeedTimestamp } from '../domain/seed-dialect.js';
 import { FULFILMENT_STATUSES, ORDER_STATUSES, PAYMENT_STATUSES } from '../domain/state.js';
 import { EventId, EventMetadata, EventType, StreamId, StreamType } from '../protocol/envelope.js';
-import { ErrorResponse } from '../protocol/sync-api.js';
+import { ErrorResponse, PullCursor } from '../protocol/sync-api.js';
 
 /** Schemas of the seed-compatible API (the sync API's schemas live in src/protocol). */
 
@@ -13,9 +13,12 @@ export const StreamParams = z.strictObject({ streamId: StreamId });
 export const AggregateParams = z.strictObject({ aggregateId: Identifier });
 export const OrderParams = z.strictObject({ orderId: Identifier });
 
-export const LiveQuery = z.strictObject({
-  after: z.coerce.number().int().min(0).optional(),
-});
+export const LiveQuery = z
+  .strictObject({
+    after: z.coerce.number().int().min(0).optional(),
+    cursor: PullCursor.optional(),
+  })
+  .refine((q) => q.after === undefined || q.cursor === undefined, { message: 'give either after (a position) or cursor, not both', path: ['cursor'] });
 
 export const SeedAppendEvent = z
   .strictObject({

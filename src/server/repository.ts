@@ -110,7 +110,8 @@ export interface EventRepository {
    * stream apply in the given order. Any other error undoes the whole push and is thrown.
    */
   appendAll(cmds: AppendCommand[]): Promise<PushOutcome[]>;
-  pull(tenantId: string, after: number, limit: number): Promise<PullResponse>;
+  /** After a position (older devices: position order) or a cursor (`v2.…`: the gap-safe pull order). */
+  pull(tenantId: string, from: number | string, limit: number): Promise<PullResponse>;
   /** Events of the streams in scope after `after` (at most `upTo`); nextPosition passes over the rest. */
   scopedPull(tenantId: string, request: ScopedPullQuery, now?: Date): Promise<PullResponse>;
   /**
@@ -132,10 +133,11 @@ export interface EventRepository {
   ensureReadModel(version: number): Promise<{ rebuilt: boolean; eventsReplayed: number }>;
   verifyChain(filter: ChainFilter): Promise<ChainReport>;
   /**
-   * Changes whenever events become visible to pulls, whichever process stored them (the newest
-   * visible position): the live-stream notifier polls this once for all waiters.
+   * Changes whenever events become visible to pulls, whichever process stored them (SQLite: the
+   * newest position; PostgreSQL: the snapshot xmin and the newest position): the live-stream
+   * notifier polls this once for all waiters.
    */
-  visibleHead(): Promise<number>;
+  visibleHead(): Promise<string>;
   /** Throws when the database cannot be reached. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -7,6 +7,7 @@ import {
   AppendResponse,
   ConflictResponse,
   ErrorResponse,
+  PULL_CURSOR_START,
   PullQuery,
   PullResponse,
   PushRequest,
@@ -14,6 +15,7 @@ import {
   ScopedPullRequest,
   StreamEventsQuery,
   StreamEventsResponse,
+  parsePullCursor,
 } from '../protocol/sync-api.js';
 import { jsonText } from '../protocol/canonical-json.js';
 import { ArchivedEventsError, IdempotencyConflictError } from '../protocol/errors.js';
@@ -25,6 +27,16 @@ import type { AppendNotifier } from './notifier.js';
 import type { EventRepository } from './repository.js';
 
 const SSE_BATCH = 500;
+
+/** Where a live stream starts: its query, else the Last-Event-ID it reconnects with (a cursor or a position), else the start. */
+function resumeFrom(query: { after?: number | undefined; cursor?: string | undefined }, lastEventId: string | string[] | undefined): number | string {
+  if (query.cursor !== undefined) return query.cursor;
+  if (query.after !== undefined) return query.after;
+  const last = typeof lastEventId === 'string' ? lastEventId.trim() : '';
+  if (parsePullCursor(last)) return last;
+  const position = Number(last);
+  return last !== '' && Number.isSafeInteger(position) && position >= 0 ? position : PULL_CURSOR_START;
+}
 const SSE_HEARTBEAT_MS = 15_000;
 
 type PushItem = PushResponse['results'][number];
@@ -125,8 +137,10 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
     { schema: { tags: ['sync'], querystring: PullQuery, response: { 200: PullResponse, ...commonErrors(), 410: ErrorResponse } } },
     async (req, reply) => {
       const who = caller(req);
-      const { after, limit, waitMs } = req.query;
-      if (waitMs === 0) return repo.pull(who.tenant, after, limit);
+      const { after, cursor, limit, waitMs } = req.query;
+      // Older devices send the position they reached; neither means from the start.
+      const from = cursor ?? after ?? PULL_CURSOR_START;
+      if (waitMs === 0) return repo.pull(who.tenant, from, limit);
       const release = liveSlot(who.token);
       // A client that gives up frees its slot at once instead of when the wait ends.
       const gone = new AbortController();
@@ -137,7 +151,7 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
         // millisecond left when the timer fires; waiting again would only cost another query).
         let timedOut = false;
         for (;;) {
-          const page = await repo.pull(who.tenant, after, limit);
+          const page = await repo.pull(who.tenant, from, limit);
           const left = deadline - Date.now();
           if (page.events.length > 0 || timedOut || left <= 0 || notifier.isClosed || gone.signal.aborted) return page;
           timedOut = !(await notifier.wait(left, gone.signal));
@@ -169,7 +183,10 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
     {
       schema: {
         tags: ['sync'],
-        description: 'Server-sent events: each `event: event` carries one ServerEvent as JSON, `id` is its global position (Last-Event-ID resumes).',
+        description:
+          'Server-sent events: each `event: event` carries one ServerEvent as JSON. Started with `cursor` (or nothing), the last event ' +
+          'of each batch carries `id`: the pull cursor after it; started with `after` (a position: older clients), every event carries ' +
+          'its global position. Last-Event-ID resumes either.',
         querystring: LiveQuery,
         response: {
           200: {
@@ -183,8 +200,7 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
     async (req, reply) => {
       const who = caller(req);
       const release = liveSlot(who.token);
-      const lastId = Number(req.headers['last-event-id']);
-      let after = req.query.after ?? (Number.isInteger(lastId) && lastId >= 0 ? lastId : 0);
+      let from: number | string = resumeFrom(req.query, req.headers['last-event-id']);
       reply.hijack();
       const res = reply.raw;
       const gone = new AbortController();
@@ -200,9 +216,13 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
         res.write(': connected\n\n');
         let lastBeat = Date.now();
         while (!gone.signal.aborted && !notifier.isClosed) {
-          const page = await repo.pull(who.tenant, after, SSE_BATCH);
-          for (const e of page.events) res.write(`id: ${e.globalPosition}\nevent: event\ndata: ${jsonText(e)}\n\n`);
-          after = page.nextPosition;
+          const page = await repo.pull(who.tenant, from, SSE_BATCH);
+          const byPosition = typeof from === 'number';
+          page.events.forEach((e, i) => {
+            const id = byPosition ? e.globalPosition : i === page.events.length - 1 ? page.nextCursor : undefined;
+            res.write(`${id === undefined ? '' : `id: ${id}\n`}event: event\ndata: ${jsonText(e)}\n\n`);
+          });
+          from = byPosition ? page.nextPosition : (page.nextCursor ?? from);
           if (page.hasMore) continue;
           if (Date.now() - lastBeat > SSE_HEARTBEAT_MS) {
             res.write(': heartbeat\n\n');

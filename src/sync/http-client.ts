@@ -11,6 +11,7 @@ import {
   type PushRequest,
   type ScopedPullRequest,
 } from '../protocol/sync-api.js';
+import type { PullCheckpoint } from './sync-repository.js';
 import { AuthError, BadRequestError, NetworkError, ServerError } from './errors.js';
 
 export interface SyncClientOptions {
@@ -46,8 +47,11 @@ const WirePushResponse = PushResponse.extend({
 export interface SyncClient {
   readonly baseUrl: string;
   push(request: PushRequest): Promise<PushResponse>;
-  /** `signal` ends a held long-poll early (the scheduler's live watch, when it stops). */
-  pull(query: { after: number; limit?: number; waitMs?: number; signal?: AbortSignal }): Promise<PullResponse>;
+  /**
+   * `after`: the device's pull checkpoint, a cursor (text) or, on a device that synced before
+   * cursors (or pulls a scope), a position. `signal` ends a held long-poll early (the scheduler's live watch).
+   */
+  pull(query: { after: PullCheckpoint; limit?: number; waitMs?: number; signal?: AbortSignal }): Promise<PullResponse>;
   /** Scoped sync: the events of the streams in a scope (POST /sync/events/scoped). */
   scopedPull?(request: ScopedPullRequest): Promise<PullResponse>;
   /** One page of a stream's events after `afterVersion` (the rest of a conflict answer). */
@@ -83,8 +87,8 @@ export class SyncHttpClient implements SyncClient {
     return (await this.request('/sync/push', { method: 'POST', body: request }, WirePushResponse)) as PushResponse;
   }
 
-  async pull(query: { after: number; limit?: number; waitMs?: number; signal?: AbortSignal }): Promise<PullResponse> {
-    const params = new URLSearchParams({ after: String(query.after) });
+  async pull(query: { after: PullCheckpoint; limit?: number; waitMs?: number; signal?: AbortSignal }): Promise<PullResponse> {
+    const params = new URLSearchParams(typeof query.after === 'string' ? { cursor: query.after } : { after: String(query.after) });
     if (query.limit !== undefined) params.set('limit', String(query.limit));
     if (query.waitMs) params.set('waitMs', String(query.waitMs));
     // Content of the events is checked by the engine (see WireEvent).

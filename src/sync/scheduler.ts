@@ -280,7 +280,7 @@ export class SyncScheduler {
         await this.trigger();
         if (signal.aborted) return;
         // The sync failed (its own backoff is spent): do not spin on the same answer.
-        if (this.engine.checkpoint() <= after) await sleep(this.backoff.maxMs, signal);
+        if (this.engine.checkpoint() === after) await sleep(this.backoff.maxMs, signal);
       } catch (err) {
         if (signal.aborted) return;
         if (err instanceof AuthError) return;

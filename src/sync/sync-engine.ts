@@ -12,14 +12,22 @@ import {
 } from '../protocol/sync-api.js';
 import type { LocalStore } from '../store/local-store.js';
 import type { EvictedStreams } from '../store/evicted-streams.js';
-import { SyncScope, type PullResponse } from '../protocol/sync-api.js';
+import { PULL_CURSOR_START, SyncScope, type PullResponse } from '../protocol/sync-api.js';
 import { evictClosedOrders, type RetentionReport } from './retention.js';
 import { ScopeRepository, scopeWidening, type ScopeFilter } from './scope.js';
 import { InvalidScopeError, ServerError, SyncInvariantError } from './errors.js';
 import type { SyncClient } from './http-client.js';
 import type { OrdersChangedListener, Outbox } from './outbox.js';
-import type { PendingEventRecord, SyncRepository } from './sync-repository.js';
+import type { PendingEventRecord, PullCheckpoint, SyncRepository } from './sync-repository.js';
 import { BLOCKED_REASON, readVerdict, type QuarantineRepository } from './quarantine.js';
+
+/**
+ * Where a plain pull's page leaves the checkpoint: the server's cursor when it handed one (a
+ * position pull gets one once it has caught up), else the position reached.
+ */
+function advance(after: PullCheckpoint, page: PullResponse): PullCheckpoint {
+  return page.nextCursor ?? (typeof after === 'number' ? Math.max(after, page.nextPosition) : after);
+}
 
 export interface SyncProgress {
   phase: 'push' | 'pull' | 'rebase';
@@ -141,9 +149,9 @@ export class SyncEngine {
         this.scope.saveScope(next, at);
         const upTo = this.repo.checkpoint();
         if (widened === 'everything') {
-          this.repo.setCheckpoint(0);
+          this.repo.setCheckpoint(PULL_CURSOR_START);
           this.scope.saveBackfills([]);
-        } else if (widened !== null && upTo > 0) {
+        } else if (widened !== null && typeof upTo === 'number' && upTo > 0) {
           this.scope.saveBackfills([...this.scope.backfills(), { filter: widened, after: 0, upTo }]);
         }
       })
@@ -202,7 +210,7 @@ export class SyncEngine {
     return this.client !== null;
   }
 
-  checkpoint(): number {
+  checkpoint(): PullCheckpoint {
     return this.repo.checkpoint();
   }
 
@@ -510,9 +518,9 @@ export class SyncEngine {
     // The next page of a plain pull is requested before this one is written, so the server
     // prepares it while the device stores (a first sync otherwise waited for each in turn). It is
     // used only if the checkpoint really moved to where it starts; otherwise it is dropped.
-    type Requested = { after: number; page: Promise<PullResponse>; abort: AbortController };
+    type Requested = { after: PullCheckpoint; page: Promise<PullResponse>; abort: AbortController };
     let next: Requested | null = null;
-    const request = (after: number): Requested => {
+    const request = (after: PullCheckpoint): Requested => {
       const abort = new AbortController();
       const page = client.pull({ after, limit: this.pullLimit, signal: abort.signal });
       page.catch(() => {}); // awaited, or aborted and dropped: never an unhandled rejection
@@ -523,22 +531,29 @@ export class SyncEngine {
         const after = this.repo.checkpoint();
         const filter = this.scope.filter();
         let page: PullResponse;
+        let moved: PullCheckpoint;
         if (filter === null) {
+          // Checkpoints compare by value: a cursor's text or a position.
           const current: Requested = next !== null && next.after === after ? next : request(after);
           if (next !== null && next !== current) next.abort.abort();
           next = null;
           page = await current.page;
-          if (page.hasMore && page.events.length > 0) next = request(Math.max(after, page.nextPosition));
+          moved = advance(after, page);
+          if (page.hasMore && page.events.length > 0) next = request(moved);
         } else {
           next?.abort.abort();
           next = null;
-          page = await this.scopedPage(client, filter, after);
+          // A scope pulls by position. A device switching from everything to a scope holds a
+          // cursor: its scoped position starts over (the events it holds are skipped).
+          const from = typeof after === 'number' ? after : 0;
+          page = await this.scopedPage(client, filter, from);
+          moved = Math.max(from, page.nextPosition);
         }
         const events = filter === null ? page.events : await this.withStreamBackfill(client, page.events);
         this.applyPage(events, report, done, onProgress, () => {
           // A second sync on another connection may have moved the checkpoint meanwhile.
           if (this.repo.checkpoint() !== after) return false;
-          this.repo.setCheckpoint(Math.max(after, page.nextPosition));
+          this.repo.setCheckpoint(moved);
           return true;
         });
         if (!page.hasMore || page.events.length === 0) return;

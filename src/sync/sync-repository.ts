@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import type { OrderCommand, Rejection } from '../domain/commands.js';
 import type { EventMetadata } from '../protocol/envelope.js';
 import type { CausedBy } from './views.js';
+import { PULL_CURSOR_START, parsePullCursor } from '../protocol/sync-api.js';
 
 export type CommandStatus = 'pending' | 'synced' | 'rejected' | 'dismissed' | 'retried';
 
@@ -109,6 +110,9 @@ const toPending = (r: PendingRow): PendingEventRecord => ({
 const PENDING_COLS = 'p.event_id, p.command_id, p.attempt, p.order_id, p.seq, p.event_type, p.schema_version, p.data, p.metadata, p.created_at';
 
 /** All SQL of the sync tables (migrations/local/003_sync.sql), over the device's connection. */
+/** A pull cursor (`v2.…`), or a position on a device that synced before cursors. */
+export type PullCheckpoint = string | number;
+
 export class SyncRepository {
   private readonly s;
 
@@ -371,12 +375,18 @@ export class SyncRepository {
     return { confirmedVersion: r.confirmed ?? 0, confirmedHead: r.last_confirmed, pending: r.pending, lastPending: r.last_pending };
   }
 
-  checkpoint(): number {
+  /**
+   * Where the next pull starts: the server's cursor, or the position a device that synced
+   * before cursors reached (kept until the server hands it a cursor); a new device starts at
+   * the first cursor.
+   */
+  checkpoint(): PullCheckpoint {
     const v = this.s.getState.get('pull_checkpoint')?.value;
-    return v === undefined ? 0 : Number(v);
+    if (v === undefined) return PULL_CURSOR_START;
+    return parsePullCursor(v) ? v : Number(v);
   }
 
-  setCheckpoint(position: number): void {
-    this.s.setState.run('pull_checkpoint', String(position));
+  setCheckpoint(checkpoint: PullCheckpoint): void {
+    this.s.setState.run('pull_checkpoint', String(checkpoint));
   }
 }

@@ -2,9 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { v7 as uuidv7 } from 'uuid';
-import { PullResponse } from '../../src/protocol/sync-api.js';
+import { PULL_CURSOR_START, PullResponse } from '../../src/protocol/sync-api.js';
 import type { ServerEvent } from '../../src/protocol/envelope.js';
-import { GENESIS_HASH, computeEventHash, startServer, type StartedServer } from '../../src/server/index.js';
+import type pg from 'pg';
+import { GENESIS_HASH, computeEventHash, openRepository, startServer, type EventRepository, type StartedServer } from '../../src/server/index.js';
+import { LOCK_CLASS_POSITION_PULL, lockKey } from '../../src/server/store/pg/migrate.js';
 import { DEVICE_A, PG_URL, TOKENS, client, newEvent, pgClient, randomSchema } from './helpers.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -75,49 +77,217 @@ describe('PostgreSQL: gap-safe global order', () => {
     await dropSchema(schema);
   });
 
-  it('never skips an event whose transaction commits after a later position was committed', async () => {
+  /** A writer holding an append's locks, with a transaction id, and not committed yet: what a slow append looks like. */
+  async function slowWriter(): Promise<{ c: pg.Client; xid: string; insert(streamId: string): Promise<number> }> {
+    const c = await pgClient(schema);
+    await c.query('BEGIN');
+    await c.query('SELECT pg_advisory_xact_lock_shared($1, $2)', [LOCK_CLASS_POSITION_PULL, lockKey(schema)]);
+    const xid = (await c.query<{ x: string }>('SELECT pg_current_xact_id()::text AS x')).rows[0]!.x;
+    return {
+      c,
+      xid,
+      async insert(streamId: string) {
+        const e = { eventId: uuidv7(), streamId, streamVersion: 1, eventType: 'NoteAdded', schemaVersion: 1, data: { text: 'slow' }, metadata: { tenantId: 'tenant-a' }, recordedAt: new Date().toISOString() };
+        const ins = await c.query<{ global_position: string }>(
+          `INSERT INTO events (event_id, tenant_id, aggregate_id, aggregate_type, event_type, schema_version, event_data, metadata, version, created_at, hash)
+           VALUES ($1, 'tenant-a', $2, 'Note', $3, 1, $4, $5, 1, $6, $7) RETURNING global_position`,
+          [e.eventId, e.streamId, e.eventType, JSON.stringify(e.data), JSON.stringify(e.metadata), e.recordedAt, computeEventHash(GENESIS_HASH, e)],
+        );
+        return Number(ins.rows[0]!.global_position);
+      },
+    };
+  }
+
+  it('never skips an event that commits late: an older transaction with a higher position (cursor), a lower one (positions)', async () => {
     const a = client(server.url, DEVICE_A);
     expect((await a.post('/sync/streams/base/append', { streamType: 'Note', expectedVersion: 'no_stream', events: [newEvent()] })).status).toBe(201);
-    const p0 = PullResponse.parse((await a.get('/sync/events?after=0')).body).nextPosition;
+    const first = PullResponse.parse((await a.get('/sync/events?after=0')).body);
+    const p0 = first.nextPosition;
+    const c0 = first.nextCursor!;
+    expect(c0).toMatch(/^v2\.\d+\.0$/); // caught up: the position pull hands out a cursor
 
-    // A writer that has drawn its position but not committed yet (a slow append on another stream).
-    const slow = await pgClient(schema);
-    let p1: number;
+    // The older transaction takes its id first; a younger append commits a lower position;
+    // then the older one draws a higher position. Neither pull order may pass the other's event.
+    const slow = await slowWriter();
+    let legacy: Promise<{ status: number; body: unknown }> | null = null;
     try {
-      await slow.query('BEGIN');
-      await slow.query('SELECT pg_current_xact_id()');
-      const e = { eventId: uuidv7(), streamId: 'slow', streamVersion: 1, eventType: 'NoteAdded', schemaVersion: 1, data: { text: 'slow' }, metadata: { tenantId: 'tenant-a' }, recordedAt: new Date().toISOString() };
-      const ins = await slow.query<{ global_position: string }>(
-        `INSERT INTO events (event_id, tenant_id, aggregate_id, aggregate_type, event_type, schema_version, event_data, metadata, version, created_at, hash)
-         VALUES ($1, 'tenant-a', $2, 'Note', $3, 1, $4, $5, 1, $6, $7) RETURNING global_position`,
-        [e.eventId, e.streamId, e.eventType, JSON.stringify(e.data), JSON.stringify(e.metadata), e.recordedAt, computeEventHash(GENESIS_HASH, e)],
-      );
-      p1 = Number(ins.rows[0]!.global_position);
-
       const fast = await a.post('/sync/streams/fast/append', { streamType: 'Note', expectedVersion: 'no_stream', events: [newEvent()] });
       expect(fast.status).toBe(201);
-      const p2 = fast.body.events[0].globalPosition as number;
-      expect(p2).toBeGreaterThan(p1);
+      const pFast = fast.body.events[0].globalPosition as number;
+      const pSlow = await slow.insert('slow');
+      expect(pSlow).toBeGreaterThan(pFast);
 
-      // A naive "position > after" reader would return p2 now and later never see p1.
-      const naive = await slow.query<{ global_position: string }>('SELECT global_position FROM events WHERE global_position > $1 AND global_position <> $2', [p0, p1]);
-      expect(naive.rows.map((r) => Number(r.global_position))).toEqual([p2]);
-
-      const held = PullResponse.parse((await a.get(`/sync/events?after=${p0}`)).body);
+      const held = PullResponse.parse((await a.get(`/sync/events?cursor=${c0}`)).body);
       expect(held.events).toEqual([]);
-      expect(held.nextPosition).toBe(p0);
-      await slow.query('COMMIT');
+      expect(held.nextCursor).toBe(c0);
+
+      // A position pull (an older device) waits for every append in flight to settle.
+      let answered = false;
+      legacy = a.get(`/sync/events?after=${p0}`).then((r) => ((answered = true), r));
+      await new Promise((r) => setTimeout(r, 400));
+      expect(answered).toBe(false);
+      await slow.c.query('COMMIT');
+
+      const byPosition = PullResponse.parse((await legacy).body);
+      expect(byPosition.events.map((e) => [e.streamId, e.globalPosition])).toEqual([
+        ['fast', pFast],
+        ['slow', pSlow],
+      ]);
+      expect(byPosition.nextPosition).toBe(pSlow);
+      const caughtUp = byPosition.nextCursor!;
+      expect(caughtUp).toMatch(/^v2\.\d+\.0$/);
+
+      const byCursor = PullResponse.parse((await a.get(`/sync/events?cursor=${c0}`)).body);
+      expect(byCursor.events.map((e) => [e.streamId, e.globalPosition])).toEqual([
+        ['slow', pSlow],
+        ['fast', pFast],
+      ]);
+      // The cursor handed to a caught-up position pull stands for everything it received.
+      expect(PullResponse.parse((await a.get(`/sync/events?cursor=${caughtUp}`)).body).events).toEqual([]);
+      expect(PullResponse.parse((await a.get(`/sync/events?cursor=${byCursor.nextCursor!}`)).body).events).toEqual([]);
     } finally {
-      await slow.query('ROLLBACK').catch(() => undefined);
-      await slow.end();
+      await slow.c.query('ROLLBACK').catch(() => undefined);
+      await slow.c.end();
+      await legacy;
     }
-    let events: ServerEvent[] = [];
-    const deadline = Date.now() + 20_000;
-    while (events.length < 2 && Date.now() < deadline) {
-      events = PullResponse.parse((await a.get(`/sync/events?after=${p0}&waitMs=500`)).body).events;
+  });
+
+  it('bounds a scoped pull like a position pull: it waits for the appends in flight, and its nextPosition never passes one', async () => {
+    const a = client(server.url, DEVICE_A);
+    const slow = await slowWriter();
+    let scoped: Promise<{ status: number; body: unknown }> | null = null;
+    try {
+      const pSlow = await slow.insert('scoped-slow');
+      // The append holds a position below the newest one: the window may not end past it yet.
+      const fast = await a.post('/sync/streams/scoped-fast/append', { streamType: 'Note', expectedVersion: 'no_stream', events: [newEvent()] });
+      expect(fast.status).toBe(201);
+      let answered = false;
+      scoped = a.post('/sync/events/scoped', { after: 0, scope: { streams: ['scoped-slow'] } }).then((r) => ((answered = true), r));
+      await new Promise((r) => setTimeout(r, 400));
+      expect(answered).toBe(false);
+      await slow.c.query('COMMIT');
+      const page = PullResponse.parse((await scoped).body);
+      expect(page.events.map((e) => [e.streamId, e.globalPosition])).toEqual([['scoped-slow', pSlow]]);
+      expect(page.nextPosition).toBeGreaterThanOrEqual(pSlow);
+      expect(page.nextCursor).toBeUndefined();
+    } finally {
+      await slow.c.query('ROLLBACK').catch(() => undefined);
+      await slow.c.end();
+      await scoped?.catch(() => undefined);
     }
-    expect(events.map((e) => e.streamId)).toEqual(['slow', 'fast']);
-    expect(events[0]!.globalPosition).toBe(p1);
+  });
+
+  it('holds cursor pulls back while any transaction with an id is open, even one that writes no events (cluster-wide xmin)', async () => {
+    const a = client(server.url, DEVICE_A);
+    let cursor = PullResponse.parse((await a.get('/sync/events?limit=5000')).body).nextCursor!;
+    const other = await pgClient();
+    try {
+      await other.query('BEGIN');
+      await other.query('SELECT pg_current_xact_id()'); // e.g. a long report that wrote a temp row, in any database
+      const r = await a.post('/sync/streams/lagged/append', { streamType: 'Note', expectedVersion: 'no_stream', events: [newEvent()] });
+      expect(r.status).toBe(201);
+      const held = PullResponse.parse((await a.get(`/sync/events?cursor=${cursor}`)).body);
+      expect(held.events).toEqual([]);
+      await other.query('COMMIT');
+      const page = PullResponse.parse((await a.get(`/sync/events?cursor=${cursor}`)).body);
+      expect(page.events.map((e) => e.streamId)).toEqual(['lagged']);
+      cursor = page.nextCursor!;
+    } finally {
+      await other.query('ROLLBACK').catch(() => undefined);
+      await other.end();
+    }
+  });
+
+  it('rejects a malformed cursor, or a cursor and a position together, with a clear error', async () => {
+    const a = client(server.url, DEVICE_A);
+    for (const q of ['cursor=v2.1', 'cursor=v3.1.2', 'cursor=v2.99999999999999999999.1', 'cursor=v2.1.2&after=3']) {
+      const r = await a.get(`/sync/events?${q}`);
+      expect(r.status, q).toBe(400);
+      expect(JSON.stringify(r.body), q).toMatch(/cursor/);
+    }
+  });
+});
+
+describe('PostgreSQL: randomised concurrent appends and pulls', () => {
+  const schema = randomSchema();
+  let repo: EventRepository;
+  beforeAll(async () => {
+    repo = await openRepository({ backend: 'pg', connectionString: PG_URL, schema });
+  });
+  afterAll(async () => {
+    await repo?.close();
+    await dropSchema(schema);
+  });
+
+  /** Checks a reader's sequence as it grows: every stream strictly in version order from 1, no event twice. */
+  function reader(from: number | string) {
+    const versions = new Map<string, number>();
+    const ids = new Set<string>();
+    let at: number | string = from;
+    return {
+      get count() {
+        return ids.size;
+      },
+      async step(limit: number): Promise<number> {
+        const page = await repo.pull('tenant-a', at, limit);
+        for (const e of page.events) {
+          const v = versions.get(e.streamId) ?? 0;
+          if (e.streamVersion !== v + 1) throw new Error(`${e.streamId}: v${e.streamVersion} delivered after v${v} (from ${String(at)})`);
+          if (ids.has(e.eventId)) throw new Error(`${e.eventId} delivered twice`);
+          versions.set(e.streamId, e.streamVersion);
+          ids.add(e.eventId);
+        }
+        // A position reader keeps pulling by position (an older device), whatever cursor it is offered.
+        at = typeof at === 'number' ? page.nextPosition : page.nextCursor!;
+        return page.events.length;
+      },
+    };
+  }
+
+  it('every reader gets every event once, each stream in version order (pushes over shared streams race)', async () => {
+    const seed = Number(process.env.ORDERLOG_TEST_SEED ?? Date.now() % 1_000_000);
+    let state = seed;
+    // Seeded, so a failure can be replayed (printed on failure).
+    const rand = (n: number) => {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+      return state % n;
+    };
+    const streams = ['s0', 's1', 's2', 's3', 's4', 's5'];
+    let written = 0;
+    const writer = async (rounds: number) => {
+      for (let i = 0; i < rounds; i++) {
+        // 1-3 distinct streams in one push; 'any' so every element lands (the race is the point).
+        const picked = [...new Set(Array.from({ length: 1 + rand(3) }, () => streams[rand(streams.length)]!))];
+        const cmds = picked.map((streamId) => ({
+          tenantId: 'tenant-a',
+          streamId,
+          streamType: 'Note',
+          expectedVersion: 'any' as const,
+          events: Array.from({ length: 1 + rand(3) }, () => ({ eventId: uuidv7(), eventType: 'NoteAdded', schemaVersion: 1, data: { i }, metadata: {} })),
+        }));
+        const out = picked.length === 1 ? [await repo.append(cmds[0]!)] : await repo.appendAll(cmds);
+        for (const o of out) {
+          if (o.status !== 'ok') throw new Error(`seed ${seed}: ${JSON.stringify(o)}`);
+          written += o.result.events.length;
+        }
+      }
+    };
+    const readers = [reader(PULL_CURSOR_START), reader(PULL_CURSOR_START), reader(0)];
+    let writing = true;
+    const reading = readers.map(async (r, k) => {
+      while (writing) await r.step(1 + rand(k === 2 ? 20 : 7));
+    });
+    try {
+      await Promise.all(Array.from({ length: 8 }, () => writer(25)));
+      writing = false;
+      await Promise.all(reading);
+      for (const r of readers) while ((await r.step(500)) > 0);
+    } catch (err) {
+      writing = false;
+      throw new Error(`seed ${seed}: ${(err as Error).message}`);
+    }
+    expect(written).toBeGreaterThan(200);
+    for (const r of readers) expect(r.count).toBe(written);
   });
 });
 

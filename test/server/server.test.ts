@@ -242,6 +242,43 @@ describe.each(BACKENDS)('central server on $name', (factory) => {
     expect(ServerEvent.parse(JSON.parse(dataLine.slice(6))).streamId).toBe(s);
   });
 
+  it('a live stream started from a cursor marks each batch with the cursor after it, and Last-Event-ID resumes from there', async () => {
+    /** Reads SSE frames until `want` events arrived; returns them with the last id seen. */
+    async function readLive(headers: Record<string, string>, query: string, want: number) {
+      const controller = new AbortController();
+      const live = await fetch(`${server.url}/sync/events/live${query}`, { headers: { authorization: `Bearer ${DEVICE_A}`, ...headers }, signal: controller.signal });
+      const reader = live.body!.getReader();
+      let text = '';
+      const deadline = Date.now() + 15_000;
+      while ((text.match(/^event: event$/gm) ?? []).length < want && Date.now() < deadline) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+      controller.abort();
+      const ids = [...text.matchAll(/^id: (.*)$/gm)].map((m) => m[1]!);
+      const streams = [...text.matchAll(/^data: (.*)$/gm)].map((m) => ServerEvent.parse(JSON.parse(m[1]!)).streamId);
+      return { ids, streams };
+    }
+    const start = PullResponse.parse((await a.get('/sync/events?limit=5000')).body);
+    let cursor = start.nextCursor!;
+    // Everything so far is visible (a cursor pull may lag a moment behind other transactions on PostgreSQL).
+    for (let page = start; page.events.length > 0; cursor = page.nextCursor!) page = PullResponse.parse((await a.get(`/sync/events?cursor=${cursor}&limit=5000&waitMs=200`)).body);
+    const s1 = sid('sse1');
+    await append(a, s1, 'no_stream', [newEvent(), newEvent()]);
+    const first = await readLive({}, `?cursor=${cursor}`, 2);
+    expect(first.streams).toEqual([s1, s1]);
+    expect(first.ids).toHaveLength(1); // one batch: its last event carries the cursor
+    expect(first.ids[0]).toMatch(/^v2\.\d+\.\d+$/);
+    const s2 = sid('sse2');
+    await append(a, s2, 'no_stream', [newEvent()]);
+    const resumed = await readLive({ 'last-event-id': first.ids[0]! }, '', 1);
+    expect(resumed.streams).toEqual([s2]);
+    // A client that started from a position keeps getting positions as ids.
+    const byPosition = await readLive({}, "?after=0", 1);
+    expect(byPosition.ids[0]).toMatch(/^\d+$/);
+  });
+
   it('requires a valid token, keeps tenants apart and admin endpoints for admins', async () => {
     const s = sid('private');
     await append(a, s, 'no_stream', [newEvent('NoteAdded', { text: 'secret of A' })]);

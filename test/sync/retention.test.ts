@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OrderCommandInput } from '../../src/domain/commands.js';
 import { HistoryEvictedError } from '../../src/protocol/errors.js';
+import { PULL_CURSOR_START } from '../../src/protocol/sync-api.js';
 import type { StartedServer } from '../../src/server/index.js';
 import { evictClosedOrders } from '../../src/sync/retention.js';
 import { SyncEngine } from '../../src/sync/sync-engine.js';
@@ -106,7 +107,7 @@ describe('bounded device history (real SQLite files, real server on loopback)', 
     // Back to the full replica from a narrower scope: the cursor starts over; the dropped events stay dropped.
     field.engine.setScope({ mode: 'scoped', customers: [], recentDays: null, streams: [] });
     field.engine.setScope({ mode: 'all' });
-    expect(field.engine.checkpoint()).toBe(0);
+    expect(field.engine.checkpoint()).toBe(PULL_CURSOR_START);
     await field.engine.syncOnce();
     expect(eventsOf(field, done)).toBe(0);
     expect(field.outbox.effectiveState(done).status).toBe('CANCELLED');

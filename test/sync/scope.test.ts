@@ -58,10 +58,12 @@ describe('scoped sync on a device (real SQLite files, real server on loopback)',
 
     const field = device('field', 'bob');
     field.engine.setScope({ mode: 'scoped', customers: ['cust-1'], recentDays: null, streams: [] });
+    // A new device holds the first cursor; a scope pulls by position, so it starts at position 0.
+    expect(typeof field.engine.checkpoint()).toBe('string');
     await field.engine.syncOnce();
     expect(held(field)).toEqual(new Set([mine]));
-    // The cursor passed the other orders: it is at the server's head, not at the last event it took.
-    expect(field.engine.checkpoint()).toBe(await server.repo.visibleHead());
+    // The position passed the other orders: it is at the server's head (SQLite: the newest position), not at the last event it took.
+    expect(field.engine.checkpoint()).toBe(Number(await server.repo.visibleHead()));
 
     // Out of scope: opened from the server on demand, then kept.
     expect(await field.engine.openRemote(theirs)).toEqual({ fetched: 1 });

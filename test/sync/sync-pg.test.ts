@@ -66,4 +66,32 @@ describe('sync against the real server on PostgreSQL', () => {
       expect.objectContaining({ commandId: late.commandId, rejection: expect.objectContaining({ code: 'ORDER_CANCELLED' }), causedBy: [expect.objectContaining({ userId: 'alice' })] }),
     ]);
   });
+
+  it('a device that synced before cursors keeps pulling by position, and moves to the cursor once caught up', async () => {
+    const a = openDevice(tmp.file('a2.db'), 'alice', server.url);
+    const old = openDevice(tmp.file('old.db'), 'bob', server.url);
+    devices.push(a, old);
+    a.submit(createOrder('pos-1', 5_000));
+    await a.engine.syncOnce();
+    await old.engine.syncOnce();
+    // What a device from before cursors has stored: the highest position it received.
+    const positions = (await server.repo.pull(TENANT, 0, 5000)).events.map((e) => e.globalPosition);
+    const reached = Math.max(...positions);
+    old.store.db.prepare("UPDATE sync_state SET value = ? WHERE key = 'pull_checkpoint'").run(String(reached));
+    expect(old.engine.checkpoint()).toBe(reached);
+
+    a.submit(createOrder('pos-2', 7_000));
+    await a.engine.syncOnce();
+    await old.engine.syncOnce();
+    expect(old.outbox.effectiveState('pos-2').exists).toBe(true);
+    const cursor = old.engine.checkpoint();
+    expect(cursor).toMatch(/^v2\.\d+\.0$/); // caught up: handed the cursor that stands for everything so far
+
+    a.submit(pay('pos-2', 'p1', 7_000));
+    await a.engine.syncOnce();
+    await old.engine.syncOnce();
+    expect(old.outbox.effectiveState('pos-2').paidAmount).toBe(7_000);
+    expect(old.engine.checkpoint()).not.toBe(cursor);
+    expect(comparable(old.outbox.effectiveState('pos-2'))).toEqual(comparable(await serverState(server, 'pos-2')));
+  });
 });

@@ -54,7 +54,7 @@ const keeps = (o: AppendOutcome): boolean => o.status === 'ok' && !o.result.dupl
 
 /** A single append as a transaction's work. Bad input is thrown; nothing is written then. */
 export function appendWork(input: AppendCommand): WriteWork<AppendCommand, AppendOutcome> {
-  return { prepare: (recordedAt) => normalizeAppend(input, recordedAt), run };
+  return { prepare: (recordedAt) => normalizeAppend(input, recordedAt), streams: (cmd) => [cmd], run };
   function* run(s: WriteSession, cmd: AppendCommand, recordedAt: string): Op<Work<AppendOutcome>> {
     let outcome: AppendOutcome;
     try {
@@ -82,7 +82,11 @@ export function streamOrder(inputs: readonly AppendCommand[]): number[] {
  * undoes the whole push. One budget bounds the missing events of all its conflicts.
  */
 export function pushWork(inputs: readonly AppendCommand[], order: readonly number[]): WriteWork<Normalised[], PushOutcome[]> {
-  return { prepare: (recordedAt) => inputs.map((input) => normalised(input, recordedAt)), run };
+  return {
+    prepare: (recordedAt) => inputs.map((input) => normalised(input, recordedAt)),
+    streams: (cmds) => cmds.filter((c): c is AppendCommand => 'streamId' in c),
+    run,
+  };
   function* run(s: WriteSession, cmds: Normalised[], recordedAt: string): Op<Work<PushOutcome[]>> {
     const out = new Array<PushOutcome>(inputs.length);
     const budget = new MissingEventsBudget();

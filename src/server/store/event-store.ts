@@ -1,5 +1,5 @@
 import type { ServerEvent } from '../../protocol/envelope.js';
-import type { PullResponse, ScopedPullQuery } from '../../protocol/sync-api.js';
+import { formatPullCursor, parsePullCursor, type PullResponse, type ScopedPullQuery } from '../../protocol/sync-api.js';
 import type {
   AppendCommand,
   AppendOutcome,
@@ -16,9 +16,17 @@ import type {
 } from '../repository.js';
 import { appendWork, pushWork, streamOrder } from './append-flow.js';
 import { walkChain } from './chain-walk.js';
-import type { StoreDialect } from './port.js';
+import type { PullFrom, StoreDialect } from './port.js';
 import { rebuildOrders } from './rebuild.js';
 import { publicEvent, tallyOrders, toServerEvent, toView } from './rows.js';
+
+/** A position (a number) or a cursor's text; a malformed cursor is a caller's bug (the HTTP layer checks it first). */
+function pullFrom(from: number | string): PullFrom {
+  if (typeof from === 'number') return { position: from };
+  const cursor = parsePullCursor(from);
+  if (!cursor) throw new TypeError(`not a pull cursor: ${JSON.stringify(from)}`);
+  return { cursor };
+}
 
 /** The central event store: the flows written once, over a database dialect. */
 export class EventStore implements EventRepository {
@@ -37,18 +45,28 @@ export class EventStore implements EventRepository {
     return this.dialect.writeTransaction(pushWork(cmds, order));
   }
 
-  async pull(tenantId: string, after: number, limit: number): Promise<PullResponse> {
-    const rows = await this.dialect.pullRows(tenantId, after, limit);
+  /**
+   * `from`: a position (devices from before cursors: answered in position order) or a cursor
+   * (`v2.…`, answered in the dialect's pull order). See docs/architecture.md, gap-safe pulls.
+   */
+  async pull(tenantId: string, from: number | string, limit: number): Promise<PullResponse> {
+    const start = pullFrom(from);
+    const { rows, next } = await this.dialect.pullRows(tenantId, start, limit);
     const events = rows.map(publicEvent);
-    return { events, nextPosition: events.length ? events[events.length - 1]!.globalPosition : after, hasMore: rows.length === limit };
+    const last = events[events.length - 1];
+    const fromPosition = 'position' in start ? start.position : start.cursor.position;
+    const page: PullResponse = { events, nextPosition: last ? last.globalPosition : fromPosition, hasMore: rows.length === limit };
+    if (next) page.nextCursor = formatPullCursor(next);
+    return page;
   }
 
   /**
-   * The window ends at the newest position a pull may return (or `upTo`), so nextPosition may
-   * pass over events out of scope without ever passing one that commits later.
+   * The window ends at the settled head (or `upTo`): every position up to it is committed or
+   * rolled back for good, so nextPosition may pass over events out of scope without ever passing
+   * one that commits later. (Not the cursor order: a scope's checkpoint stays a position.)
    */
   async scopedPull(tenantId: string, q: ScopedPullQuery, now = new Date()): Promise<PullResponse> {
-    const head = await this.dialect.visibleHead();
+    const head = await this.dialect.settledHead();
     const upTo = Math.max(q.after, Math.min(q.upTo ?? head, head));
     const since = q.scope.recentDays === null ? null : new Date(now.getTime() - q.scope.recentDays * 86_400_000).toISOString();
     const rows = await this.dialect.scopedPullRows(tenantId, {
@@ -64,12 +82,18 @@ export class EventStore implements EventRepository {
     return { events, nextPosition: full ? events[events.length - 1]!.globalPosition : upTo, hasMore: full };
   }
 
+  /**
+   * Every tenant's events by cursor (the relay's checkpoint is the opaque nextCursor). A numeric
+   * checkpoint, stored before cursors, is a position: pulled by position (under the drain lock)
+   * until that hands out a cursor, as an older device is.
+   */
   async pullAll(cursor: RelayCursor | null, limit: number): Promise<RelayPage> {
-    const after = cursor === null ? 0 : Number(cursor);
-    const rows = await this.dialect.pullRows(null, after, limit);
+    const start: PullFrom = cursor === null ? { cursor: { txid: '0', position: 0 } } : /^\d+$/.test(cursor) ? { position: Number(cursor) } : pullFrom(cursor);
+    const { rows, next } = await this.dialect.pullRows(null, start, limit);
     const events = rows.map(toServerEvent);
     const last = events[events.length - 1];
-    return { events, next: last ? String(last.globalPosition) : cursor, hasMore: rows.length === limit };
+    const after = next ? formatPullCursor(next) : last ? String(last.globalPosition) : cursor;
+    return { events, next: after, hasMore: rows.length === limit };
   }
 
   async relayCheckpoint(): Promise<RelayCursor | null> {
@@ -119,7 +143,7 @@ export class EventStore implements EventRepository {
     return this.dialect.snapshot((s) => walkChain(s, filter));
   }
 
-  async visibleHead(): Promise<number> {
+  async visibleHead(): Promise<string> {
     return this.dialect.visibleHead();
   }
 

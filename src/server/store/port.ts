@@ -1,7 +1,16 @@
+import type { PullCursorKey } from '../../protocol/sync-api.js';
 import type { OrderState } from '../../domain/state.js';
 import type { PreparedEvent } from './append-logic.js';
 import type { AppendCommand, ChainFilter, DashboardQuery, OrderView } from '../repository.js';
 import type { EventRow, HeadCheckRow, OrderCountRow, ProjectionRow, StreamHead } from './rows.js';
+
+/** Where a pull resumes: a global position (devices from before cursors) or a cursor. */
+export type PullFrom = { position: number } | { cursor: PullCursorKey };
+
+export interface PulledRows {
+  rows: EventRow[];
+  next: PullCursorKey | null;
+}
 
 /**
  * The narrow port between the store core (written once) and a database dialect.
@@ -114,6 +123,8 @@ export interface Work<T> {
  */
 export interface WriteWork<P, T> {
   prepare(recordedAt: string): P;
+  /** The streams `run` may append to: a dialect with concurrent writers locks them all before anything is written. */
+  streams(prepared: P): readonly { tenantId: string; streamId: string }[];
   run(s: WriteSession, prepared: P, recordedAt: string): Op<Work<T>>;
 }
 
@@ -126,7 +137,7 @@ export interface StoreDialect {
   readonly locksHeadsInOrder: boolean;
   /**
    * Run `work` in one write transaction (with whatever the dialect adds: group commit, the
-   * position turn, retries on a lost race) and commit it when the work says so; every event of
+   * stream locks, retries on a lost race) and commit it when the work says so; every event of
    * it is recorded at one time, the one `prepare` is given.
    */
   writeTransaction<P, T>(work: WriteWork<P, T>): Promise<T>;
@@ -135,8 +146,18 @@ export interface StoreDialect {
   /** Run `work` on one consistent snapshot. */
   snapshot<T>(work: (s: SnapshotSession) => Op<T>): Promise<T>;
 
-  /** Events of a tenant (every tenant: null) after a position that a pull may return (never skipping one that commits later). */
-  pullRows(tenantId: string | null, after: number, limit: number): Awaitable<EventRow[]>;
+  /**
+   * The one gap-safe read (pulls, live streams, the broker relay): a tenant's (every tenant's:
+   * null) events after `from` in the dialect's pull order, never skipping one that commits later,
+   * with the cursor after them (null: a position pull that has not caught up, so no cursor can
+   * stand for it yet).
+   */
+  pullRows(tenantId: string | null, from: PullFrom, limit: number): Awaitable<PulledRows>;
+  /**
+   * The newest position below which every position is settled for good (committed or rolled
+   * back): the upper bound of a scoped pull's position window, found the way a position pull is.
+   */
+  settledHead(): Awaitable<number>;
   /** Events of the tenant's streams in scope in the window (after, upTo], at most `limit`. */
   scopedPullRows(tenantId: string, q: ScopedRowsQuery): Awaitable<EventRow[]>;
   /** The stream's events after `afterVersion`; all when `limit` is undefined. */
@@ -149,8 +170,8 @@ export interface StoreDialect {
   saveRelayCheckpoint(cursor: string): Awaitable<void>;
   /** The tenant's orders per (status, payment facet, fulfilment facet). */
   orderCounts(tenantId: string): Awaitable<OrderCountRow[]>;
-  /** The newest position visible to pulls. */
-  visibleHead(): Awaitable<number>;
+  /** A marker that changes whenever events become visible to pulls. */
+  visibleHead(): Awaitable<string>;
   ping(): Awaitable<void>;
   close(): Awaitable<void>;
 }

@@ -29,6 +29,8 @@ export interface EventRow {
   version: number;
   created_at: string | Date;
   hash: string;
+  /** The writer's transaction id (PostgreSQL pulls: the first half of the pull cursor). */
+  txid?: string;
 }
 
 export interface ProjectionRow {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { parsePullCursor } from '../../../src/protocol/sync-api.js';
 import { PgRepository } from '../../../src/server/index.js';
 import { busNames, BusEvent } from '../../../src/server/bus/messages.js';
 import { connectBus } from '../../../src/server/bus/nats.js';
@@ -101,9 +102,26 @@ describe('transactional relay to JetStream (real NATS, real PostgreSQL)', () => 
     }
     expect(ids.size).toBe(total);
     const stored = new Set<string>();
-    for (const t of ['tenant-a', 'tenant-b']) for (const e of (await repo.pull(t, 0, 10_000)).events) stored.add(e.eventId);
+    const positions: number[] = [];
+    for (const t of ['tenant-a', 'tenant-b']) for (const e of (await repo.pull(t, 0, 10_000)).events) {
+      stored.add(e.eventId);
+      positions.push(e.globalPosition);
+    }
     expect([...ids].sort()).toEqual([...stored].sort());
-    expect(Number(await repo.relayCheckpoint())).toBe(Math.max(...(await Promise.all(['tenant-a', 'tenant-b'].map(async (t) => (await repo.pull(t, 0, 10_000)).nextPosition)))));
+    // The relay's checkpoint is the pull cursor after everything: nothing is left after it.
+    const checkpoint = (await repo.relayCheckpoint())!;
+    expect(parsePullCursor(checkpoint)).not.toBeNull();
+    expect((await repo.pullAll(checkpoint, 10)).events).toEqual([]);
+    // A checkpoint stored before cursors (a position) is pulled by position until it has caught up, then handed a cursor.
+    positions.sort((a, b) => a - b);
+    const legacy = String(positions[positions.length - 4]!);
+    const partial = await repo.pullAll(legacy, 2);
+    expect(partial.events.map((e) => e.globalPosition)).toEqual(positions.slice(-3, -1));
+    expect(partial).toMatchObject({ next: String(positions[positions.length - 2]), hasMore: true });
+    const caughtUp = await repo.pullAll(partial.next, 10);
+    expect(caughtUp.events.map((e) => e.globalPosition)).toEqual(positions.slice(-1));
+    expect(parsePullCursor(caughtUp.next!)).not.toBeNull();
+    expect((await repo.pullAll(caughtUp.next, 10)).events).toEqual([]);
 
     // A worker builds the read model from the broker; it equals a fresh rebuild of the server's.
     const target = await PgWorkerStore.open(PG_URL, workerSchema);

@@ -51,6 +51,7 @@ describe('SQLite dialect: group commit', () => {
       // Writes its element, then fails: its savepoint must take the write back.
       const failing: WriteWork<AppendCommand, AppendOutcome> = {
         prepare: (recordedAt) => normalizeAppend(note('failing'), recordedAt),
+        streams: (cmd) => [cmd],
         *run(s: WriteSession, cmd, recordedAt) {
           yield* appendOne(s, cmd, recordedAt, new MissingEventsBudget());
           throw new Error('store failure after the write');

@@ -10,7 +10,7 @@ import { createGunzip, createGzip } from 'node:zlib';
 import { z } from 'zod';
 import { GENESIS_HASH, computeEventHash } from '../../hash.js';
 import { toServerEvent, type EventRow } from '../rows.js';
-import { LOCK_CLASS_POSITIONS, checkSchemaName, lockKey, schemaPool } from './migrate.js';
+import { LOCK_CLASS_POSITION_PULL, checkSchemaName, lockKey, schemaPool } from './migrate.js';
 import { SQL } from './sql.js';
 
 /**
@@ -258,20 +258,21 @@ export async function archivePartitions(pool: pg.Pool, schema: string, cutoff: A
   try {
     const columns = (await client.query<{ name: string; type: string }>(SQL.archive.eventColumns)).rows;
     const live = (await client.query<{ name: string; lo: string; hi: string }>(SQL.archive.livePartitions)).rows;
-    const turn = [LOCK_CLASS_POSITIONS, lockKey(schema)];
+    const drain = [LOCK_CLASS_POSITION_PULL, lockKey(schema)];
     for (const p of live) {
       const lo = Number(bound(p.lo));
       const hi = Number(bound(p.hi));
       if ('position' in cutoff && hi > cutoff.position) break;
       const table = q(p.name);
       const archived = await inTransaction(client, async () => {
-        // Every append draws its positions while holding this turn: once we hold it, each drawn
-        // position is committed or rolled back, and the SHARE lock keeps the partition as it is.
-        await client.query(SQL.archive.positionsTurn, turn);
+        // Every append holds the drain lock shared from before it draws positions until it ends:
+        // once we hold it exclusively (as a position pull does), each drawn position is committed
+        // or rolled back, and the SHARE lock keeps the partition as it is.
+        await client.query(SQL.archive.drainExclusive, drain);
         try {
           await client.query(SQL.archive.lockShare(table));
         } finally {
-          await client.query(SQL.archive.positionsTurnEnd, turn);
+          await client.query(SQL.archive.drainEnd, drain);
         }
         const head = Number((await client.query<{ head: string | null }>(SQL.archive.sequenceHead)).rows[0]?.head ?? 0);
         if (head < hi - 1) return null; // still being filled

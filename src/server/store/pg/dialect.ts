@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { ORDER_STREAM_TYPE } from '../../../domain/events.js';
 import type { OrderState } from '../../../domain/state.js';
@@ -5,19 +6,26 @@ import type { PreparedEvent } from '../append-logic.js';
 import { GENESIS_HASH } from '../../hash.js';
 import { ArchivedEventsError } from '../../../protocol/errors.js';
 import type { AppendCommand, ChainFilter, DashboardQuery, OrderView } from '../../repository.js';
-import { runAsync, wait, type Op, type ScopedRowsQuery, type SnapshotSession, type StoreDialect, type Work, type WriteSession, type WriteWork } from '../port.js';
+import { runAsync, wait, type Op, type PulledRows, type PullFrom, type ScopedRowsQuery, type SnapshotSession, type StoreDialect, type Work, type WriteSession, type WriteWork } from '../port.js';
 import { parseState, type EventRow, type HeadCheckRow, type OrderCountRow, type ProjectionRow, type StreamHead } from '../rows.js';
-import { LOCK_CLASS_POSITIONS, LOCK_CLASS_REBUILD, lockKey, pgCode } from './migrate.js';
+import { LOCK_CLASS_POSITION_PULL, LOCK_CLASS_REBUILD, lockKey, pgCode } from './migrate.js';
 import { SQL } from './sql.js';
 
 /** unique_violation (an event id raced in from another stream), deadlock, serialization failure. */
 const RETRYABLE = new Set(['23505', '40P01', '40001']);
 
+/** Event ids of an append found in archived partitions, with their archive files. */
+type Archived = { eventId: string; archive: string }[];
+
+/** An id whose event was archived cannot be judged a duplicate (its content is in the file only). */
+function refuseArchived(archived: Archived): void {
+  if (archived.length) throw new ArchivedEventsError(`appending event ${archived[0]!.eventId} again`, [...new Set(archived.map((a) => a.archive))]);
+}
+
 /** One transaction's connection: the write and snapshot sessions of the PostgreSQL dialect. */
 class PgSession implements WriteSession, SnapshotSession {
   constructor(
     private readonly client: pg.PoolClient,
-    private readonly rebuildKey: [number, number],
     private readonly onPosition: (position: number) => void = () => undefined,
   ) {}
 
@@ -26,26 +34,34 @@ class PgSession implements WriteSession, SnapshotSession {
     return result.rows;
   }
 
+  /** What lockHead read for the append it locked, handed to the readForAppend that follows. */
+  private prefetched: { cmd: AppendCommand; withState: boolean; existing: EventRow[]; archived: Archived; state: OrderState | null } | null = null;
+
   *lockHead(cmd: AppendCommand): Op<StreamHead | null> {
-    const rows = yield* this.query<{ version: number; last_hash: string; aggregate_type: string }>({
+    const withState = cmd.streamType === ORDER_STREAM_TYPE;
+    const rows = yield* this.query<{ version: number; last_hash: string; aggregate_type: string; dups: EventRow[] | null; archived: Archived | null; state: OrderState | null }>({
       name: 'ol_append_head',
-      text: SQL.lockHead,
-      values: [cmd.tenantId, cmd.streamId, cmd.streamType, GENESIS_HASH, ...this.rebuildKey],
+      text: SQL.lockHeadRead,
+      values: [cmd.tenantId, cmd.streamId, cmd.streamType, GENESIS_HASH, cmd.events.map((e) => e.eventId), withState],
     });
     const h = rows[0]!;
+    this.prefetched = { cmd, withState, existing: h.dups ?? [], archived: h.archived ?? [], state: parseState(h.state) };
     return { version: h.version, lastHash: h.last_hash, streamType: h.aggregate_type };
   }
 
   *readForAppend(cmd: AppendCommand, withState: boolean): Op<{ existing: EventRow[]; state: OrderState | null }> {
-    // A new statement, so a new snapshot: it sees whatever the previous holder of the head committed.
-    const rows = yield* this.query<{ dups: EventRow[] | null; archived: { eventId: string; archive: string }[] | null; state: OrderState | null }>({
+    const pre = this.prefetched;
+    this.prefetched = null;
+    if (pre && pre.cmd === cmd && (pre.withState || !withState)) {
+      refuseArchived(pre.archived);
+      return { existing: pre.existing, state: withState ? pre.state : null };
+    }
+    const rows = yield* this.query<{ dups: EventRow[] | null; archived: Archived | null; state: OrderState | null }>({
       name: 'ol_append_read',
       text: SQL.readForAppend,
       values: [cmd.events.map((e) => e.eventId), cmd.tenantId, cmd.streamId, withState],
     });
-    // An id whose event was archived cannot be judged a duplicate (its content is in the file only).
-    const archived = rows[0]!.archived ?? [];
-    if (archived.length) throw new ArchivedEventsError(`appending event ${archived[0]!.eventId} again`, [...new Set(archived.map((a) => a.archive))]);
+    refuseArchived(rows[0]!.archived ?? []);
     return { existing: rows[0]!.dups ?? [], state: parseState(rows[0]!.state) };
   }
 
@@ -174,7 +190,7 @@ export class PgDialect implements StoreDialect {
   readonly backend = 'pg' as const;
   readonly locksHeadsInOrder = true;
   private readonly rebuildKey: [number, number];
-  private readonly positionsKey: [number, number];
+  private readonly drainKey: [number, number];
   /** Partitions exist below `top`; past `top - partitionSize` the next append asks for more. */
   private partitions = { top: Number.MAX_SAFE_INTEGER, size: 1 };
   private maintaining: Promise<void> | null = null;
@@ -184,10 +200,10 @@ export class PgDialect implements StoreDialect {
 
   constructor(
     private readonly pool: pg.Pool,
-    schema: string,
+    private readonly schema: string,
   ) {
     this.rebuildKey = [LOCK_CLASS_REBUILD, lockKey(schema)];
-    this.positionsKey = [LOCK_CLASS_POSITIONS, lockKey(schema)];
+    this.drainKey = [LOCK_CLASS_POSITION_PULL, lockKey(schema)];
   }
 
   /**
@@ -211,21 +227,20 @@ export class PgDialect implements StoreDialect {
 
   /**
    * One READ COMMITTED transaction, retried from the start on a race it lost (unique violation,
-   * deadlock). Appending transactions take turns, from before they draw global positions until
-   * they commit, so positions become visible in order: a reader that sees position p also sees
-   * every lower one, and a pull that moved past p can never miss one committing later. (The
-   * txid/xmin filter alone does not give that: an older transaction may draw a higher position
-   * than a younger one that is still running.) The turn is taken first, before any stream head,
-   * so it cannot deadlock.
+   * deadlock). Appends do not take turns: each first takes the shared side of the position
+   * pulls' drain lock and the advisory locks of its streams (sorted keys: no deadlock), and only
+   * then writes, which gives it its transaction id. So two appends to one stream get ids in the
+   * order they held the stream, and a cursor pull, which orders by (txid, position), delivers
+   * each stream in version order (the proof: docs/architecture.md, gap-safe pulls).
    */
   async writeTransaction<P, T>(work: WriteWork<P, T>): Promise<T> {
     const recordedAt = new Date().toISOString();
     const prepared = work.prepare(recordedAt);
+    const streamKeys = this.streamLockKeys(work.streams(prepared));
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.transaction(SQL.begin, async (client) => {
-          await client.query({ name: 'ol_positions_turn', text: SQL.positionsTurn, values: this.positionsKey });
-          return runAsync(work.run(new PgSession(client, this.rebuildKey, this.onPosition), prepared, recordedAt));
+        return await this.transaction(SQL.appendBegin(this.drainKey, streamKeys, this.rebuildKey), async (client) => {
+          return runAsync(work.run(new PgSession(client, this.onPosition), prepared, recordedAt));
         });
       } catch (err) {
         if (attempt < 5 && RETRYABLE.has(pgCode(err) ?? '')) continue;
@@ -234,18 +249,27 @@ export class PgDialect implements StoreDialect {
     }
   }
 
+  /** One 64-bit advisory key per (schema, tenant, stream), sorted and distinct; a collision only makes two streams take turns. */
+  private streamLockKeys(streams: readonly { tenantId: string; streamId: string }[]): string[] {
+    const keys = new Set<bigint>();
+    for (const { tenantId, streamId } of streams) {
+      keys.add(createHash('sha256').update(`${this.schema}\0${tenantId}\0${streamId}`).digest().readBigInt64BE(0));
+    }
+    return [...keys].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(String);
+  }
+
   rebuildTransaction<T>(work: (s: WriteSession) => Op<T>): Promise<T> {
     return this.transaction(SQL.begin, async (client) => {
       // Exclusive against every append's shared lock: no append is in flight while we replay,
       // and readers keep seeing the old read model until this commits.
       await client.query(SQL.rebuildLock, this.rebuildKey);
-      return { value: await runAsync(work(new PgSession(client, this.rebuildKey))), commit: true };
+      return { value: await runAsync(work(new PgSession(client))), commit: true };
     });
   }
 
   /** One snapshot for the whole work (the chain walk and its head check), so a concurrent append is not a "break". */
   snapshot<T>(work: (s: SnapshotSession) => Op<T>): Promise<T> {
-    return this.transaction(SQL.beginSnapshot, async (client) => ({ value: await runAsync(work(new PgSession(client, this.rebuildKey))), commit: true }));
+    return this.transaction(SQL.beginSnapshot, async (client) => ({ value: await runAsync(work(new PgSession(client))), commit: true }));
   }
 
   /** One transaction on one pooled connection, committed only when `run` says so. */
@@ -264,14 +288,42 @@ export class PgDialect implements StoreDialect {
     }
   }
 
-  /** A pull (every tenant's: null, the relay) that would step over archived events fails naming the archives (a device must not skip them silently). */
-  async pullRows(tenantId: string | null, after: number, limit: number): Promise<EventRow[]> {
-    const [rows, archived] = await Promise.all([
-      this.pool.query<EventRow>(SQL.pull, [tenantId, after, limit]),
-      this.pool.query<{ archive_file: string }>({ name: 'ol_pull_archived', text: SQL.pullArchived, values: [tenantId, after] }),
-    ]);
+  /**
+   * The one gap-safe read. A cursor pull reads settled rows in (txid, position) order and takes
+   * no lock. A position pull (devices from before cursors; a relay checkpoint stored before
+   * cursors) needs positions visible in order, which concurrent appends no longer give: it
+   * waits until no append is in flight (the drain lock, held for two short reads, holds new
+   * appends off meanwhile), reads in position order, and, when that reached the end, hands out
+   * the cursor that stands for "everything so far". Either fails naming the archives when it
+   * would step over archived events (every tenant's: tenant null, the relay).
+   */
+  async pullRows(tenantId: string | null, from: PullFrom, limit: number): Promise<PulledRows> {
+    // Archived partitions are a prefix of the positions: after a cursor, its position is where
+    // undelivered rows may start (an older transaction's row below it is the rare exception).
+    const after = 'cursor' in from ? from.cursor.position : from.position;
+    const archived = await this.pool.query<{ archive_file: string }>({ name: 'ol_pull_archived', text: SQL.pullArchived, values: [tenantId, after] });
     if (archived.rows.length) throw new ArchivedEventsError(`pulling after position ${after}`, archived.rows.map((a) => a.archive_file));
-    return rows.rows;
+    if ('cursor' in from) {
+      const { rows } = await this.pool.query<EventRow>({ name: 'ol_pull', text: SQL.pull, values: [tenantId, from.cursor.txid, from.cursor.position, limit] });
+      const last = rows[rows.length - 1];
+      return { rows, next: last ? { txid: last.txid!, position: Number(last.global_position) } : from.cursor };
+    }
+    return this.transaction<PulledRows>(SQL.begin, async (client) => {
+      await client.query({ name: 'ol_position_pull_drain', text: SQL.positionPullDrain, values: this.drainKey });
+      const { rows } = await client.query<EventRow>({ name: 'ol_pull_by_position', text: SQL.pullByPosition, values: [tenantId, from.position, limit] });
+      if (rows.length === limit) return { value: { rows, next: null }, commit: true };
+      const x = (await client.query<{ x: string }>({ name: 'ol_next_txid', text: SQL.nextTxid })).rows[0]!.x;
+      return { value: { rows, next: { txid: x, position: 0 } }, commit: true };
+    });
+  }
+
+  /** Like a position pull: under the drain lock no append holds a position, so every one up to the newest is settled. */
+  async settledHead(): Promise<number> {
+    return this.transaction<number>(SQL.begin, async (client) => {
+      await client.query({ name: 'ol_position_pull_drain', text: SQL.positionPullDrain, values: this.drainKey });
+      const { rows } = await client.query<{ p: string }>({ name: 'ol_settled_head', text: SQL.settledHead });
+      return { value: Number(rows[0]!.p), commit: true };
+    });
   }
 
   async scopedPullRows(tenantId: string, q: ScopedRowsQuery): Promise<EventRow[]> {
@@ -310,9 +362,9 @@ export class PgDialect implements StoreDialect {
     return rows.map((r) => ({ ...r, n: Number(r.n) }));
   }
 
-  async visibleHead(): Promise<number> {
-    const { rows } = await this.pool.query<{ p: string | null }>({ name: 'ol_visible_head', text: SQL.visibleHead });
-    return Number(rows[0]?.p ?? 0);
+  async visibleHead(): Promise<string> {
+    const { rows } = await this.pool.query<{ marker: string }>({ name: 'ol_visible_head', text: SQL.visibleHead });
+    return rows[0]!.marker;
   }
 
   async relayCheckpoint(): Promise<string | null> {

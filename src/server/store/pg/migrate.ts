@@ -7,7 +7,8 @@ import { SQL } from './sql.js';
 /** First key of our advisory locks (the second is derived from the schema name). */
 export const LOCK_CLASS_MIGRATE = 0x4f4c0001;
 export const LOCK_CLASS_REBUILD = 0x4f4c0002;
-export const LOCK_CLASS_POSITIONS = 0x4f4c0003;
+/** Appends hold it shared; a position pull takes it exclusive to wait out every append in flight. */
+export const LOCK_CLASS_POSITION_PULL = 0x4f4c0003;
 export const LOCK_CLASS_RELAY = 0x4f4c0004;
 export const LOCK_CLASS_WORKER_STREAM = 0x4f4c0005;
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;

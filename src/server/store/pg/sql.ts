@@ -22,22 +22,54 @@ const APPEND_WRITE_CTES = `WITH ins AS (
     RETURNING global_position, version),
   head AS (UPDATE streams SET version = $12, last_hash = $13, aggregate_type = $3 WHERE tenant_id = $1 AND aggregate_id = $2)`;
 
-/** Only rows of transactions older than every running one: an in-flight lower position holds back everything after it. */
-const VISIBLE = 'txid < pg_snapshot_xmin(pg_current_snapshot())';
+/**
+ * Only rows of transactions older than every running one (cluster-wide: any open transaction
+ * with an id holds pulls back, see docs/architecture.md). Every transaction that may still
+ * commit has an id at or above this, so a cursor pull ordered by (txid, position) never passes
+ * a row that commits later.
+ */
+const SETTLED = 'txid < pg_snapshot_xmin(pg_current_snapshot())';
 
 export const SQL = {
-  positionsTurn: 'SELECT pg_advisory_xact_lock($1, $2)',
   /**
-   * Lock (or create) the stream head. This first write gives the transaction its id before any
-   * position is drawn from the identity sequence (the txid column's default), so a reader's
-   * snapshot xmin always covers a transaction that holds an uncommitted position. The shared
-   * advisory lock waits out a projection rebuild before anything is read for the fold.
+   * An append's first round trip: BEGIN, then the shared side of the position pulls' drain lock,
+   * the append's streams (their keys sorted, so two pushes cannot deadlock) and the shared side
+   * of the rebuild lock (waits out a projection rebuild before anything is read for the fold).
+   * Advisory locks give the transaction no id: it gets one only at its first write, after every
+   * lock it needs is held — what keeps (txid, position) order in version order on every stream
+   * (docs/architecture.md). A simple query, so the keys are inlined: integers this module made.
    */
-  lockHead: `WITH h AS (
+  appendBegin: (drain: readonly [number, number], streams: readonly string[], rebuild: readonly [number, number]): string => {
+    const int = (n: number | string): string => {
+      if (!/^-?\d+$/.test(String(n))) throw new TypeError(`not an advisory lock key: ${String(n)}`);
+      return String(n);
+    };
+    return `BEGIN; SELECT count(*) FROM (
+              SELECT pg_advisory_xact_lock_shared(${int(drain[0])}, ${int(drain[1])})
+              UNION ALL
+              SELECT pg_advisory_xact_lock(k) FROM unnest('{${streams.map(int).join(',')}}'::bigint[]) AS k
+              UNION ALL
+              SELECT pg_advisory_xact_lock_shared(${int(rebuild[0])}, ${int(rebuild[1])})) AS locks`;
+  },
+  /**
+   * Lock (or create) the stream head and, in the same statement, read what the append needs:
+   * the rows stored under its event ids and (Order streams) the order's folded state. One
+   * snapshot serves both: it is taken after appendBegin returned, so after the previous holder
+   * of every stream of this append committed. This first write gives the transaction its id
+   * before any position is drawn (the txid column's default).
+   */
+  lockHeadRead: `WITH h AS (
                INSERT INTO streams (tenant_id, aggregate_id, aggregate_type, version, last_hash) VALUES ($1, $2, $3, 0, $4)
                ON CONFLICT (tenant_id, aggregate_id) DO UPDATE SET version = streams.version
                RETURNING version, last_hash, aggregate_type)
-             SELECT h.version, h.last_hash, h.aggregate_type, pg_advisory_xact_lock_shared($5, $6) FROM h`,
+             SELECT h.version, h.last_hash, h.aggregate_type,
+               (SELECT json_agg(d) FROM (SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND event_id = ANY($5::uuid[])) d) AS dups,
+               (SELECT json_agg(json_build_object('eventId', k.event_id, 'archive', p.archive_file)) FROM event_keys k
+                  JOIN event_partitions p ON p.state = 'archived' AND k.global_position >= p.lo AND k.global_position < p.hi
+                  WHERE k.tenant_id = $1 AND k.event_id = ANY($5::uuid[])) AS archived,
+               CASE WHEN $6::boolean THEN (SELECT state FROM order_projections WHERE tenant_id = $1 AND order_id = $2) END AS state
+             FROM h`,
+  /** Only when readForAppend is asked for something lockHeadRead did not read. */
   readForAppend: `SELECT (SELECT json_agg(d) FROM (SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $2 AND event_id = ANY($1::uuid[])) d) AS dups,
                     (SELECT json_agg(json_build_object('eventId', k.event_id, 'archive', p.archive_file)) FROM event_keys k
                        JOIN event_partitions p ON p.state = 'archived' AND k.global_position >= p.lo AND k.global_position < p.hi
@@ -83,20 +115,29 @@ export const SQL = {
          WHERE ($1::text IS NULL OR s.tenant_id = $1) AND ($2::text IS NULL OR s.aggregate_id = $2)
            AND (s.tenant_id, s.aggregate_id) > ($3, $4)
          ORDER BY s.tenant_id, s.aggregate_id LIMIT $5`,
-  /** $1 NULL: every tenant (the broker relay). */
-  pull: `SELECT ${EVENT_COLUMNS} FROM events
-       WHERE ($1::text IS NULL OR tenant_id = $1) AND global_position > $2 AND ${VISIBLE}
-       ORDER BY global_position LIMIT $3`,
+  /** The cursor pull: (txid, position) order over settled rows; $1 NULL: every tenant (the broker relay). */
+  pull: `SELECT ${EVENT_COLUMNS}, txid::text AS txid FROM events
+       WHERE ($1::text IS NULL OR tenant_id = $1) AND (txid, global_position) > ($2::xid8, $3::bigint) AND ${SETTLED}
+       ORDER BY txid, global_position LIMIT $4`,
+  /** Exclusive against every append's shared lock: taken, it means no append holds an uncommitted position. */
+  positionPullDrain: 'SELECT pg_advisory_xact_lock($1, $2)',
+  /** A position pull, under the drain: every drawn position is settled, so position order is gap-free ($1 NULL: every tenant). */
+  pullByPosition: `SELECT ${EVENT_COLUMNS} FROM events WHERE ($1::text IS NULL OR tenant_id = $1) AND global_position > $2 ORDER BY global_position LIMIT $3`,
+  /** Under the drain: no appender has a transaction id yet, so every later event's txid is at least this. */
+  nextTxid: 'SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS x',
+  /** Under the drain: every position up to this one is settled (committed or rolled back) for good. */
+  settledHead: 'SELECT coalesce(max(global_position), 0)::text AS p FROM events',
   /**
-   * Scoped pull: the tenant's orders in scope (customer, recency, listed ids), then their visible
-   * events in the window (after, upTo], upTo already bounded by the visible head.
+   * Scoped pull: the tenant's orders in scope (customer, recency, listed ids), then their events
+   * in the window (after, upTo], upTo already bounded by the settled head (no visibility filter:
+   * every position in the window is settled, and a cluster-wide xmin must not hide one).
    */
   scopedPull: `WITH scope AS (
       SELECT order_id AS id FROM order_projections WHERE tenant_id = $1 AND customer_id = ANY($2::text[])
       UNION SELECT order_id FROM order_projections WHERE tenant_id = $1 AND $3::timestamptz IS NOT NULL AND updated_at >= $3::timestamptz
       UNION SELECT unnest($4::text[]))
     SELECT ${EVENT_COLUMNS} FROM events
-    WHERE tenant_id = $1 AND aggregate_id IN (SELECT id FROM scope) AND global_position > $5 AND global_position <= $6 AND ${VISIBLE}
+    WHERE tenant_id = $1 AND aggregate_id IN (SELECT id FROM scope) AND global_position > $5 AND global_position <= $6
     ORDER BY global_position LIMIT $7`,
   projection: 'SELECT * FROM order_projections WHERE tenant_id = $1 AND order_id = $2',
   /** The dashboard's filters: the status word and the two facets, each optional (NULL: any). */
@@ -108,8 +149,11 @@ export const SQL = {
   orderCounts: `SELECT status, payment_status, fulfilment_status, count(*) AS n FROM order_projections WHERE tenant_id = $1
          GROUP BY status, payment_status, fulfilment_status`,
   dashboardPosition: 'SELECT max(last_position) AS p FROM order_projections WHERE tenant_id = $1',
-  /** The same visibility rule as pull: a position held back by an older running transaction does not count yet. */
-  visibleHead: `SELECT max(global_position) AS p FROM events WHERE ${VISIBLE}`,
+  /**
+   * Changes whenever a pull may see more: a row becomes visible to cursor pulls only when the
+   * snapshot xmin passes its txid, and to position pulls (which drain) when it commits.
+   */
+  visibleHead: `SELECT pg_snapshot_xmin(pg_current_snapshot())::text || '/' || coalesce((SELECT max(global_position) FROM events), 0) AS marker`,
   ping: 'SELECT 1',
   relayCheckpoint: 'SELECT cursor FROM relay_checkpoint WHERE id = 1',
   saveRelayCheckpoint: `INSERT INTO relay_checkpoint (id, cursor, updated_at) VALUES (1, $1, now())
@@ -137,8 +181,9 @@ export const SQL = {
     livePartitions: "SELECT name, lo::text, hi::text FROM event_partitions WHERE state = 'live' ORDER BY lo",
     newestArchived: "SELECT name, archive_file FROM event_partitions WHERE state = 'archived' ORDER BY lo DESC LIMIT 1",
     partitionByName: 'SELECT name, lo::text, hi::text, state, archive_file, archive_sha256 FROM event_partitions WHERE name = $1',
-    positionsTurn: 'SELECT pg_advisory_lock($1, $2)',
-    positionsTurnEnd: 'SELECT pg_advisory_unlock($1, $2)',
+    /** Session-level and exclusive against every append's shared drain lock, like a position pull's. */
+    drainExclusive: 'SELECT pg_advisory_lock($1, $2)',
+    drainEnd: 'SELECT pg_advisory_unlock($1, $2)',
     sequenceHead: `SELECT coalesce(last_value, 0)::text AS head FROM pg_sequences
                    WHERE schemaname = current_schema() AND sequencename = split_part(pg_get_serial_sequence('events', 'global_position'), '.', 2)`,
     lockShare: (t: string) => `LOCK TABLE ${t} IN SHARE MODE`,

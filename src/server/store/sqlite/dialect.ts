@@ -6,7 +6,7 @@ import { MIGRATIONS_ROOT, migrateSqlite } from '../../../db/migrations.js';
 import type { OrderState } from '../../../domain/state.js';
 import type { PreparedEvent } from '../append-logic.js';
 import type { AppendCommand, ChainFilter, DashboardQuery, OrderView } from '../../repository.js';
-import { done, runSync, type Op, type ScopedRowsQuery, type SnapshotSession, type StoreDialect, type WriteSession, type WriteWork } from '../port.js';
+import { done, runSync, type Op, type PulledRows, type PullFrom, type ScopedRowsQuery, type SnapshotSession, type StoreDialect, type WriteSession, type WriteWork } from '../port.js';
 import { parseState, type EventRow, type HeadCheckRow, type OrderCountRow, type ProjectionRow, type StreamHead } from '../rows.js';
 import { SQL } from './sql.js';
 
@@ -203,8 +203,22 @@ export class SqliteDialect implements StoreDialect, WriteSession, SnapshotSessio
 
   // Reads outside a write transaction.
 
-  pullRows(tenantId: string | null, after: number, limit: number): EventRow[] {
-    return this.q.pull.all({ tenant: tenantId, after, limit }) as EventRow[];
+  /**
+   * One writer commits positions in order, so position order is gap-safe here: a cursor is
+   * (0, position). A position pull gets one when it has caught up, as on PostgreSQL. Tenant
+   * null: every tenant's (the broker relay).
+   */
+  pullRows(tenantId: string | null, from: PullFrom, limit: number): PulledRows {
+    const after = 'position' in from ? from.position : from.cursor.position;
+    const rows = this.q.pull.all({ tenant: tenantId, after, limit }) as EventRow[];
+    const last = rows[rows.length - 1];
+    const next = { txid: '0', position: last ? Number(last.global_position) : after };
+    return { rows, next: 'position' in from && rows.length === limit ? null : next };
+  }
+
+  /** One writer: every stored position is committed. */
+  settledHead(): number {
+    return (this.q.head.get() as { p: number | null } | undefined)?.p ?? 0;
   }
 
   relayCheckpoint(): string | null {
@@ -249,8 +263,8 @@ export class SqliteDialect implements StoreDialect, WriteSession, SnapshotSessio
     return this.q.orderCounts.all(tenantId) as OrderCountRow[];
   }
 
-  visibleHead(): number {
-    return (this.q.head.get() as { p: number | null } | undefined)?.p ?? 0;
+  visibleHead(): string {
+    return String(this.settledHead());
   }
 
   ping(): void {
