@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -9,23 +8,10 @@ import { startServer, type StartedServer } from '../../src/server/index.js';
 import type { AppendCommand } from '../../src/server/repository.js';
 import { ArchiveError, ownerPool, restoreArchive } from '../../src/server/store/pg/archive.js';
 import { PgRepository } from '../../src/server/store/pg/pg-repository.js';
-import { DEVICE_A, PG_URL, TOKENS, client, newEvent, orderCreated, pgClient, randomSchema } from './helpers.js';
+import { DEVICE_A, PG_URL, TOKENS, client, newEvent, orderCreated, pgClient, randomSchema, runServerCli } from './helpers.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 
-function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'server', 'cli.ts'), ...args], {
-      env: { ...process.env, ORDERLOG_LOG_LEVEL: 'warn', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const runCli = runServerCli;
 
 /** Reconfigure a fresh (empty) schema to partitions of `size` positions, so a test crosses several. */
 async function smallPartitions(schema: string, size: number): Promise<void> {

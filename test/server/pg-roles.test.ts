@@ -1,13 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import pg from 'pg';
 import { ConflictResponse, PullResponse } from '../../src/protocol/sync-api.js';
 import { MigrationRequiredError, startServer, type StartedServer } from '../../src/server/index.js';
-import { ADMIN_A, DEVICE_A, PG_URL, TOKENS, client, newEvent, orderCreated, pgClient, randomSchema } from './helpers.js';
+import { ADMIN_A, DEVICE_A, PG_URL, TOKENS, client, newEvent, orderCreated, pgClient, randomSchema, runServerCli } from './helpers.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 
 /** The same server and database, logged in as another role (trust authentication on the test cluster). */
 function urlAs(role: string): string {
@@ -17,19 +14,7 @@ function urlAs(role: string): string {
   return u.toString();
 }
 
-function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'server', 'cli.ts'), ...args], {
-      env: { ...process.env, ORDERLOG_LOG_LEVEL: 'warn', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const runCli = runServerCli;
 
 describe('PostgreSQL least privilege: owner migrates, the server works as an app role', () => {
   const suffix = randomBytes(5).toString('hex');
