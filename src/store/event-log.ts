@@ -56,6 +56,12 @@ const INSERT_CHUNK = 50;
 
 const COLUMNS = 'position, event_id, stream_id, stream_type, stream_version, event_type, schema_version, data, metadata, recorded_at';
 
+/** An event id of the batch is stored already: thrown out of an optimistic append to roll it back. */
+class StoredIdFound extends Error {}
+
+const isStoredIdError = (err: unknown): boolean =>
+  err instanceof Error && (err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE' && err.message.includes('events.event_id');
+
 export function rowToEvent(row: EventRow): StoredEvent {
   return {
     position: row.position,
@@ -170,23 +176,40 @@ export class EventLog {
       seen.add(e.eventId);
       validateEvent(e, streamType, { allowUnknownTypes: opts.allowUnknownTypes, now });
     }
-    return this.db
-      .transaction(() => this.appendValidated(streamId, streamType, events, opts.expectedVersion, recordedAt))
-      .immediate();
+    try {
+      return this.db.transaction(() => this.appendValidated(streamId, streamType, events, opts.expectedVersion, recordedAt, true)).immediate();
+    } catch (err) {
+      if (!(err instanceof StoredIdFound)) throw err;
+      // Some id is stored already (nothing was written): decide as a retry or a conflict, probing first.
+      return this.db.transaction(() => this.appendValidated(streamId, streamType, events, opts.expectedVersion, recordedAt, false)).immediate();
+    }
   }
 
+  /**
+   * `optimistic`: most appends are new, so they skip the stored-id probe and let the unique
+   * index on event_id find a stored id (StoredIdFound rolls the attempt back, and the append
+   * runs again with the probe). The outcome is the probe's: an expected-version mismatch still
+   * looks for a retried batch before it is reported.
+   */
   private appendValidated(
     streamId: string,
     streamType: string,
     events: NewEvent[],
     expected: ExpectedVersion,
     recordedAt: string,
+    optimistic: boolean,
   ): AppendResult {
-    const existing = this.findExisting(streamId, streamType, events);
-    if (existing) return existing;
+    if (!optimistic) {
+      const existing = this.findExisting(streamId, streamType, events);
+      if (existing) return existing;
+    }
 
     const actual = this.streamVersion(streamId);
-    if (!expectedVersionMatches(expected, actual)) throw new ConcurrencyError(streamId, expected, actual);
+    if (!expectedVersionMatches(expected, actual)) {
+      const existing = optimistic ? this.findExisting(streamId, streamType, events) : null;
+      if (existing) return existing;
+      throw new ConcurrencyError(streamId, expected, actual);
+    }
 
     const stored: StoredEvent[] = [];
     const params: unknown[] = [];
@@ -233,7 +256,13 @@ export class EventLog {
    * consecutively up to the last insert rowid.
    */
   private writeRows(statement: Database.Statement, params: unknown[], stored: StoredEvent[], from: number): void {
-    const last = Number(statement.run(params).lastInsertRowid);
+    let last: number;
+    try {
+      last = Number(statement.run(params).lastInsertRowid);
+    } catch (err) {
+      if (isStoredIdError(err)) throw new StoredIdFound();
+      throw err;
+    }
     const count = params.length / 9;
     for (let k = 0; k < count; k++) stored[from + k]!.position = last - count + 1 + k;
   }

@@ -96,6 +96,36 @@ describe('idempotency', () => {
   });
 });
 
+describe('stored ids found by the unique index (appends skip the probe)', () => {
+  it('a retry, a conflict and an id of another stream give the probe\'s answers, inside a caller\'s transaction too, and write nothing', () => {
+    const s = fresh();
+    const hooked: string[] = [];
+    s.log.onAppend((events) => hooked.push(...events.map((e) => e.eventId)));
+    const batch = [created('O-r'), paid(5, 'P-r')];
+    const first = s.log.append('O-r', batch, { expectedVersion: 'no_stream' });
+    // The version matches ('any'), so the rows are tried; the index finds the ids: a retry.
+    expect(s.log.append('O-r', batch, { expectedVersion: 'any' })).toMatchObject({ duplicate: true, positions: first.positions });
+    expect(s.log.append('O-r', batch, { expectedVersion: 'no_stream' })).toMatchObject({ duplicate: true, positions: first.positions });
+    // The same ids on a new stream: version fine, ids stored elsewhere.
+    expect(() => s.log.append('O-other', batch, { expectedVersion: 'no_stream' })).toThrow(/stream O-r vs O-other/);
+    // Inside a caller's transaction: the failed append rolls back only itself.
+    s.db.transaction(() =>
+      s.log.withHooksBatched(() => {
+        s.log.append('O-t1', [created('O-t1')], { expectedVersion: 'no_stream' });
+        expect(() => s.log.append('O-t2', [created('O-t2'), ...batch.slice(1)], { expectedVersion: 'no_stream' })).toThrow(IdempotencyConflictError);
+        expect(s.log.append('O-r', batch, { expectedVersion: 2 })).toMatchObject({ duplicate: true });
+      }),
+    )();
+    expect(s.log.streamVersion('O-t1')).toBe(1);
+    expect(s.log.streamVersion('O-t2')).toBe(0);
+    expect(s.log.streamVersion('O-other')).toBe(0);
+    expect(s.log.headPosition()).toBe(3);
+    // The hooks saw each new event once and nothing of the refused or repeated batches.
+    expect(hooked).toEqual([...first.eventIds, s.log.readStream('O-t1')[0]!.eventId]);
+    s.close();
+  });
+});
+
 describe('validation', () => {
   it('malformed data is rejected with the zod path and message, nothing written', () => {
     const s = fresh();
