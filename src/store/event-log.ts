@@ -52,9 +52,26 @@ interface EventRow {
 const INSERT =
   'INSERT INTO events (event_id, stream_id, stream_type, stream_version, event_type, schema_version, data, metadata, recorded_at) VALUES';
 const ROW_VALUES = '(?, ?, ?, ?, ?, ?, ?, ?, ?)';
-const INSERT_CHUNK = 50;
+// 256 rows of 9 parameters: far below SQLite's 32766, and a 500-event batch in 2 statements (was 10 of 50 rows).
+const INSERT_CHUNK = 256;
+/** How many tail sizes keep a prepared statement. */
+const INSERT_SIZES_KEPT = 16;
 
 const COLUMNS = 'position, event_id, stream_id, stream_type, stream_version, event_type, schema_version, data, metadata, recorded_at';
+
+/** Whether two metadata objects are the same flat string map, key order included (so the same JSON text). */
+function sameFlatStrings(a: EventMetadata, b: EventMetadata): boolean {
+  if (a === b) return true;
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  if (ka.length !== kb.length) return false;
+  for (let i = 0; i < ka.length; i++) {
+    const k = ka[i]!;
+    const v = (a as Record<string, unknown>)[k];
+    if (k !== kb[i] || typeof v !== 'string' || v !== (b as Record<string, unknown>)[k]) return false;
+  }
+  return true;
+}
 
 /** An event id of the batch is stored already: thrown out of an optimistic append to roll it back. */
 class StoredIdFound extends Error {}
@@ -93,6 +110,8 @@ export class EventLog {
   private readonly hooks: AppendHook[] = [];
   /** Events appended inside withHooksBatched, not yet handed to the hooks. */
   private held: StoredEvent[] | null = null;
+  /** INSERTs of fewer rows than a chunk, by row count (the tail of a batch). */
+  private readonly inserts = new Map<number, Database.Statement>();
   private readonly stmt;
 
   constructor(readonly db: Database.Database) {
@@ -107,7 +126,6 @@ export class EventLog {
       anyStored: db
         .prepare<[string], number>('SELECT 1 FROM events WHERE event_id IN (SELECT value FROM json_each(?)) LIMIT 1')
         .pluck(),
-      insert: db.prepare(`${INSERT} ${ROW_VALUES}`),
       // Batches go in chunks of INSERT_CHUNK rows per statement: one step instead of
       // INSERT_CHUNK, which is most of a batched append's per-event cost after validation.
       insertChunk: db.prepare(`${INSERT} ${Array<string>(INSERT_CHUNK).fill(ROW_VALUES).join(', ')}`),
@@ -215,9 +233,16 @@ export class EventLog {
     const params: unknown[] = [];
     let version = actual;
     let chunkStart = 0;
+    // Writers give a batch one metadata (user, device, correlation): its JSON text is made once.
+    let lastMeta: EventMetadata | null = null;
+    let lastMetaJson = '';
     for (const e of events) {
       version += 1;
-      params.push(e.eventId, streamId, streamType, version, e.eventType, e.schemaVersion, JSON.stringify(e.data), JSON.stringify(e.metadata), recordedAt);
+      if (lastMeta === null || !sameFlatStrings(e.metadata, lastMeta)) {
+        lastMeta = e.metadata;
+        lastMetaJson = JSON.stringify(e.metadata);
+      }
+      params.push(e.eventId, streamId, streamType, version, e.eventType, e.schemaVersion, JSON.stringify(e.data), lastMetaJson, recordedAt);
       stored.push({
         position: 0,
         eventId: e.eventId,
@@ -236,7 +261,7 @@ export class EventLog {
         params.length = 0;
       }
     }
-    for (let i = chunkStart; i < stored.length; i++) this.writeRows(this.stmt.insert, params.slice((i - chunkStart) * 9, (i - chunkStart + 1) * 9), stored, i);
+    if (chunkStart < stored.length) this.writeRows(this.insertOf(stored.length - chunkStart), params, stored, chunkStart);
     if (this.held) this.held.push(...stored);
     else for (const hook of this.hooks) hook(stored);
     return {
@@ -248,6 +273,18 @@ export class EventLog {
       duplicate: false,
       events: stored,
     };
+  }
+
+  /** The INSERT of `rows` rows (fewer than INSERT_CHUNK), prepared once per size in use. */
+  private insertOf(rows: number): Database.Statement {
+    let statement = this.inserts.get(rows);
+    if (!statement) {
+      // Bounded: batch sizes repeat, but a caller cycling through every size must not grow this.
+      if (this.inserts.size >= INSERT_SIZES_KEPT) this.inserts.delete(this.inserts.keys().next().value!);
+      statement = this.db.prepare(`${INSERT} ${Array<string>(rows).fill(ROW_VALUES).join(', ')}`);
+      this.inserts.set(rows, statement);
+    }
+    return statement;
   }
 
   /**
