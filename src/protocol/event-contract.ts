@@ -142,6 +142,7 @@ export function badTextReason(s: string): string | null {
 }
 
 function checkText(s: string, path: string, issues: Issue[]): void {
+  if (textOk(s)) return;
   const reason = badTextReason(s);
   if (reason) issues.push({ path, message: reason });
 }
@@ -201,48 +202,34 @@ function walkJson(root: unknown, rootPath: string, budget: { bytes: number }, is
 const SURROGATE = /[\uD800-\uDFFF]/;
 const textOk = (s: string) => !s.includes('\u0000') && !(SURROGATE.test(s) && LONE_SURROGATE.test(s));
 
-/** walkJson's checks without paths or messages: true when walkJson would find nothing. */
-function jsonLooksClean(root: unknown, budget: { bytes: number }, timestamps: number | null): boolean {
-  const values: unknown[] = [root];
-  const depths: number[] = [1];
-  const keys: (string | null)[] = [null];
-  while (values.length > 0) {
-    const value = values.pop();
-    const depth = depths.pop()!;
-    const key = keys.pop()!;
-    if (typeof value === 'string') {
-      budget.bytes -= value.length + 2;
-      if (!textOk(value)) return false;
-      if (timestamps !== null && key !== null && key.endsWith('At') && !timestampOk(value, timestamps)) return false;
-      continue;
-    }
-    if (typeof value === 'number') {
-      budget.bytes -= 8;
-      if (!Number.isFinite(value)) return false;
-      continue;
-    }
-    if (value === null || typeof value === 'boolean') {
-      budget.bytes -= 5;
-      continue;
-    }
-    if (typeof value !== 'object' || depth > MAX_DEPTH) return false;
-    budget.bytes -= 2;
-    if (budget.bytes < 0) return false;
-    if (Array.isArray(value)) {
-      for (const v of value) {
-        values.push(v);
-        depths.push(depth + 1);
-        keys.push(null);
-      }
-      continue;
-    }
-    for (const k of Object.keys(value)) {
-      budget.bytes -= k.length + 3;
-      if (!textOk(k)) return false;
-      values.push((value as Record<string, unknown>)[k]);
-      depths.push(depth + 1);
-      keys.push(k);
-    }
+/**
+ * walkJson's checks without paths or messages: true when walkJson would find nothing (false may
+ * also mean "not sure": walkJson then decides). Recursive without a stack of its own, for speed:
+ * it goes at most MAX_DEPTH + 1 calls deep, since a deeper object is refused before its children.
+ */
+function jsonLooksClean(value: unknown, budget: { bytes: number }, timestamps: number | null, depth = 1, key: string | null = null): boolean {
+  if (typeof value === 'string') {
+    budget.bytes -= value.length + 2;
+    return textOk(value) && (timestamps === null || key === null || !key.endsWith('At') || timestampOk(value, timestamps));
+  }
+  if (typeof value === 'number') {
+    budget.bytes -= 8;
+    return Number.isFinite(value);
+  }
+  if (value === null || typeof value === 'boolean') {
+    budget.bytes -= 5;
+    return true;
+  }
+  if (typeof value !== 'object' || depth > MAX_DEPTH) return false;
+  budget.bytes -= 2;
+  if (budget.bytes < 0) return false;
+  if (Array.isArray(value)) {
+    for (const v of value as unknown[]) if (!jsonLooksClean(v, budget, timestamps, depth + 1, null) || budget.bytes < 0) return false;
+    return true;
+  }
+  for (const k of Object.keys(value)) {
+    budget.bytes -= k.length + 3;
+    if (!textOk(k) || !jsonLooksClean((value as Record<string, unknown>)[k], budget, timestamps, depth + 1, k) || budget.bytes < 0) return false;
   }
   return true;
 }
