@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { EventSchemas, type OrderEventType } from '../../src/domain/events.js';
-import { checkEvent } from '../../src/protocol/event-contract.js';
+import { badTextReason, checkEvent } from '../../src/protocol/event-contract.js';
 import { compileFastPath } from '../../src/protocol/schema-fast-path.js';
 
 // Values near and across every rule of the event schemas, and hostile ones: wrong types, NaN,
@@ -151,5 +151,24 @@ describe('compiled event schemas', () => {
     const good = checkEvent({ streamType: 'Order', eventType: 'PaymentReceived', schemaVersion: 1, data: reordered }, { now: Date.parse('2026-01-01T00:00:00Z') });
     // zod decided (keys out of order) and returned its own output, in the schema's order.
     expect(good).toStrictEqual({ ok: true, schemaVersion: 1, data: { paymentId: 'P-1', amount: 5 } });
+  });
+});
+
+describe('the contract\'s text check', () => {
+  it('refuses exactly the strings badTextReason names (NUL, lone surrogates), short or long, as values and keys', () => {
+    const unit = fc.oneof(
+      { arbitrary: fc.string({ unit: 'grapheme', maxLength: 8 }), weight: 4 },
+      fc.string({ unit: 'binary', maxLength: 8 }),
+      fc.constantFrom('\u0000', '\uD800', '\uDC00', '\uD83D\uDE00', '\uDE00\uD83D', 'a', 'x'.repeat(60)),
+    );
+    const text = fc.array(unit, { maxLength: 12 }).map((parts) => parts.join(''));
+    fc.assert(
+      fc.property(text, fc.boolean(), (s, asKey) => {
+        const data = asKey ? { [s]: 1 } : { x: s };
+        const verdict = checkEvent({ streamType: 'Other', eventType: 'SomethingNew', schemaVersion: 1, data });
+        expect(verdict.ok).toBe(badTextReason(s) === null);
+      }),
+      { numRuns: 3000 },
+    );
   });
 });
