@@ -52,9 +52,32 @@ interface EventRow {
 const INSERT =
   'INSERT INTO events (event_id, stream_id, stream_type, stream_version, event_type, schema_version, data, metadata, recorded_at) VALUES';
 const ROW_VALUES = '(?, ?, ?, ?, ?, ?, ?, ?, ?)';
-const INSERT_CHUNK = 50;
+// 256 rows of 9 parameters: far below SQLite's 32766, and a 500-event batch in 2 statements (was 10 of 50 rows).
+const INSERT_CHUNK = 256;
+/** How many tail sizes keep a prepared statement. */
+const INSERT_SIZES_KEPT = 16;
 
 const COLUMNS = 'position, event_id, stream_id, stream_type, stream_version, event_type, schema_version, data, metadata, recorded_at';
+
+/** Whether two metadata objects are the same flat string map, key order included (so the same JSON text). */
+function sameFlatStrings(a: EventMetadata, b: EventMetadata): boolean {
+  if (a === b) return true;
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  if (ka.length !== kb.length) return false;
+  for (let i = 0; i < ka.length; i++) {
+    const k = ka[i]!;
+    const v = (a as Record<string, unknown>)[k];
+    if (k !== kb[i] || typeof v !== 'string' || v !== (b as Record<string, unknown>)[k]) return false;
+  }
+  return true;
+}
+
+/** An event id of the batch is stored already: thrown out of an optimistic append to roll it back. */
+class StoredIdFound extends Error {}
+
+const isStoredIdError = (err: unknown): boolean =>
+  err instanceof Error && (err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE' && err.message.includes('events.event_id');
 
 export function rowToEvent(row: EventRow): StoredEvent {
   return {
@@ -87,6 +110,8 @@ export class EventLog {
   private readonly hooks: AppendHook[] = [];
   /** Events appended inside withHooksBatched, not yet handed to the hooks. */
   private held: StoredEvent[] | null = null;
+  /** INSERTs of fewer rows than a chunk, by row count (the tail of a batch). */
+  private readonly inserts = new Map<number, Database.Statement>();
   private readonly stmt;
 
   constructor(readonly db: Database.Database) {
@@ -101,7 +126,6 @@ export class EventLog {
       anyStored: db
         .prepare<[string], number>('SELECT 1 FROM events WHERE event_id IN (SELECT value FROM json_each(?)) LIMIT 1')
         .pluck(),
-      insert: db.prepare(`${INSERT} ${ROW_VALUES}`),
       // Batches go in chunks of INSERT_CHUNK rows per statement: one step instead of
       // INSERT_CHUNK, which is most of a batched append's per-event cost after validation.
       insertChunk: db.prepare(`${INSERT} ${Array<string>(INSERT_CHUNK).fill(ROW_VALUES).join(', ')}`),
@@ -170,31 +194,55 @@ export class EventLog {
       seen.add(e.eventId);
       validateEvent(e, streamType, { allowUnknownTypes: opts.allowUnknownTypes, now });
     }
-    return this.db
-      .transaction(() => this.appendValidated(streamId, streamType, events, opts.expectedVersion, recordedAt))
-      .immediate();
+    try {
+      return this.db.transaction(() => this.appendValidated(streamId, streamType, events, opts.expectedVersion, recordedAt, true)).immediate();
+    } catch (err) {
+      if (!(err instanceof StoredIdFound)) throw err;
+      // Some id is stored already (nothing was written): decide as a retry or a conflict, probing first.
+      return this.db.transaction(() => this.appendValidated(streamId, streamType, events, opts.expectedVersion, recordedAt, false)).immediate();
+    }
   }
 
+  /**
+   * `optimistic`: most appends are new, so they skip the stored-id probe and let the unique
+   * index on event_id find a stored id (StoredIdFound rolls the attempt back, and the append
+   * runs again with the probe). The outcome is the probe's: an expected-version mismatch still
+   * looks for a retried batch before it is reported.
+   */
   private appendValidated(
     streamId: string,
     streamType: string,
     events: NewEvent[],
     expected: ExpectedVersion,
     recordedAt: string,
+    optimistic: boolean,
   ): AppendResult {
-    const existing = this.findExisting(streamId, streamType, events);
-    if (existing) return existing;
+    if (!optimistic) {
+      const existing = this.findExisting(streamId, streamType, events);
+      if (existing) return existing;
+    }
 
     const actual = this.streamVersion(streamId);
-    if (!expectedVersionMatches(expected, actual)) throw new ConcurrencyError(streamId, expected, actual);
+    if (!expectedVersionMatches(expected, actual)) {
+      const existing = optimistic ? this.findExisting(streamId, streamType, events) : null;
+      if (existing) return existing;
+      throw new ConcurrencyError(streamId, expected, actual);
+    }
 
     const stored: StoredEvent[] = [];
     const params: unknown[] = [];
     let version = actual;
     let chunkStart = 0;
+    // Writers give a batch one metadata (user, device, correlation): its JSON text is made once.
+    let lastMeta: EventMetadata | null = null;
+    let lastMetaJson = '';
     for (const e of events) {
       version += 1;
-      params.push(e.eventId, streamId, streamType, version, e.eventType, e.schemaVersion, JSON.stringify(e.data), JSON.stringify(e.metadata), recordedAt);
+      if (lastMeta === null || !sameFlatStrings(e.metadata, lastMeta)) {
+        lastMeta = e.metadata;
+        lastMetaJson = JSON.stringify(e.metadata);
+      }
+      params.push(e.eventId, streamId, streamType, version, e.eventType, e.schemaVersion, JSON.stringify(e.data), lastMetaJson, recordedAt);
       stored.push({
         position: 0,
         eventId: e.eventId,
@@ -213,7 +261,7 @@ export class EventLog {
         params.length = 0;
       }
     }
-    for (let i = chunkStart; i < stored.length; i++) this.writeRows(this.stmt.insert, params.slice((i - chunkStart) * 9, (i - chunkStart + 1) * 9), stored, i);
+    if (chunkStart < stored.length) this.writeRows(this.insertOf(stored.length - chunkStart), params, stored, chunkStart);
     if (this.held) this.held.push(...stored);
     else for (const hook of this.hooks) hook(stored);
     return {
@@ -227,13 +275,31 @@ export class EventLog {
     };
   }
 
+  /** The INSERT of `rows` rows (fewer than INSERT_CHUNK), prepared once per size in use. */
+  private insertOf(rows: number): Database.Statement {
+    let statement = this.inserts.get(rows);
+    if (!statement) {
+      // Bounded: batch sizes repeat, but a caller cycling through every size must not grow this.
+      if (this.inserts.size >= INSERT_SIZES_KEPT) this.inserts.delete(this.inserts.keys().next().value!);
+      statement = this.db.prepare(`${INSERT} ${Array<string>(rows).fill(ROW_VALUES).join(', ')}`);
+      this.inserts.set(rows, statement);
+    }
+    return statement;
+  }
+
   /**
    * One INSERT of `count` rows. Positions are rowids: the single writer gives each new row the
    * largest rowid plus one (rows are never deleted), so the rows of one statement are numbered
    * consecutively up to the last insert rowid.
    */
   private writeRows(statement: Database.Statement, params: unknown[], stored: StoredEvent[], from: number): void {
-    const last = Number(statement.run(params).lastInsertRowid);
+    let last: number;
+    try {
+      last = Number(statement.run(params).lastInsertRowid);
+    } catch (err) {
+      if (isStoredIdError(err)) throw new StoredIdFound();
+      throw err;
+    }
     const count = params.length / 9;
     for (let k = 0; k < count; k++) stored[from + k]!.position = last - count + 1 + k;
   }

@@ -14,6 +14,26 @@ const ENVELOPE_KEYS = new Set(['eventId', 'eventType', 'schemaVersion', 'data', 
 /** Metadata keys whose schema is a plain string of at most 200 characters (occurredAt is not). */
 const PLAIN_METADATA_KEYS = new Set(Object.keys(EventMetadata.shape).filter((k) => k !== 'occurredAt'));
 
+const PLAIN_METADATA_ORDER = [...PLAIN_METADATA_KEYS];
+
+const HEX = (c: number) => (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70);
+/**
+ * The usual branch of the UUID pattern (version 1-8, RFC variant) by char codes, cheaper than the
+ * regex; anything else (nil, max, malformed) is the pattern's to decide. Held to it by a test.
+ */
+export function isUuid(s: string): boolean {
+  if (s.length !== 36) return UUID.test(s);
+  for (let i = 0; i < 36; i++) {
+    const c = s.charCodeAt(i);
+    if (i === 8 || i === 13 || i === 18 || i === 23) {
+      if (c !== 45) return UUID.test(s);
+    } else if (i === 14 ? c < 49 || c > 56 : i === 19 ? !(c === 56 || c === 57 || c === 97 || c === 98 || c === 65 || c === 66) : !HEX(c)) {
+      return UUID.test(s);
+    }
+  }
+  return true;
+}
+
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
 
@@ -27,7 +47,7 @@ export function fastNewEvent(input: unknown): NewEvent | null {
   if (!isPlainObject(input)) return null;
   for (const k in input) if (!ENVELOPE_KEYS.has(k)) return null;
   const { eventId, eventType, schemaVersion, data, metadata } = input;
-  if (typeof eventId !== 'string' || !UUID.test(eventId)) return null;
+  if (typeof eventId !== 'string' || !isUuid(eventId)) return null;
   if (typeof eventType !== 'string' || !EVENT_TYPE_PATTERN.test(eventType)) return null;
   if (typeof schemaVersion !== 'number' || !Number.isInteger(schemaVersion) || schemaVersion < 1 || schemaVersion > 1000) return null;
   if (!isPlainObject(data)) return null;
@@ -39,7 +59,7 @@ export function fastNewEvent(input: unknown): NewEvent | null {
       if (!PLAIN_METADATA_KEYS.has(k) || typeof v !== 'string' || v.length > 200) return null;
     }
     // In the schema's key order, as zod writes its output (the stored JSON text is the same).
-    for (const k of PLAIN_METADATA_KEYS) if (Object.hasOwn(metadata, k)) meta[k] = metadata[k] as string;
+    for (const k of PLAIN_METADATA_ORDER) if (Object.hasOwn(metadata, k)) meta[k] = metadata[k] as string;
   }
   // zod's record copies the own enumerable string keys except __proto__; anything unusual goes to zod.
   if (Object.hasOwn(data, '__proto__') || Object.getOwnPropertySymbols(data).length > 0) return null;

@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
+import { EventMetadata } from '../../src/protocol/envelope.js';
 import { ConcurrencyError, IdempotencyConflictError, InvalidEventError, openLocalStore } from '../../src/store/index.js';
 import { created, paid, reserved, shipped } from '../helpers/events.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -96,6 +97,36 @@ describe('idempotency', () => {
   });
 });
 
+describe('stored ids found by the unique index (appends skip the probe)', () => {
+  it('a retry, a conflict and an id of another stream give the probe\'s answers, inside a caller\'s transaction too, and write nothing', () => {
+    const s = fresh();
+    const hooked: string[] = [];
+    s.log.onAppend((events) => hooked.push(...events.map((e) => e.eventId)));
+    const batch = [created('O-r'), paid(5, 'P-r')];
+    const first = s.log.append('O-r', batch, { expectedVersion: 'no_stream' });
+    // The version matches ('any'), so the rows are tried; the index finds the ids: a retry.
+    expect(s.log.append('O-r', batch, { expectedVersion: 'any' })).toMatchObject({ duplicate: true, positions: first.positions });
+    expect(s.log.append('O-r', batch, { expectedVersion: 'no_stream' })).toMatchObject({ duplicate: true, positions: first.positions });
+    // The same ids on a new stream: version fine, ids stored elsewhere.
+    expect(() => s.log.append('O-other', batch, { expectedVersion: 'no_stream' })).toThrow(/stream O-r vs O-other/);
+    // Inside a caller's transaction: the failed append rolls back only itself.
+    s.db.transaction(() =>
+      s.log.withHooksBatched(() => {
+        s.log.append('O-t1', [created('O-t1')], { expectedVersion: 'no_stream' });
+        expect(() => s.log.append('O-t2', [created('O-t2'), ...batch.slice(1)], { expectedVersion: 'no_stream' })).toThrow(IdempotencyConflictError);
+        expect(s.log.append('O-r', batch, { expectedVersion: 2 })).toMatchObject({ duplicate: true });
+      }),
+    )();
+    expect(s.log.streamVersion('O-t1')).toBe(1);
+    expect(s.log.streamVersion('O-t2')).toBe(0);
+    expect(s.log.streamVersion('O-other')).toBe(0);
+    expect(s.log.headPosition()).toBe(3);
+    // The hooks saw each new event once and nothing of the refused or repeated batches.
+    expect(hooked).toEqual([...first.eventIds, s.log.readStream('O-t1')[0]!.eventId]);
+    s.close();
+  });
+});
+
 describe('validation', () => {
   it('malformed data is rejected with the zod path and message, nothing written', () => {
     const s = fresh();
@@ -150,19 +181,24 @@ describe('batched appends (multi-row statements)', () => {
   it('numbers every row of a large batch as the log stores it, across chunk boundaries and after other streams', () => {
     const s = fresh();
     s.log.append('O-a', [created('O-a')], { expectedVersion: 'no_stream' });
-    for (const size of [1, 49, 50, 51, 137]) {
+    for (const size of [1, 49, 255, 256, 257, 600]) {
       const id = `O-b${size}`;
-      const batch = [created(id), ...Array.from({ length: size - 1 }, (_, i) => paid(i + 1))];
+      // Metadata shared by runs of events, then changed (its JSON text is reused while it is the same).
+      const meta = (i: number) => (i % 7 < 5 ? { userId: 'u-1', source: 'test' } : i % 7 === 5 ? { source: 'test', userId: 'u-1' } : { userId: `u-${i}` });
+      const batch = [created(id), ...Array.from({ length: size - 1 }, (_, i) => ({ ...paid(i + 1), metadata: meta(i) }))];
       const head = s.log.headPosition();
       const r = s.log.append(id, batch, { expectedVersion: 'no_stream' });
       expect(r.positions).toEqual(Array.from({ length: size }, (_, i) => head + 1 + i));
       const back = s.log.readStream(id, { raw: true });
       expect(back.map((e) => [e.position, e.eventId, e.streamVersion])).toEqual(r.events.map((e) => [e.position, e.eventId, e.streamVersion]));
       expect(back.map((e) => e.data)).toEqual(batch.map((e) => e.data));
+      const text = s.db.prepare<[string], { metadata: string }>('SELECT metadata FROM events WHERE stream_id = ? ORDER BY stream_version').all(id);
+      // The schema's key order, whatever order the writer used.
+      expect(text.map((r) => r.metadata)).toEqual(batch.map((e) => JSON.stringify(EventMetadata.parse(e.metadata))));
     }
     // A large batch reusing one stored id at its end is refused whole.
-    const dup = s.log.readStream('O-b137', { raw: true })[0]!;
-    const bad = [created('O-c'), ...Array.from({ length: 120 }, (_, i) => paid(i + 1)), { ...paid(999), eventId: dup.eventId }];
+    const dup = s.log.readStream('O-b600', { raw: true })[0]!;
+    const bad = [created('O-c'), ...Array.from({ length: 300 }, (_, i) => paid(i + 1)), { ...paid(999), eventId: dup.eventId }];
     const head = s.log.headPosition();
     expect(() => s.log.append('O-c', bad, { expectedVersion: 'no_stream' })).toThrow(IdempotencyConflictError);
     expect(s.log.headPosition()).toBe(head);

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { NewEvent } from '../../src/protocol/envelope.js';
-import { fastNewEvent } from '../../src/store/event-validation.js';
+import { EventId, NewEvent } from '../../src/protocol/envelope.js';
+import { fastNewEvent, isUuid } from '../../src/store/event-validation.js';
 
 // Envelopes near and across every rule of the schema: ids, type names, versions, data shapes,
 // metadata keys and lengths, extra keys, odd prototypes and keys.
@@ -59,5 +59,27 @@ describe('fast envelope check', () => {
     expect(out).toStrictEqual(NewEvent.parse(input));
     expect(out!.data).not.toBe(input.data);
     expect(fastNewEvent({ ...input, metadata: undefined })).toStrictEqual(NewEvent.parse({ ...input, metadata: undefined }));
+  });
+});
+
+describe('uuid check', () => {
+  const UUID = (EventId as unknown as { _zod: { pattern: RegExp } })._zod.pattern;
+  it('answers exactly what the schema\'s UUID pattern answers', () => {
+    const hexish = fc.constantFrom(...'0123456789abcdefABCDEFgG-xz'.split(''));
+    const mutated = fc.tuple(fc.uuid(), fc.nat(35), hexish).map(([u, i, c]) => u.slice(0, i) + c + u.slice(i + 1));
+    const input = fc.oneof(
+      fc.uuid(),
+      fc.uuid({ version: 7 }),
+      fc.uuid().map((u) => u.toUpperCase()),
+      mutated,
+      fc.constantFrom('00000000-0000-0000-0000-000000000000', 'ffffffff-ffff-ffff-ffff-ffffffffffff', 'FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF', '', '0190c2a4-7b1e-7c3d-8e4f-0123456789ab0'),
+      fc.string({ minLength: 36, maxLength: 36 }),
+    );
+    fc.assert(
+      fc.property(input, (s) => {
+        expect(isUuid(s)).toBe(UUID.test(s));
+      }),
+      { numRuns: 5000 },
+    );
   });
 });
