@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import { z } from 'zod';
 import { dropTables } from './context.js';
-import { catchUpShadows, fillShadows, prepareShadows, refreshShadowOverlay, type RebuildOptions } from './rebuild.js';
+import { completeShadows, fillShadows, prepareShadows, type RebuildOptions } from './rebuild.js';
 import type { ProjectionRunner } from './runner.js';
 import type { TableDef } from './types.js';
 
@@ -82,9 +82,8 @@ export async function driftCheck(runner: ProjectionRunner, names: readonly strin
     return runner.db
       .transaction(() => {
         runner.catchUp({ names });
-        catchUpShadows(runner, shadows);
+        completeShadows(runner, shadows);
         return shadows.map((s) => {
-          refreshShadowOverlay(runner, s);
           const p = s.entry.projection;
           const differences: Difference[] = [];
           let checkedRows = 0;

@@ -65,7 +65,7 @@ export function prepareShadows(
       const entry = runner.entry(name);
       const p = entry.projection;
       const tables = p.tables(prefix);
-      const ctx = createContext(runner.db, { prefix, cacheSize, pending: () => runner.pending });
+      const ctx = createContext(runner.db, { prefix, cacheSize, pending: () => runner.pending, bulk: true });
       const previous = persist ? runner.registry.rebuild(name) : undefined;
       const exists = (t: string) =>
         runner.db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?").get(t) !== undefined;
@@ -181,6 +181,19 @@ export function refreshShadowOverlay(runner: RebuildHost, shadow: Shadow): void 
 }
 
 /**
+ * Make the shadow complete: catch up, give it the live overlay, then let the projection derive
+ * the tables its bulk mode skipped. Inside the caller's transaction, before a swap or a diff.
+ */
+export function completeShadows(runner: RebuildHost, shadows: Shadow[]): number {
+  const n = catchUpShadows(runner, shadows);
+  for (const s of shadows) {
+    refreshShadowOverlay(runner, s);
+    s.entry.projection.finishBulk?.(s.ctx);
+  }
+  return n;
+}
+
+/**
  * Blue/green rebuild: replay the whole log into shadow tables while the live view stays
  * readable (and keeps being updated inline), then, in ONE transaction, apply the events
  * appended meanwhile, drop the old tables, rename the shadows into place, build the indexes
@@ -196,10 +209,9 @@ export async function rebuildProjections(runner: RebuildHost, names: readonly st
   let position = 0;
   runner.db
     .transaction(() => {
-      replayed += catchUpShadows(runner, shadows);
+      replayed += completeShadows(runner, shadows);
       for (const s of shadows) {
         const p = s.entry.projection;
-        refreshShadowOverlay(runner, s);
         const live = p.tables('');
         const registered = runner.registry.get(p.name);
         const old = new Set<string>([
