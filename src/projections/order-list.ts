@@ -150,7 +150,7 @@ export function rowGrams(orderId: string, customerId: string, customerName = '')
   return grams;
 }
 
-const NON_ASCII = /[^\u0000-\u007f]/;
+const NON_ASCII = /[\u0080-\uffff]/;
 
 /** The 1- and 2-character substrings of one string, as `rowGrams` takes them (may repeat). */
 function stringGrams(s: string): string[] {
