@@ -202,6 +202,32 @@ export function completeShadows(runner: RebuildHost, shadows: Shadow[]): number 
  * checkpoint (committed with each page).
  */
 export async function rebuildProjections(runner: RebuildHost, names: readonly string[], opts: RebuildOptions = {}): Promise<RebuildResult> {
+  return withRebuildCache(runner.db, () => rebuildInto(runner, names, opts));
+}
+
+/** Page cache while a rebuild runs (KiB): the shadows' pages and the swap's index builds stay in memory. */
+const REBUILD_CACHE_KIB = 64 * 1024;
+
+/**
+ * Run a rebuild with a larger page cache on its connection, then give the previous size back.
+ * With the default 2 MiB, each index build at the swap re-read the wide list rows from the
+ * WAL and the upserts of a page re-read the rows they had just written (at 200k events the
+ * swap's index builds took 145 ms instead of 89 ms).
+ */
+export async function withRebuildCache<T>(db: Database.Database, fn: () => Promise<T>): Promise<T> {
+  const previous = db.pragma('cache_size', { simple: true }) as number;
+  const pageSize = db.pragma('page_size', { simple: true }) as number;
+  const kib = previous < 0 ? -previous : (previous * pageSize) / 1024;
+  if (kib >= REBUILD_CACHE_KIB) return fn();
+  db.pragma(`cache_size = ${-REBUILD_CACHE_KIB}`);
+  try {
+    return await fn();
+  } finally {
+    db.pragma(`cache_size = ${previous}`);
+  }
+}
+
+async function rebuildInto(runner: RebuildHost, names: readonly string[], opts: RebuildOptions): Promise<RebuildResult> {
   const started = performance.now();
   const shadows = prepareShadows(runner, names, REBUILD_PREFIX, true, opts.cacheSize ?? 10_000);
   const label = names.join(',');
