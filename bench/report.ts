@@ -66,14 +66,16 @@ export function collectTargets(r: BenchResults): TargetRow[] {
   if (proj && num(proj.rebuild_ms) !== undefined) {
     const events = num(proj.events) ?? 0;
     const seconds = (num(proj.rebuild_ms) ?? NaN) / 1000;
-    add('projections', { name: `rebuild ${formatNumber(events)} events (s)`, actual: seconds, target: 10, unit: 's', kind: 'max' }, (t) =>
-      `Missed by ${formatNumber(t.actual - 10)} s (${pct(t.actual / 10 - 1)} over). Raw scan of the same rows: ${formatNumber(num(proj.raw_scan_rows_per_s) ?? NaN)} rows/s; rebuild: ${formatNumber(num(proj.rebuild_events_per_s) ?? NaN)} events/s. The gap is the projection work per event (fold, row upserts); the projections owner has the breakdown.`,
+    // Issue 17 asks for 5 s at 1M events (the line said 10 s before).
+    const targetSeconds = 5;
+    add('projections', { name: `rebuild ${formatNumber(events)} events (s)`, actual: seconds, target: targetSeconds, unit: 's', kind: 'max' }, (t) =>
+      `Missed by ${formatNumber(t.actual - targetSeconds)} s (${pct(t.actual / targetSeconds - 1)} over). Raw scan of the same rows: ${formatNumber(num(proj.raw_scan_rows_per_s) ?? NaN)} rows/s; rebuild: ${formatNumber(num(proj.rebuild_events_per_s) ?? NaN)} events/s. The gap is the projection work per event (fold, row upserts); the projections owner has the breakdown.`,
     );
     const rawScan = num(proj.raw_scan_rows_per_s);
     const rebuildRate = num(proj.rebuild_events_per_s);
     if (rawScan !== undefined && rebuildRate !== undefined) {
       add('projections', { name: 'projection rebuild ÷ raw scan of the same rows', actual: Math.round((rebuildRate / rawScan) * 1000) / 1000, target: 0.7, unit: '×', kind: 'min' }, (t) =>
-        `At ${pct(t.actual)} of a raw scan (${formatNumber(rebuildRate)} vs ${formatNumber(rawScan)} rows/s). The scan only reads and parses; the rebuild also folds every order, writes each touched order's row (state JSON) once per page, one customer_activity row per event, the per-status gram counts, and builds the list's six indexes and trigram index at the swap.`,
+        `At ${pct(t.actual)} of a raw scan (${formatNumber(rebuildRate)} vs ${formatNumber(rawScan)} rows/s). The scan only reads and parses; the rebuild reads and parses the same rows (about the scan's own cost), then also folds every order, writes each touched order's row (state JSON) once per page, inserts one customer_activity row per event (inserting those rows alone costs about 45% of the scan's time), commits each page, derives the daily totals and per-status gram counts from the final rows, and builds the list's eight indexes, its trigram index and the activity index at the swap.`,
       );
     }
     if (num(proj.list_search_short_p50_ms) !== undefined) {

@@ -6,6 +6,8 @@ export interface ContextOptions {
   prefix?: string;
   cacheSize?: number;
   pending?: () => PendingSource | null;
+  /** A rebuild's shadow (see `ApplyContext.bulk`). */
+  bulk?: boolean;
 }
 
 /** The read and write side's one statement cache: each SQL text is prepared once per connection user. */
@@ -27,6 +29,7 @@ export function createContext(db: Database.Database, opts: ContextOptions = {}):
   return {
     db,
     prefix: opts.prefix ?? '',
+    bulk: opts.bulk ?? false,
     cache: new LruCache<string, unknown>(opts.cacheSize ?? 10_000),
     get pending() {
       return pending();

@@ -85,8 +85,19 @@ class CustomerHistoryProjection implements Projection {
     return customerHistoryTables(prefix);
   }
 
-  /** The statements over the context's tables (prepared once per context by `ctx.stmt`). */
+  /** The statements over each context's tables, built once per context (not per call: the SQL texts are long). */
+  private readonly statements = new WeakMap<ApplyContext, ReturnType<CustomerHistoryProjection['prepare']>>();
+
   private sql(ctx: ApplyContext) {
+    let s = this.statements.get(ctx);
+    if (!s) {
+      s = this.prepare(ctx);
+      this.statements.set(ctx, s);
+    }
+    return s;
+  }
+
+  private prepare(ctx: ApplyContext) {
     const p = ctx.prefix;
     return {
       customerOf: ctx.stmt(`SELECT customer_id FROM "${p}customer_orders" WHERE order_id = ?`).pluck() as Database.Statement<[string], string>,

@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import { z } from 'zod';
 import { dropTables } from './context.js';
-import { catchUpShadows, fillShadows, prepareShadows, refreshShadowOverlay, type RebuildOptions } from './rebuild.js';
+import { completeShadows, fillShadows, prepareShadows, withRebuildCache, type RebuildOptions } from './rebuild.js';
 import type { ProjectionRunner } from './runner.js';
 import type { TableDef } from './types.js';
 
@@ -75,6 +75,10 @@ function diffTable(db: Database.Database, live: string, rebuilt: TableDef, limit
  * is not modified (beyond catching up), and the shadow is dropped afterwards.
  */
 export async function driftCheck(runner: ProjectionRunner, names: readonly string[] = runner.names, opts: DriftOptions = {}): Promise<DriftReport[]> {
+  return withRebuildCache(runner.db, () => checkDrift(runner, names, opts));
+}
+
+async function checkDrift(runner: ProjectionRunner, names: readonly string[], opts: DriftOptions): Promise<DriftReport[]> {
   const limit = opts.maxDifferences ?? 100;
   const shadows = prepareShadows(runner, names, DRIFT_PREFIX, false, opts.cacheSize ?? 10_000);
   try {
@@ -82,9 +86,8 @@ export async function driftCheck(runner: ProjectionRunner, names: readonly strin
     return runner.db
       .transaction(() => {
         runner.catchUp({ names });
-        catchUpShadows(runner, shadows);
+        completeShadows(runner, shadows);
         return shadows.map((s) => {
-          refreshShadowOverlay(runner, s);
           const p = s.entry.projection;
           const differences: Difference[] = [];
           let checkedRows = 0;

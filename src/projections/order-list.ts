@@ -150,6 +150,85 @@ export function rowGrams(orderId: string, customerId: string, customerName = '')
   return grams;
 }
 
+const NON_ASCII = /[\u0080-\uffff]/;
+
+/** The 1- and 2-character substrings of one string, as `rowGrams` takes them (may repeat). */
+function stringGrams(s: string): string[] {
+  const out: string[] = [];
+  // ASCII (ids are): one UTF-16 unit per code point, and lower-casing folds A-Z only.
+  if (!NON_ASCII.test(s)) {
+    const f = s.toLowerCase();
+    for (let i = 0; i < f.length; i++) {
+      out.push(f[i]!);
+      if (i + 1 < f.length) out.push(f.slice(i, i + 2));
+    }
+    return out;
+  }
+  const chars = [...foldAscii(s)];
+  for (let i = 0; i < chars.length; i++) {
+    out.push(chars[i]!);
+    if (i + 1 < chars.length) out.push(chars[i]! + chars[i + 1]!);
+  }
+  return out;
+}
+
+/**
+ * Per status, how many rows contain each gram (the `rowGrams` of each row counted once): what
+ * the inline diffs of `order_search_grams` add up to, in one pass. Grams are numbered once, and
+ * a customer's grams (id and name repeat across their orders) are computed once per customer.
+ */
+export function countGrams(rows: Iterable<Pick<OrderListRow, 'order_id' | 'customer_id' | 'customer_name' | 'status'>>): Map<string, Map<string, number>> {
+  const index = new Map<string, number>();
+  const names: string[] = [];
+  const numberOf = (g: string) => {
+    let i = index.get(g);
+    if (i === undefined) {
+      i = names.length;
+      index.set(g, i);
+      names.push(g);
+    }
+    return i;
+  };
+  const customers = new Map<string, number[]>();
+  const byStatus = new Map<string, number[]>();
+  // stamp[i] === row: gram i already counted for this row (a row counts each gram once).
+  const stamp: number[] = [];
+  let row = 0;
+  for (const r of rows) {
+    row++;
+    const customerKey = `${r.customer_id}\u0000${r.customer_name}`;
+    let own = customers.get(customerKey);
+    if (!own) {
+      own = [...new Set([...stringGrams(r.customer_id), ...stringGrams(r.customer_name)].map(numberOf))];
+      customers.set(customerKey, own);
+    }
+    let counts = byStatus.get(r.status);
+    if (!counts) {
+      counts = [];
+      byStatus.set(r.status, counts);
+    }
+    for (const i of own) {
+      stamp[i] = row;
+      counts[i] = (counts[i] ?? 0) + 1;
+    }
+    for (const g of stringGrams(r.order_id)) {
+      const i = numberOf(g);
+      if (stamp[i] === row) continue;
+      stamp[i] = row;
+      counts[i] = (counts[i] ?? 0) + 1;
+    }
+  }
+  const out = new Map<string, Map<string, number>>();
+  for (const [status, counts] of byStatus) {
+    const m = new Map<string, number>();
+    counts.forEach((n, i) => {
+      if (n > 0) m.set(names[i]!, n);
+    });
+    out.set(status, m);
+  }
+  return out;
+}
+
 export function orderListTables(prefix: string): TableDef[] {
   const list = `${prefix}order_list`;
   const daily = `${prefix}order_daily_totals`;
@@ -313,8 +392,19 @@ class OrderListProjection implements Projection {
     return orderListTables(prefix);
   }
 
-  /** The statements over the context's tables (prepared once per context by `ctx.stmt`). */
+  /** The statements over each context's tables, built once per context (the SQL texts are long: building and hashing them per order was a tenth of a rebuild). */
+  private readonly statements = new WeakMap<ApplyContext, ReturnType<OrderListProjection['prepare']>>();
+
   private sql(ctx: ApplyContext) {
+    let s = this.statements.get(ctx);
+    if (!s) {
+      s = this.prepare(ctx);
+      this.statements.set(ctx, s);
+    }
+    return s;
+  }
+
+  private prepare(ctx: ApplyContext) {
     const list = `"${ctx.prefix}order_list"`;
     const daily = `"${ctx.prefix}order_daily_totals"`;
     const grams = `"${ctx.prefix}order_search_grams"`;
@@ -341,6 +431,7 @@ class OrderListProjection implements Projection {
       dropEmpty: ctx.stmt(`DELETE FROM ${daily} WHERE day = ? AND status = ? AND currency = ? AND order_count = 0`),
       pendingIds: ctx.stmt(`SELECT order_id FROM ${list} WHERE pending_count > 0 OR sync <> 'synced'`).pluck(),
       clearList: ctx.stmt(`DELETE FROM ${list}`),
+      aggregateRows: ctx.stmt(`SELECT order_id, customer_id, customer_name, status, currency, created_at, total FROM ${list}`),
       clearDaily: ctx.stmt(`DELETE FROM ${daily}`),
       evicted: ctx.stmt('SELECT state FROM evicted_streams WHERE stream_id = ?').pluck(),
     };
@@ -367,14 +458,17 @@ class OrderListProjection implements Projection {
     for (const [orderId, entry] of touched) {
       const next = effectiveRow(orderId, entry.confirmed, entry.lastEventId, pending);
       const prev = entry.row;
-      if (prev) addBucket(deltas, prev, -1);
-      // Most events (payments) leave ids, name and status alone: no gram moves.
-      if (!prev || !next || prev.status !== next.status || prev.customer_id !== next.customer_id || prev.customer_name !== next.customer_name) {
-        if (prev) addGrams(gramDeltas, prev, -1);
-        if (next) addGrams(gramDeltas, next, 1);
+      // A rebuild's shadow derives both aggregates from its final rows instead (finishBulk).
+      if (!ctx.bulk) {
+        if (prev) addBucket(deltas, prev, -1);
+        if (next) addBucket(deltas, next, 1);
+        // Most events (payments) leave ids, name and status alone: no gram moves.
+        if (!prev || !next || prev.status !== next.status || prev.customer_id !== next.customer_id || prev.customer_name !== next.customer_name) {
+          if (prev) addGrams(gramDeltas, prev, -1);
+          if (next) addGrams(gramDeltas, next, 1);
+        }
       }
       if (next) {
-        addBucket(deltas, next, 1);
         // Positional, in COLUMNS order: binding by name looked up each key in the object.
         sql.upsert.run(
           next.order_id,
@@ -445,6 +539,22 @@ class OrderListProjection implements Projection {
     const touched = new Map<string, Entry>();
     for (const id of orderIds) if (!touched.has(id)) touched.set(id, this.load(ctx, id));
     this.flush(ctx, touched);
+  }
+
+  /**
+   * The daily totals and gram counts of a shadow, from its final rows in one pass: the sums the
+   * inline diffs maintain (every row counted once in its bucket and under each of its grams;
+   * empty buckets and grams dropped), computed by the same helpers, without a diff per write.
+   */
+  finishBulk(ctx: ApplyContext): void {
+    const sql = this.sql(ctx);
+    sql.clearDaily.run();
+    sql.clearGrams.run();
+    const rows = sql.aggregateRows.all() as OrderListRow[];
+    const buckets = new Map<string, Bucket>();
+    for (const row of rows) addBucket(buckets, row, 1);
+    for (const b of buckets.values()) sql.bump.run(b.day, b.status, b.currency, b.count, b.amount);
+    for (const [status, grams] of countGrams(rows)) for (const [gram, n] of grams) sql.bumpGram.run(gram, status, n);
   }
 
   pendingKeys(ctx: ApplyContext): string[] {

@@ -65,7 +65,7 @@ export function prepareShadows(
       const entry = runner.entry(name);
       const p = entry.projection;
       const tables = p.tables(prefix);
-      const ctx = createContext(runner.db, { prefix, cacheSize, pending: () => runner.pending });
+      const ctx = createContext(runner.db, { prefix, cacheSize, pending: () => runner.pending, bulk: true });
       const previous = persist ? runner.registry.rebuild(name) : undefined;
       const exists = (t: string) =>
         runner.db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?").get(t) !== undefined;
@@ -181,6 +181,19 @@ export function refreshShadowOverlay(runner: RebuildHost, shadow: Shadow): void 
 }
 
 /**
+ * Make the shadow complete: catch up, give it the live overlay, then let the projection derive
+ * the tables its bulk mode skipped. Inside the caller's transaction, before a swap or a diff.
+ */
+export function completeShadows(runner: RebuildHost, shadows: Shadow[]): number {
+  const n = catchUpShadows(runner, shadows);
+  for (const s of shadows) {
+    refreshShadowOverlay(runner, s);
+    s.entry.projection.finishBulk?.(s.ctx);
+  }
+  return n;
+}
+
+/**
  * Blue/green rebuild: replay the whole log into shadow tables while the live view stays
  * readable (and keeps being updated inline), then, in ONE transaction, apply the events
  * appended meanwhile, drop the old tables, rename the shadows into place, build the indexes
@@ -189,6 +202,32 @@ export function refreshShadowOverlay(runner: RebuildHost, shadow: Shadow): void 
  * checkpoint (committed with each page).
  */
 export async function rebuildProjections(runner: RebuildHost, names: readonly string[], opts: RebuildOptions = {}): Promise<RebuildResult> {
+  return withRebuildCache(runner.db, () => rebuildInto(runner, names, opts));
+}
+
+/** Page cache while a rebuild runs (KiB): the shadows' pages and the swap's index builds stay in memory. */
+const REBUILD_CACHE_KIB = 64 * 1024;
+
+/**
+ * Run a rebuild with a larger page cache on its connection, then give the previous size back.
+ * With the default 2 MiB, each index build at the swap re-read the wide list rows from the
+ * WAL and the upserts of a page re-read the rows they had just written (at 200k events the
+ * swap's index builds took 145 ms instead of 89 ms).
+ */
+export async function withRebuildCache<T>(db: Database.Database, fn: () => Promise<T>): Promise<T> {
+  const previous = db.pragma('cache_size', { simple: true }) as number;
+  const pageSize = db.pragma('page_size', { simple: true }) as number;
+  const kib = previous < 0 ? -previous : (previous * pageSize) / 1024;
+  if (kib >= REBUILD_CACHE_KIB) return fn();
+  db.pragma(`cache_size = ${-REBUILD_CACHE_KIB}`);
+  try {
+    return await fn();
+  } finally {
+    db.pragma(`cache_size = ${previous}`);
+  }
+}
+
+async function rebuildInto(runner: RebuildHost, names: readonly string[], opts: RebuildOptions): Promise<RebuildResult> {
   const started = performance.now();
   const shadows = prepareShadows(runner, names, REBUILD_PREFIX, true, opts.cacheSize ?? 10_000);
   const label = names.join(',');
@@ -196,10 +235,9 @@ export async function rebuildProjections(runner: RebuildHost, names: readonly st
   let position = 0;
   runner.db
     .transaction(() => {
-      replayed += catchUpShadows(runner, shadows);
+      replayed += completeShadows(runner, shadows);
       for (const s of shadows) {
         const p = s.entry.projection;
-        refreshShadowOverlay(runner, s);
         const live = p.tables('');
         const registered = runner.registry.get(p.name);
         const old = new Set<string>([

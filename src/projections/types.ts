@@ -56,6 +56,11 @@ export interface ApplyContext {
   readonly cache: LruCache<string, unknown>;
   /** The sync outbox overlay, or null (effective = confirmed). */
   readonly pending: PendingSource | null;
+  /**
+   * A shadow being filled by a rebuild: a projection may skip tables it can derive from its
+   * other tables in one pass, and derives them in `finishBulk` before the shadow is used.
+   */
+  readonly bulk?: boolean;
 }
 
 /** A projection as a runner holds it. */
@@ -83,6 +88,12 @@ export interface Projection {
   refresh?(ctx: ApplyContext, orderIds: readonly string[]): void;
   /** Keys of rows that currently show a pending overlay (refreshed before a shadow is swapped in). */
   pendingKeys?(ctx: ApplyContext): string[];
+  /**
+   * Bulk (`ctx.bulk`) contexts only: fill the tables that `apply` skipped, from the others, so
+   * they equal what inline application produces. Runs once, after the last event and overlay
+   * refresh, before the shadow is swapped in or compared.
+   */
+  finishBulk?(ctx: ApplyContext): void;
 }
 
 export type ProjectionState = 'live' | 'behind' | 'failed' | 'rebuilding';
