@@ -537,7 +537,7 @@ export class SyncEngine {
     type Requested = { after: PullCheckpoint; page: Promise<PullResponse>; abort: AbortController };
     let next: Requested | null = null;
     let finishViews: (() => Promise<void>) | null = null;
-    let failed = false;
+    let failure: { error: unknown } | null = null;
     const request = (after: PullCheckpoint): Requested => {
       const abort = new AbortController();
       const page = client.pull({ after, limit: this.pullLimit, signal: abort.signal });
@@ -579,26 +579,26 @@ export class SyncEngine {
           this.repo.setCheckpoint(moved);
           return true;
         });
-        if (!page.hasMore || page.events.length === 0) return;
+        if (!page.hasMore || page.events.length === 0) break;
       }
     } catch (err) {
-      failed = true;
-      throw err;
+      failure = { error: err };
     } finally {
       // Stopped (an error, or a page that did not move the checkpoint): the page asked for in
       // advance is not needed.
       next?.abort.abort();
-      if (finishViews) {
-        this.deferred = false;
-        // The views catch up on what was stored, whatever stopped the pull; their own failure
-        // is reported unless it would hide the pull's.
-        try {
-          await finishViews();
-        } catch (err) {
-          if (!failed) throw err;
-        }
+    }
+    if (finishViews) {
+      this.deferred = false;
+      // The views catch up on what was stored, whatever stopped the pull; their own failure is
+      // reported unless it would hide the pull's.
+      try {
+        await finishViews();
+      } catch (err) {
+        failure ??= { error: err };
       }
     }
+    if (failure) throw failure.error;
   }
 
   private scopedPage(client: SyncClient, filter: ScopeFilter, after: number, upTo?: number): Promise<PullResponse> {
@@ -692,27 +692,15 @@ export class SyncEngine {
     const ids = events.map((e) => e.eventId);
     const known = this.repo.confirmedAmong(ids);
     const quarantined = this.quarantine.idsAmong(ids);
-    const blocked = this.quarantine.streamsAmong([...new Set(events.map((e) => e.streamId))]);
+    const streams = [...new Set(events.map((e) => e.streamId))];
+    const blocked = this.quarantine.streamsAmong(streams);
     const at = new Date().toISOString();
     const mine = this.repo.pendingAmong(ids);
-    const withPending = this.repo.ordersWithPendingAmong([...new Set(events.map((e) => e.streamId))]);
-    let run: ServerEvent[] = [];
-    const flush = () => {
-      if (run.length === 0) return;
-      const first = run[0]!;
-      const local = this.store.log.streamVersion(first.streamId);
-      if (local !== first.streamVersion - 1) {
-        throw new SyncInvariantError(
-          `stream ${first.streamId}: server event ${first.eventId} is version ${first.streamVersion} but the device is at ${local}`,
-        );
-      }
-      this.store.log.append(
-        first.streamId,
-        run.map((e) => ({ eventId: e.eventId, eventType: e.eventType, schemaVersion: e.schemaVersion, data: e.data, metadata: e.metadata })),
-        { expectedVersion: first.streamVersion - 1, streamType: first.streamType, allowUnknownTypes: true, recordedAt: first.recordedAt },
-      );
-      run = [];
-    };
+    const withPending = this.repo.ordersWithPendingAmong(streams);
+    // Each stream's version as the log holds it, advanced as the page's events are taken in:
+    // every event must continue its stream (one query for the page, not one per stream run).
+    const versions = this.repo.streamVersions(streams);
+    const take: ServerEvent[] = [];
 
     // Inline projections see the whole page at once (same transaction), before the outbox reacts.
     this.store.log.withHooksBatched(() => {
@@ -722,21 +710,24 @@ export class SyncEngine {
         // stream; every other stream goes on (the pull checkpoint moves past them all).
         const verdict = blocked.has(e.streamId) ? ({ ok: false, kind: 'blocked', reason: BLOCKED_REASON } as const) : readVerdict(e);
         if (!verdict.ok) {
-          flush();
           this.quarantine.add(e, verdict.kind, verdict.reason, at);
           blocked.add(e.streamId);
           orders.add(e.streamId);
           continue;
         }
+        const local = versions.get(e.streamId) ?? 0;
+        if (local !== e.streamVersion - 1) {
+          throw new SyncInvariantError(`stream ${e.streamId}: server event ${e.eventId} is version ${e.streamVersion} but the device is at ${local}`);
+        }
+        versions.set(e.streamId, e.streamVersion);
         const p = mine.get(e.eventId);
         if (p && p.status === 'pending' && p.currentAttempt === p.attempt) own.set(p.commandId, p.attempt);
         else if (withPending.has(e.streamId)) foreignOn.add(e.streamId);
-        const last = run[run.length - 1];
-        if (last && (last.streamId !== e.streamId || last.recordedAt !== e.recordedAt || last.streamVersion + 1 !== e.streamVersion)) flush();
-        run.push(e);
+        take.push(e);
         orders.add(e.streamId);
       }
-      flush();
+      // The event contract was just checked (readVerdict, at each event's recordedAt).
+      this.store.log.appendReplicated(take);
     });
     this.repo.savePositions(events.map((e) => ({ eventId: e.eventId, globalPosition: e.globalPosition, hash: e.hash, serverRecordedAt: e.recordedAt })));
 
