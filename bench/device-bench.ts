@@ -8,7 +8,7 @@
  *   HTTP client, nothing stored (what the server and the wire can deliver).
  * Load average beside every run; same-run ratios are the figures to trust.
  *   npx tsx bench/device-bench.ts boot [events] [pending]
- *   npx tsx bench/device-bench.ts firstsync [events]
+ *   npx tsx bench/device-bench.ts firstsync [events] [inline]   (inline: projections per page, as before issue 17's deferral)
  */
 import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { v7 as uuidv7 } from 'uuid';
-import { Device } from '../src/app/device.js';
+import { Device, deferrableViews } from '../src/app/device.js';
 import { defaultProjections, OrderQueries, ProjectionRunner } from '../src/projections/index.js';
 import type { NewEvent } from '../src/protocol/envelope.js';
 import type { AppendCommand } from '../src/server/repository.js';
@@ -108,6 +108,12 @@ export interface FirstSyncResult {
   first_sync_events_per_s: number;
   /** first sync ÷ fetch only (same run). */
   ratio_vs_fetch: number;
+  /**
+   * Where the first sync's time went (ms, device process): waiting for pages (server + wire +
+   * the client's parse, beyond what overlapped with storing), storing pages (the page
+   * transactions), building the views at the end.
+   */
+  breakdown: { wait_pages_ms: number; store_pages_ms: number; build_views_ms: number };
   pull_requests: number;
   load_avg: number[];
 }
@@ -116,7 +122,7 @@ const TOKEN = 'bench-token-0123456789';
 const TENANT = 'bench';
 
 /** Fill the server's file in-process (not timed as sync): orders of 10 events, 500 orders a commit. */
-async function seedServer(file: string, events: number): Promise<number> {
+export async function seedServerForBench(file: string, events: number): Promise<number> {
   const repo = new SqliteRepository(file);
   const metadata = { userId: 'bench', deviceId: 'seeder', source: 'bench', tenantId: TENANT };
   const orders = Math.ceil(events / 10);
@@ -150,10 +156,10 @@ async function seedServer(file: string, events: number): Promise<number> {
   return orders;
 }
 
-export async function benchFirstSync(opts: { events: number; pullLimit?: number }): Promise<FirstSyncResult> {
+export async function benchFirstSync(opts: { events: number; pullLimit?: number; inline?: boolean }): Promise<FirstSyncResult> {
   const dir = mkdtempSync(join(tmpdir(), 'firstsync-bench-'));
   let t = performance.now();
-  const orders = await seedServer(join(dir, 'server.db'), opts.events);
+  const orders = await seedServerForBench(join(dir, 'server.db'), opts.events);
   const seedMs = performance.now() - t;
   const server = await startServerProcess({ dbFile: join(dir, 'server.db'), tokens: [{ token: TOKEN, tenant: TENANT, user: 'bench', roles: ['device'] }] });
   try {
@@ -187,9 +193,41 @@ export async function benchFirstSync(opts: { events: number; pullLimit?: number 
       pullRequests++;
       return pull(q);
     };
-    const engine = new SyncEngine({ store, outbox, client: counted, pullLimit: limit });
+    // Spans: the views' build at the end, the page transactions (waiting for pages is the rest).
+    let buildMs = 0;
+    let storeMs = 0;
+    const views = deferrableViews(store, runner);
+    const timedViews = {
+      defer: () => {
+        const finish = views.defer();
+        return async () => {
+          const b = performance.now();
+          try {
+            await finish();
+          } finally {
+            buildMs += performance.now() - b;
+          }
+        };
+      },
+    };
+    const engine = new SyncEngine({ store, outbox, client: counted, pullLimit: limit, ...(opts.inline ? {} : { views: timedViews }) });
+    // The page transactions (the engine's private step, timed from outside).
+    const inner = engine as unknown as { applyPage: (...a: unknown[]) => void };
+    const applyPage = inner.applyPage.bind(engine);
+    inner.applyPage = (...a: unknown[]) => {
+      const s = performance.now();
+      try {
+        applyPage(...a);
+      } finally {
+        storeMs += performance.now() - s;
+      }
+    };
+    const pullStart = performance.now();
     const report = await engine.pull();
+    const pullMs = performance.now() - pullStart;
+    const b = performance.now();
     runner.catchUp();
+    buildMs += performance.now() - b;
     const page = new OrderQueries(store.db).listOrdersNow(FIRST_PAGE);
     const syncMs = performance.now() - t;
     const listed = store.db.prepare('SELECT COUNT(*) FROM order_list').pluck().get() as number;
@@ -208,6 +246,11 @@ export async function benchFirstSync(opts: { events: number; pullLimit?: number 
       first_sync_ms: Math.round(syncMs),
       first_sync_events_per_s: Math.round(syncRate),
       ratio_vs_fetch: Math.round((syncRate / fetchRate) * 1000) / 1000,
+      breakdown: {
+        wait_pages_ms: Math.round(pullMs - storeMs - (opts.inline ? 0 : buildMs)),
+        store_pages_ms: Math.round(storeMs),
+        build_views_ms: Math.round(buildMs),
+      },
       pull_requests: pullRequests,
       load_avg: load(),
     };
@@ -223,6 +266,6 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const r =
     what === 'boot'
       ? await benchBoot({ events: Number(a ?? 1_000_000), pending: Number(b ?? 100_000) })
-      : await benchFirstSync({ events: Number(a ?? 1_000_000) });
+      : await benchFirstSync({ events: Number(a ?? 1_000_000), inline: b === 'inline' });
   console.log({ load_avg_at_start: start, ...r });
 }

@@ -11,7 +11,9 @@ export interface ServerProcess {
 }
 
 export async function startServerProcess(opts: { dbFile: string; tokens: unknown[]; env?: Record<string, string> }): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'start'], {
+  // BENCH_SERVER_NODE_ARGS: extra node flags for the server process (e.g. --cpu-prof to profile it).
+  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', CLI, 'start'], {
     env: {
       ...process.env,
       ORDERLOG_DB: opts.dbFile,

@@ -5,7 +5,7 @@ import { DeviceRepository, type DeviceSettings } from './device-repository.js';
 import { TokenVault, type SecretCipher, type ServerCredential } from './token-vault.js';
 import { defaultProjections, OrderQueries, ProjectionRunner, type RebuildProgress } from '../projections/index.js';
 import { openLocalStore, type Durability, type LocalStore } from '../store/index.js';
-import { createPendingSource, Outbox, SyncEngine, SyncScheduler, type SchedulerOptions } from '../sync/index.js';
+import { createPendingSource, Outbox, SyncEngine, SyncScheduler, type DeferrableViews, type SchedulerOptions } from '../sync/index.js';
 
 export interface DeviceOptions {
   /** Folder holding this device's database (device.sqlite). */
@@ -29,6 +29,30 @@ export const TOKEN_FILE = 'server-token.json';
 export const BROWSER_SESSION_FILE = 'browser-session.json';
 
 export type StatusListener = (event: StatusEvent) => void;
+
+/**
+ * The device's views as a pull far behind the server defers them (a first sync): the events go
+ * into the log without a projection pass per page, and the views are built once at the end:
+ * rebuilt from the log when it was empty (the cheapest build), else caught up. `built` runs
+ * after (a hint for every view to re-read).
+ */
+export function deferrableViews(store: LocalStore, runner: ProjectionRunner, built?: () => void): DeferrableViews {
+  return {
+    defer: () => {
+      const empty = store.log.headPosition() === 0;
+      runner.close();
+      return async () => {
+        try {
+          if (empty) await runner.rebuild();
+          runner.catchUp();
+        } finally {
+          runner.attach();
+          built?.();
+        }
+      };
+    },
+  };
+}
 
 /**
  * One device: the local store, its projections with the outbox overlay, and background sync,
@@ -77,7 +101,12 @@ export class Device {
       // The file's overlay was written by this outbox, in the transactions that changed it.
       runner.setPendingSource(createPendingSource(outbox), { current: true });
       await runner.open();
-      const engine = new SyncEngine({ store, outbox, client: null });
+      const engine = new SyncEngine({
+        store,
+        outbox,
+        client: null,
+        views: deferrableViews(store, runner, () => device?.emit({ kind: 'changed', position: store.log.headPosition(), orderIds: [] })),
+      });
       const scheduler = new SyncScheduler({
         engine,
         outbox,

@@ -112,6 +112,12 @@ export interface EventRepository {
   appendAll(cmds: AppendCommand[]): Promise<PushOutcome[]>;
   /** After a position (older devices: position order) or a cursor (`v2.…`: the gap-safe pull order). */
   pull(tenantId: string, from: number | string, limit: number): Promise<PullResponse>;
+  /**
+   * The same page as `pull`, already as its JSON text (the pull route's body): stored event
+   * data and metadata text go in as they are instead of being parsed and written again (most
+   * of a large page's cost). `events`: how many it holds.
+   */
+  pullText(tenantId: string, from: number | string, limit: number): Promise<{ text: string; events: number }>;
   /** Events of the streams in scope after `after` (at most `upTo`); nextPosition passes over the rest. */
   scopedPull(tenantId: string, request: ScopedPullQuery, now?: Date): Promise<PullResponse>;
   /**

@@ -140,7 +140,8 @@ export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, 
       const { after, cursor, limit, waitMs } = req.query;
       // Older devices send the position they reached; neither means from the start.
       const from = cursor ?? after ?? PULL_CURSOR_START;
-      if (waitMs === 0) return repo.pull(who.tenant, from, limit);
+      // The page's JSON straight from the stored text (the documented PullResponse, unchanged).
+      if (waitMs === 0) return reply.type('application/json; charset=utf-8').send((await repo.pullText(who.tenant, from, limit)).text);
       const release = liveSlot(who.token);
       // A client that gives up frees its slot at once instead of when the wait ends.
       const gone = new AbortController();

@@ -386,4 +386,50 @@ export class EventLog {
   versionAt(streamId: string, at: string): number {
     return this.stmt.versionAt.get(streamId, new Date(at).toISOString())?.v ?? 0;
   }
+
+  /**
+   * Replicated events of many streams (a pulled page) in one pass: multi-row INSERTs across
+   * streams instead of an append per stream run, inside the caller's transaction. The caller
+   * vouches for what `append` would check again: each event passed the event contract at its
+   * recordedAt (sync's readVerdict), none is stored yet, and each continues its stream (the
+   * UNIQUE (stream_id, stream_version) index refuses a version taken twice). The envelope is
+   * still parsed here, so the stored text is what `append` writes. Hooks see the events as after
+   * `append`. Returns them with their positions.
+   */
+  appendReplicated(input: readonly ReplicatedEvent[]): StoredEvent[] {
+    if (!this.db.inTransaction) throw new Error('appendReplicated must run inside a transaction');
+    const stored: StoredEvent[] = [];
+    const params: unknown[] = [];
+    let chunkStart = 0;
+    let lastRaw = '';
+    let lastIso = '';
+    for (const [i, r] of input.entries()) {
+      const e = parseNewEvent({ eventId: r.eventId, eventType: r.eventType, schemaVersion: r.schemaVersion, data: r.data, metadata: r.metadata }, i);
+      if (r.recordedAt !== lastRaw) {
+        lastRaw = r.recordedAt;
+        lastIso = new Date(r.recordedAt).toISOString();
+      }
+      const data = JSON.stringify(e.data);
+      params.push(e.eventId, r.streamId, r.streamType, r.streamVersion, e.eventType, e.schemaVersion, data, JSON.stringify(e.metadata), lastIso);
+      stored.push({ position: 0, eventId: e.eventId, streamId: r.streamId, streamType: r.streamType, streamVersion: r.streamVersion, eventType: e.eventType, schemaVersion: e.schemaVersion, data: e.data, metadata: e.metadata, recordedAt: lastIso });
+      if (stored.length - chunkStart === INSERT_CHUNK) {
+        this.writeRows(this.stmt.insertChunk, params, stored, chunkStart);
+        chunkStart = stored.length;
+        params.length = 0;
+      }
+    }
+    for (let i = chunkStart; i < stored.length; i++) this.writeRows(this.stmt.insert, params.slice((i - chunkStart) * 9, (i - chunkStart + 1) * 9), stored, i);
+    if (stored.length === 0) return stored;
+    if (this.held) this.held.push(...stored);
+    else for (const hook of this.hooks) hook(stored);
+    return stored;
+  }
+}
+
+/** An event another store numbered (a server's pulled event), as `appendReplicated` takes it. */
+export interface ReplicatedEvent extends NewEventInput {
+  streamId: string;
+  streamType: string;
+  streamVersion: number;
+  recordedAt: string;
 }

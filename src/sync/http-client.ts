@@ -13,6 +13,7 @@ import {
 } from '../protocol/sync-api.js';
 import type { PullCheckpoint } from './sync-repository.js';
 import { AuthError, BadRequestError, NetworkError, ServerError } from './errors.js';
+import { fastPullResponse } from './fast-pull-page.js';
 
 export interface SyncClientOptions {
   /** e.g. http://127.0.0.1:8080 (no trailing path). */
@@ -37,7 +38,7 @@ const WireEvent = ServerEvent.extend({
   metadata: z.record(z.string(), z.unknown()),
   recordedAt: z.string().refine((s) => Number.isFinite(Date.parse(s)), 'must be a timestamp'),
 });
-const WirePullResponse = PullResponse.extend({ events: z.array(WireEvent) });
+export const WirePullResponse = PullResponse.extend({ events: z.array(WireEvent) });
 const WireConflict = ConflictResponse.extend({ missingEvents: z.array(WireEvent) });
 const WirePushResponse = PushResponse.extend({
   results: z.array(z.union([PushResult.options[0], z.object({ status: z.literal('conflict'), conflict: WireConflict }), PushResult.options[2]])),
@@ -92,11 +93,11 @@ export class SyncHttpClient implements SyncClient {
     if (query.limit !== undefined) params.set('limit', String(query.limit));
     if (query.waitMs) params.set('waitMs', String(query.waitMs));
     // Content of the events is checked by the engine (see WireEvent).
-    return (await this.request(`/sync/events?${params.toString()}`, { method: 'GET', extraTimeoutMs: query.waitMs ?? 0, signal: query.signal }, WirePullResponse)) as PullResponse;
+    return (await this.request(`/sync/events?${params.toString()}`, { method: 'GET', extraTimeoutMs: query.waitMs ?? 0, signal: query.signal }, WirePullResponse, fastPullResponse)) as PullResponse;
   }
 
   async scopedPull(request: ScopedPullRequest): Promise<PullResponse> {
-    return (await this.request('/sync/events/scoped', { method: 'POST', body: request }, WirePullResponse)) as PullResponse;
+    return (await this.request('/sync/events/scoped', { method: 'POST', body: request }, WirePullResponse, fastPullResponse)) as PullResponse;
   }
 
   async streamEvents(streamId: string, query: { afterVersion: number; limit?: number }): Promise<StreamEventsResponse> {
@@ -109,6 +110,8 @@ export class SyncHttpClient implements SyncClient {
     path: string,
     opts: { method: 'GET' | 'POST'; body?: unknown; extraTimeoutMs?: number; signal?: AbortSignal },
     schema: S,
+    /** The schema's answer for the common well-formed body, or null to let the schema decide. */
+    fast?: (body: unknown) => z.infer<S> | null,
   ): Promise<z.infer<S>> {
     const url = this.baseUrl + path;
     const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, accept: 'application/json' };
@@ -130,6 +133,8 @@ export class SyncHttpClient implements SyncClient {
     const body = parseJson(text);
     const status = response.status;
     if (status >= 200 && status < 300) {
+      const quick = fast?.(body);
+      if (quick) return quick;
       const parsed = schema.safeParse(body);
       if (!parsed.success) {
         throw new ServerError(status, `${opts.method} ${path}: response breaks the sync contract (${describeIssues(zodIssues(parsed.error))})`, body);

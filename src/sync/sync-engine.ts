@@ -35,6 +35,16 @@ export interface SyncProgress {
   total: number | null;
 }
 
+/**
+ * The device's inline views (projections), as a pull far behind the server may defer them: the
+ * events of a first sync go into the log without a projection pass per page, and the views are
+ * built once at the end (the runner's catch-up or rebuild). `defer` detaches them and returns
+ * the step that builds them and attaches them again; it runs when the pull ends, failed or not.
+ */
+export interface DeferrableViews {
+  defer(): () => Promise<void>;
+}
+
 export interface SyncEngineOptions {
   store: LocalStore;
   outbox: Outbox;
@@ -48,6 +58,8 @@ export interface SyncEngineOptions {
   maxRounds?: number;
   /** The time the retention window is measured from (default: now). */
   clock?: () => Date;
+  /** Inline views a pull more than one page behind builds once at the end instead of per page (absent: always inline). */
+  views?: DeferrableViews;
 }
 
 export interface SyncReport {
@@ -112,6 +124,9 @@ export class SyncEngine {
   private readonly pullLimit: number;
   private readonly maxRounds: number;
   private running = false;
+  private readonly views: DeferrableViews | undefined;
+  /** Set while a pull has the views deferred: pages refresh only the orders that need it now. */
+  private deferred = false;
   /** The device's sync scope, the orders kept outside it, and the backfills owed. */
   readonly scope: ScopeRepository;
   private readonly evicted: EvictedStreams;
@@ -130,6 +145,7 @@ export class SyncEngine {
     this.scope = new ScopeRepository(opts.store.db);
     this.evicted = opts.store.orders.evicted;
     this.clock = opts.clock ?? (() => new Date());
+    this.views = opts.views;
   }
 
   /**
@@ -520,6 +536,8 @@ export class SyncEngine {
     // used only if the checkpoint really moved to where it starts; otherwise it is dropped.
     type Requested = { after: PullCheckpoint; page: Promise<PullResponse>; abort: AbortController };
     let next: Requested | null = null;
+    let finishViews: (() => Promise<void>) | null = null;
+    let failure: { error: unknown } | null = null;
     const request = (after: PullCheckpoint): Requested => {
       const abort = new AbortController();
       const page = client.pull({ after, limit: this.pullLimit, signal: abort.signal });
@@ -540,6 +558,11 @@ export class SyncEngine {
           page = await current.page;
           moved = advance(after, page);
           if (page.hasMore && page.events.length > 0) next = request(moved);
+          // A full page with more behind it: far behind (a first sync), so the views are built once at the end.
+          if (page.hasMore && page.events.length > 0 && this.views && !this.deferred) {
+            finishViews = this.views.defer();
+            this.deferred = true;
+          }
         } else {
           next?.abort.abort();
           next = null;
@@ -556,13 +579,26 @@ export class SyncEngine {
           this.repo.setCheckpoint(moved);
           return true;
         });
-        if (!page.hasMore || page.events.length === 0) return;
+        if (!page.hasMore || page.events.length === 0) break;
       }
+    } catch (err) {
+      failure = { error: err };
     } finally {
       // Stopped (an error, or a page that did not move the checkpoint): the page asked for in
       // advance is not needed.
       next?.abort.abort();
     }
+    if (finishViews) {
+      this.deferred = false;
+      // The views catch up on what was stored, whatever stopped the pull; their own failure is
+      // reported unless it would hide the pull's.
+      try {
+        await finishViews();
+      } catch (err) {
+        failure ??= { error: err };
+      }
+    }
+    if (failure) throw failure.error;
   }
 
   private scopedPage(client: SyncClient, filter: ScopeFilter, after: number, upTo?: number): Promise<PullResponse> {
@@ -604,7 +640,10 @@ export class SyncEngine {
         report.rejectedCommands.push(...applied.rejected);
         report.rebasedOrders += applied.rebased.length;
         rebased = applied.rebased;
-        if (applied.orders.length > 0) this.changed?.(applied.orders);
+        // Deferred views build every order at the end; only orders with pending commands or
+        // quarantined events need their overlay now (the outbox's view of them changed).
+        const changed = this.deferred ? applied.attention : applied.orders;
+        if (changed.length > 0) this.changed?.(changed);
       })
       .immediate();
     report.pulledEvents += events.length;
@@ -641,39 +680,27 @@ export class SyncEngine {
    * that command (its push response was lost); any other event on an order with pending
    * commands means those were decided on an old state: the order is rebased.
    */
-  private applyServerEvents(events: readonly ServerEvent[]): { confirmed: number; rejected: string[]; rebased: string[]; orders: string[] } {
+  private applyServerEvents(events: readonly ServerEvent[]): { confirmed: number; rejected: string[]; rebased: string[]; orders: string[]; attention: string[] } {
     const own = new Map<string, number>();
     const foreignOn = new Set<string>();
     const orders = new Set<string>();
     // Events a bounded device dropped (closed orders past retention) are not taken in again.
     const evicted = this.evicted.versionsAmong([...new Set(events.map((e) => e.streamId))]);
     if (evicted.size > 0) events = events.filter((e) => e.streamVersion > (evicted.get(e.streamId) ?? 0));
-    if (events.length === 0) return { confirmed: 0, rejected: [], rebased: [], orders: [] };
+    if (events.length === 0) return { confirmed: 0, rejected: [], rebased: [], orders: [], attention: [] };
     // A few set-based lookups for the whole page instead of several queries per event.
     const ids = events.map((e) => e.eventId);
     const known = this.repo.confirmedAmong(ids);
     const quarantined = this.quarantine.idsAmong(ids);
-    const blocked = this.quarantine.streamsAmong([...new Set(events.map((e) => e.streamId))]);
+    const streams = [...new Set(events.map((e) => e.streamId))];
+    const blocked = this.quarantine.streamsAmong(streams);
     const at = new Date().toISOString();
     const mine = this.repo.pendingAmong(ids);
-    const withPending = this.repo.ordersWithPendingAmong([...new Set(events.map((e) => e.streamId))]);
-    let run: ServerEvent[] = [];
-    const flush = () => {
-      if (run.length === 0) return;
-      const first = run[0]!;
-      const local = this.store.log.streamVersion(first.streamId);
-      if (local !== first.streamVersion - 1) {
-        throw new SyncInvariantError(
-          `stream ${first.streamId}: server event ${first.eventId} is version ${first.streamVersion} but the device is at ${local}`,
-        );
-      }
-      this.store.log.append(
-        first.streamId,
-        run.map((e) => ({ eventId: e.eventId, eventType: e.eventType, schemaVersion: e.schemaVersion, data: e.data, metadata: e.metadata })),
-        { expectedVersion: first.streamVersion - 1, streamType: first.streamType, allowUnknownTypes: true, recordedAt: first.recordedAt },
-      );
-      run = [];
-    };
+    const withPending = this.repo.ordersWithPendingAmong(streams);
+    // Each stream's version as the log holds it, advanced as the page's events are taken in:
+    // every event must continue its stream (one query for the page, not one per stream run).
+    const versions = this.repo.streamVersions(streams);
+    const take: ServerEvent[] = [];
 
     // Inline projections see the whole page at once (same transaction), before the outbox reacts.
     this.store.log.withHooksBatched(() => {
@@ -683,21 +710,24 @@ export class SyncEngine {
         // stream; every other stream goes on (the pull checkpoint moves past them all).
         const verdict = blocked.has(e.streamId) ? ({ ok: false, kind: 'blocked', reason: BLOCKED_REASON } as const) : readVerdict(e);
         if (!verdict.ok) {
-          flush();
           this.quarantine.add(e, verdict.kind, verdict.reason, at);
           blocked.add(e.streamId);
           orders.add(e.streamId);
           continue;
         }
+        const local = versions.get(e.streamId) ?? 0;
+        if (local !== e.streamVersion - 1) {
+          throw new SyncInvariantError(`stream ${e.streamId}: server event ${e.eventId} is version ${e.streamVersion} but the device is at ${local}`);
+        }
+        versions.set(e.streamId, e.streamVersion);
         const p = mine.get(e.eventId);
         if (p && p.status === 'pending' && p.currentAttempt === p.attempt) own.set(p.commandId, p.attempt);
         else if (withPending.has(e.streamId)) foreignOn.add(e.streamId);
-        const last = run[run.length - 1];
-        if (last && (last.streamId !== e.streamId || last.recordedAt !== e.recordedAt || last.streamVersion + 1 !== e.streamVersion)) flush();
-        run.push(e);
+        take.push(e);
         orders.add(e.streamId);
       }
-      flush();
+      // The event contract was just checked (readVerdict, at each event's recordedAt).
+      this.store.log.appendReplicated(take);
     });
     this.repo.savePositions(events.map((e) => ({ eventId: e.eventId, globalPosition: e.globalPosition, hash: e.hash, serverRecordedAt: e.recordedAt })));
 
@@ -710,6 +740,7 @@ export class SyncEngine {
       rejected.push(...summary.rejected);
       if (summary.reattempted.length + summary.rejected.length > 0) rebased.push(orderId);
     }
-    return { confirmed, rejected, rebased, orders: [...orders] };
+    const touched = [...orders];
+    return { confirmed, rejected, rebased, orders: touched, attention: touched.filter((o) => withPending.has(o) || blocked.has(o)) };
   }
 }

@@ -18,7 +18,7 @@ import { appendWork, pushWork, streamOrder } from './append-flow.js';
 import { walkChain } from './chain-walk.js';
 import type { PullFrom, StoreDialect } from './port.js';
 import { rebuildOrders } from './rebuild.js';
-import { publicEvent, tallyOrders, toServerEvent, toView } from './rows.js';
+import { publicEvent, publicEventJson, tallyOrders, toServerEvent, toView } from './rows.js';
 
 /** A position (a number) or a cursor's text; a malformed cursor is a caller's bug (the HTTP layer checks it first). */
 function pullFrom(from: number | string): PullFrom {
@@ -58,6 +58,18 @@ export class EventStore implements EventRepository {
     const page: PullResponse = { events, nextPosition: last ? last.globalPosition : fromPosition, hasMore: rows.length === limit };
     if (next) page.nextCursor = formatPullCursor(next);
     return page;
+  }
+
+  async pullText(tenantId: string, from: number | string, limit: number): Promise<{ text: string; events: number }> {
+    const start = pullFrom(from);
+    const { rows, next } = await this.dialect.pullRows(tenantId, start, limit);
+    const last = rows[rows.length - 1];
+    const fromPosition = 'position' in start ? start.position : start.cursor.position;
+    const nextPosition = last ? Number(last.global_position) : fromPosition;
+    // The keys in `pull`'s order.
+    let text = `{"events":[${rows.map(publicEventJson).join(',')}],"nextPosition":${nextPosition},"hasMore":${rows.length === limit}`;
+    if (next) text += `,"nextCursor":${JSON.stringify(formatPullCursor(next))}`;
+    return { text: `${text}}`, events: rows.length };
   }
 
   /**

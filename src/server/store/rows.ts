@@ -1,3 +1,4 @@
+import { jsonText } from '../../protocol/canonical-json.js';
 import type { ServerEvent } from '../../protocol/envelope.js';
 import {
   FULFILMENT_STATUSES,
@@ -99,6 +100,22 @@ export function toServerEvent(r: EventRow): ServerEvent & { tenantId: string } {
 export function publicEvent(r: EventRow): ServerEvent {
   const { tenantId: _tenant, ...rest } = toServerEvent(r);
   return rest;
+}
+
+/** Stored JSON text as it is (SQLite keeps the text the server wrote); a driver's parsed value (PostgreSQL jsonb) written out. */
+const jsonOf = (v: string | object): string => (typeof v === 'string' ? v : jsonText(v));
+
+/**
+ * `publicEvent(r)` as JSON text, without parsing the stored data and metadata to write them
+ * again: the same keys in the same order, and the same values once parsed.
+ */
+export function publicEventJson(r: EventRow): string {
+  return (
+    `{"eventId":${JSON.stringify(r.event_id)},"streamId":${JSON.stringify(r.aggregate_id)},"streamType":${JSON.stringify(r.aggregate_type)}` +
+    `,"streamVersion":${r.version},"globalPosition":${Number(r.global_position)},"eventType":${JSON.stringify(r.event_type)}` +
+    `,"schemaVersion":${r.schema_version},"data":${jsonOf(r.event_data)},"metadata":${jsonOf(r.metadata)}` +
+    `,"recordedAt":${JSON.stringify(iso(r.created_at))},"hash":${JSON.stringify(r.hash)}}`
+  );
 }
 
 export function toView(r: ProjectionRow): OrderView {

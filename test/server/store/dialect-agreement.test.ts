@@ -73,6 +73,17 @@ async function script(repo: EventRepository): Promise<unknown[]> {
   await step(repo.verifyChain({}));
   await step(repo.verifyChain({ tenantId: T, streamId: 'O-1' }));
   await step(repo.visibleHead().then((m) => typeof m));
+  // The pull route's text form is the same page as the object form, by position and by cursor.
+  await step(
+    (async () => {
+      const same: boolean[] = [];
+      for (const [from, limit] of [[0, 3], [3, 100], [PULL_CURSOR_START, 2], [100, 5]] as const) {
+        const [page, text] = await Promise.all([repo.pull(T, from, limit), repo.pullText(T, from, limit)]);
+        same.push(JSON.stringify(JSON.parse(text.text)) === JSON.stringify(page) && text.events === page.events.length);
+      }
+      return same;
+    })(),
+  );
   return out;
 }
 
@@ -99,7 +110,8 @@ describe('store dialects agree', () => {
 
   it('gives the same outcomes, pages, read model and chain report on SQLite and PostgreSQL', () => {
     const sqlite = answers.get('sqlite')!;
-    expect(sqlite).toHaveLength(19);
+    expect(sqlite).toHaveLength(20);
+    expect(sqlite[19]).toEqual([true, true, true, true]);
     // The script exercised what it claims: a write, a duplicate, conflicts, refusals, a clean chain.
     expect(sqlite[1]).toMatchObject({ status: 'ok', result: { duplicate: true } });
     expect(sqlite[2]).toMatchObject({ status: 'conflict', conflict: { currentVersion: 1, missingEvents: [{ eventId: ids[0] }] } });
