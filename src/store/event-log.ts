@@ -418,7 +418,7 @@ export class EventLog {
         params.length = 0;
       }
     }
-    for (let i = chunkStart; i < stored.length; i++) this.writeRows(this.stmt.insert, params.slice((i - chunkStart) * 9, (i - chunkStart + 1) * 9), stored, i);
+    if (chunkStart < stored.length) this.writeRows(this.insertOf(stored.length - chunkStart), params, stored, chunkStart);
     if (stored.length === 0) return stored;
     if (this.held) this.held.push(...stored);
     else for (const hook of this.hooks) hook(stored);
