@@ -9,7 +9,7 @@ afterAll(() => tmp.cleanup());
 const WORKER = new URL('../fixtures/append-worker.ts', import.meta.url).pathname;
 
 function runWorker(args: string[]): { done: Promise<string>; child: ReturnType<typeof spawn> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d) => (out += d));
@@ -28,7 +28,13 @@ describe('two connections appending to one stream', () => {
     s.close();
 
     const perWorker = 60;
-    const outputs = await Promise.all([1, 2, 3].map(() => runWorker([file, 'O-race', String(perWorker)]).done));
+    // All three open their connections first, then start together: they really race.
+    const workers = [1, 2, 3].map(() => runWorker([file, 'O-race', String(perWorker), 'race', 'barrier']));
+    await Promise.all(
+      workers.map(({ child }) => new Promise<void>((resolve) => child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve()))),
+    );
+    for (const { child } of workers) child.stdin!.write('go\n');
+    const outputs = await Promise.all(workers.map((w) => w.done));
     const acks = outputs.flatMap((o) => o.split('\n').filter((l) => l.startsWith('ack ')).map((l) => l.split(' ')));
     const lost = outputs.reduce((sum, o) => sum + Number(/done \d+ (\d+)/.exec(o)![1]), 0);
 
