@@ -122,8 +122,9 @@ function searchIndex(list: string): string[] {
 /**
  * Needles under 3 characters cannot use the trigram index, and counting their matches meant
  * scanning every row. `order_search_grams` keeps, for every 1- and 2-character substring
- * (ASCII-lowercased, as LIKE folds case) of a row's order or customer id, how many rows of each
- * status contain it: a short search's counts are then one indexed read, and its page walks the
+ * (ASCII-lowercased, as LIKE folds case) of a row's order id, customer id or name, how many rows
+ * of each status × payment status × fulfilment status contain it: a short search's counts and
+ * facet counts are then sums over one gram's rows (one indexed read), and its page walks the
  * sort order with LIKE until the page is full (matches of a short needle are dense). Maintained
  * from the same old/new row diff as the daily totals, so it cannot disagree with the list.
  */
@@ -173,11 +174,22 @@ function stringGrams(s: string): string[] {
 }
 
 /**
- * Per status, how many rows contain each gram (the `rowGrams` of each row counted once): what
+ * The facets a gram count is kept under (status, payment status, fulfilment status), joined by
+ * NUL: a short search's status counts, facet counts and facet-filtered totals are then all sums
+ * over one gram's few rows instead of scans of the list.
+ */
+export function gramBucket(r: Pick<OrderListRow, 'status' | 'payment_status' | 'fulfilment_status'>): string {
+  return `${r.status}\u0000${r.payment_status}\u0000${r.fulfilment_status}`;
+}
+
+/**
+ * Per gram bucket (`gramBucket`), how many rows contain each gram (the `rowGrams` of each row counted once): what
  * the inline diffs of `order_search_grams` add up to, in one pass. Grams are numbered once, and
  * a customer's grams (id and name repeat across their orders) are computed once per customer.
  */
-export function countGrams(rows: Iterable<Pick<OrderListRow, 'order_id' | 'customer_id' | 'customer_name' | 'status'>>): Map<string, Map<string, number>> {
+export function countGrams(
+  rows: Iterable<Pick<OrderListRow, 'order_id' | 'customer_id' | 'customer_name' | 'status' | 'payment_status' | 'fulfilment_status'>>,
+): Map<string, Map<string, number>> {
   const index = new Map<string, number>();
   const names: string[] = [];
   const numberOf = (g: string) => {
@@ -202,10 +214,11 @@ export function countGrams(rows: Iterable<Pick<OrderListRow, 'order_id' | 'custo
       own = [...new Set([...stringGrams(r.customer_id), ...stringGrams(r.customer_name)].map(numberOf))];
       customers.set(customerKey, own);
     }
-    let counts = byStatus.get(r.status);
+    const bucket = gramBucket(r);
+    let counts = byStatus.get(bucket);
     if (!counts) {
       counts = [];
-      byStatus.set(r.status, counts);
+      byStatus.set(bucket, counts);
     }
     for (const i of own) {
       stamp[i] = row;
@@ -219,12 +232,12 @@ export function countGrams(rows: Iterable<Pick<OrderListRow, 'order_id' | 'custo
     }
   }
   const out = new Map<string, Map<string, number>>();
-  for (const [status, counts] of byStatus) {
+  for (const [bucket, counts] of byStatus) {
     const m = new Map<string, number>();
     counts.forEach((n, i) => {
       if (n > 0) m.set(names[i]!, n);
     });
-    out.set(status, m);
+    out.set(bucket, m);
   }
   return out;
 }
@@ -294,12 +307,14 @@ export function orderListTables(prefix: string): TableDef[] {
     {
       name: grams,
       baseName: 'order_search_grams',
-      key: ['gram', 'status'],
+      key: ['gram', 'status', 'payment_status', 'fulfilment_status'],
       create: `CREATE TABLE "${grams}" (
-        gram          TEXT    NOT NULL,
-        status        TEXT    NOT NULL,
-        order_count   INTEGER NOT NULL,
-        PRIMARY KEY (gram, status)
+        gram              TEXT    NOT NULL,
+        status            TEXT    NOT NULL,
+        payment_status    TEXT    NOT NULL,
+        fulfilment_status TEXT    NOT NULL,
+        order_count       INTEGER NOT NULL,
+        PRIMARY KEY (gram, status, payment_status, fulfilment_status)
       ) WITHOUT ROWID`,
       indexes: [],
     },
@@ -358,8 +373,9 @@ const freshState = (): OrderState => ({ ...initialOrderState, items: [], payment
 type Bucket = { day: string; status: string; currency: string; count: number; amount: number };
 
 function addGrams(deltas: Map<string, number>, row: OrderListRow, sign: 1 | -1): void {
+  const bucket = gramBucket(row);
   for (const g of rowGrams(row.order_id, row.customer_id, row.customer_name)) {
-    const key = `${g}\u0000${row.status}`;
+    const key = `${g}\u0000${bucket}`;
     deltas.set(key, (deltas.get(key) ?? 0) + sign);
   }
 }
@@ -384,9 +400,10 @@ class OrderListProjection implements Projection {
    * v4: statuses set by OrderStatusChanged (seed 004), which earlier reducers skipped.
    * v5: per-status counts of 1- and 2-character substrings (order_search_grams) for short searches.
    * v6: customer name (searched too, and in the grams), payment and fulfilment facets.
+   * v7: gram counts kept per status, payment and fulfilment status (a short search's facet counts were scans).
    * The reducers' version is part of it: rows hold folded states, so a changed fold rebuilds them.
    */
-  readonly version = 6 * 100 + REDUCER_VERSION;
+  readonly version = 7 * 100 + REDUCER_VERSION;
 
   tables(prefix: string): TableDef[] {
     return orderListTables(prefix);
@@ -410,10 +427,12 @@ class OrderListProjection implements Projection {
     const grams = `"${ctx.prefix}order_search_grams"`;
     return {
       bumpGram: ctx.stmt(
-        `INSERT INTO ${grams} (gram, status, order_count) VALUES (?, ?, ?)
-         ON CONFLICT (gram, status) DO UPDATE SET order_count = order_count + excluded.order_count`,
+        `INSERT INTO ${grams} (gram, status, payment_status, fulfilment_status, order_count) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (gram, status, payment_status, fulfilment_status) DO UPDATE SET order_count = order_count + excluded.order_count`,
       ),
-      dropEmptyGram: ctx.stmt(`DELETE FROM ${grams} WHERE gram = ? AND status = ? AND order_count = 0`),
+      dropEmptyGram: ctx.stmt(
+        `DELETE FROM ${grams} WHERE gram = ? AND status = ? AND payment_status = ? AND fulfilment_status = ? AND order_count = 0`,
+      ),
       clearGrams: ctx.stmt(`DELETE FROM ${grams}`),
       get: ctx.stmt(`SELECT ${COLUMNS.join(', ')} FROM ${list} WHERE order_id = ?`),
       upsert: ctx.stmt(
@@ -431,7 +450,9 @@ class OrderListProjection implements Projection {
       dropEmpty: ctx.stmt(`DELETE FROM ${daily} WHERE day = ? AND status = ? AND currency = ? AND order_count = 0`),
       pendingIds: ctx.stmt(`SELECT order_id FROM ${list} WHERE pending_count > 0 OR sync <> 'synced'`).pluck(),
       clearList: ctx.stmt(`DELETE FROM ${list}`),
-      aggregateRows: ctx.stmt(`SELECT order_id, customer_id, customer_name, status, currency, created_at, total FROM ${list}`),
+      aggregateRows: ctx.stmt(
+        `SELECT order_id, customer_id, customer_name, status, payment_status, fulfilment_status, currency, created_at, total FROM ${list}`,
+      ),
       clearDaily: ctx.stmt(`DELETE FROM ${daily}`),
       evicted: ctx.stmt('SELECT state FROM evicted_streams WHERE stream_id = ?').pluck(),
     };
@@ -462,8 +483,16 @@ class OrderListProjection implements Projection {
       if (!ctx.bulk) {
         if (prev) addBucket(deltas, prev, -1);
         if (next) addBucket(deltas, next, 1);
-        // Most events (payments) leave ids, name and status alone: no gram moves.
-        if (!prev || !next || prev.status !== next.status || prev.customer_id !== next.customer_id || prev.customer_name !== next.customer_name) {
+        // Most events leave ids, name and the three statuses alone: no gram moves.
+        if (
+          !prev ||
+          !next ||
+          prev.status !== next.status ||
+          prev.payment_status !== next.payment_status ||
+          prev.fulfilment_status !== next.fulfilment_status ||
+          prev.customer_id !== next.customer_id ||
+          prev.customer_name !== next.customer_name
+        ) {
           if (prev) addGrams(gramDeltas, prev, -1);
           if (next) addGrams(gramDeltas, next, 1);
         }
@@ -502,9 +531,9 @@ class OrderListProjection implements Projection {
     }
     for (const [key, n] of gramDeltas) {
       if (n === 0) continue;
-      const [gram, status] = key.split('\u0000') as [string, string];
-      sql.bumpGram.run(gram, status, n);
-      if (n < 0) sql.dropEmptyGram.run(gram, status);
+      const [gram, status, payment, fulfilment] = key.split('\u0000') as [string, string, string, string];
+      sql.bumpGram.run(gram, status, payment, fulfilment, n);
+      if (n < 0) sql.dropEmptyGram.run(gram, status, payment, fulfilment);
     }
   }
 
@@ -554,7 +583,10 @@ class OrderListProjection implements Projection {
     const buckets = new Map<string, Bucket>();
     for (const row of rows) addBucket(buckets, row, 1);
     for (const b of buckets.values()) sql.bump.run(b.day, b.status, b.currency, b.count, b.amount);
-    for (const [status, grams] of countGrams(rows)) for (const [gram, n] of grams) sql.bumpGram.run(gram, status, n);
+    for (const [bucket, grams] of countGrams(rows)) {
+      const [status, payment, fulfilment] = bucket.split('\u0000') as [string, string, string];
+      for (const [gram, n] of grams) sql.bumpGram.run(gram, status, payment, fulfilment, n);
+    }
   }
 
   pendingKeys(ctx: ApplyContext): string[] {

@@ -213,7 +213,7 @@ export class OrderQueries {
       const position = this.position(ORDER_LIST);
       const countRows = (
         gram !== null
-          ? this.stmt('SELECT status, order_count AS n FROM order_search_grams WHERE gram = ?').all(gram)
+          ? this.stmt('SELECT status, SUM(order_count) AS n FROM order_search_grams WHERE gram = ? GROUP BY status').all(gram)
           : filters.length === 0
             ? this.stmt('SELECT status, SUM(order_count) AS n FROM order_daily_totals GROUP BY status').all()
             : this.stmt(`SELECT status, COUNT(*) AS n FROM ${countFrom} WHERE ${filters.join(' AND ')} GROUP BY status`).all(...params)
@@ -232,11 +232,19 @@ export class OrderQueries {
       const last = rows[rows.length - 1];
       const nextCursor =
         found.length > q.limit && last ? encodeCursor(q.sort, q.direction, q.sort === 'createdAt' ? last.createdAt : last.updatedAt, last.orderId) : null;
+      // A short needle's facet counts and totals are sums over its gram's rows (kept per status
+      // and facet); any other search counts the matching rows.
       const facetCounts = (column: string, values: readonly string[], other: { sql: string[]; params: unknown[] }) => {
         const conds = [...filters, ...other.sql];
-        const found = this.stmt(`SELECT ${column} AS v, COUNT(*) AS n FROM ${countFrom} ${conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : ''} GROUP BY ${column}`).all(
-          ...params,
-          ...other.params,
+        const found = (
+          gram !== null
+            ? this.stmt(
+                `SELECT ${column} AS v, SUM(order_count) AS n FROM order_search_grams WHERE ${['gram = ?', ...other.sql].join(' AND ')} GROUP BY ${column}`,
+              ).all(gram, ...other.params)
+            : this.stmt(`SELECT ${column} AS v, COUNT(*) AS n FROM ${countFrom} ${conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : ''} GROUP BY ${column}`).all(
+                ...params,
+                ...other.params,
+              )
         ) as { v: string; n: number }[];
         const out: Record<string, number> = { ALL: 0 };
         for (const v of values) out[v] = 0;
@@ -256,9 +264,15 @@ export class OrderQueries {
             ? q.fulfilment === 'ALL'
               ? (paymentCounts[q.payment] ?? 0)
               : (fulfilmentCounts[q.fulfilment] ?? 0)
-            : (this.stmt(`SELECT COUNT(*) FROM ${countFrom} WHERE ${[...filters, ...byPayment.sql, ...byFulfilment.sql, 'status = ?'].join(' AND ')}`)
-                .pluck()
-                .get(...params, ...byPayment.params, ...byFulfilment.params, q.status) as number);
+            : gram !== null
+              ? ((this.stmt(
+                  `SELECT COALESCE(SUM(order_count), 0) FROM order_search_grams WHERE ${['gram = ?', ...byPayment.sql, ...byFulfilment.sql, 'status = ?'].join(' AND ')}`,
+                )
+                  .pluck()
+                  .get(gram, ...byPayment.params, ...byFulfilment.params, q.status) as number))
+              : (this.stmt(`SELECT COUNT(*) FROM ${countFrom} WHERE ${[...filters, ...byPayment.sql, ...byFulfilment.sql, 'status = ?'].join(' AND ')}`)
+                  .pluck()
+                  .get(...params, ...byPayment.params, ...byFulfilment.params, q.status) as number);
       return { rows, total, counts, paymentCounts, fulfilmentCounts, nextCursor, position };
     })();
   }
