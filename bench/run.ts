@@ -2,7 +2,7 @@
 // bench/results/latest.json (with the machine they ran on), then BENCHMARKS.md and the SVG
 // charts regenerated from that JSON.
 //
-//   npm run bench                       all sections (about 5-10 minutes on 2 cores)
+//   npm run bench                       all default sections (about 12 minutes on 2 cores)
 //   npm run bench -- store emmett       a subset (sections: store emmett projections server sync
 //                                       converge archive boot firstsync scope broker projections10m) (also BENCH_ONLY=store,emmett); other sections of
 //                                       latest.json are kept from their previous run
