@@ -209,14 +209,20 @@ export class OrderQueries {
       countFrom = 'order_list INDEXED BY order_list__customer';
     }
 
+    // What the counts read: the matching rows, or for a short needle its gram's rows (counts
+    // kept per status and facet, summed), so no count of a short search scans the list.
+    const tally =
+      gram !== null
+        ? { from: 'order_search_grams', n: 'SUM(order_count)', where: ['gram = ?'], params: [gram] as unknown[] }
+        : { from: countFrom, n: 'COUNT(*)', where: filters, params };
+    const whereOf = (conds: string[]) => (conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : '');
+
     return this.db.transaction(() => {
       const position = this.position(ORDER_LIST);
       const countRows = (
-        gram !== null
-          ? this.stmt('SELECT status, SUM(order_count) AS n FROM order_search_grams WHERE gram = ? GROUP BY status').all(gram)
-          : filters.length === 0
-            ? this.stmt('SELECT status, SUM(order_count) AS n FROM order_daily_totals GROUP BY status').all()
-            : this.stmt(`SELECT status, COUNT(*) AS n FROM ${countFrom} WHERE ${filters.join(' AND ')} GROUP BY status`).all(...params)
+        tally.where.length === 0
+          ? this.stmt('SELECT status, SUM(order_count) AS n FROM order_daily_totals GROUP BY status').all()
+          : this.stmt(`SELECT status, ${tally.n} AS n FROM ${tally.from} ${whereOf(tally.where)} GROUP BY status`).all(...tally.params)
       ) as { status: string; n: number }[];
       const counts: Record<string, number> = { ALL: 0 };
       for (const s of ORDER_STATUSES) counts[s] = 0;
@@ -232,19 +238,10 @@ export class OrderQueries {
       const last = rows[rows.length - 1];
       const nextCursor =
         found.length > q.limit && last ? encodeCursor(q.sort, q.direction, q.sort === 'createdAt' ? last.createdAt : last.updatedAt, last.orderId) : null;
-      // A short needle's facet counts and totals are sums over its gram's rows (kept per status
-      // and facet); any other search counts the matching rows.
       const facetCounts = (column: string, values: readonly string[], other: { sql: string[]; params: unknown[] }) => {
-        const conds = [...filters, ...other.sql];
-        const found = (
-          gram !== null
-            ? this.stmt(
-                `SELECT ${column} AS v, SUM(order_count) AS n FROM order_search_grams WHERE ${['gram = ?', ...other.sql].join(' AND ')} GROUP BY ${column}`,
-              ).all(gram, ...other.params)
-            : this.stmt(`SELECT ${column} AS v, COUNT(*) AS n FROM ${countFrom} ${conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : ''} GROUP BY ${column}`).all(
-                ...params,
-                ...other.params,
-              )
+        const found = this.stmt(`SELECT ${column} AS v, ${tally.n} AS n FROM ${tally.from} ${whereOf([...tally.where, ...other.sql])} GROUP BY ${column}`).all(
+          ...tally.params,
+          ...other.params,
         ) as { v: string; n: number }[];
         const out: Record<string, number> = { ALL: 0 };
         for (const v of values) out[v] = 0;
@@ -264,15 +261,9 @@ export class OrderQueries {
             ? q.fulfilment === 'ALL'
               ? (paymentCounts[q.payment] ?? 0)
               : (fulfilmentCounts[q.fulfilment] ?? 0)
-            : gram !== null
-              ? ((this.stmt(
-                  `SELECT COALESCE(SUM(order_count), 0) FROM order_search_grams WHERE ${['gram = ?', ...byPayment.sql, ...byFulfilment.sql, 'status = ?'].join(' AND ')}`,
-                )
-                  .pluck()
-                  .get(gram, ...byPayment.params, ...byFulfilment.params, q.status) as number))
-              : (this.stmt(`SELECT COUNT(*) FROM ${countFrom} WHERE ${[...filters, ...byPayment.sql, ...byFulfilment.sql, 'status = ?'].join(' AND ')}`)
-                  .pluck()
-                  .get(...params, ...byPayment.params, ...byFulfilment.params, q.status) as number);
+            : ((this.stmt(`SELECT ${tally.n} FROM ${tally.from} ${whereOf([...tally.where, ...byPayment.sql, ...byFulfilment.sql, 'status = ?'])}`)
+                .pluck()
+                .get(...tally.params, ...byPayment.params, ...byFulfilment.params, q.status) as number | null) ?? 0);
       return { rows, total, counts, paymentCounts, fulfilmentCounts, nextCursor, position };
     })();
   }
