@@ -127,11 +127,7 @@ function compileString(def: Def): FastPredicate {
         throw new Unsupported();
     }
   }
-  return (v) => {
-    if (typeof v !== 'string') return false;
-    for (const t of tests) if (!t(v)) return false;
-    return true;
-  };
+  return passesAll((v) => typeof v === 'string', tests);
 }
 
 function compileNumber(def: Def): FastPredicate {
@@ -161,12 +157,8 @@ function compileNumber(def: Def): FastPredicate {
         throw new Unsupported();
     }
   }
-  return (v) => {
-    // zod's number refuses NaN and ±Infinity before any check.
-    if (typeof v !== 'number' || !Number.isFinite(v)) return false;
-    for (const t of tests) if (!t(v)) return false;
-    return true;
-  };
+  // zod's number refuses NaN and ±Infinity before any check.
+  return passesAll((v) => typeof v === 'number' && Number.isFinite(v), tests);
 }
 
 function compileArray(def: Def): FastPredicate {
@@ -212,6 +204,15 @@ function compileObject(def: Def): FastPredicate {
       next++;
     }
     for (; next < fields.length; next++) if (!fields[next]!.optional) return false;
+    return true;
+  };
+}
+
+/** The type guard, then every check of the schema in order (a string's or number's checks). */
+function passesAll(guard: FastPredicate, tests: readonly FastPredicate[]): FastPredicate {
+  return (v) => {
+    if (!guard(v)) return false;
+    for (const t of tests) if (!t(v)) return false;
     return true;
   };
 }
