@@ -4,38 +4,26 @@ import type { StoredEvent } from '../protocol/envelope.js';
 import type { ApplyContext, Projection, TableDef } from './types.js';
 
 /**
- * Per-customer history: an activity feed (one row per confirmed order event, keyed by log
- * position) and per-customer totals. Only OrderCreated names the customer, so the projection
- * keeps its own order → customer map instead of depending on another projection.
+ * Per-customer history: which orders are whose (`customer_orders`, indexed by customer) and
+ * per-customer totals. Only OrderCreated names the customer, so the projection keeps its own
+ * order → customer map instead of depending on another projection. A customer's activity feed
+ * is the log itself, read through that index (`OrderQueries.customerHistory`): v1 copied every
+ * order event into a per-customer table, a second copy of the log that was most of a rebuild's
+ * writes (and kept events that bounded history had dropped).
  * Lifetime value is money actually received: payments minus refunds.
  */
 export const CUSTOMER_HISTORY = 'customer_history';
 
 export function customerHistoryTables(prefix: string): TableDef[] {
-  const activity = `${prefix}customer_activity`;
   const orders = `${prefix}customer_orders`;
   const totals = `${prefix}customer_totals`;
   return [
-    {
-      name: activity,
-      baseName: 'customer_activity',
-      key: ['position'],
-      create: `CREATE TABLE "${activity}" (
-        position     INTEGER PRIMARY KEY,
-        customer_id  TEXT    NOT NULL,
-        order_id     TEXT    NOT NULL,
-        event_type   TEXT    NOT NULL,
-        amount       INTEGER,
-        recorded_at  TEXT    NOT NULL
-      )`,
-      indexes: [`CREATE INDEX "${activity}__customer" ON "${activity}" (customer_id, position)`],
-    },
     {
       name: orders,
       baseName: 'customer_orders',
       key: ['order_id'],
       create: `CREATE TABLE "${orders}" (order_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL) WITHOUT ROWID`,
-      indexes: [],
+      indexes: [`CREATE INDEX "${orders}__customer" ON "${orders}" (customer_id, order_id)`],
     },
     {
       name: totals,
@@ -60,13 +48,10 @@ interface TotalsDelta {
   lastActivityAt: string;
 }
 
-/** Activity rows per multi-row INSERT: one statement step per 100 rows instead of per row. */
-const ACTIVITY_CHUNK = 100;
-const ACTIVITY_COLUMNS = 6;
-
-function amountOf(e: StoredEvent): number | null {
-  const d = e.data as { total?: unknown; amount?: unknown };
-  switch (e.eventType) {
+/** The money an order event moves, as the activity feed shows it (the order total when it is created). */
+export function amountOf(eventType: string, data: unknown): number | null {
+  const d = data as { total?: unknown; amount?: unknown };
+  switch (eventType) {
     case 'OrderCreated':
       return typeof d.total === 'number' ? d.total : null;
     case 'PaymentReceived':
@@ -79,7 +64,8 @@ function amountOf(e: StoredEvent): number | null {
 
 class CustomerHistoryProjection implements Projection {
   readonly name = CUSTOMER_HISTORY;
-  readonly version = 1;
+  /** v2: the activity feed is read from the log (no per-event copy); customer_orders indexed by customer. */
+  readonly version = 2;
 
   tables(prefix: string): TableDef[] {
     return customerHistoryTables(prefix);
@@ -102,14 +88,6 @@ class CustomerHistoryProjection implements Projection {
     return {
       customerOf: ctx.stmt(`SELECT customer_id FROM "${p}customer_orders" WHERE order_id = ?`).pluck() as Database.Statement<[string], string>,
       link: ctx.stmt(`INSERT OR REPLACE INTO "${p}customer_orders" (order_id, customer_id) VALUES (?, ?)`),
-      activity: ctx.stmt(
-        `INSERT INTO "${p}customer_activity" (position, customer_id, order_id, event_type, amount, recorded_at) VALUES (?, ?, ?, ?, ?, ?)`,
-      ),
-      activityChunk: ctx.stmt(
-        `INSERT INTO "${p}customer_activity" (position, customer_id, order_id, event_type, amount, recorded_at) VALUES ${Array<string>(ACTIVITY_CHUNK)
-          .fill('(?, ?, ?, ?, ?, ?)')
-          .join(', ')}`,
-      ),
       totals: ctx.stmt(
         `INSERT INTO "${p}customer_totals" (customer_id, order_count, lifetime_value, first_order_at, last_activity_at)
          VALUES (?, ?, ?, ?, ?)
@@ -119,7 +97,7 @@ class CustomerHistoryProjection implements Projection {
            first_order_at = coalesce(min(first_order_at, excluded.first_order_at), first_order_at, excluded.first_order_at),
            last_activity_at = max(last_activity_at, excluded.last_activity_at)`,
       ),
-      clear: [`customer_activity`, `customer_orders`, `customer_totals`].map((t) => ctx.stmt(`DELETE FROM "${p}${t}"`)),
+      clear: [`customer_orders`, `customer_totals`].map((t) => ctx.stmt(`DELETE FROM "${p}${t}"`)),
     };
   }
 
@@ -134,8 +112,6 @@ class CustomerHistoryProjection implements Projection {
   apply(ctx: ApplyContext, events: readonly StoredEvent[]): void {
     const sql = this.sql(ctx);
     const deltas = new Map<string, TotalsDelta>();
-    // Flat parameter list of the activity rows, written in chunks after the loop.
-    const rows: unknown[] = [];
     for (const e of events) {
       if (e.streamType !== ORDER_STREAM_TYPE) continue;
       let customerId: string | undefined;
@@ -149,8 +125,7 @@ class CustomerHistoryProjection implements Projection {
       }
       // An event of an order whose creation this build could not read names no customer.
       if (customerId === undefined) continue;
-      const amount = amountOf(e);
-      rows.push(e.position, customerId, e.streamId, e.eventType, amount, e.recordedAt);
+      const amount = amountOf(e.eventType, e.data);
       let d = deltas.get(customerId);
       if (!d) {
         d = { orders: 0, value: 0, firstOrderAt: null, lastActivityAt: e.recordedAt };
@@ -164,10 +139,6 @@ class CustomerHistoryProjection implements Projection {
       if (amount !== null && e.eventType === 'PaymentRefunded') d.value -= amount;
       if (e.recordedAt > d.lastActivityAt) d.lastActivityAt = e.recordedAt;
     }
-    const chunk = ACTIVITY_CHUNK * ACTIVITY_COLUMNS;
-    let at = 0;
-    for (; at + chunk <= rows.length; at += chunk) sql.activityChunk.run(rows.slice(at, at + chunk));
-    for (; at < rows.length; at += ACTIVITY_COLUMNS) sql.activity.run(rows.slice(at, at + ACTIVITY_COLUMNS));
     for (const [customerId, d] of deltas) sql.totals.run(customerId, d.orders, d.value, d.firstOrderAt, d.lastActivityAt);
   }
 

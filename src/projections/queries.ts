@@ -1,9 +1,11 @@
 import type Database from 'better-sqlite3';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
+import { ORDER_STREAM_TYPE } from '../domain/events.js';
 import { FULFILMENT_STATUSES, ORDER_STATUSES, PAYMENT_STATUSES } from '../domain/state.js';
+import { upcast, UpcastError } from '../domain/upcasters.js';
 import { statementCache } from './context.js';
-import { CUSTOMER_HISTORY } from './customer-history.js';
+import { amountOf, CUSTOMER_HISTORY } from './customer-history.js';
 import { ORDER_LIST, searchIndexName, shortGram, type OrderListRow } from './order-list.js';
 import {
   CustomerHistoryInput,
@@ -16,8 +18,29 @@ import {
 import type { ProjectionRunner } from './runner.js';
 import { InvalidCursorError } from './types.js';
 
+/** An event of a customer's activity feed, as stored. */
+interface FeedRow {
+  orderId: string;
+  eventType: string;
+  schemaVersion: number;
+  data: string;
+  recordedAt: string;
+  position: number;
+}
+
+/** The amount a feed event moves, read from its current schema (an event no upcaster can read shows none). */
+function feedAmount(r: FeedRow): number | null {
+  try {
+    return amountOf(r.eventType, upcast(r.eventType, r.schemaVersion, JSON.parse(r.data)).data);
+  } catch (err) {
+    if (err instanceof UpcastError) return null;
+    throw err;
+  }
+}
+
 /**
- * The query side: reads projection tables only, never the log and never a command. Every
+ * The query side: reads projection tables (and, for a customer's activity, the events of the
+ * orders the history view links to them), never a command. Every
  * answer states the log position it reflects; `minPosition` waits (bounded) for it.
  */
 
@@ -274,10 +297,13 @@ export class OrderQueries {
       const orders = this.stmt(
         `SELECT ${ROW_COLUMNS} FROM order_list WHERE customer_id = ? ORDER BY updated_at DESC, order_id DESC LIMIT ? OFFSET ?`,
       ).all(q.customerId, q.limit, q.offset) as ListRow[];
-      const activity = this.stmt(
-        `SELECT order_id AS orderId, event_type AS eventType, amount, recorded_at AS recordedAt, position
-         FROM customer_activity WHERE customer_id = ? ORDER BY position DESC LIMIT ? OFFSET ?`,
-      ).all(q.customerId, q.limit, q.offset) as CustomerHistoryOutput['activity'];
+      // The feed is the log: the events of the customer's orders, up to what the history view has seen (so it agrees with the totals).
+      const feed = this.stmt(
+        `SELECT e.stream_id AS orderId, e.event_type AS eventType, e.schema_version AS schemaVersion, e.data, e.recorded_at AS recordedAt, e.position
+         FROM customer_orders o JOIN events e ON e.stream_id = o.order_id AND e.stream_type = '${ORDER_STREAM_TYPE}'
+         WHERE o.customer_id = ? AND e.position <= ? ORDER BY e.position DESC LIMIT ? OFFSET ?`,
+      ).all(q.customerId, this.position(CUSTOMER_HISTORY), q.limit, q.offset) as FeedRow[];
+      const activity = feed.map((r) => ({ orderId: r.orderId, eventType: r.eventType, amount: feedAmount(r), recordedAt: r.recordedAt, position: r.position }));
       const totalOrders = this.stmt('SELECT COUNT(*) FROM order_list WHERE customer_id = ?').pluck().get(q.customerId) as number;
       const lifetime = this.stmt('SELECT lifetime_value FROM customer_totals WHERE customer_id = ?').pluck().get(q.customerId) as
         | number

@@ -167,7 +167,6 @@ export const PROJECTION_TABLES: [string, string][] = [
   ['order_list', 'order_id'],
   ['order_daily_totals', 'day, status, currency'],
   ['order_search_grams', 'gram, status, payment_status, fulfilment_status'],
-  ['customer_activity', 'position'],
   ['customer_orders', 'order_id'],
   ['customer_totals', 'customer_id'],
 ];
