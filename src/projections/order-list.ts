@@ -127,8 +127,13 @@ function searchIndex(list: string): string[] {
  * facet counts are then sums over one gram's rows (one indexed read), and its page walks the
  * sort order with LIKE until the page is full (matches of a short needle are dense). Maintained
  * from the same old/new row diff as the daily totals, so it cannot disagree with the list.
+ * The empty string is a substring of every row: its gram counts the whole list per facet
+ * bucket, so the unsearched list's counts are sums over a few rows too (they were scans).
  */
 export const SHORT_GRAM_MAX = 2;
+
+/** The gram every row contains (the empty needle): the whole list's counts per facet bucket. */
+export const EVERY_ROW_GRAM = '';
 
 const foldAscii = (s: string) => s.replace(/[A-Z]+/g, (c) => c.toLowerCase());
 
@@ -140,7 +145,7 @@ export function shortGram(needle: string): string | null {
 
 /** Distinct 1- and 2-character substrings of a row's ids and customer name (by code point, as LIKE matches). */
 export function rowGrams(orderId: string, customerId: string, customerName = ''): Set<string> {
-  const grams = new Set<string>();
+  const grams = new Set<string>([EVERY_ROW_GRAM]);
   for (const id of [orderId, customerId, customerName]) {
     const chars = [...foldAscii(id)];
     for (let i = 0; i < chars.length; i++) {
@@ -211,7 +216,7 @@ export function countGrams(
     const customerKey = `${r.customer_id}\u0000${r.customer_name}`;
     let own = customers.get(customerKey);
     if (!own) {
-      own = [...new Set([...stringGrams(r.customer_id), ...stringGrams(r.customer_name)].map(numberOf))];
+      own = [...new Set([EVERY_ROW_GRAM, ...stringGrams(r.customer_id), ...stringGrams(r.customer_name)].map(numberOf))];
       customers.set(customerKey, own);
     }
     const bucket = gramBucket(r);
@@ -401,9 +406,10 @@ class OrderListProjection implements Projection {
    * v5: per-status counts of 1- and 2-character substrings (order_search_grams) for short searches.
    * v6: customer name (searched too, and in the grams), payment and fulfilment facets.
    * v7: gram counts kept per status, payment and fulfilment status (a short search's facet counts were scans).
+   * v8: the empty gram, every row's, so the unsearched list's facet counts are sums too.
    * The reducers' version is part of it: rows hold folded states, so a changed fold rebuilds them.
    */
-  readonly version = 7 * 100 + REDUCER_VERSION;
+  readonly version = 8 * 100 + REDUCER_VERSION;
 
   tables(prefix: string): TableDef[] {
     return orderListTables(prefix);

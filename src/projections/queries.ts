@@ -6,7 +6,7 @@ import { FULFILMENT_STATUSES, ORDER_STATUSES, PAYMENT_STATUSES } from '../domain
 import { upcast, UpcastError } from '../domain/upcasters.js';
 import { statementCache } from './context.js';
 import { amountOf, CUSTOMER_HISTORY } from './customer-history.js';
-import { ORDER_LIST, searchIndexName, shortGram, type OrderListRow } from './order-list.js';
+import { EVERY_ROW_GRAM, ORDER_LIST, searchIndexName, shortGram, type OrderListRow } from './order-list.js';
 import {
   CustomerHistoryInput,
   ListOrdersInput as ListOrdersInputSchema,
@@ -210,7 +210,8 @@ export class OrderQueries {
     const order = `ORDER BY ${sortCol} ${dir}, order_id ${dir}`;
     let pageSql = `SELECT ${ROW_COLUMNS} FROM order_list ${whereSql} ${order} LIMIT ? OFFSET ?`;
     let countFrom = 'order_list';
-    let gram: string | null = null;
+    // Without a search or a customer, the counts are the gram every row holds.
+    let gram: string | null = q.search || q.customerId ? null : EVERY_ROW_GRAM;
     if (q.search && [...q.search].length >= 3) {
       // Candidates from the trigram index (a superset of the LIKE matches), joined to their
       // rows by primary key; the LIKE filters above keep the answer exact.
@@ -232,8 +233,8 @@ export class OrderQueries {
       countFrom = 'order_list INDEXED BY order_list__customer';
     }
 
-    // What the counts read: the matching rows, or for a short needle its gram's rows (counts
-    // kept per status and facet, summed), so no count of a short search scans the list.
+    // What the counts read: the matching rows, or for no needle or a short one its gram's rows
+    // (counts kept per status and facet, summed), so neither the list's counts nor a short search's scan it.
     const tally =
       gram !== null
         ? { from: 'order_search_grams', n: 'SUM(order_count)', where: ['gram = ?'], params: [gram] as unknown[] }
@@ -243,9 +244,7 @@ export class OrderQueries {
     return this.db.transaction(() => {
       const position = this.position(ORDER_LIST);
       const countRows = (
-        tally.where.length === 0
-          ? this.stmt('SELECT status, SUM(order_count) AS n FROM order_daily_totals GROUP BY status').all()
-          : this.stmt(`SELECT status, ${tally.n} AS n FROM ${tally.from} ${whereOf(tally.where)} GROUP BY status`).all(...tally.params)
+        this.stmt(`SELECT status, ${tally.n} AS n FROM ${tally.from} ${whereOf(tally.where)} GROUP BY status`).all(...tally.params)
       ) as { status: string; n: number }[];
       const counts: Record<string, number> = { ALL: 0 };
       for (const s of ORDER_STATUSES) counts[s] = 0;
