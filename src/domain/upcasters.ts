@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { EventSchemas, OrderCreatedV1, isOrderEventType } from './events.js';
+import { EventSchemas, OrderCreatedV1, OrderCreatedV3, OrderItem, isOrderEventType } from './events.js';
 import { DEFAULT_SEED_CURRENCY, majorToMinor } from './money.js';
 
 export class UpcastError extends Error {
@@ -14,6 +14,21 @@ export class UpcastError extends Error {
 }
 
 type Upcaster = (data: unknown) => unknown;
+
+const ORDER_CREATED_KEYS = Object.keys(OrderCreatedV3.shape);
+const ITEM_KEYS = Object.keys(OrderItem.shape);
+
+/**
+ * `o` with the schema's keys first, in the schema's order, then any others: the current
+ * schema's compiled check (src/protocol/schema-fast-path.ts) takes only that order (zod writes
+ * its output in it), so upcast events are checked without zod. Keys are defined as data, never
+ * through a setter (`__proto__` stays an own key for the schema to refuse).
+ */
+function inSchemaOrder(o: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
+  const first = keys.filter((k) => Object.hasOwn(o, k));
+  const rest = Object.keys(o).filter((k) => !keys.includes(k));
+  return Object.fromEntries([...first, ...rest].map((k) => [k, o[k]]));
+}
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -39,8 +54,8 @@ const upcasters: Record<string, Record<number, Upcaster>> = {
     // whole event, so a bad v2 event is refused with the path of its bad field.
     2: (raw) => {
       if (!isPlainObject(raw)) return raw;
-      const items = Array.isArray(raw.items) ? raw.items.map((i: unknown) => (isPlainObject(i) ? { ...i, description: '' } : i)) : raw.items;
-      return { ...raw, customerName: raw.customerId, customerContact: null, items };
+      const items = Array.isArray(raw.items) ? raw.items.map((i: unknown) => (isPlainObject(i) ? inSchemaOrder({ ...i, description: '' }, ITEM_KEYS) : i)) : raw.items;
+      return inSchemaOrder({ ...raw, customerName: raw.customerId, customerContact: null, items }, ORDER_CREATED_KEYS);
     },
   },
 };

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { EventSchemas, type OrderEventType } from '../../src/domain/events.js';
 import { badTextReason, checkEvent } from '../../src/protocol/event-contract.js';
 import { compileFastPath } from '../../src/protocol/schema-fast-path.js';
+import { upcast } from '../../src/domain/upcasters.js';
 
 // Values near and across every rule of the event schemas, and hostile ones: wrong types, NaN,
 // ±Infinity, -0, huge and fractional numbers, untrimmed and control-character strings, extra
@@ -133,6 +134,18 @@ describe('compiled event schemas', () => {
       expect(schema.safeParse(ok[type]).success, type).toBe(true);
       expect(compileFastPath(schema)!(ok[type]), type).toBe(true);
     }
+  });
+
+  it('takes an upcast v2 OrderCreated (the upcaster writes the current schema\'s key order), and refuses a bad one through zod', () => {
+    const v2 = { orderId: 'O-1', customerId: 'C-1', items: [{ sku: 'S-1', quantity: 2, unitPrice: 500 }], total: 1000, currency: 'USD' };
+    const current = upcast('OrderCreated', 2, v2).data;
+    expect(compileFastPath(EventSchemas.OrderCreated.schema as z.ZodType)!(current)).toBe(true);
+    expect(current).toStrictEqual((EventSchemas.OrderCreated.schema as z.ZodType).parse(current));
+    const verdict = checkEvent({ streamType: 'Order', eventType: 'OrderCreated', schemaVersion: 2, data: v2 }, { now: Date.parse('2026-01-01T00:00:00Z') });
+    expect(verdict).toStrictEqual({ ok: true, schemaVersion: 3, data: current });
+    // Extra keys stay (after the schema's), so the strict schema still names them.
+    const extra = checkEvent({ streamType: 'Order', eventType: 'OrderCreated', schemaVersion: 2, data: { ...v2, items: [{ ...v2.items[0], colour: 'red' }] } });
+    expect(extra).toMatchObject({ ok: false, kind: 'invalid', issues: [{ path: 'data.items.0' }] });
   });
 
   it('leaves what it cannot compile to zod', () => {
