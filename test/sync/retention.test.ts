@@ -8,7 +8,7 @@ import { SyncEngine } from '../../src/sync/sync-engine.js';
 import { SyncHttpClient } from '../../src/sync/http-client.js';
 import { Outbox } from '../../src/sync/outbox.js';
 import { createPendingSource } from '../../src/sync/pending-source.js';
-import { defaultProjections, ProjectionRunner } from '../../src/projections/index.js';
+import { defaultProjections, OrderQueries, ProjectionRunner } from '../../src/projections/index.js';
 import { openLocalStore } from '../../src/store/local-store.js';
 import { tempDir } from '../helpers/tmp.js';
 import { TENANT, cancel, comparable, createOrder, openDevice, pay, reserve, serverState, ship, startSqliteServer, tokenOf, type Device } from './helpers.js';
@@ -146,9 +146,17 @@ describe('bounded device history (real SQLite files, real server on loopback)', 
       const row = () => store.db.prepare('SELECT status, paid_amount, confirmed_version FROM order_list WHERE order_id = ?').get(shipped);
       await engine.syncOnce();
       expect(row()).toEqual({ status: 'SHIPPED', paid_amount: 10_000, confirmed_version: 4 });
+      const customerId = store.db.prepare('SELECT customer_id FROM order_list WHERE order_id = ?').pluck().get(shipped) as string;
+      const feed = async () => new OrderQueries(store.db).customerHistory({ customerId, limit: 500 });
+      expect((await feed()).activity.filter((a) => a.orderId === shipped)).toHaveLength(4);
       expect(evictClosedOrders(store, outbox.repo, outbox.quarantine, { retentionDays: 30, now: later(40) }).evictedOrders).toBeGreaterThanOrEqual(1);
       expect(eventsOf({ store } as Device, shipped)).toBe(0);
       expect(row()).toEqual({ status: 'SHIPPED', paid_amount: 10_000, confirmed_version: 4 });
+      // The customer's activity feed is read from the log: the evicted order's lines went with its events; its totals stay.
+      const history = await feed();
+      expect(history.orders.map((o) => o.orderId)).toContain(shipped);
+      expect(history.activity.filter((a) => a.orderId === shipped)).toEqual([]);
+      expect(history.lifetimeValue).toBeGreaterThanOrEqual(10_000);
 
       await runner.rebuild(runner.names);
       await writer.engine.syncOnce();
