@@ -39,11 +39,12 @@ export type StatusListener = (event: StatusEvent) => void;
 export function deferrableViews(store: LocalStore, runner: ProjectionRunner, built?: () => void): DeferrableViews {
   return {
     defer: () => {
-      const empty = store.log.headPosition() === 0;
       runner.close();
+      // A new device's views are built from the pages as they are stored (not read back at the end).
+      const fed = store.log.headPosition() === 0 ? runner.feedRebuild() : null;
       return async () => {
         try {
-          if (empty) await runner.rebuild();
+          if (fed) await fed.finish();
           runner.catchUp();
         } finally {
           runner.attach();

@@ -3,7 +3,7 @@ import type { StoredEvent } from '../protocol/envelope.js';
 import { upcastEvent, type EventLog } from '../store/event-log.js';
 import { createContext, createTables } from './context.js';
 import { EventPageReader } from './event-pages.js';
-import { rebuildProjections, type RebuildOptions, type RebuildResult } from './rebuild.js';
+import { feedRebuild, rebuildProjections, type RebuildOptions, type RebuildResult } from './rebuild.js';
 import { ProjectionRegistry, type DeadLetter } from './registry.js';
 import {
   UnknownProjectionError,
@@ -243,14 +243,38 @@ export class ProjectionRunner {
     return this.status().find((s) => s.name === name)!;
   }
 
+  /**
+   * Rebuild every projection from the appends that follow (a first sync, far behind): the shadows
+   * take each appended batch as it is written and `finish` swaps them in. Detach the inline hook
+   * first (`close`); `attach` after `finish`.
+   */
+  feedRebuild(): { finish(opts?: RebuildOptions): Promise<RebuildResult> } {
+    const fed = feedRebuild(this, this.names);
+    return {
+      finish: async (opts) => {
+        try {
+          return await fed.finish(opts);
+        } finally {
+          this.afterRebuild(this.names);
+        }
+      },
+    };
+  }
+
   async rebuild(names: string | readonly string[] = this.names, opts: RebuildOptions = {}): Promise<RebuildResult> {
     const list = typeof names === 'string' ? [names] : [...names];
     for (const n of list) this.entry(n);
-    const result = await rebuildProjections(this, list, opts);
-    // The live tables were replaced: whatever the contexts cached describes the old ones.
-    for (const n of list) this.entry(n).ctx.cache.clear();
+    try {
+      return await rebuildProjections(this, list, opts);
+    } finally {
+      this.afterRebuild(list);
+    }
+  }
+
+  /** The live tables were replaced: whatever the contexts cached describes the old ones. */
+  private afterRebuild(names: readonly string[]): void {
+    for (const n of names) this.entry(n).ctx.cache.clear();
     if (!this.entriesRebuilding()) this.refreshed.clear();
-    return result;
   }
 
   /**

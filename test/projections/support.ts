@@ -65,7 +65,8 @@ export const customerIdOf = (n: number) => `CUST-${n}`;
  * Append a random workload through the log (the projections do not judge business rules:
  * the log may hold any sequence, e.g. a payment after a cancellation).
  */
-export function appendSteps(store: LocalStore, steps: readonly Step[]): void {
+/** Append the steps (from index `from` on: the earlier ones are taken as already appended, by another connection say). */
+export function appendSteps(store: LocalStore, steps: readonly Step[], from = 0): void {
   const created = new Set<number>();
   let i = 0;
   for (const s of steps) {
@@ -96,7 +97,7 @@ export function appendSteps(store: LocalStore, steps: readonly Step[]): void {
     }
     // Distinct, increasing recording times spread over a few days.
     const at = new Date(Date.UTC(2026, 0, s.day, 0, 0, 0, 0) + i * 1000).toISOString();
-    store.log.append(orderId, [e], { expectedVersion: 'any', recordedAt: at });
+    if (i >= from) store.log.append(orderId, [e], { expectedVersion: 'any', recordedAt: at });
     i++;
   }
 }
