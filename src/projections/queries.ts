@@ -40,8 +40,8 @@ function feedAmount(r: FeedRow): number | null {
 
 /**
  * The query side: reads projection tables (and, for a customer's activity, the events of the
- * orders the history view links to them), never a command. Every
- * answer states the log position it reflects; `minPosition` waits (bounded) for it.
+ * orders the history view links to them), never a command. Every answer states the log
+ * position it reflects; `minPosition` waits (bounded) for it.
  */
 
 /** A validated list query; the facets may be left out (callers that predate them: all). */

@@ -261,8 +261,8 @@ export function feedRebuild(
   cacheSize = 10_000,
 ): FedRebuild {
   const started = performance.now();
-  const restoreCache = enlargeCache(runner.db);
   let shadows = prepareShadows(runner, names, REBUILD_PREFIX, true, cacheSize);
+  const restoreCache = enlargeCache(runner.db);
   let fed = 0;
   let stopped = false;
   const unsubscribe = runner.log.onAppend((events) => {

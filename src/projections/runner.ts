@@ -3,7 +3,7 @@ import type { StoredEvent } from '../protocol/envelope.js';
 import { upcastEvent, type EventLog } from '../store/event-log.js';
 import { createContext, createTables } from './context.js';
 import { EventPageReader } from './event-pages.js';
-import { feedRebuild, rebuildProjections, type RebuildOptions, type RebuildResult } from './rebuild.js';
+import { feedRebuild, rebuildProjections, type FedRebuild, type RebuildOptions, type RebuildResult } from './rebuild.js';
 import { ProjectionRegistry, type DeadLetter } from './registry.js';
 import {
   UnknownProjectionError,
@@ -248,7 +248,7 @@ export class ProjectionRunner {
    * take each appended batch as it is written and `finish` swaps them in. Detach the inline hook
    * first (`close`); `attach` after `finish`.
    */
-  feedRebuild(): { finish(opts?: RebuildOptions): Promise<RebuildResult> } {
+  feedRebuild(): FedRebuild {
     const fed = feedRebuild(this, this.names);
     return {
       finish: async (opts) => {
