@@ -40,11 +40,14 @@ export function deferrableViews(store: LocalStore, runner: ProjectionRunner, bui
   return {
     defer: () => {
       runner.close();
-      // A new device's views are built from the pages as they are stored (not read back at the end).
-      const fed = store.log.headPosition() === 0 ? runner.feedRebuild() : null;
+      // A new device's views are built from the pages as they are stored (not read back at the
+      // end), unless a rebuild is running: then they are rebuilt after it, at the end.
+      const empty = store.log.headPosition() === 0;
+      const fed = empty ? runner.feedRebuild() : null;
       return async () => {
         try {
           if (fed) await fed.finish();
+          else if (empty) await runner.rebuild();
           runner.catchUp();
         } finally {
           runner.attach();

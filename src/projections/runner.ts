@@ -39,6 +39,8 @@ export class ProjectionRunner {
   private readonly entries = new Map<string, Registered>();
   private pendingSource: PendingSource | null = null;
   private unsubscribe: (() => void) | null = null;
+  /** The rebuild running now (manual, at open, or fed by a first sync), settled when it ends. */
+  private rebuilding: Promise<unknown> | null = null;
   /** Orders refreshed while a rebuild runs: the shadow must show the same overlay when swapped in. */
   private readonly refreshed = new Set<string>();
 
@@ -246,16 +248,23 @@ export class ProjectionRunner {
   /**
    * Rebuild every projection from the appends that follow (a first sync, far behind): the shadows
    * take each appended batch as it is written and `finish` swaps them in. Detach the inline hook
-   * first (`close`); `attach` after `finish`.
+   * first (`close`); `attach` after `finish`. Null while another rebuild runs (rebuilds share the
+   * shadow tables): the caller rebuilds at the end instead, after it.
    */
-  feedRebuild(): FedRebuild {
+  feedRebuild(): FedRebuild | null {
+    if (this.rebuilding) return null;
     const fed = feedRebuild(this, this.names);
+    let ended!: () => void;
+    const running = new Promise<void>((resolve) => (ended = resolve));
+    this.rebuilding = running;
     return {
       finish: async (opts) => {
         try {
           return await fed.finish(opts);
         } finally {
           this.afterRebuild(this.names);
+          if (this.rebuilding === running) this.rebuilding = null;
+          ended();
         }
       },
     };
@@ -264,9 +273,14 @@ export class ProjectionRunner {
   async rebuild(names: string | readonly string[] = this.names, opts: RebuildOptions = {}): Promise<RebuildResult> {
     const list = typeof names === 'string' ? [names] : [...names];
     for (const n of list) this.entry(n);
+    // One at a time: rebuilds share the shadow tables (a second one would fold into the first's).
+    while (this.rebuilding) await this.rebuilding.catch(() => {});
+    const running = rebuildProjections(this, list, opts);
+    this.rebuilding = running;
     try {
-      return await rebuildProjections(this, list, opts);
+      return await running;
     } finally {
+      this.rebuilding = null;
       this.afterRebuild(list);
     }
   }

@@ -251,7 +251,7 @@ describe('rebuild by replay', () => {
         const runner = new ProjectionRunner(store.log, defaultProjections());
         await runner.open();
         runner.close();
-        const fed = runner.feedRebuild();
+        const fed = runner.feedRebuild()!;
         // Count what the rebuild reads back from the log.
         let readBack = 0;
         const page = runner.pageReader.page.bind(runner.pageReader);
@@ -304,7 +304,7 @@ describe('rebuild by replay', () => {
     const runner = new ProjectionRunner(store.log, [...defaultProjections(), fragile]);
     await runner.open();
     runner.close();
-    const fed = runner.feedRebuild();
+    const fed = runner.feedRebuild()!;
     appendSteps(store, manySteps(20));
     expect(store.log.headPosition()).toBe(20);
     await expect(fed.finish()).rejects.toThrow(/cannot read event 7/);
@@ -317,6 +317,36 @@ describe('rebuild by replay', () => {
     expect(result.position).toBe(20);
     expect(store.db.prepare('SELECT COUNT(*) FROM fragile').pluck().get()).toBe(20);
     expect(runner.status().every((st) => st.state === 'live' && st.position === 20)).toBe(true);
+    store.close();
+  });
+  it('rebuilds run one at a time (they share the shadow tables): two at once, or one during a fed rebuild, each end with the incremental view', async () => {
+    const { store, runner } = await incremental(manySteps(300));
+    const live = dumpAll(store.db);
+    // Small pages: each yields to the event loop, so the two would interleave.
+    const [a, b] = await Promise.all([runner.rebuild(undefined, { batchSize: 20 }), runner.rebuild(undefined, { batchSize: 20 })]);
+    expect([a.eventsReplayed, b.eventsReplayed]).toEqual([300, 300]);
+    expect(dumpAll(store.db)).toEqual(live);
+
+    // While a rebuild runs, a first sync cannot feed one: it rebuilds after it instead.
+    const running = runner.rebuild(undefined, { batchSize: 20 });
+    expect(runner.feedRebuild()).toBeNull();
+    await running;
+
+    // A rebuild asked for during a fed rebuild waits for it to finish.
+    runner.close();
+    const fed = runner.feedRebuild()!;
+    expect(fed).not.toBeNull();
+    let waited = true;
+    const after = runner.rebuild(undefined, { batchSize: 20 }).then((r) => {
+      waited = false;
+      return r;
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(waited).toBe(true);
+    await fed.finish();
+    expect((await after).eventsReplayed).toBe(300);
+    runner.attach();
+    expect(dumpAll(store.db)).toEqual(live);
     store.close();
   });
 });
