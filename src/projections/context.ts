@@ -49,3 +49,21 @@ export function createTables(db: Database.Database, tables: { create: string; in
 export function dropTables(db: Database.Database, names: readonly string[]): void {
   for (const n of names) db.exec(`DROP TABLE IF EXISTS "${n}"`);
 }
+
+/**
+ * Shadow pages are disposable until the swap, so they commit with synchronous=NORMAL (no fsync
+ * per page; WAL stays consistent, a power loss only loses the last pages, which the resumable
+ * checkpoint replays). Only this connection's own page transaction runs meanwhile (JS is single
+ * threaded), so appends keep their durability; the swap commits with the normal setting.
+ */
+export function relaxedDurability<T>(db: Database.Database, fn: () => T): T {
+  if (db.inTransaction) return fn();
+  const previous = db.pragma('synchronous', { simple: true }) as number;
+  if (previous <= 1) return fn();
+  db.pragma('synchronous = NORMAL');
+  try {
+    return fn();
+  } finally {
+    db.pragma(`synchronous = ${previous}`);
+  }
+}

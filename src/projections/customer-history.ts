@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import { ORDER_STREAM_TYPE } from '../domain/events.js';
 import type { StoredEvent } from '../protocol/envelope.js';
-import type { ApplyContext, Projection, TableDef } from './types.js';
+import type { ApplyContext, PortableProjection, Projection, TableDef } from './types.js';
 
 /**
  * Per-customer history: which orders are whose (`customer_orders`, indexed by customer) and
@@ -64,6 +64,7 @@ export function amountOf(eventType: string, data: unknown): number | null {
 
 class CustomerHistoryProjection implements Projection {
   readonly name = CUSTOMER_HISTORY;
+  readonly portable: PortableProjection = { module: import.meta.url, factory: 'customerHistoryProjection', byStream: true };
   /** v2: the activity feed is read from the log (no per-event copy); customer_orders indexed by customer. */
   readonly version = 2;
 

@@ -14,7 +14,7 @@ import {
 } from '../domain/state.js';
 import type { StoredEvent } from '../protocol/envelope.js';
 import type { SyncBadge } from './query-schemas.js';
-import type { ApplyContext, PendingSource, Projection, TableDef } from './types.js';
+import type { ApplyContext, PendingSource, PortableProjection, Projection, TableDef } from './types.js';
 
 /**
  * Order list / dashboard, plus daily totals by status.
@@ -399,6 +399,7 @@ function addBucket(deltas: Map<string, Bucket>, row: OrderListRow, sign: 1 | -1)
 
 class OrderListProjection implements Projection {
   readonly name = ORDER_LIST;
+  readonly portable: PortableProjection = { module: import.meta.url, factory: 'orderListProjection', byStream: true };
   /**
    * v2: one covering customer/search index instead of two customer indexes.
    * v3: trigram search index (FTS5) over order and customer ids.

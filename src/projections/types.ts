@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import { z } from 'zod';
 import type { StoredEvent } from '../protocol/envelope.js';
-import type { LruCache } from './lru.js';
+import type { KeyCache } from './lru.js';
 import type { SyncBadge } from './query-schemas.js';
 
 
@@ -20,6 +20,12 @@ export interface PendingEvent {
 export interface PendingSource {
   pendingEvents(orderId: string): PendingEvent[];
   badge(orderId: string): SyncBadge;
+  /**
+   * Every order whose overlay is not its plain confirmed state (pending events, or a badge other
+   * than 'synced'). A rebuild that folds in a worker thread folds without the overlay and then
+   * refreshes these; without this method such rebuilds run on the calling thread.
+   */
+  overlaid?(): string[];
 }
 
 /** One table of a projection. Names carry the prefix ('' for the live view). */
@@ -53,7 +59,7 @@ export interface ApplyContext {
    * stored (write-through), so evicting one needs no flush. Live mode clears it after every
    * batch (a rolled-back transaction must not leave stale entries); rebuilds keep it, bounded.
    */
-  readonly cache: LruCache<string, unknown>;
+  readonly cache: KeyCache<string, unknown>;
   /** The sync outbox overlay, or null (effective = confirmed). */
   readonly pending: PendingSource | null;
   /**
@@ -71,6 +77,21 @@ export interface Registered {
 }
 
 /**
+ * Where a worker thread finds the same projection: a module URL (`import.meta.url` of the module
+ * that defines it) and the name of a factory it exports that takes no arguments.
+ */
+export interface PortableProjection {
+  module: string;
+  factory: string;
+  /**
+   * Its streams can be folded apart: what it writes for one stream never depends on another
+   * stream's events, and writes shared by several streams commute (counters, min, max). Then
+   * several workers fold disjoint sets of streams of the same pages.
+   */
+  byStream?: boolean;
+}
+
+/**
  * A named, versioned consumer of the log that maintains its own tables. Projections are dumb:
  * they translate events into rows, never decide anything. The runner guarantees each event is
  * applied once: it filters by the checkpoint and commits rows and checkpoint together.
@@ -79,6 +100,13 @@ export interface Projection {
   readonly name: string;
   /** Bump when the rows it produces change: the next open rebuilds the view. */
   readonly version: number;
+  /**
+   * Set when a rebuild may fold this projection in a worker thread. There, `apply` runs with a
+   * context whose statements record their writes (committed by the rebuilding thread, in order)
+   * and read from a read-only connection: the projection must read its own tables only on a
+   * cache miss, and never use a write's result (`run()`'s changes).
+   */
+  readonly portable?: PortableProjection;
   tables(prefix: string): TableDef[];
   /** Apply a batch of upcast events in log order, inside the caller's transaction. */
   apply(ctx: ApplyContext, events: readonly StoredEvent[]): void;

@@ -7,5 +7,13 @@ export function createPendingSource(outbox: Outbox): PendingSource {
     pendingEvents: (orderId) =>
       outbox.repo.currentPendingEventsOf(orderId).map((p) => ({ type: p.eventType, data: p.data, recordedAt: p.createdAt })),
     badge: (orderId) => outbox.badge(orderId),
+    // Every order `badge` does not call 'synced' (only pending commands carry pending events).
+    overlaid: () => [
+      ...new Set([
+        ...outbox.repo.ordersWithPending(),
+        ...outbox.repo.conflicts(false).map((c) => c.orderId),
+        ...outbox.quarantine.streams(),
+      ]),
+    ],
   };
 }

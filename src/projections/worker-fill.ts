@@ -1,0 +1,186 @@
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type Database from 'better-sqlite3';
+import { relaxedDurability } from './context.js';
+import { RebuildAbortedError } from './types.js';
+import type { RebuildHost, RebuildOptions, Shadow } from './rebuild.js';
+import type { FoldedBatch, FoldWorkerInput, FoldWorkerMessage, RebuildMessage } from './worker-protocol.js';
+
+/**
+ * A rebuild on two threads: a worker reads the log and folds it through the projections (the
+ * reading, parsing and folding were about half of a 1M-event rebuild), this thread commits the
+ * writes it posts, batch by batch, with the shadows' checkpoints. The worker is an accelerator
+ * only: if it cannot start or fails, the rebuild goes on here from the last committed batch (a
+ * failing event then fails the rebuild exactly as it does on one thread).
+ */
+
+/** Below this many events to replay, starting a worker costs more than it saves. */
+export const WORKER_MIN_EVENTS = 300_000;
+
+/** Batches the worker folds ahead of the commits (bounds what its caches keep unconfirmed). */
+const WINDOW = 2;
+
+/** How a rebuild folded its events: in a worker, or on the calling thread and why. */
+export interface Folding {
+  worker: boolean;
+  /** Why the worker was not used, or why it stopped (the rebuild then went on here). */
+  note: string | null;
+}
+
+/** The workers' input (one per partition of the streams), or why this rebuild folds on the calling thread. */
+export function workerPlan(runner: RebuildHost, shadows: readonly Shadow[], opts: RebuildOptions, cacheSize: number): FoldWorkerInput[] | string {
+  const mode = opts.worker ?? 'auto';
+  if (mode === 'never') return 'not asked for';
+  const from = Math.min(...shadows.map((s) => s.position));
+  const least = opts.workerMinEvents ?? WORKER_MIN_EVENTS;
+  if (mode === 'auto' && runner.log.headPosition() - from < least) return `fewer than ${least} events to replay`;
+  const db = runner.db;
+  if (db.memory || !db.name) return 'the database is in memory';
+  if (runner.pending && !runner.pending.overlaid) return 'the pending source cannot list its overlaid orders';
+  const projections: FoldWorkerInput['projections'] = [];
+  for (const s of shadows) {
+    const p = s.entry.projection;
+    if (!p.portable) return `projection ${p.name} has no worker factory`;
+    projections.push({ name: p.name, module: p.portable.module, factory: p.portable.factory });
+  }
+  const prefix = shadows[0]!.ctx.prefix;
+  if (shadows.some((s) => s.ctx.prefix !== prefix)) return 'the shadows have different prefixes';
+  // One worker per core when every projection's streams fold apart: each reads, parses and
+  // folds only its partition's events, so the reading is split too.
+  const count = shadows.every((s) => s.entry.projection.portable?.byStream) ? Math.max(1, Math.min(opts.workers ?? availableParallelism(), 8)) : 1;
+  return Array.from({ length: count }, (_, index) => ({
+    file: db.name,
+    prefix,
+    batchSize: opts.batchSize ?? 10_000,
+    cacheSize,
+    window: WINDOW,
+    projections,
+    partition: { index, count },
+  }));
+}
+
+/**
+ * The worker: its compiled module, or, in a source (TypeScript) run, a bootstrap that registers
+ * tsx first (on Node 20 a loader given by `--import` does not reach worker threads).
+ */
+function startWorker(input: FoldWorkerInput): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./rebuild-worker.js', import.meta.url), { workerData: input });
+  const entry = new URL('./rebuild-worker.ts', import.meta.url).href;
+  // Its ESM build: require resolution names the CommonJS one, whose register() fails from ESM.
+  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
+  const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
+  return new Worker(boot, { eval: true, workerData: input });
+}
+
+type Event = FoldedBatch | { kind: 'done' } | { kind: 'failed'; error: string };
+
+/**
+ * The fold workers of one rebuild. They start loading at once; until all are ready the rebuild
+ * folds on its own thread (so a short log never waits for them), then `fill` hands them the
+ * rest of the log: each batch is one stretch of it folded by every worker (each its partition
+ * of the streams), committed here (their writes, the shadows' positions and checkpoints) in one
+ * transaction, in order. The worker is an accelerator only: `fill` returns, with the reason,
+ * when one fails, and the rebuild goes on from the committed positions.
+ */
+export class FoldWorkers {
+  private readonly workers: Worker[];
+  private readonly queues: Event[][];
+  private readonly waiting: (((e: Event) => void) | null)[];
+  private loaded = 0;
+  private settle: (() => void) | null = null;
+  /** Why a worker stopped before `fill` (then it is never ready). */
+  failure: string | null = null;
+
+  constructor(inputs: FoldWorkerInput[]) {
+    this.workers = inputs.map(startWorker);
+    this.queues = this.workers.map(() => []);
+    this.waiting = this.workers.map(() => null);
+    this.workers.forEach((w, i) => {
+      const push = (e: Event) => {
+        if (e.kind === 'failed') {
+          this.failure ??= e.error;
+          this.settle?.();
+        }
+        const waiter = this.waiting[i];
+        this.waiting[i] = null;
+        if (waiter) waiter(e);
+        else this.queues[i]!.push(e);
+      };
+      w.on('message', (m: FoldWorkerMessage) => {
+        if (m.kind !== 'ready') return push(m);
+        this.loaded++;
+        if (this.ready) this.settle?.();
+      });
+      w.on('error', (err) => push({ kind: 'failed', error: `${err.name}: ${err.message}` }));
+      w.on('exit', (code) => push({ kind: 'failed', error: `the worker exited (code ${code})` }));
+    });
+  }
+
+  get ready(): boolean {
+    return this.loaded === this.workers.length && this.failure === null;
+  }
+
+  /** Resolves when every worker is ready, or one failed. */
+  settled(): Promise<void> {
+    if (this.ready || this.failure !== null) return Promise.resolve();
+    return new Promise<void>((resolve) => (this.settle = resolve));
+  }
+
+  private next(i: number): Promise<Event> {
+    const queued = this.queues[i]!.shift();
+    return queued ? Promise.resolve(queued) : new Promise<Event>((resolve) => (this.waiting[i] = resolve));
+  }
+
+  /** Fold from the shadows' positions to the head; returns the events committed and, if a worker failed, why. */
+  async fill(runner: RebuildHost, shadows: Shadow[], opts: RebuildOptions, label: string, onBatch: () => void): Promise<{ replayed: number; failure: string | null }> {
+    const start: RebuildMessage = { kind: 'start', positions: shadows.map((s) => s.position), upTo: runner.log.headPosition() };
+    for (const w of this.workers) w.postMessage(start);
+    const statements: Database.Statement[][] = this.workers.map(() => []);
+    const db = runner.db;
+    let replayed = 0;
+    for (;;) {
+      const messages = await Promise.all(this.workers.map((_, i) => this.next(i)));
+      if (opts.signal?.aborted) throw new RebuildAbortedError(`rebuild of ${label} aborted; it resumes from its checkpoint`);
+      const failed = messages.find((m) => m.kind === 'failed');
+      if (failed) return { replayed, failure: failed.error };
+      const batches = messages.filter((m): m is FoldedBatch => m.kind === 'batch');
+      if (batches.length === 0) return { replayed, failure: null };
+      const first = batches[0]!;
+      if (batches.length < messages.length || batches.some((b) => b.batch !== first.batch || b.positions.some((p, k) => p !== first.positions[k]))) {
+        return { replayed, failure: 'the workers folded different stretches of the log' };
+      }
+      try {
+        const total = runner.log.headPosition();
+        relaxedDurability(db, () =>
+          db
+            .transaction(() => {
+              batches.forEach((b, w) => {
+                const own = statements[w]!;
+                for (const sql of b.sqls) own.push(db.prepare(sql));
+                const ops = b.ops;
+                for (let i = 0; i < ops.length; i += 2) own[ops[i] as number]!.run(ops[i + 1]);
+              });
+              shadows.forEach((s, k) => {
+                const position = first.positions[k]!;
+                if (position !== s.position && s.persist) runner.registry.advanceRebuild(s.entry.projection.name, position, total);
+              });
+            })
+            .immediate(),
+        );
+      } catch (err) {
+        return { replayed, failure: `committing a folded batch failed: ${err instanceof Error ? err.message : String(err)}` };
+      }
+      shadows.forEach((s, k) => (s.position = first.positions[k]!));
+      for (const b of batches) replayed += b.events;
+      const committed: RebuildMessage = { kind: 'committed', batch: first.batch };
+      for (const w of this.workers) w.postMessage(committed);
+      onBatch();
+    }
+  }
+
+  async terminate(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
