@@ -7,7 +7,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { v7 as uuidv7 } from 'uuid';
@@ -169,13 +169,18 @@ export async function benchProjections(opts: ProjectionBenchOptions): Promise<Re
     const runner = new ProjectionRunner(store.log, defaultProjections());
     cpu = process.cpuUsage();
     t = performance.now();
-    const result = await runner.rebuild(undefined, { onProgress: sample, progressEveryMs: 50 });
+    const worker = (process.env.BENCH_REBUILD_WORKER ?? 'auto') as 'auto' | 'always' | 'never';
+    const workers = process.env.BENCH_REBUILD_WORKERS ? Number(process.env.BENCH_REBUILD_WORKERS) : undefined;
+    const result = await runner.rebuild(undefined, { onProgress: sample, progressEveryMs: 50, worker, workers });
     const rebuildMs = performance.now() - t;
     const rebuildCpuMs = cpuMs(cpu);
     clearInterval(timer);
     sample();
     runner.attach();
     out.rebuild_ms = Math.round(rebuildMs);
+    // Workers that folded (0: on the calling thread; the note says why, or why they stopped).
+    out.rebuild_workers = result.folding.worker ? (workers ?? availableParallelism()) : 0;
+    if (result.folding.note) console.error(`rebuild: ${result.folding.worker ? 'workers stopped' : 'on one thread'}: ${result.folding.note}`);
     out.rebuild_events_per_s = Math.round(result.eventsReplayed / (rebuildMs / 1000));
     out.rebuild_cpu_ms = Math.round(rebuildCpuMs);
     out.rebuild_events_per_cpu_s = Math.round(result.eventsReplayed / (rebuildCpuMs / 1000));
@@ -221,6 +226,15 @@ export async function benchProjections(opts: ProjectionBenchOptions): Promise<Re
     historyTimes.sort((a, b) => a - b);
     out.customer_history_p50_ms = Math.round(percentile(historyTimes, 50) * 1000) / 1000;
     out.customer_history_p99_ms = Math.round(percentile(historyTimes, 99) * 1000) / 1000;
+
+    // The same rebuild on one thread, in the same run: what the workers bought.
+    if (out.rebuild_workers > 0 && opts.events <= 2_000_000) {
+      t = performance.now();
+      const alone = await runner.rebuild(undefined, { worker: 'never' });
+      const ms = performance.now() - t;
+      out.rebuild_one_thread_ms = Math.round(ms);
+      out.rebuild_one_thread_events_per_s = Math.round(alone.eventsReplayed / (ms / 1000));
+    }
     return out;
   } finally {
     store.close();

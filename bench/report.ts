@@ -41,6 +41,15 @@ interface EmmettData {
 }
 
 /** Every stated target that this results file has a measurement for. */
+/** Where a 1M-event rebuild's time goes (profiled on 2026-12-01), and what would close the rest. */
+const REBUILD_PROFILE = [
+  'Where the time goes at 1M events (`node --cpu-prof --import tsx bench/projections-bench.ts 1000000`, 2026-12-01):',
+  'the workers read, parse and fold their partitions of the log (about 8 s of CPU between them: reading and parsing 2.2 s, garbage collection 1.5 s, the rows and their state JSON 1 s, the fold, upcasts and customer history the rest),',
+  'the rebuilding thread commits their writes (about 3.5 s, the upserts of the wide rows most of it) and swaps (about 2 s: the overlay refresh and the derived totals and grams 0.7 s, the ten index builds 1.3 s).',
+  'With two workers and the committing thread on two cores the rebuild is CPU-bound at about 14 s of CPU; the target needs that halved,',
+  'which the fold alone cannot give: the upserts, commits and index builds on one thread are already 4.8 s, about 1.4 times the scan.',
+].join(' ');
+
 export function collectTargets(r: BenchResults): TargetRow[] {
   const rows: TargetRow[] = [];
   const add = (source: Section, t: TargetCheck, explain: (t: TargetCheck) => string) => {
@@ -74,17 +83,23 @@ export function collectTargets(r: BenchResults): TargetRow[] {
   const proj = dataOf(r, 'projections') as Dict | undefined;
   if (proj && num(proj.rebuild_ms) !== undefined) {
     const events = num(proj.events) ?? 0;
+    const workers = num(proj.rebuild_workers) ?? 0;
+    const alone = num(proj.rebuild_one_thread_ms);
+    const oneThread =
+      workers > 0 && alone !== undefined
+        ? ` (folded by ${workers} worker threads; the same rebuild on one thread in the same run took ${formatNumber(alone / 1000)} s, ${formatNumber(num(proj.rebuild_one_thread_events_per_s) ?? NaN)} events/s)`
+        : ' (on one thread)';
     const seconds = (num(proj.rebuild_ms) ?? NaN) / 1000;
     // Issue 17 asks for 5 s at 1M events (the line said 10 s before).
     const targetSeconds = 5;
     add('projections', { name: `rebuild ${formatNumber(events)} events (s)`, actual: seconds, target: targetSeconds, unit: 's', kind: 'max' }, (t) =>
-      `Missed by ${formatNumber(t.actual - targetSeconds)} s (${pct(t.actual / targetSeconds - 1)} over). Raw scan of the same rows: ${formatNumber(num(proj.raw_scan_rows_per_s) ?? NaN)} rows/s; rebuild: ${formatNumber(num(proj.rebuild_events_per_s) ?? NaN)} events/s. Where a 1M rebuild's time went on 2026-12-01 (\`node --cpu-prof --import tsx bench/projections-bench.ts 1000000\`, rebuild only, about 9.8 s): reading and parsing the pages 1.9 s (less than the scan, which also reads the metadata), garbage collection 1.2 s, the order rows 2.2 s (upserts 1.0, state JSON 0.6, fold and grouping 0.6), the index builds at the swap 1.2 s, the page commits 1.1 s, the customer history 0.6 s, the derived daily totals and grams 0.4 s. Reading, index builds and commits alone take about 4.2 s, 1.3 times the scan; on one thread the target needs the rest of the projection work to be almost free.`,
+      `Missed by ${formatNumber(t.actual - targetSeconds)} s (${pct(t.actual / targetSeconds - 1)} over). Raw scan of the same rows: ${formatNumber(num(proj.raw_scan_rows_per_s) ?? NaN)} rows/s; rebuild: ${formatNumber(num(proj.rebuild_events_per_s) ?? NaN)} events/s${oneThread}. ${REBUILD_PROFILE}`,
     );
     const rawScan = num(proj.raw_scan_rows_per_s);
     const rebuildRate = num(proj.rebuild_events_per_s);
     if (rawScan !== undefined && rebuildRate !== undefined) {
       add('projections', { name: 'projection rebuild ÷ raw scan of the same rows', actual: Math.round((rebuildRate / rawScan) * 1000) / 1000, target: 0.7, unit: '×', kind: 'min' }, (t) =>
-        `At ${pct(t.actual)} of a raw scan (${formatNumber(rebuildRate)} vs ${formatNumber(rawScan)} rows/s). The scan only reads and parses; the rebuild reads and parses the same rows (about the scan's own cost), then also folds every order, writes each touched order's row (state JSON, about 1 KB) once per page, links each order to its customer and keeps the customer totals, commits each page, derives the daily totals and the gram counts (per status and facet) from the final rows, and builds the list's eight indexes (each one a scan of the wide rows), its trigram index and the customer index at the swap. The customer activity feed is no longer a copy: it is read from the log.`,
+        `At ${pct(t.actual)} of a raw scan (${formatNumber(rebuildRate)} vs ${formatNumber(rawScan)} rows/s)${oneThread}. The scan only reads and parses; the rebuild reads and parses the same rows, then also folds every order, writes each touched order's row (state JSON, about 1 KB), links each order to its customer and keeps the customer totals, commits each page, derives the daily totals and the gram counts (per status and facet) from the final rows, and builds the list's eight indexes, its trigram index and the customer index at the swap. ${REBUILD_PROFILE}`,
       );
     }
     if (num(proj.list_search_short_p50_ms) !== undefined) {
