@@ -179,7 +179,7 @@ export async function fillShadows(
   } finally {
     await workers?.terminate();
   }
-  if (plan !== null && typeof plan !== 'string' && !folding.worker && folding.note === null) folding.note = 'the log was folded before the workers were loaded';
+  if (typeof plan !== 'string' && !folding.worker && folding.note === null) folding.note = 'the log was folded before the workers were loaded';
   report(true);
   return { replayed, folding };
 }

@@ -9,19 +9,13 @@ import {
   type Projection,
   type RebuildProgress,
 } from '../../src/projections/index.js';
-import { appendSteps, dumpAll, open, orderCreated, stepArb, tempDirs, type Step } from './support.js';
+import { appendSteps, dumpAll, incremental as incrementalIn, open, orderCreated, stepArb, tempDirs, type Step } from './support.js';
 
 const tmp = tempDirs();
 afterAll(() => tmp.cleanup());
 
 /** A store with `steps` applied inline by a runner. */
-async function incremental(steps: readonly Step[], file = tmp.file()) {
-  const store = open(file);
-  const runner = new ProjectionRunner(store.log, defaultProjections());
-  await runner.open();
-  appendSteps(store, steps);
-  return { store, runner, file };
-}
+const incremental = (steps: readonly Step[], file = tmp.file()) => incrementalIn(file, steps);
 
 const manySteps = (n: number): Step[] =>
   Array.from({ length: n }, (_, i) => ({

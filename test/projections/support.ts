@@ -7,6 +7,7 @@ import { foldOrder, type OrderState } from '../../src/domain/state.js';
 import type { NewEventInput } from '../../src/protocol/envelope.js';
 import { toFoldable } from '../../src/store/order-repository.js';
 import { openLocalStore, type LocalStore } from '../../src/store/index.js';
+import { defaultProjections, ProjectionRunner } from '../../src/projections/index.js';
 import type Database from 'better-sqlite3';
 
 export function tempDirs() {
@@ -178,4 +179,17 @@ export function dumpAll(db: Database.Database): Record<string, unknown[]> {
 
 export function open(file: string): LocalStore {
   return openLocalStore(file);
+}
+
+/**
+ * A store in `file` with `steps` applied inline by a runner over the default projections: the
+ * view a rebuild must reproduce. `oneTransaction`: append them all in one (same view, no commit per event).
+ */
+export async function incremental(file: string, steps: readonly Step[], opts: { oneTransaction?: boolean } = {}) {
+  const store = open(file);
+  const runner = new ProjectionRunner(store.log, defaultProjections());
+  await runner.open();
+  if (opts.oneTransaction) store.db.transaction(() => appendSteps(store, steps))();
+  else appendSteps(store, steps);
+  return { store, runner, file };
 }

@@ -12,20 +12,13 @@ import {
 } from '../../src/projections/index.js';
 import { UnconfirmedCache } from '../../src/projections/unconfirmed-cache.js';
 import { FAIL_AT, failingOrderList, resultReadingOrderList } from './fixtures/portable-projections.js';
-import { appendSteps, dumpAll, open, orderCreated, stepArb, tempDirs, type Step } from './support.js';
+import { appendSteps, dumpAll, incremental as incrementalIn, open, orderCreated, stepArb, tempDirs, type Step } from './support.js';
 
 const tmp = tempDirs();
 afterAll(() => tmp.cleanup());
 
-/** A store with `steps` applied inline by a runner: the view a rebuild must reproduce. */
-async function incremental(steps: readonly Step[], file = tmp.file()) {
-  const store = open(file);
-  const runner = new ProjectionRunner(store.log, defaultProjections());
-  await runner.open();
-  // One transaction: the inline view is the same, without a commit per event.
-  store.db.transaction(() => appendSteps(store, steps))();
-  return { store, runner, file };
-}
+/** A store with `steps` applied inline by a runner, in one transaction. */
+const incremental = (steps: readonly Step[], file = tmp.file()) => incrementalIn(file, steps, { oneTransaction: true });
 
 const manySteps = (n: number): Step[] =>
   Array.from({ length: n }, (_, i) => ({
