@@ -30,20 +30,18 @@ async function main(input: FoldWorkerInput, port: NonNullable<typeof parentPort>
   // Small: another connection's commit empties it at each page's read transaction anyway.
   db.pragma('cache_size = -8192');
   const reader = new EventPageReader(db);
-  const numbered = new Map<string, number>();
+  /** Each SQL text's recording statement; its number (for the rebuilding thread) is its order here. */
+  const recorded = new Map<string, Database.Statement>();
   let newSqls: string[] = [];
   let ops: unknown[] = [];
 
-  /** A statement whose reads run here and whose `run` records the write for the rebuilding thread. */
+  /** A statement whose reads run here and whose `run` records the write for the rebuilding thread (one per SQL text, shared by the projections). */
   const recording = (sql: string): Database.Statement => {
+    const known = recorded.get(sql);
+    if (known) return known;
     const real = db.prepare(sql);
-    let index = numbered.get(sql);
-    if (index === undefined) {
-      index = numbered.size;
-      numbered.set(sql, index);
-      newSqls.push(sql);
-    }
-    const n = index;
+    const n = recorded.size;
+    newSqls.push(sql);
     // Its arguments as one array: better-sqlite3 binds an array's items as the parameters.
     const run = (...args: unknown[]) => {
       ops.push(n, args);
@@ -62,6 +60,7 @@ async function main(input: FoldWorkerInput, port: NonNullable<typeof parentPort>
         return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
       },
     });
+    recorded.set(sql, proxy);
     return proxy;
   };
 
@@ -72,23 +71,8 @@ async function main(input: FoldWorkerInput, port: NonNullable<typeof parentPort>
     if (typeof factory !== 'function') throw new Error(`${p.module} exports no factory ${p.factory}`);
     const projection = (factory as () => Projection)();
     if (projection.name !== p.name) throw new Error(`${p.module}#${p.factory} builds ${projection.name}, not ${p.name}`);
-    const statements = new Map<string, Database.Statement>();
     const cache = new UnconfirmedCache<unknown>(input.cacheSize);
-    const ctx: ApplyContext = {
-      db,
-      prefix: input.prefix,
-      bulk: true,
-      cache,
-      pending: null,
-      stmt: (sql) => {
-        let s = statements.get(sql);
-        if (!s) {
-          s = recording(sql);
-          statements.set(sql, s);
-        }
-        return s;
-      },
-    };
+    const ctx: ApplyContext = { db, prefix: input.prefix, bulk: true, cache, pending: null, stmt: recording };
     shadows.push({ projection, ctx, cache, position: 0 });
   }
 
