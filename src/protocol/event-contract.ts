@@ -60,7 +60,8 @@ export interface ContractEvent {
 }
 
 export type ContractVerdict =
-  | { ok: true; schemaVersion: number; data: unknown }
+  /** Accepted; schemaVersion: the version devices fold it at (after upcasting). */
+  | { ok: true; schemaVersion: number }
   /** A known type at a version this build does not know: readable after an app update. */
   | { ok: false; kind: 'newer-version'; issues: Issue[]; currentVersion: number }
   | { ok: false; kind: 'invalid'; issues: Issue[] };
@@ -89,7 +90,7 @@ export function checkEvent(event: ContractEvent, opts: ContractOptions = {}): Co
   // The generic checks guard everything below (zod and the upcasters recurse, canonical JSON too).
   if (issues.length > 0) return { ok: false, kind: 'invalid', issues };
   const type = event.eventType;
-  if (!isOrderEventType(type)) return { ok: true, schemaVersion: event.schemaVersion, data: event.data };
+  if (!isOrderEventType(type)) return { ok: true, schemaVersion: event.schemaVersion };
 
   if (event.streamType !== ORDER_STREAM_TYPE) {
     return {
@@ -107,8 +108,8 @@ export function checkEvent(event: ContractEvent, opts: ContractOptions = {}): Co
       issues: [{ path: 'schemaVersion', message: `${event.eventType} v${event.schemaVersion} was written by a newer version of the app (this one knows up to v${spec.version}): update the app` }],
     };
   }
-  // Current version, and the compiled check says yes: zod would accept it and return it unchanged.
-  if (event.schemaVersion === spec.version && FAST_SCHEMAS.get(type)?.(event.data)) return { ok: true, schemaVersion: spec.version, data: event.data };
+  // Current version, and the compiled check says yes: zod would accept it.
+  if (event.schemaVersion === spec.version && FAST_SCHEMAS.get(type)?.(event.data)) return { ok: true, schemaVersion: spec.version };
   let current: unknown;
   try {
     current = upcast(type, event.schemaVersion, event.data).data;
@@ -126,13 +127,21 @@ export function checkEvent(event: ContractEvent, opts: ContractOptions = {}): Co
   // Upcasting can produce new timestamps (none do today); check what devices will fold.
   if (event.schemaVersion !== spec.version) walkJson(parsed.data, 'data', { bytes: MAX_EVENT_BYTES }, issues, reference);
   if (issues.length > 0) return { ok: false, kind: 'invalid', issues };
-  return { ok: true, schemaVersion: spec.version, data: parsed.data };
+  return { ok: true, schemaVersion: spec.version };
 }
+
+/** The last reference text and its time: a pulled page's events share a few recordedAt values. */
+const lastReference = { text: '', ms: 0 };
 
 function referenceMs(now: ContractOptions['now']): number {
   if (now === undefined) return Date.now();
+  if (typeof now === 'string' && now === lastReference.text) return lastReference.ms;
   const ms = now instanceof Date ? now.getTime() : typeof now === 'string' ? Date.parse(now) : now;
   if (!Number.isFinite(ms)) throw new TypeError(`invalid reference time ${String(now)}`);
+  if (typeof now === 'string') {
+    lastReference.text = now;
+    lastReference.ms = ms;
+  }
   return ms;
 }
 

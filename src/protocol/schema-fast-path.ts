@@ -3,10 +3,12 @@ import type { z } from 'zod';
 /**
  * A zod schema compiled into a plain predicate for the hot path (zod's safeParse was the largest
  * single cost of a batched append after SQLite itself). The predicate is one-sided: true means
- * the schema accepts the value AND returns a value equal to it as JSON (same keys in the same
- * order, no string changed by a transform; symbol keys, which JSON drops, aside); false means "not sure", and the caller asks zod, which then
- * decides and names the problems. So a predicate can only be stricter than its schema, never
- * laxer, and the schema stays the one definition of the concept.
+ * the schema accepts the value AND returns a value equal to it up to the order of object keys
+ * (no string changed by a transform; symbol keys, which JSON drops, aside); false means "not
+ * sure", and the caller asks zod, which then decides and names the problems. So a predicate can
+ * only be stricter than its schema, never laxer, and the schema stays the one definition of the
+ * concept. Key order is free because the contract only decides acceptance: pulled events arrive
+ * in the server's canonical JSON (sorted keys), and an order-bound check sent every one to zod.
  *
  * Only the schema features the event types use are compiled; anything else (unknown node
  * types, checks or string formats) makes compileFastPath return null: always zod.
@@ -188,23 +190,21 @@ function compileObject(def: Def): FastPredicate {
     const optional = field._zod.def.type === 'optional';
     return { key: k, optional, test: compile(optional ? field._zod.def.innerType! : field) };
   });
+  const byKey = new Map(fields.map((f) => [f.key, f]));
+  const required = fields.filter((f) => !f.optional).length;
   return (v) => {
     if (typeof v !== 'object' || v === null || Object.getPrototypeOf(v) !== Object.prototype) return false;
     const o = v as Record<string, unknown>;
-    // Own enumerable keys, in the schema's order (zod writes its output in that order).
-    let next = 0;
+    // Own enumerable keys (the prototype is Object's, which has none), in any order. Each must be
+    // the schema's (an own `__proto__` is not: zod decides) and hold a value the field accepts
+    // (undefined never is: left to zod).
+    let present = 0;
     for (const k in o) {
-      while (next < fields.length && fields[next]!.key !== k) {
-        if (!fields[next]!.optional) return false;
-        next++;
-      }
-      if (next === fields.length) return false;
-      // A present key must hold a value the field accepts (undefined never is: left to zod).
-      if (!fields[next]!.test(o[k])) return false;
-      next++;
+      const field = byKey.get(k);
+      if (field === undefined || !field.test(o[k])) return false;
+      if (!field.optional) present++;
     }
-    for (; next < fields.length; next++) if (!fields[next]!.optional) return false;
-    return true;
+    return present === required;
   };
 }
 
