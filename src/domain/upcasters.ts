@@ -19,15 +19,25 @@ const ORDER_CREATED_KEYS = Object.keys(OrderCreatedV3.shape);
 const ITEM_KEYS = Object.keys(OrderItem.shape);
 
 /**
- * `o` with the schema's keys first, in the schema's order, then any others: the current
- * schema's compiled check (src/protocol/schema-fast-path.ts) takes only that order (zod writes
- * its output in it), so upcast events are checked without zod. Keys are defined as data, never
- * through a setter (`__proto__` stays an own key for the schema to refuse).
+ * `{ ...o, ...added }` with the schema's keys first, in the schema's order, then any others: the
+ * order zod writes its output in, so an upcast event reads like a current one. Keys are defined
+ * as data, never through a setter (`__proto__` stays an own key for the schema to refuse). Plain
+ * loops, no spread: this runs for every old event a device pulls or folds.
  */
-function inSchemaOrder(o: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
-  const first = keys.filter((k) => Object.hasOwn(o, k));
-  const rest = Object.keys(o).filter((k) => !keys.includes(k));
-  return Object.fromEntries([...first, ...rest].map((k) => [k, o[k]]));
+function inSchemaOrder(o: Record<string, unknown>, keys: readonly string[], added: Record<string, unknown> = {}): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of keys) {
+    if (Object.hasOwn(added, k)) setKey(out, k, added[k]);
+    else if (Object.hasOwn(o, k)) setKey(out, k, o[k]);
+  }
+  for (const k of Object.keys(o)) if (!keys.includes(k)) setKey(out, k, Object.hasOwn(added, k) ? added[k] : o[k]);
+  for (const k of Object.keys(added)) if (!keys.includes(k) && !Object.hasOwn(o, k)) setKey(out, k, added[k]);
+  return out;
+}
+
+function setKey(out: Record<string, unknown>, k: string, v: unknown): void {
+  if (k === '__proto__') Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+  else out[k] = v;
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -54,8 +64,8 @@ const upcasters: Record<string, Record<number, Upcaster>> = {
     // whole event, so a bad v2 event is refused with the path of its bad field.
     2: (raw) => {
       if (!isPlainObject(raw)) return raw;
-      const items = Array.isArray(raw.items) ? raw.items.map((i: unknown) => (isPlainObject(i) ? inSchemaOrder({ ...i, description: '' }, ITEM_KEYS) : i)) : raw.items;
-      return inSchemaOrder({ ...raw, customerName: raw.customerId, customerContact: null, items }, ORDER_CREATED_KEYS);
+      const items = Array.isArray(raw.items) ? raw.items.map((i: unknown) => (isPlainObject(i) ? inSchemaOrder(i, ITEM_KEYS, { description: '' }) : i)) : raw.items;
+      return inSchemaOrder(raw, ORDER_CREATED_KEYS, { customerName: raw.customerId, customerContact: null, items });
     },
   },
 };

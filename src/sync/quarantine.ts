@@ -27,49 +27,59 @@ interface Row {
 const PulledEnvelope = NewEvent.extend({ streamId: StreamId, streamType: StreamType });
 
 /**
- * PulledEnvelope's verdict without zod for the common well-formed event: the envelope through
- * the store's fast check (held to NewEvent by its own test), the stream's id and type through
- * their schemas once per stream (a page holds runs of the same stream). False: let zod decide.
+ * PulledEnvelope without zod for the common well-formed event: the envelope through the store's
+ * fast check (held to NewEvent by its own test), the stream's id and type through their schemas
+ * once per stream (a page holds runs of the same stream). Null: let zod decide.
  */
 const lastGood = { streamId: '', streamType: '' };
-function envelopeLooksGood(e: ServerEvent): boolean {
-  if (fastNewEvent({ eventId: e.eventId, eventType: e.eventType, schemaVersion: e.schemaVersion, data: e.data, metadata: e.metadata }) === null) return false;
+function fastEnvelope(e: ServerEvent): NewEvent | null {
+  const envelope = fastNewEvent({ eventId: e.eventId, eventType: e.eventType, schemaVersion: e.schemaVersion, data: e.data, metadata: e.metadata });
+  if (envelope === null) return null;
   if (e.streamId !== lastGood.streamId) {
-    if (!StreamId.safeParse(e.streamId).success) return false;
+    if (!StreamId.safeParse(e.streamId).success) return null;
     lastGood.streamId = e.streamId;
   }
   if (e.streamType !== lastGood.streamType) {
-    if (!StreamType.safeParse(e.streamType).success) return false;
+    if (!StreamType.safeParse(e.streamType).success) return null;
     lastGood.streamType = e.streamType;
   }
-  return true;
+  return envelope;
 }
+
+export type ReadVerdict =
+  /** `envelope`: the event's envelope as the local log stores it (parsed once, here). */
+  | { ok: true; envelope: NewEvent }
+  | { ok: false; kind: 'newer-version' | 'invalid'; reason: string };
 
 /**
  * Can this device read a pulled event? The event contract with the server's recordedAt as the
  * reference time (what the server checked it against), after the envelope check of the local log.
  */
-export function readVerdict(e: ServerEvent): { ok: true } | { ok: false; kind: 'newer-version' | 'invalid'; reason: string } {
-  const envelope = envelopeLooksGood(e) ? { success: true as const } : PulledEnvelope.safeParse({
-    eventId: e.eventId,
-    streamId: e.streamId,
-    streamType: e.streamType,
-    eventType: e.eventType,
-    schemaVersion: e.schemaVersion,
-    data: e.data,
-    metadata: e.metadata,
-  });
-  if (!envelope.success) {
-    return { ok: false, kind: 'invalid', reason: `this event breaks the event contract, so this app cannot apply it: ${describeIssues(zodIssues(envelope.error))}` };
+export function readVerdict(e: ServerEvent): ReadVerdict {
+  let envelope = fastEnvelope(e);
+  if (envelope === null) {
+    const parsed = PulledEnvelope.safeParse({
+      eventId: e.eventId,
+      streamId: e.streamId,
+      streamType: e.streamType,
+      eventType: e.eventType,
+      schemaVersion: e.schemaVersion,
+      data: e.data,
+      metadata: e.metadata,
+    });
+    if (!parsed.success) {
+      return { ok: false, kind: 'invalid', reason: `this event breaks the event contract, so this app cannot apply it: ${describeIssues(zodIssues(parsed.error))}` };
+    }
+    const { eventId, eventType, schemaVersion, data, metadata } = parsed.data;
+    envelope = { eventId, eventType, schemaVersion, data, metadata };
   }
   const verdict = checkEvent({ streamType: e.streamType, eventType: e.eventType, schemaVersion: e.schemaVersion, data: e.data, metadata: e.metadata }, { now: e.recordedAt });
-  if (verdict.ok) return { ok: true };
+  if (verdict.ok) return { ok: true, envelope };
   if (verdict.kind === 'newer-version') {
     return { ok: false, kind: 'newer-version', reason: `written by a newer version of the app (${e.eventType} v${e.schemaVersion}; this one reads up to v${verdict.currentVersion}) — update the app` };
   }
   return { ok: false, kind: 'invalid', reason: `this event breaks the event contract, so this app cannot apply it: ${describeIssues(verdict.issues)}` };
 }
-
 
 /** The device's quarantine table (migration 005): one statement per operation. */
 export class QuarantineRepository {
@@ -86,6 +96,8 @@ export class QuarantineRepository {
         'SELECT DISTINCT stream_id FROM quarantined_events WHERE stream_id IN (SELECT value FROM json_each(?))',
       ),
       idsAmong: db.prepare<[string], { event_id: string }>('SELECT event_id FROM quarantined_events WHERE event_id IN (SELECT value FROM json_each(?))'),
+      // One probe: most devices hold nothing aside, and a pulled page then needs no id lookups.
+      any: db.prepare<[], { one: number }>('SELECT 1 AS one FROM quarantined_events LIMIT 1'),
       streams: db.prepare<[], { stream_id: string }>('SELECT DISTINCT stream_id FROM quarantined_events ORDER BY stream_id'),
       ofStream: db.prepare<[string], Row>('SELECT * FROM quarantined_events WHERE stream_id = ? ORDER BY stream_version'),
       all: db.prepare<[number], Row>('SELECT * FROM quarantined_events ORDER BY global_position LIMIT ?'),
@@ -115,12 +127,12 @@ export class QuarantineRepository {
 
   /** Which of these streams have quarantined events (their later events wait too). */
   streamsAmong(streamIds: readonly string[]): Set<string> {
-    if (streamIds.length === 0) return new Set();
+    if (streamIds.length === 0 || this.s.any.get() === undefined) return new Set();
     return new Set(this.s.streamsAmong.all(JSON.stringify(streamIds)).map((r) => r.stream_id));
   }
 
   idsAmong(eventIds: readonly string[]): Set<string> {
-    if (eventIds.length === 0) return new Set();
+    if (eventIds.length === 0 || this.s.any.get() === undefined) return new Set();
     return new Set(this.s.idsAmong.all(JSON.stringify(eventIds)).map((r) => r.event_id));
   }
 

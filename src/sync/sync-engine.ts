@@ -10,6 +10,7 @@ import {
   type ConflictResponse,
   type PushRequest,
 } from '../protocol/sync-api.js';
+import type { ReplicatedEvent } from '../store/event-log.js';
 import type { LocalStore } from '../store/local-store.js';
 import type { EvictedStreams } from '../store/evicted-streams.js';
 import { PULL_CURSOR_START, SyncScope, type PullResponse } from '../protocol/sync-api.js';
@@ -700,7 +701,7 @@ export class SyncEngine {
     // Each stream's version as the log holds it, advanced as the page's events are taken in:
     // every event must continue its stream (one query for the page, not one per stream run).
     const versions = this.repo.streamVersions(streams);
-    const take: ServerEvent[] = [];
+    const take: ReplicatedEvent[] = [];
 
     // Inline projections see the whole page at once (same transaction), before the outbox reacts.
     this.store.log.withHooksBatched(() => {
@@ -723,10 +724,11 @@ export class SyncEngine {
         const p = mine.get(e.eventId);
         if (p && p.status === 'pending' && p.currentAttempt === p.attempt) own.set(p.commandId, p.attempt);
         else if (withPending.has(e.streamId)) foreignOn.add(e.streamId);
-        take.push(e);
+        const { eventId, eventType, schemaVersion, data, metadata } = verdict.envelope;
+        take.push({ eventId, eventType, schemaVersion, data, metadata, streamId: e.streamId, streamType: e.streamType, streamVersion: e.streamVersion, recordedAt: e.recordedAt });
         orders.add(e.streamId);
       }
-      // The event contract was just checked (readVerdict, at each event's recordedAt).
+      // The event contract was just checked, and the envelopes parsed (readVerdict, at each event's recordedAt).
       this.store.log.appendReplicated(take);
     });
     this.repo.savePositions(events.map((e) => ({ eventId: e.eventId, globalPosition: e.globalPosition, hash: e.hash, serverRecordedAt: e.recordedAt })));

@@ -107,6 +107,10 @@ const toPending = (r: PendingRow): PendingEventRecord => ({
   createdAt: r.created_at,
 });
 
+/** Rows per upsert of server positions (4 values each), and how many statement sizes stay prepared. */
+const POSITION_CHUNK = 250;
+const POSITION_SIZES_KEPT = 16;
+
 const PENDING_COLS = 'p.event_id, p.command_id, p.attempt, p.order_id, p.seq, p.event_type, p.schema_version, p.data, p.metadata, p.created_at';
 
 /** All SQL of the sync tables (migrations/local/003_sync.sql), over the device's connection. */
@@ -115,6 +119,8 @@ export type PullCheckpoint = string | number;
 
 export class SyncRepository {
   private readonly s;
+
+  private readonly upserts = new Map<number, Database.Statement>();
 
   constructor(readonly db: Database.Database) {
     this.s = {
@@ -180,19 +186,15 @@ export class SyncRepository {
         `SELECT p.event_id, p.command_id, p.attempt, c.status, c.attempt AS current FROM pending_events p
          JOIN commands c ON c.command_id = p.command_id WHERE p.event_id IN (SELECT value FROM json_each(?))`,
       ),
+      // One probe each: a device that never produced an event (a first sync) needs no id lookups.
+      anyProduced: db.prepare<[], { one: number }>('SELECT 1 AS one FROM pending_events LIMIT 1'),
+      anyPending: db.prepare<[], { one: number }>("SELECT 1 AS one FROM commands WHERE status = 'pending' LIMIT 1"),
       ordersWithPendingAmong: db.prepare<[string], { order_id: string }>(
         "SELECT DISTINCT order_id FROM commands WHERE status = 'pending' AND order_id IN (SELECT value FROM json_each(?))",
       ),
       unconfirmedOfAttempt: db.prepare<[string, number], { n: number }>(
         `SELECT COUNT(*) AS n FROM pending_events p WHERE p.command_id = ? AND p.attempt = ?
          AND NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = p.event_id)`,
-      ),
-      // One statement for a whole push response or pull page: rows are [eventId, position, hash, recordedAt].
-      upsertPositions: db.prepare(
-        `INSERT INTO sync_event_positions (event_id, global_position, hash, server_recorded_at)
-         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?) WHERE true
-         ON CONFLICT (event_id) DO UPDATE SET global_position = excluded.global_position,
-           hash = COALESCE(excluded.hash, hash), server_recorded_at = COALESCE(excluded.server_recorded_at, server_recorded_at)`,
       ),
       // Only a still-pending command at the acknowledged attempt becomes synced. An index probe per
       // id (the unary + keeps the planner off the status index, which would scan every pending
@@ -338,6 +340,7 @@ export class SyncRepository {
   /** Which of these event ids this device produced, with their command's status and current attempt. */
   pendingAmong(eventIds: readonly string[]): Map<string, { commandId: string; attempt: number; status: CommandStatus; currentAttempt: number }> {
     const out = new Map<string, { commandId: string; attempt: number; status: CommandStatus; currentAttempt: number }>();
+    if (eventIds.length === 0 || this.s.anyProduced.get() === undefined) return out;
     for (const r of this.s.pendingAmong.all(JSON.stringify(eventIds))) {
       out.set(r.event_id, { commandId: r.command_id, attempt: r.attempt, status: r.status, currentAttempt: r.current });
     }
@@ -346,6 +349,7 @@ export class SyncRepository {
 
   /** Which of these orders have pending commands. */
   ordersWithPendingAmong(orderIds: readonly string[]): Set<string> {
+    if (orderIds.length === 0 || this.s.anyPending.get() === undefined) return new Set();
     return new Set(this.s.ordersWithPendingAmong.all(JSON.stringify(orderIds)).map((r) => r.order_id));
   }
 
@@ -354,10 +358,32 @@ export class SyncRepository {
     return (this.s.unconfirmedOfAttempt.get(commandId, attempt)?.n ?? 0) === 0;
   }
 
-  /** Server coordinates of many events in one statement. */
+  /**
+   * Server coordinates of many events, POSITION_CHUNK rows a statement with bound values (a JSON
+   * array unpacked by json_each cost half again as much, on every pulled event).
+   */
   savePositions(rows: readonly { eventId: string; globalPosition: number; hash: string | null; serverRecordedAt: string | null }[]): void {
-    if (rows.length === 0) return;
-    this.s.upsertPositions.run(JSON.stringify(rows.map((r) => [r.eventId, r.globalPosition, r.hash, r.serverRecordedAt])));
+    for (let from = 0; from < rows.length; from += POSITION_CHUNK) {
+      const chunk = rows.slice(from, from + POSITION_CHUNK);
+      const params: unknown[] = [];
+      for (const r of chunk) params.push(r.eventId, r.globalPosition, r.hash, r.serverRecordedAt);
+      this.upsertPositionsOf(chunk.length).run(params);
+    }
+  }
+
+  /** The upsert of `rows` rows, prepared once per size in use (bounded: page sizes repeat). */
+  private upsertPositionsOf(rows: number): Database.Statement {
+    let statement = this.upserts.get(rows);
+    if (!statement) {
+      if (this.upserts.size >= POSITION_SIZES_KEPT) this.upserts.delete(this.upserts.keys().next().value!);
+      statement = this.db.prepare(
+        `INSERT INTO sync_event_positions (event_id, global_position, hash, server_recorded_at) VALUES ${Array<string>(rows).fill('(?, ?, ?, ?)').join(', ')}
+         ON CONFLICT (event_id) DO UPDATE SET global_position = excluded.global_position,
+           hash = COALESCE(excluded.hash, hash), server_recorded_at = COALESCE(excluded.server_recorded_at, server_recorded_at)`,
+      );
+      this.upserts.set(rows, statement);
+    }
+    return statement;
   }
 
   /** Mark the given (command, attempt) pairs synced where still pending at that attempt; returns how many. */

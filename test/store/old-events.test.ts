@@ -4,6 +4,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { EventSchemas, OrderCreatedV2, decide, foldOrder, initialOrderState, upcast } from '../../src/domain/index.js';
 import { checkEvent } from '../../src/protocol/event-contract.js';
 import { defaultProjections, OrderQueries, ProjectionRunner } from '../../src/projections/index.js';
+import { EventPageReader } from '../../src/projections/event-pages.js';
+import { upcastEvent } from '../../src/store/event-log.js';
 import { openLocalStore } from '../../src/store/index.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -149,5 +151,33 @@ describe('messages people read', () => {
     expect(decide(yen, { type: 'RecordPayment', orderId: 'Y', paymentId: 'P', amount: 2_000_000 })).toMatchObject({
       rejection: { message: 'A payment of 2,000,000 JPY is more than the 1,500,000 JPY still owed on order Y.' },
     });
+  });
+});
+
+describe('old events read back', () => {
+  it('an old event keeps its metadata when upcast, whether read from the log or from a rebuild page (metadata read lazily)', () => {
+    const file = tmp.file('metadata.sqlite');
+    openLocalStore(file).close();
+    const raw = new Database(file);
+    raw
+      .prepare(
+        `INSERT INTO events (event_id, stream_id, stream_type, stream_version, event_type, schema_version, data, metadata, recorded_at)
+         VALUES (?, 'O-m', 'Order', 1, 'OrderCreated', 2, ?, ?, '2025-01-01T00:00:00.000Z')`,
+      )
+      .run(uuidv7(), JSON.stringify(OLD_LOG[1]!.data), JSON.stringify({ userId: 'u-old', deviceId: 'd-old' }));
+    raw.close();
+    const store = openLocalStore(file);
+    try {
+      const fromLog = store.log.readStream('O-m')[0]!;
+      const [paged] = new EventPageReader(store.db).page(0, 10).map(upcastEvent);
+      for (const e of [fromLog, paged!]) {
+        expect(e.schemaVersion).toBe(EventSchemas.OrderCreated.version);
+        expect(e.data).toMatchObject({ customerName: 'CUST-OLD', customerContact: null });
+        expect(e.metadata).toEqual({ userId: 'u-old', deviceId: 'd-old' });
+      }
+      expect(JSON.parse(JSON.stringify(paged))).toMatchObject({ position: 1, streamId: 'O-m', metadata: { userId: 'u-old' } });
+    } finally {
+      store.close();
+    }
   });
 });
