@@ -443,7 +443,7 @@ export class EventLog {
   }
 }
 
-/** An event another store numbered (a server's pulled event), as `appendReplicated` takes it. */
+/** An event another store numbered (a server's pulled event), its envelope parsed, as `appendReplicated` takes it. */
 export interface ReplicatedEvent extends NewEvent {
   streamId: string;
   streamType: string;
