@@ -10,6 +10,7 @@ import {
 } from '../protocol/envelope.js';
 import { upcast } from '../domain/upcasters.js';
 import { ConcurrencyError, IdempotencyConflictError, InvalidEventError } from '../protocol/errors.js';
+import { MultiRowStatements, valueRows } from '../db/multi-row.js';
 import { parseNewEvent, validateEvent } from './event-validation.js';
 
 export interface AppendOptions {
@@ -51,11 +52,9 @@ interface EventRow {
 
 const INSERT =
   'INSERT INTO events (event_id, stream_id, stream_type, stream_version, event_type, schema_version, data, metadata, recorded_at) VALUES';
-const ROW_VALUES = '(?, ?, ?, ?, ?, ?, ?, ?, ?)';
 // 256 rows of 9 parameters: far below SQLite's 32766, and a 500-event batch in 2 statements (was 10 of 50 rows).
 const INSERT_CHUNK = 256;
-/** How many tail sizes keep a prepared statement. */
-const INSERT_SIZES_KEPT = 16;
+const insertOf = (rows: number) => `${INSERT} ${valueRows(rows, 9)}`;
 
 const COLUMNS = 'position, event_id, stream_id, stream_type, stream_version, event_type, schema_version, data, metadata, recorded_at';
 
@@ -128,11 +127,12 @@ export class EventLog {
   private readonly hooks: AppendHook[] = [];
   /** Events appended inside withHooksBatched, not yet handed to the hooks. */
   private held: StoredEvent[] | null = null;
-  /** INSERTs of fewer rows than a chunk, by row count (the tail of a batch). */
-  private readonly inserts = new Map<number, Database.Statement>();
+  /** INSERTs of fewer rows than a chunk (the tail of a batch). */
+  private readonly inserts: MultiRowStatements;
   private readonly stmt;
 
   constructor(readonly db: Database.Database) {
+    this.inserts = new MultiRowStatements(db, insertOf);
     this.stmt = {
       // A stream whose old events were dropped (bounded history) continues after its evicted version.
       version: db.prepare<[string, string], { v: number | null }>(
@@ -146,7 +146,7 @@ export class EventLog {
         .pluck(),
       // Batches go in chunks of INSERT_CHUNK rows per statement: one step instead of
       // INSERT_CHUNK, which is most of a batched append's per-event cost after validation.
-      insertChunk: db.prepare(`${INSERT} ${Array<string>(INSERT_CHUNK).fill(ROW_VALUES).join(', ')}`),
+      insertChunk: db.prepare(insertOf(INSERT_CHUNK)),
       stream: db.prepare<[string, number, number], EventRow>(
         `SELECT ${COLUMNS} FROM events WHERE stream_id = ? AND stream_version BETWEEN ? AND ? ORDER BY stream_version`,
       ),
@@ -279,7 +279,7 @@ export class EventLog {
         params.length = 0;
       }
     }
-    if (chunkStart < stored.length) this.writeRows(this.insertOf(stored.length - chunkStart), params, stored, chunkStart);
+    if (chunkStart < stored.length) this.writeRows(this.inserts.of(stored.length - chunkStart), params, stored, chunkStart);
     if (this.held) this.held.push(...stored);
     else for (const hook of this.hooks) hook(stored);
     return {
@@ -291,18 +291,6 @@ export class EventLog {
       duplicate: false,
       events: stored,
     };
-  }
-
-  /** The INSERT of `rows` rows (fewer than INSERT_CHUNK), prepared once per size in use. */
-  private insertOf(rows: number): Database.Statement {
-    let statement = this.inserts.get(rows);
-    if (!statement) {
-      // Bounded: batch sizes repeat, but a caller cycling through every size must not grow this.
-      if (this.inserts.size >= INSERT_SIZES_KEPT) this.inserts.delete(this.inserts.keys().next().value!);
-      statement = this.db.prepare(`${INSERT} ${Array<string>(rows).fill(ROW_VALUES).join(', ')}`);
-      this.inserts.set(rows, statement);
-    }
-    return statement;
   }
 
   /**
@@ -435,7 +423,7 @@ export class EventLog {
         params.length = 0;
       }
     }
-    if (chunkStart < stored.length) this.writeRows(this.insertOf(stored.length - chunkStart), params, stored, chunkStart);
+    if (chunkStart < stored.length) this.writeRows(this.inserts.of(stored.length - chunkStart), params, stored, chunkStart);
     if (stored.length === 0) return stored;
     if (this.held) this.held.push(...stored);
     else for (const hook of this.hooks) hook(stored);

@@ -3,6 +3,7 @@ import type { OrderCommand, Rejection } from '../domain/commands.js';
 import type { EventMetadata } from '../protocol/envelope.js';
 import type { CausedBy } from './views.js';
 import { PULL_CURSOR_START, parsePullCursor } from '../protocol/sync-api.js';
+import { MultiRowStatements, valueRows } from '../db/multi-row.js';
 
 export type CommandStatus = 'pending' | 'synced' | 'rejected' | 'dismissed' | 'retried';
 
@@ -107,9 +108,12 @@ const toPending = (r: PendingRow): PendingEventRecord => ({
   createdAt: r.created_at,
 });
 
-/** Rows per upsert of server positions (4 values each), and how many statement sizes stay prepared. */
+/** Rows per upsert of server positions (4 values each). */
 const POSITION_CHUNK = 250;
-const POSITION_SIZES_KEPT = 16;
+const upsertPositionsOf = (rows: number) =>
+  `INSERT INTO sync_event_positions (event_id, global_position, hash, server_recorded_at) VALUES ${valueRows(rows, 4)}
+   ON CONFLICT (event_id) DO UPDATE SET global_position = excluded.global_position,
+     hash = COALESCE(excluded.hash, hash), server_recorded_at = COALESCE(excluded.server_recorded_at, server_recorded_at)`;
 
 const PENDING_COLS = 'p.event_id, p.command_id, p.attempt, p.order_id, p.seq, p.event_type, p.schema_version, p.data, p.metadata, p.created_at';
 
@@ -120,9 +124,10 @@ export type PullCheckpoint = string | number;
 export class SyncRepository {
   private readonly s;
 
-  private readonly upserts = new Map<number, Database.Statement>();
+  private readonly upsertPositions: MultiRowStatements;
 
   constructor(readonly db: Database.Database) {
+    this.upsertPositions = new MultiRowStatements(db, upsertPositionsOf);
     this.s = {
       insertCommand: db.prepare(
         `INSERT INTO commands (command_id, order_id, command, status, attempt, base_version, rejection, caused_by, retry_of, user_id, device_id, created_at, updated_at)
@@ -367,23 +372,8 @@ export class SyncRepository {
       const chunk = rows.slice(from, from + POSITION_CHUNK);
       const params: unknown[] = [];
       for (const r of chunk) params.push(r.eventId, r.globalPosition, r.hash, r.serverRecordedAt);
-      this.upsertPositionsOf(chunk.length).run(params);
+      this.upsertPositions.of(chunk.length).run(params);
     }
-  }
-
-  /** The upsert of `rows` rows, prepared once per size in use (bounded: page sizes repeat). */
-  private upsertPositionsOf(rows: number): Database.Statement {
-    let statement = this.upserts.get(rows);
-    if (!statement) {
-      if (this.upserts.size >= POSITION_SIZES_KEPT) this.upserts.delete(this.upserts.keys().next().value!);
-      statement = this.db.prepare(
-        `INSERT INTO sync_event_positions (event_id, global_position, hash, server_recorded_at) VALUES ${Array<string>(rows).fill('(?, ?, ?, ?)').join(', ')}
-         ON CONFLICT (event_id) DO UPDATE SET global_position = excluded.global_position,
-           hash = COALESCE(excluded.hash, hash), server_recorded_at = COALESCE(excluded.server_recorded_at, server_recorded_at)`,
-      );
-      this.upserts.set(rows, statement);
-    }
-    return statement;
   }
 
   /** Mark the given (command, attempt) pairs synced where still pending at that attempt; returns how many. */
