@@ -243,9 +243,10 @@ const REBUILD_CACHE_KIB = 256 * 1024;
 
 /**
  * Run a rebuild with a larger page cache on its connection, then give the previous size back.
- * With the default 2 MiB, each index build at the swap re-read the wide list rows from the
+ * With the default 2 MiB, each index build at the swap re-read the list rows from the
  * WAL and the upserts of a page re-read the rows they had just written (at 200k events the
- * swap's index builds took 145 ms instead of 89 ms). At 1M events (100k orders, a 110 MB list)
+ * swap's index builds took 145 ms instead of 89 ms). At 1M events (100k orders, a 110 MB list
+ * while its rows still held the folded state)
  * 64 MiB still re-read part of it for each of the ten index builds: 256 MiB took the swap from
  * 2.6 to 1.95 s. It is a bound, not an allocation: a small log uses little of it.
  */

@@ -37,7 +37,8 @@ export interface AppendResult {
 /** Called inside the append transaction, after the rows are written: throw to roll everything back. */
 export type AppendHook = (events: StoredEvent[]) => void;
 
-interface EventRow {
+/** An events row as `EVENT_COLUMNS` selects it. */
+export interface EventRow {
   position: number;
   event_id: string;
   stream_id: string;
@@ -56,7 +57,9 @@ const INSERT =
 const INSERT_CHUNK = 256;
 const insertOf = (rows: number) => `${INSERT} ${valueRows(rows, 9)}`;
 
-const COLUMNS = 'position, event_id, stream_id, stream_type, stream_version, event_type, schema_version, data, metadata, recorded_at';
+/** The columns `rowToEvent` reads, in order. */
+export const EVENT_COLUMNS = 'position, event_id, stream_id, stream_type, stream_version, event_type, schema_version, data, metadata, recorded_at';
+const COLUMNS = EVENT_COLUMNS;
 
 /** Whether two metadata objects are the same flat string map, key order included (so the same JSON text). */
 function sameFlatStrings(a: EventMetadata, b: EventMetadata): boolean {

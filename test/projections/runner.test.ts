@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { customerHistoryProjection, defaultProjections, orderListProjection, ProjectionRunner, type Projection } from '../../src/projections/index.js';
 import type { StoredEvent } from '../../src/protocol/envelope.js';
+import { openLocalStore } from '../../src/store/index.js';
 import { bruteForceRows, dumpAll, open, orderCreated, paymentReceived, tempDirs } from './support.js';
 
 const tmp = tempDirs();
@@ -74,6 +75,27 @@ describe('ProjectionRunner', () => {
     expect(countOf(store, 'order_list')).toBe(1);
     expect(runner.position('order_list')).toBe(2);
     expect(store.log.headPosition()).toBe(2);
+    store.close();
+  });
+
+  it('refolds an order missing from its cache from the log, from the newest snapshot at or below the row, as a rebuild folds it', async () => {
+    const store = openLocalStore(tmp.file(), { snapshotEvery: 2 });
+    const runner = new ProjectionRunner(store.log, defaultProjections());
+    await runner.open();
+    store.log.append('S-1', [orderCreated('S-1', 'C-1', 5000)], { expectedVersion: 'no_stream' });
+    for (let i = 1; i <= 6; i++) {
+      // Empties the projections' caches: this append finds the order only in its row.
+      runner.catchUp();
+      store.log.append('S-1', [paymentReceived(`P-${i}`, 100 * i)], { expectedVersion: i });
+      // A command's load keeps a snapshot (at versions 3 and 6 here).
+      if (i % 3 === 2) store.orders.load('S-1');
+    }
+    expect(store.db.prepare("SELECT group_concat(stream_version) FROM snapshots WHERE stream_id = 'S-1'").pluck().get()).toBe('3,6');
+    const row = () => store.db.prepare("SELECT paid_amount, version, confirmed_version, payment_status FROM order_list WHERE order_id = 'S-1'").get();
+    expect(row()).toEqual({ paid_amount: 2100, version: 7, confirmed_version: 7, payment_status: 'PARTLY_PAID' });
+    const live = dumpAll(store.db);
+    await runner.rebuild();
+    expect(dumpAll(store.db)).toEqual(live);
     store.close();
   });
 
