@@ -382,6 +382,9 @@ function freshState(): OrderState {
   return s;
 }
 
+/** Events a refold replays before it keeps a snapshot of the state (`snapshots`, as `OrderRepository` keeps them). */
+export const REFOLD_SNAPSHOT_EVERY = 100;
+
 type Bucket = { day: string; status: string; currency: string; count: number; amount: number };
 
 function addGrams(deltas: Map<string, number>, row: OrderListRow, sign: 1 | -1): void {
@@ -474,6 +477,9 @@ class OrderListProjection implements Projection {
         `SELECT stream_version AS version, state FROM snapshots
          WHERE stream_id = ? AND reducer_version = ? AND stream_version <= ? ORDER BY stream_version DESC LIMIT 1`,
       ) as Database.Statement<[string, number, number], { version: number; state: string }>,
+      keepSnapshot: ctx.stmt(
+        'INSERT OR REPLACE INTO snapshots (stream_id, reducer_version, stream_version, state, created_at) VALUES (?, ?, ?, ?, ?)',
+      ),
       stream: ctx.stmt(
         `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = ? AND stream_version > ? AND stream_version <= ? ORDER BY stream_version`,
       ) as Database.Statement<[string, number, number], EventRow>,
@@ -507,7 +513,12 @@ class OrderListProjection implements Projection {
       const e = upcastEvent(rowToEvent(r));
       return { type: e.eventType, data: e.data, version: e.streamVersion, recordedAt: e.recordedAt };
     });
-    return foldOrderInPlace(base ? (JSON.parse(base.state) as OrderState) : freshState(), events);
+    const state = foldOrderInPlace(base ? (JSON.parse(base.state) as OrderState) : freshState(), events);
+    // A long stream is not refolded from its start again at the next miss (a command's load keeps
+    // snapshots the same way; an order only ever pulled had none). Not in a rebuild's shadow: its
+    // worker's connection is read-only, and the rebuild reads each order's events once anyway.
+    if (!ctx.bulk && events.length >= REFOLD_SNAPSHOT_EVERY) sql.keepSnapshot.run(orderId, REDUCER_VERSION, version, JSON.stringify(state), new Date().toISOString());
+    return state;
   }
 
   /** Write the new effective rows and move orders between daily buckets. */

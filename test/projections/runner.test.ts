@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { customerHistoryProjection, defaultProjections, orderListProjection, ProjectionRunner, type Projection } from '../../src/projections/index.js';
+import { REFOLD_SNAPSHOT_EVERY } from '../../src/projections/order-list.js';
 import type { StoredEvent } from '../../src/protocol/envelope.js';
 import { openLocalStore } from '../../src/store/index.js';
 import { bruteForceRows, dumpAll, open, orderCreated, paymentReceived, tempDirs } from './support.js';
@@ -93,6 +94,29 @@ describe('ProjectionRunner', () => {
     expect(store.db.prepare("SELECT group_concat(stream_version) FROM snapshots WHERE stream_id = 'S-1'").pluck().get()).toBe('3,6');
     const row = () => store.db.prepare("SELECT paid_amount, version, confirmed_version, payment_status FROM order_list WHERE order_id = 'S-1'").get();
     expect(row()).toEqual({ paid_amount: 2100, version: 7, confirmed_version: 7, payment_status: 'PARTLY_PAID' });
+    const live = dumpAll(store.db);
+    await runner.rebuild();
+    expect(dumpAll(store.db)).toEqual(live);
+    store.close();
+  });
+
+  it('keeps a snapshot when a refold replays a long stream, so the next miss starts from it', async () => {
+    const store = open(tmp.file());
+    const runner = new ProjectionRunner(store.log, defaultProjections());
+    await runner.open();
+    store.log.append('L-1', [orderCreated('L-1', 'C-1', 100_000), ...Array.from({ length: REFOLD_SNAPSHOT_EVERY }, (_, i) => paymentReceived(`P-${i}`, 1))], {
+      expectedVersion: 'no_stream',
+    });
+    const snapshots = () => store.db.prepare("SELECT group_concat(stream_version) FROM snapshots WHERE stream_id = 'L-1'").pluck().get();
+    expect(snapshots()).toBeNull();
+    runner.catchUp();
+    store.log.append('L-1', [paymentReceived('P-last', 1)], { expectedVersion: REFOLD_SNAPSHOT_EVERY + 1 });
+    expect(snapshots()).toBe(String(REFOLD_SNAPSHOT_EVERY + 1));
+    runner.catchUp();
+    store.log.append('L-1', [paymentReceived('P-after', 1)], { expectedVersion: REFOLD_SNAPSHOT_EVERY + 2 });
+    // Two events past the snapshot: no new one.
+    expect(snapshots()).toBe(String(REFOLD_SNAPSHOT_EVERY + 1));
+    expect(store.db.prepare("SELECT paid_amount FROM order_list WHERE order_id = 'L-1'").pluck().get()).toBe(REFOLD_SNAPSHOT_EVERY + 2);
     const live = dumpAll(store.db);
     await runner.rebuild();
     expect(dumpAll(store.db)).toEqual(live);
