@@ -16,7 +16,7 @@ import type {
 } from '../repository.js';
 import { appendWork, pushWork, streamOrder } from './append-flow.js';
 import { walkChain } from './chain-walk.js';
-import type { PullFrom, StoreDialect } from './port.js';
+import type { PulledJson, PullFrom, StoreDialect } from './port.js';
 import { rebuildOrders } from './rebuild.js';
 import { publicEvent, publicEventJson, tallyOrders, toServerEvent, toView } from './rows.js';
 
@@ -62,14 +62,20 @@ export class EventStore implements EventRepository {
 
   async pullText(tenantId: string, from: number | string, limit: number): Promise<{ text: string; events: number }> {
     const start = pullFrom(from);
+    const page = await this.pulledJson(tenantId, start, limit);
+    const fromPosition = 'position' in start ? start.position : start.cursor.position;
+    // The keys in `pull`'s order.
+    let text = `{"events":[${page.json}],"nextPosition":${page.lastPosition ?? fromPosition},"hasMore":${page.events === limit}`;
+    if (page.next) text += `,"nextCursor":${JSON.stringify(formatPullCursor(page.next))}`;
+    return { text: `${text}}`, events: page.events };
+  }
+
+  /** The page's events as JSON text: built by the database when its dialect can, else here from the rows. */
+  private async pulledJson(tenantId: string, start: PullFrom, limit: number): Promise<PulledJson> {
+    if (this.dialect.pullJson) return this.dialect.pullJson(tenantId, start, limit);
     const { rows, next } = await this.dialect.pullRows(tenantId, start, limit);
     const last = rows[rows.length - 1];
-    const fromPosition = 'position' in start ? start.position : start.cursor.position;
-    const nextPosition = last ? Number(last.global_position) : fromPosition;
-    // The keys in `pull`'s order.
-    let text = `{"events":[${rows.map(publicEventJson).join(',')}],"nextPosition":${nextPosition},"hasMore":${rows.length === limit}`;
-    if (next) text += `,"nextCursor":${JSON.stringify(formatPullCursor(next))}`;
-    return { text: `${text}}`, events: rows.length };
+    return { json: rows.map(publicEventJson).join(','), events: rows.length, lastPosition: last ? Number(last.global_position) : null, next };
   }
 
   /**

@@ -6,7 +6,7 @@ import { MIGRATIONS_ROOT, migrateSqlite } from '../../../db/migrations.js';
 import type { OrderState } from '../../../domain/state.js';
 import type { PreparedEvent } from '../append-logic.js';
 import type { AppendCommand, ChainFilter, DashboardQuery, OrderView } from '../../repository.js';
-import { done, runSync, type Op, type PulledRows, type PullFrom, type ScopedRowsQuery, type SnapshotSession, type StoreDialect, type WriteSession, type WriteWork } from '../port.js';
+import { done, runSync, type Op, type PulledJson, type PulledRows, type PullFrom, type ScopedRowsQuery, type SnapshotSession, type StoreDialect, type WriteSession, type WriteWork } from '../port.js';
 import { parseState, type EventRow, type HeadCheckRow, type OrderCountRow, type ProjectionRow, type StreamHead } from '../rows.js';
 import { SQL } from './sql.js';
 
@@ -38,6 +38,8 @@ export class SqliteDialect implements StoreDialect, WriteSession, SnapshotSessio
     this.db.pragma('foreign_keys = ON');
     migrateSqlite(this.db, join(MIGRATIONS_ROOT, 'server-sqlite'), file);
     this.q = Object.fromEntries(Object.entries(SQL).map(([k, sql]) => [k, this.db.prepare(sql)])) as Statements;
+    // Rows as [position, text]: no object per pulled event.
+    this.q.pullJson.raw(true);
   }
 
   /**
@@ -214,6 +216,16 @@ export class SqliteDialect implements StoreDialect, WriteSession, SnapshotSessio
     const last = rows[rows.length - 1];
     const next = { txid: '0', position: last ? Number(last.global_position) : after };
     return { rows, next: 'position' in from && rows.length === limit ? null : next };
+  }
+
+  pullJson(tenantId: string, from: PullFrom, limit: number): PulledJson {
+    const after = 'position' in from ? from.position : from.cursor.position;
+    const rows = this.q.pullJson.all({ tenant: tenantId, after, limit }) as [number, string][];
+    const json = new Array<string>(rows.length);
+    for (let i = 0; i < rows.length; i++) json[i] = rows[i]![1];
+    const last = rows.length > 0 ? rows[rows.length - 1]![0] : null;
+    const next = { txid: '0', position: last ?? after };
+    return { json: json.join(','), events: rows.length, lastPosition: last, next: 'position' in from && rows.length === limit ? null : next };
   }
 
   /** One writer: every stored position is committed. */

@@ -3,6 +3,12 @@
 const EVENT_COLUMNS =
   'global_position, event_id, tenant_id, aggregate_id, aggregate_type, event_type, schema_version, event_data, metadata, version, created_at, hash';
 
+/** `publicEventJson` (rows.ts) in SQL. */
+const PUBLIC_EVENT_JSON = `'{"eventId":' || json_quote(event_id) || ',"streamId":' || json_quote(aggregate_id) || ',"streamType":' || json_quote(aggregate_type)
+  || ',"streamVersion":' || version || ',"globalPosition":' || global_position || ',"eventType":' || json_quote(event_type)
+  || ',"schemaVersion":' || schema_version || ',"data":' || event_data || ',"metadata":' || metadata
+  || ',"recordedAt":' || json_quote(created_at) || ',"hash":' || json_quote(hash) || '}'`;
+
 export const SQL = {
   streamHead: 'SELECT version, last_hash, aggregate_type FROM streams WHERE tenant_id = ? AND aggregate_id = ?',
   eventById: `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = ? AND event_id = ?`,
@@ -14,6 +20,13 @@ export const SQL = {
   streamEvents: `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = ? AND aggregate_id = ? AND version > ? ORDER BY version LIMIT ?`,
   /** @tenant NULL: every tenant (the broker relay). */
   pull: `SELECT ${EVENT_COLUMNS} FROM events WHERE (@tenant IS NULL OR tenant_id = @tenant) AND global_position > @after ORDER BY global_position LIMIT @limit`,
+  /**
+   * The same page as `pull`, as the route sends it: each row's position and public JSON
+   * (`publicEventJson`: same keys, same order; data and metadata are stored as JSON text).
+   * Joined by the caller: `group_concat` keeps an order only with its own ORDER BY, which sorts
+   * the page again (0.6 µs an event more, measured).
+   */
+  pullJson: `SELECT global_position, ${PUBLIC_EVENT_JSON} FROM events WHERE tenant_id = @tenant AND global_position > @after ORDER BY global_position LIMIT @limit`,
   /**
    * Scoped pull: the tenant's orders in scope (customer, recency, listed ids), then their events
    * in a position window. Both sides are indexed, so a 1 % scope reads about 1 % of the log.
