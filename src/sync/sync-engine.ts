@@ -691,16 +691,18 @@ export class SyncEngine {
     if (events.length === 0) return { confirmed: 0, rejected: [], rebased: [], orders: [], attention: [] };
     // A few set-based lookups for the whole page instead of several queries per event.
     const ids = events.map((e) => e.eventId);
-    const known = this.repo.confirmedAmong(ids);
-    const quarantined = this.quarantine.idsAmong(ids);
     const streams = [...new Set(events.map((e) => e.streamId))];
+    // Each stream's version as the log holds it, advanced as the page's events are taken in:
+    // every event must continue its stream (one query for the page, not one per stream run).
+    const versions = this.repo.streamVersions(streams);
+    // Only an event at or below its stream's version can be in the log already (an own event,
+    // stored when its push was acknowledged): a first sync looks none up.
+    const known = this.repo.confirmedAmong(events.filter((e) => e.streamVersion <= versions.get(e.streamId)!).map((e) => e.eventId));
+    const quarantined = this.quarantine.idsAmong(ids);
     const blocked = this.quarantine.streamsAmong(streams);
     const at = new Date().toISOString();
     const mine = this.repo.pendingAmong(ids);
     const withPending = this.repo.ordersWithPendingAmong(streams);
-    // Each stream's version as the log holds it, advanced as the page's events are taken in:
-    // every event must continue its stream (one query for the page, not one per stream run).
-    const versions = this.repo.streamVersions(streams);
     const take: ReplicatedEvent[] = [];
 
     // Inline projections see the whole page at once (same transaction), before the outbox reacts.

@@ -339,6 +339,7 @@ export class SyncRepository {
 
   /** Which of these event ids are already in the confirmed log. */
   confirmedAmong(eventIds: readonly string[]): Set<string> {
+    if (eventIds.length === 0) return new Set();
     return new Set(this.s.confirmedAmong.all(JSON.stringify(eventIds)).map((r) => r.event_id));
   }
 
