@@ -114,6 +114,11 @@ export interface FirstSyncResult {
    * transactions), building the views at the end.
    */
   breakdown: { wait_pages_ms: number; store_pages_ms: number; build_views_ms: number };
+  /**
+   * CPU time per event of the first sync (µs): the device process (all its threads) and the
+   * server process. Their sum against 2 × the wall time per event says how busy the cores were.
+   */
+  cpu_us_per_event: { device: number; server: number; wall: number };
   pull_requests: number;
   load_avg: number[];
 }
@@ -181,6 +186,8 @@ export async function benchFirstSync(opts: { events: number; pullLimit?: number;
     if (fetched !== opts.events) throw new Error(`fetch-only anchor read ${fetched}/${opts.events}`);
 
     // A new device, wired as Device.open wires it: projections open, then the engine pulls.
+    const deviceCpu = process.cpuUsage();
+    const serverCpu = server.cpuMs();
     t = performance.now();
     const store = openLocalStore(join(dir, 'device.sqlite'));
     const runner = new ProjectionRunner(store.log, defaultProjections());
@@ -230,6 +237,8 @@ export async function benchFirstSync(opts: { events: number; pullLimit?: number;
     buildMs += performance.now() - b;
     const page = new OrderQueries(store.db).listOrdersNow(FIRST_PAGE);
     const syncMs = performance.now() - t;
+    const deviceCpuUs = process.cpuUsage(deviceCpu);
+    const serverCpuMs = server.cpuMs() - serverCpu;
     const listed = store.db.prepare('SELECT COUNT(*) FROM order_list').pluck().get() as number;
     runner.close();
     store.close();
@@ -250,6 +259,11 @@ export async function benchFirstSync(opts: { events: number; pullLimit?: number;
         wait_pages_ms: Math.round(pullMs - storeMs - (opts.inline ? 0 : buildMs)),
         store_pages_ms: Math.round(storeMs),
         build_views_ms: Math.round(buildMs),
+      },
+      cpu_us_per_event: {
+        device: Math.round(((deviceCpuUs.user + deviceCpuUs.system) / opts.events) * 100) / 100,
+        server: Math.round(((serverCpuMs * 1000) / opts.events) * 100) / 100,
+        wall: Math.round(((syncMs * 1000) / opts.events) * 100) / 100,
       },
       pull_requests: pullRequests,
       load_avg: load(),

@@ -26,7 +26,11 @@ function firstSyncSpans(first: Dict): string {
   const events = num(first.events) ?? NaN;
   const ms = (k: string) => num(b[k]) ?? NaN;
   const perEvent = (ms('store_pages_ms') * 1000) / events;
-  return `waiting for pages ${formatNumber(ms('wait_pages_ms') / 1000)} s, storing them ${formatNumber(ms('store_pages_ms') / 1000)} s (about ${formatNumber(perEvent)} µs an event: the contract check, the envelope, two rows per event (the event and its server coordinates), the views folded in as a fed rebuild, the commit), finishing the views ${formatNumber(ms('build_views_ms') / 1000)} s (the index builds at the swap)`;
+  const cpu = (first.cpu_us_per_event ?? null) as Dict | null;
+  const busy = cpu
+    ? `; the device process used ${formatNumber(num(cpu.device) ?? NaN)} µs of CPU per event against ${formatNumber(num(cpu.wall) ?? NaN)} µs of wall time (one thread busy throughout), the server process ${formatNumber(num(cpu.server) ?? NaN)} µs (most of the second core idle)`
+    : '';
+  return `waiting for pages ${formatNumber(ms('wait_pages_ms') / 1000)} s, storing them ${formatNumber(ms('store_pages_ms') / 1000)} s (about ${formatNumber(perEvent)} µs an event: the contract check, the envelope, two rows per event (the event and its server coordinates), the views folded in as a fed rebuild, the commit), finishing the views ${formatNumber(ms('build_views_ms') / 1000)} s (the index builds at the swap)${busy}`;
 }
 
 const pct = (x: number) => `${Math.round(x * 1000) / 10}%`;

@@ -1,13 +1,24 @@
 // The central server in its own process, as in production: a bench that also drives devices
 // must not count the server's CPU against them on the same event loop.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const CLI = fileURLToPath(new URL('../src/server/cli.ts', import.meta.url));
 
 export interface ServerProcess {
   url: string;
+  /** The server process's CPU time so far (user + system, ms; Linux /proc, 10 ms ticks). */
+  cpuMs(): number;
   close(): Promise<void>;
+}
+
+/** utime + stime of a process from /proc/<pid>/stat, in ms (clock ticks are 10 ms on Linux). */
+function procCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command (which is in parentheses and may hold spaces): state is field 3, utime 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 export async function startServerProcess(opts: { dbFile: string; tokens: unknown[]; env?: Record<string, string> }): Promise<ServerProcess> {
@@ -43,6 +54,7 @@ export async function startServerProcess(opts: { dbFile: string; tokens: unknown
   });
   return {
     url,
+    cpuMs: () => procCpuMs(child.pid!),
     close: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();
