@@ -419,7 +419,7 @@ class OrderListProjection implements Projection {
    * v7: gram counts kept per status, payment and fulfilment status (a short search's facet counts were scans).
    * v8: the empty gram, every row's, so the unsearched list's facet counts are sums too.
    * v9: rows no longer keep the folded state (a cache miss refolds the order's stream).
-   * The reducers' version is part of it: rows hold folded states, so a changed fold rebuilds them.
+   * The reducers' version is part of it: rows are derived from folded states, so a changed fold rebuilds them.
    */
   readonly version = 9 * 100 + REDUCER_VERSION;
 
