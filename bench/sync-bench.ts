@@ -24,6 +24,8 @@ export interface SyncBenchResult {
   pullEventsPerSec: number;
   pushRequests: number;
   pullRequests: number;
+  /** The push's CPU time per event (µs): the device process and the server process, beside its wall time. */
+  pushCpuUsPerEvent: { device: number; server: number; wall: number };
 }
 
 const TOKEN = 'bench-token-0123456789';
@@ -80,9 +82,14 @@ export async function benchSync(opts: { events: number; eventsPerOrder?: number;
       client: count(new SyncHttpClient({ baseUrl: server.url, token: TOKEN, timeoutMs: 120_000 }), () => pushRequests++),
       maxEventsPerPush: opts.maxEventsPerPush ?? 5000,
     });
+    const deviceCpu = process.cpuUsage();
+    const serverCpu = server.cpuMs();
     const t1 = performance.now();
     const pushed = await pushEngine.push();
     const pushMs = performance.now() - t1;
+    const deviceCpuUs = process.cpuUsage(deviceCpu);
+    const perEvent = (us: number) => Math.round((us / opts.events) * 100) / 100;
+    const pushCpuUsPerEvent = { device: perEvent(deviceCpuUs.user + deviceCpuUs.system), server: perEvent((server.cpuMs() - serverCpu) * 1000), wall: perEvent(pushMs * 1000) };
     if (pushed.pushedEvents !== opts.events || pushed.pending !== 0) {
       throw new Error(`push incomplete: ${pushed.pushedEvents}/${opts.events} events, ${pushed.pending} commands pending`);
     }
@@ -109,6 +116,7 @@ export async function benchSync(opts: { events: number; eventsPerOrder?: number;
       pullEventsPerSec: Math.round(opts.events / (pullMs / 1000)),
       pushRequests,
       pullRequests,
+      pushCpuUsPerEvent,
     };
   } finally {
     pusher.close();
@@ -124,6 +132,8 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const r = await benchSync({ events, eventsPerOrder });
   console.log(`sync over loopback (SQLite server), ${r.events} events in ${r.orders} orders (${eventsPerOrder} per order)`);
   console.log(`  push: ${(r.pushMs / 1000).toFixed(2)} s, ${r.pushEventsPerSec} events/s in ${r.pushRequests} requests (target: ${r.events} events ≤ 10 s)`);
+  const c = r.pushCpuUsPerEvent;
+  console.log(`  push CPU per event: device ${c.device} µs, server ${c.server} µs, wall ${c.wall} µs`);
   console.log(`  pull: ${(r.pullMs / 1000).toFixed(2)} s, ${r.pullEventsPerSec} events/s in ${r.pullRequests} requests`);
   console.log(`  (setup, offline submits: ${(r.setupMs / 1000).toFixed(2)} s)`);
 }
