@@ -3,12 +3,13 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ORDER_STREAM_TYPE } from '../../../domain/events.js';
 import { MIGRATIONS_ROOT, migrateSqlite } from '../../../db/migrations.js';
+import { MultiRowStatements } from '../../../db/multi-row.js';
 import type { OrderState } from '../../../domain/state.js';
 import type { PreparedEvent } from '../append-logic.js';
 import type { AppendCommand, ChainFilter, DashboardQuery, OrderView } from '../../repository.js';
 import { done, runSync, type Op, type PulledJson, type PulledRows, type PullFrom, type ScopedRowsQuery, type SnapshotSession, type StoreDialect, type WriteSession, type WriteWork } from '../port.js';
 import { parseState, type EventRow, type HeadCheckRow, type OrderCountRow, type ProjectionRow, type StreamHead } from '../rows.js';
-import { SQL } from './sql.js';
+import { EVENT_INSERT_CHUNK, EVENT_INSERT_COLUMNS, insertEvents, SQL } from './sql.js';
 
 type Statements = { [K in keyof typeof SQL]: Database.Statement };
 
@@ -27,6 +28,7 @@ export class SqliteDialect implements StoreDialect, WriteSession, SnapshotSessio
   readonly locksHeadsInOrder = false;
   private readonly db: Database.Database;
   private readonly q: Statements;
+  private readonly eventInserts: MultiRowStatements;
   private pending: Job[] = [];
 
   constructor(file: string) {
@@ -40,6 +42,7 @@ export class SqliteDialect implements StoreDialect, WriteSession, SnapshotSessio
     this.q = Object.fromEntries(Object.entries(SQL).map(([k, sql]) => [k, this.db.prepare(sql)])) as Statements;
     // Rows as [position, text]: no object per pulled event.
     this.q.pullJson.raw(true);
+    this.eventInserts = new MultiRowStatements(this.db, insertEvents);
   }
 
   /**
@@ -114,23 +117,34 @@ export class SqliteDialect implements StoreDialect, WriteSession, SnapshotSessio
     return done(this.q.streamEvents.all(tenantId, streamId, afterVersion, limit) as EventRow[]);
   }
 
+  /**
+   * An append's events in multi-row INSERTs, bound by position (by name, each row was an object
+   * whose keys were looked up). Positions: the single writer numbers the rows of one statement
+   * consecutively up to its last insert rowid (AUTOINCREMENT, rows never deleted).
+   */
   write(cmd: AppendCommand, events: PreparedEvent[], view: OrderView | null): Op<number[]> {
-    const positions = events.map((p) => {
-      const info = this.q.insertEvent.run({
-        eventId: p.eventId,
-        tenantId: cmd.tenantId,
-        streamId: p.streamId,
-        streamType: p.streamType,
-        eventType: p.eventType,
-        schemaVersion: p.schemaVersion,
-        data: p.dataJson,
-        metadata: p.metadataJson,
-        streamVersion: p.streamVersion,
-        recordedAt: p.recordedAt,
-        hash: p.hash,
-      });
-      return Number(info.lastInsertRowid);
-    });
+    const positions = new Array<number>(events.length);
+    for (let from = 0; from < events.length; from += EVENT_INSERT_CHUNK) {
+      const count = Math.min(EVENT_INSERT_CHUNK, events.length - from);
+      const params = new Array<unknown>(count * EVENT_INSERT_COLUMNS);
+      let i = 0;
+      for (let k = from; k < from + count; k++) {
+        const p = events[k]!;
+        params[i++] = p.eventId;
+        params[i++] = cmd.tenantId;
+        params[i++] = p.streamId;
+        params[i++] = p.streamType;
+        params[i++] = p.eventType;
+        params[i++] = p.schemaVersion;
+        params[i++] = p.dataJson;
+        params[i++] = p.metadataJson;
+        params[i++] = p.streamVersion;
+        params[i++] = p.recordedAt;
+        params[i++] = p.hash;
+      }
+      const last = Number(this.eventInserts.of(count).run(params).lastInsertRowid);
+      for (let k = 0; k < count; k++) positions[from + k] = last - count + 1 + k;
+    }
     const last = events[events.length - 1]!;
     this.q.upsertStream.run(cmd.tenantId, cmd.streamId, cmd.streamType, last.streamVersion, last.hash);
     if (view) this.upsertProjection(cmd.tenantId, { ...view, lastPosition: positions[positions.length - 1]! });

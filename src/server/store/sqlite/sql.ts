@@ -1,7 +1,15 @@
+import { valueRows } from '../../../db/multi-row.js';
 /** Every SQL statement of the SQLite dialect (the schema itself is in migrations/server-sqlite/). */
 
 const EVENT_COLUMNS =
   'global_position, event_id, tenant_id, aggregate_id, aggregate_type, event_type, schema_version, event_data, metadata, version, created_at, hash';
+
+/** An append's events, `rows` of them in one statement (`EVENT_INSERT_COLUMNS` values each). */
+export const insertEvents = (rows: number): string =>
+  `INSERT INTO events (event_id, tenant_id, aggregate_id, aggregate_type, event_type, schema_version, event_data, metadata, version, created_at, hash) VALUES ${valueRows(rows, EVENT_INSERT_COLUMNS)}`;
+export const EVENT_INSERT_COLUMNS = 11;
+/** Rows per INSERT: 11 parameters each, far below SQLite's 32766. */
+export const EVENT_INSERT_CHUNK = 256;
 
 /** `publicEventJson` (rows.ts) in SQL. */
 const PUBLIC_EVENT_JSON = `'{"eventId":' || json_quote(event_id) || ',"streamId":' || json_quote(aggregate_id) || ',"streamType":' || json_quote(aggregate_type)
@@ -12,8 +20,6 @@ const PUBLIC_EVENT_JSON = `'{"eventId":' || json_quote(event_id) || ',"streamId"
 export const SQL = {
   streamHead: 'SELECT version, last_hash, aggregate_type FROM streams WHERE tenant_id = ? AND aggregate_id = ?',
   eventById: `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = ? AND event_id = ?`,
-  insertEvent: `INSERT INTO events (event_id, tenant_id, aggregate_id, aggregate_type, event_type, schema_version, event_data, metadata, version, created_at, hash)
-    VALUES (@eventId, @tenantId, @streamId, @streamType, @eventType, @schemaVersion, @data, @metadata, @streamVersion, @recordedAt, @hash)`,
   upsertStream: `INSERT INTO streams (tenant_id, aggregate_id, aggregate_type, version, last_hash) VALUES (?, ?, ?, ?, ?)
     ON CONFLICT (tenant_id, aggregate_id) DO UPDATE SET version = excluded.version, last_hash = excluded.last_hash`,
   /** LIMIT -1: no limit. */
