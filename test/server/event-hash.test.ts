@@ -56,6 +56,16 @@ describe('event hash (moved to src/protocol/event-hash.ts)', () => {
     );
   });
 
+  it('writes values nested 100,000 levels deep (JSON.stringify runs out of stack first)', () => {
+    for (const levels of [100, 100_000]) {
+      const objects: unknown = JSON.parse('{"b":1,"x":'.repeat(levels) + '[2,{"d":null,"c":true}]' + '}'.repeat(levels));
+      expect(canonicalJson(objects)).toBe('{"b":1,"x":'.repeat(levels) + '[2,{"c":true,"d":null}]' + '}'.repeat(levels));
+      const arrays: unknown = JSON.parse('['.repeat(levels) + '{"z":1,"a":2}' + ']'.repeat(levels));
+      expect(canonicalJson(arrays)).toBe('['.repeat(levels) + '{"a":2,"z":1}' + ']'.repeat(levels));
+      if (levels <= 100) expect(canonicalJson(objects)).toBe(formerServerCanonicalJson(objects));
+    }
+  });
+
   it('keeps __proto__ keys of parsed JSON and sorts null-prototype objects', () => {
     const parsed: unknown = JSON.parse('{"b":1,"__proto__":{"y":2,"x":1},"a":[null,{"d":1,"c":2}]}');
     expect(canonicalJson(parsed)).toBe('{"__proto__":{"x":1,"y":2},"a":[null,{"c":2,"d":1}],"b":1}');
