@@ -15,6 +15,8 @@ import {
 import type Database from 'better-sqlite3';
 import type { StoredEvent } from '../protocol/envelope.js';
 import { EVENT_COLUMNS, rowToEvent, upcastEvent, type EventRow } from '../store/event-log.js';
+import { EvictedStreams } from '../store/evicted-streams.js';
+import { SnapshotStore } from '../store/snapshots.js';
 import type { SyncBadge } from './query-schemas.js';
 import type { ApplyContext, PendingSource, PortableProjection, Projection, TableDef } from './types.js';
 
@@ -472,14 +474,9 @@ class OrderListProjection implements Projection {
         `SELECT order_id, customer_id, customer_name, status, payment_status, fulfilment_status, currency, created_at, total FROM ${list}`,
       ),
       clearDaily: ctx.stmt(`DELETE FROM ${daily}`),
-      evicted: ctx.stmt('SELECT version, state FROM evicted_streams WHERE stream_id = ?') as Database.Statement<[string], { version: number; state: string }>,
-      snapshot: ctx.stmt(
-        `SELECT stream_version AS version, state FROM snapshots
-         WHERE stream_id = ? AND reducer_version = ? AND stream_version <= ? ORDER BY stream_version DESC LIMIT 1`,
-      ) as Database.Statement<[string, number, number], { version: number; state: string }>,
-      keepSnapshot: ctx.stmt(
-        'INSERT OR REPLACE INTO snapshots (stream_id, reducer_version, stream_version, state, created_at) VALUES (?, ?, ?, ?, ?)',
-      ),
+      // The store's own readers of these tables (reads only, but for a live refold's snapshot).
+      evicted: new EvictedStreams(ctx.db),
+      snapshots: new SnapshotStore<OrderState>(ctx.db, REDUCER_VERSION),
       stream: ctx.stmt(
         `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = ? AND stream_version > ? AND stream_version <= ? ORDER BY stream_version`,
       ) as Database.Statement<[string, number, number], EventRow>,
@@ -493,7 +490,7 @@ class OrderListProjection implements Projection {
     if (!row) {
       // A closed order whose old events this device dropped (bounded history): later events fold onto its kept state.
       const kept = this.sql(ctx).evicted.get(orderId);
-      return { confirmed: kept ? (JSON.parse(kept.state) as OrderState) : null, lastEventId: '', row: null };
+      return { confirmed: kept ? (kept.state as OrderState) : null, lastEventId: '', row: null };
     }
     return { confirmed: row.confirmed_version > 0 ? this.refold(ctx, orderId, row.confirmed_version) : null, lastEventId: row.last_event_id, row };
   }
@@ -506,18 +503,20 @@ class OrderListProjection implements Projection {
    */
   private refold(ctx: ApplyContext, orderId: string, version: number): OrderState {
     const sql = this.sql(ctx);
-    let base = sql.snapshot.get(orderId, REDUCER_VERSION, version);
+    const snapshot = sql.snapshots.latest(orderId, version);
+    let base = snapshot ? { version: snapshot.streamVersion, state: snapshot.state } : null;
     const kept = sql.evicted.get(orderId);
-    if (kept && kept.version <= version && kept.version > (base?.version ?? 0)) base = kept;
+    if (kept && kept.version <= version && kept.version > (base?.version ?? 0)) base = { version: kept.version, state: kept.state as OrderState };
     const events = sql.stream.all(orderId, base?.version ?? 0, version).map((r) => {
       const e = upcastEvent(rowToEvent(r));
       return { type: e.eventType, data: e.data, version: e.streamVersion, recordedAt: e.recordedAt };
     });
-    const state = foldOrderInPlace(base ? (JSON.parse(base.state) as OrderState) : freshState(), events);
+    // Both bases are parsed afresh for each read: the fold may change them in place.
+    const state = foldOrderInPlace(base?.state ?? freshState(), events);
     // A long stream is not refolded from its start again at the next miss (a command's load keeps
     // snapshots the same way; an order only ever pulled had none). Not in a rebuild's shadow: its
     // worker's connection is read-only, and the rebuild reads each order's events once anyway.
-    if (!ctx.bulk && events.length >= REFOLD_SNAPSHOT_EVERY) sql.keepSnapshot.run(orderId, REDUCER_VERSION, version, JSON.stringify(state), new Date().toISOString());
+    if (!ctx.bulk && events.length >= REFOLD_SNAPSHOT_EVERY) sql.snapshots.save(orderId, version, state);
     return state;
   }
 
