@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import type { PullCursorKey } from '../../../protocol/sync-api.js';
 import { ORDER_STREAM_TYPE } from '../../../domain/events.js';
 import { MIGRATIONS_ROOT, migrateSqlite } from '../../../db/migrations.js';
 import { MultiRowStatements } from '../../../db/multi-row.js';
@@ -23,6 +24,15 @@ interface Job {
  * The embedded dialect: one better-sqlite3 connection (WAL, synchronous=FULL), so one writer;
  * its flows run synchronously, nothing interleaves a transaction.
  */
+/**
+ * The cursor after a page that ends at `position`. One writer: every stored position is
+ * committed, so it stands for everything so far, except after a full page of a position pull,
+ * which has not caught up yet (the device pulls on by position).
+ */
+function cursorAfter(from: PullFrom, position: number, full: boolean): PullCursorKey | null {
+  return 'position' in from && full ? null : { txid: '0', position };
+}
+
 export class SqliteDialect implements StoreDialect, WriteSession, SnapshotSession {
   readonly backend = 'sqlite' as const;
   readonly locksHeadsInOrder = false;
@@ -228,8 +238,7 @@ export class SqliteDialect implements StoreDialect, WriteSession, SnapshotSessio
     const after = 'position' in from ? from.position : from.cursor.position;
     const rows = this.q.pull.all({ tenant: tenantId, after, limit }) as EventRow[];
     const last = rows[rows.length - 1];
-    const next = { txid: '0', position: last ? Number(last.global_position) : after };
-    return { rows, next: 'position' in from && rows.length === limit ? null : next };
+    return { rows, next: cursorAfter(from, last ? Number(last.global_position) : after, rows.length === limit) };
   }
 
   pullJson(tenantId: string, from: PullFrom, limit: number): PulledJson {
@@ -238,8 +247,7 @@ export class SqliteDialect implements StoreDialect, WriteSession, SnapshotSessio
     const json = new Array<string>(rows.length);
     for (let i = 0; i < rows.length; i++) json[i] = rows[i]![1];
     const last = rows.length > 0 ? rows[rows.length - 1]![0] : null;
-    const next = { txid: '0', position: last ?? after };
-    return { json: json.join(','), events: rows.length, lastPosition: last, next: 'position' in from && rows.length === limit ? null : next };
+    return { json: json.join(','), events: rows.length, lastPosition: last, next: cursorAfter(from, last ?? after, rows.length === limit) };
   }
 
   /** One writer: every stored position is committed. */
