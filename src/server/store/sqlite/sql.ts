@@ -1,13 +1,13 @@
-import { valueRows } from '../../../db/multi-row.js';
 /** Every SQL statement of the SQLite dialect (the schema itself is in migrations/server-sqlite/). */
+import { valueRows } from '../../../db/multi-row.js';
 
 const EVENT_COLUMNS =
   'global_position, event_id, tenant_id, aggregate_id, aggregate_type, event_type, schema_version, event_data, metadata, version, created_at, hash';
 
+export const EVENT_INSERT_COLUMNS = 11;
 /** An append's events, `rows` of them in one statement (`EVENT_INSERT_COLUMNS` values each). */
 export const insertEvents = (rows: number): string =>
   `INSERT INTO events (event_id, tenant_id, aggregate_id, aggregate_type, event_type, schema_version, event_data, metadata, version, created_at, hash) VALUES ${valueRows(rows, EVENT_INSERT_COLUMNS)}`;
-export const EVENT_INSERT_COLUMNS = 11;
 /** Rows per INSERT: 11 parameters each, far below SQLite's 32766. */
 export const EVENT_INSERT_CHUNK = 256;
 
