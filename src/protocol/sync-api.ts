@@ -153,6 +153,34 @@ export const PullResponse = z.object({
 });
 export type PullResponse = z.infer<typeof PullResponse>;
 
+/**
+ * A bootstrap (issue 17): the tenant's log and the device's views as one device database file,
+ * built by a device that follows the server (`npm run bootstrap`). A new device takes it in at
+ * page-copy speed, then pulls from `cursor` on. `schema` is the fingerprint of the device schema
+ * it was built with: a device with another schema pulls instead.
+ */
+export const BootstrapManifest = z.strictObject({
+  /** The file's SHA-256 (hex): its name, and what the download is checked against. */
+  id: z.string().regex(/^[0-9a-f]{64}$/),
+  bytes: z.number().int().positive(),
+  /** Events the file holds. */
+  events: z.number().int().min(0),
+  /** The pull cursor the file is complete up to. */
+  cursor: PullCursor,
+  schema: z.string().regex(/^[0-9a-f]{64}$/),
+  builtAt: z.iso.datetime(),
+});
+export type BootstrapManifest = z.infer<typeof BootstrapManifest>;
+
+export const BootstrapResponse = z.object({ bootstrap: BootstrapManifest.nullable() });
+export type BootstrapResponse = z.infer<typeof BootstrapResponse>;
+
+export const BootstrapParams = z.strictObject({ id: z.string().regex(/^[0-9a-f]{64}$/, 'a bootstrap id is 64 hex digits') });
+
+/** Who a token is (GET /sync/session): a bootstrap builder files its output under this tenant. */
+export const SessionResponse = z.object({ tenant: z.string(), user: z.string(), roles: z.array(z.string()) });
+export type SessionResponse = z.infer<typeof SessionResponse>;
+
 export const ErrorResponse = z.object({
   error: z.string(),
   message: z.string(),

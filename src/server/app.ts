@@ -21,6 +21,7 @@ import { AppendNotifier } from './notifier.js';
 import type { EventRepository } from './repository.js';
 import { registerApiRoutes, type OrderQueries } from './routes-api.js';
 import { registerSyncRoutes } from './routes-sync.js';
+import { BootstrapFiles } from './bootstrap-files.js';
 import type { TokenEntry } from './tokens.js';
 
 export interface AppOptions {
@@ -40,6 +41,8 @@ export interface AppOptions {
   peerRecheckMs?: number;
   /** The seed's query endpoints read this read model (a worker-built one) instead of the server's own. */
   queries?: OrderQueries;
+  /** Bootstraps for new devices, one folder per tenant (see bootstrap-files.ts). */
+  bootstrapDir?: string;
   /** Admin routes over the broker's dead letters (only when a broker is configured). */
   registerExtraRoutes?: (app: FastifyInstance) => void;
 }
@@ -216,7 +219,7 @@ export async function buildApp(opts: AppOptions): Promise<{ app: App; notifier: 
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  registerSyncRoutes(app, opts.repo, notifier, liveSlots);
+  registerSyncRoutes(app, opts.repo, notifier, liveSlots, new BootstrapFiles(opts.bootstrapDir ?? null));
   registerApiRoutes(app, opts.repo, notifier, opts.queries);
   opts.registerExtraRoutes?.(app);
 

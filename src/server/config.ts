@@ -29,6 +29,8 @@ export const ENV_HELP = `Environment variables:
   ORDERLOG_MAX_LIVE_STREAMS    Open SSE streams + waiting long-polls per token (default ${DEFAULT_MAX_LIVE_STREAMS_PER_TOKEN}; more → 429)
   ORDERLOG_AUTH_FAILURES_MAX   Failed authentications per client address per window before it gets 429 (default ${DEFAULT_AUTH_FAILURES.max})
   ORDERLOG_AUTH_FAILURES_WINDOW_MS  That window in ms (default ${DEFAULT_AUTH_FAILURES.timeWindowMs})
+  ORDERLOG_BOOTSTRAP_DIR       Folder of the bootstraps new devices take in before they pull (written by
+                               \`npm run bootstrap\`; one folder per tenant). Unset: devices pull everything
   ORDERLOG_LOG_LEVEL           pino level: fatal, error, warn, info, debug, trace, silent (default info)
   ORDERLOG_NATS_URL            NATS server with JetStream (e.g. nats://127.0.0.1:4222): when set, the server relays
                                every committed event to it (one relaying process per database) and offers the
@@ -57,6 +59,7 @@ const Env = z.object({
   ORDERLOG_NATS_URL: z.string().min(1).optional(),
   ORDERLOG_NATS_PREFIX: BusPrefix.default('orderlog'),
   ORDERLOG_QUERY_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'lower-case letters, digits and _').optional(),
+  ORDERLOG_BOOTSTRAP_DIR: z.string().min(1).optional(),
   ORDERLOG_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -103,5 +106,6 @@ export function configFromEnv(env: NodeJS.ProcessEnv, opts: { needTokens: boolea
     logger: { level: e.ORDERLOG_LOG_LEVEL },
     bus: e.ORDERLOG_NATS_URL ? { url: e.ORDERLOG_NATS_URL, prefix: e.ORDERLOG_NATS_PREFIX } : undefined,
     querySchema: e.ORDERLOG_QUERY_SCHEMA,
+    bootstrapDir: e.ORDERLOG_BOOTSTRAP_DIR,
   };
 }

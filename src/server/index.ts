@@ -44,6 +44,8 @@ export type ServerOptions = BackendOptions & {
   bus?: { url: string; prefix: string } | undefined;
   /** PostgreSQL: the seed's query endpoints read the worker-built read model in this schema. */
   querySchema?: string | undefined;
+  /** Bootstraps for new devices (written by `npm run bootstrap`). Unset: devices pull everything. */
+  bootstrapDir?: string | undefined;
 };
 
 export interface CreatedServer {
@@ -109,6 +111,7 @@ export async function createServer(opts: ServerOptions): Promise<CreatedServer> 
       // Announced appends wake at once; the re-check remains for a lost LISTEN connection or a crash before NOTIFY.
       ...(announce ? { announce, peerRecheckMs: PEER_RECHECK_WITH_NOTIFY_MS } : {}),
       ...(queries ? { queries } : {}),
+      ...(opts.bootstrapDir ? { bootstrapDir: opts.bootstrapDir } : {}),
       ...(deadLetters ? { registerExtraRoutes: (a: FastifyInstance) => registerBusRoutes(a, deadLetters) } : {}),
     });
     wakeLocal = () => notifier.peerAppended();

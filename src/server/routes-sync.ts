@@ -1,9 +1,13 @@
+import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import {
   AppendRequest,
+  BootstrapParams,
+  BootstrapResponse,
+  SessionResponse,
   AppendResponse,
   ConflictResponse,
   ErrorResponse,
@@ -22,11 +26,14 @@ import { ArchivedEventsError, IdempotencyConflictError } from '../protocol/error
 import { streamPage } from './store/append-logic.js';
 import { LiveQuery, StreamParams, commonErrors } from './http-schemas.js';
 import { HttpError, caller, enrich } from './http-context.js';
+import type { BootstrapFiles } from './bootstrap-files.js';
 import type { LiveStreamSlots } from './live-streams.js';
 import type { AppendNotifier } from './notifier.js';
 import type { EventRepository } from './repository.js';
 
 const SSE_BATCH = 500;
+/** Bootstrap files are hundreds of MB: read in 1 MiB chunks rather than the default 64 KiB. */
+const DOWNLOAD_CHUNK = 1024 * 1024;
 
 /** Where a live stream starts: its query, else the Last-Event-ID it reconnects with (a cursor or a position), else the start. */
 function resumeFrom(query: { after?: number | undefined; cursor?: string | undefined }, lastEventId: string | string[] | undefined): number | string {
@@ -41,8 +48,52 @@ const SSE_HEARTBEAT_MS = 15_000;
 
 type PushItem = PushResponse['results'][number];
 
-export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, notifier: AppendNotifier, slots: LiveStreamSlots): void {
+export function registerSyncRoutes(app: FastifyInstance, repo: EventRepository, notifier: AppendNotifier, slots: LiveStreamSlots, bootstraps: BootstrapFiles): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
+
+  r.get(
+    '/sync/session',
+    { schema: { tags: ['sync'], description: 'Who the token is: its tenant, user and roles.', response: { 200: SessionResponse, ...commonErrors() } } },
+    async (req) => {
+      const who = caller(req);
+      return { tenant: who.tenant, user: who.user, roles: [...who.roles] };
+    },
+  );
+
+  r.get(
+    '/sync/bootstrap',
+    {
+      schema: {
+        tags: ['sync'],
+        description:
+          "The caller's tenant's current bootstrap (a device database file holding the log and the views up to `cursor`), or null. " +
+          'A new device downloads it (`/sync/bootstrap/{id}`), takes it in, and pulls from `cursor` on.',
+        response: { 200: BootstrapResponse, ...commonErrors() },
+      },
+    },
+    async (req) => ({ bootstrap: bootstraps.current(caller(req).tenant) }),
+  );
+
+  r.get(
+    '/sync/bootstrap/:id',
+    {
+      schema: {
+        tags: ['sync'],
+        description: 'A bootstrap file of the caller\'s tenant (application/vnd.sqlite3); its SHA-256 is its id.',
+        params: BootstrapParams,
+        response: {
+          200: { description: 'The bootstrap file: a SQLite database of the device schema.', content: { 'application/vnd.sqlite3': { schema: z.string() } } },
+          ...commonErrors(),
+          404: ErrorResponse,
+        },
+      },
+    },
+    async (req, reply) => {
+      const found = bootstraps.file(caller(req).tenant, req.params.id);
+      if (!found) return reply.code(404).send({ error: 'NOT_FOUND', message: `no bootstrap ${req.params.id} for this tenant (ask GET /sync/bootstrap for the current one)` });
+      return reply.type('application/vnd.sqlite3').header('content-length', found.bytes).send(createReadStream(found.path, { highWaterMark: DOWNLOAD_CHUNK }));
+    },
+  );
 
   /** A live-stream slot of the caller's token, or 429 when it holds the most it may. */
   function liveSlot(token: string): () => void {

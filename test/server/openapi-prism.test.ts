@@ -1,9 +1,11 @@
 import Database from 'better-sqlite3';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { v7 as uuidv7 } from 'uuid';
+import { bootstrapFile, CURRENT_MANIFEST, tenantFolder } from '../../src/protocol/bootstrap-layout.js';
 import { startServer, type StartedServer } from '../../src/server/index.js';
 import { ADMIN_A, DEVICE_A, TOKENS, newEvent, orderCreated, readResponse } from './helpers.js';
 import { startPrism, type PrismProxy } from './prism.js';
@@ -41,7 +43,17 @@ describe('OpenAPI document checked by Prism against real traffic', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'orderlog-prism-'));
-    server = await startServer({ backend: 'sqlite', file: join(dir, 'server.sqlite'), tokens: TOKENS, port: 0 });
+    // A bootstrap for tenant A (the server checks the manifest and the file's size, not its content).
+    const bootstrap = Buffer.from('SQLite format 3\u0000 a bootstrap stand-in');
+    const bootstrapId = createHash('sha256').update(bootstrap).digest('hex');
+    const folder = tenantFolder(join(dir, 'bootstrap'), 'tenant-a');
+    mkdirSync(folder, { recursive: true });
+    writeFileSync(bootstrapFile(folder, bootstrapId), bootstrap);
+    writeFileSync(
+      join(folder, CURRENT_MANIFEST),
+      JSON.stringify({ id: bootstrapId, bytes: bootstrap.length, events: 1, cursor: 'v2.0.1', schema: 'a'.repeat(64), builtAt: new Date().toISOString(), tenant: 'tenant-a' }),
+    );
+    server = await startServer({ backend: 'sqlite', file: join(dir, 'server.sqlite'), tokens: TOKENS, port: 0, bootstrapDir: join(dir, 'bootstrap') });
     // A second server with tiny limits, for 413, 429 and (after breaking its database) 500.
     limits = await startServer({
       backend: 'sqlite',
@@ -142,6 +154,14 @@ describe('OpenAPI document checked by Prism against real traffic', () => {
     await expectStatus(call('lenient', 'POST', '/sync/events/scoped', { body: { after: 0, scope: { customers: 'cust-1' } } }), 400);
     await expectStatus(call('lenient', 'GET', '/sync/events', { token: 'not-a-known-token-at-all' }), 401);
     await expectStatus(call('lenient', 'GET', '/sync/events/live?after=-1'), 400);
+    await expectStatus(call('strict', 'GET', '/sync/session'), 200);
+    await expectStatus(call('lenient', 'GET', '/sync/session', { token: 'not-a-known-token-at-all' }), 401);
+    const offered = await call('strict', 'GET', '/sync/bootstrap');
+    expect(offered.status).toBe(200);
+    const { bootstrap } = offered.body as { bootstrap: { id: string } };
+    await expectStatus(call('strict', 'GET', `/sync/bootstrap/${bootstrap.id}`), 200);
+    await expectStatus(call('strict', 'GET', `/sync/bootstrap/${'0'.repeat(64)}`), 404);
+    await expectStatus(call('lenient', 'GET', '/sync/bootstrap/not-an-id'), 400);
     await expectStatus(call('lenient', 'GET', '/sync/events/live', { token: 'not-a-known-token-at-all' }), 401);
 
     // Seed 000: append in major units, replay, conflicts, bad amounts, idempotency.
