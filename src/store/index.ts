@@ -7,3 +7,4 @@ export * from './snapshots.js';
 export * from './evicted-streams.js';
 export * from './order-repository.js';
 export * from './local-store.js';
+export * from './replica-import.js';
