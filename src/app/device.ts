@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { ContractError, Settings, type SettingsView, type StatusEvent, type SyncStatus } from './contract.js';
 import type { AuditCheck } from './contract.js';
 import { DeviceRepository, type DeviceSettings } from './device-repository.js';
+import { deviceBootstrap } from './device-bootstrap.js';
 import { TokenVault, type SecretCipher, type ServerCredential } from './token-vault.js';
 import { defaultProjections, OrderQueries, ProjectionRunner, type RebuildProgress } from '../projections/index.js';
 import { openLocalStore, type Durability, type LocalStore } from '../store/index.js';
@@ -105,11 +106,13 @@ export class Device {
       // The file's overlay was written by this outbox, in the transactions that changed it.
       runner.setPendingSource(createPendingSource(outbox), { current: true });
       await runner.open();
+      const rebuilt = () => device?.emit({ kind: 'changed', position: store.log.headPosition(), orderIds: [] });
       const engine = new SyncEngine({
         store,
         outbox,
         client: null,
-        views: deferrableViews(store, runner, () => device?.emit({ kind: 'changed', position: store.log.headPosition(), orderIds: [] })),
+        views: deferrableViews(store, runner, rebuilt),
+        bootstrap: deviceBootstrap(store, runner, rebuilt),
       });
       const scheduler = new SyncScheduler({
         engine,

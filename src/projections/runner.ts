@@ -285,6 +285,16 @@ export class ProjectionRunner {
     }
   }
 
+  /**
+   * The tables were replaced from outside (a bootstrap taken in, the hook detached meanwhile):
+   * forget what the contexts cached and open again, so a projection of another version is
+   * rebuilt and the rest catch up from their checkpoints.
+   */
+  async reload(): Promise<void> {
+    this.afterRebuild(this.names);
+    await this.open();
+  }
+
   /** The live tables were replaced: whatever the contexts cached describes the old ones. */
   private afterRebuild(names: readonly string[]): void {
     for (const n of names) this.entry(n).ctx.cache.clear();

@@ -1,13 +1,21 @@
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { z } from 'zod';
 import { describeIssues, zodIssues } from '../domain/issues.js';
 import { ServerEvent } from '../protocol/envelope.js';
 import {
+  BootstrapResponse,
+  SessionResponse,
   ConflictResponse,
   ErrorResponse,
   PullResponse,
   PushResponse,
   PushResult,
   StreamEventsResponse,
+  type BootstrapManifest,
   type PushRequest,
   type ScopedPullRequest,
 } from '../protocol/sync-api.js';
@@ -57,7 +65,19 @@ export interface SyncClient {
   scopedPull?(request: ScopedPullRequest): Promise<PullResponse>;
   /** One page of a stream's events after `afterVersion` (the rest of a conflict answer). */
   streamEvents(streamId: string, query: { afterVersion: number; limit?: number }): Promise<StreamEventsResponse>;
+  /** The tenant's current bootstrap for new devices, or null (none, or a server without them). */
+  bootstrap?(): Promise<BootstrapManifest | null>;
+  /** Download a bootstrap to `file` (created; must not exist), checked against its size and SHA-256. */
+  downloadBootstrap?(manifest: BootstrapManifest, file: string): Promise<void>;
 }
+
+/** A bootstrap download that is not the file its manifest describes (truncated, altered, replaced). */
+export class BootstrapDownloadError extends ServerError {
+  override name = 'BootstrapDownloadError';
+}
+
+/** A download's least rate for its timeout: 1 MB/s on top of the request timeout. */
+const MIN_DOWNLOAD_BYTES_PER_MS = 1000;
 
 /**
  * The device side of the wire contract in src/protocol/sync-api.ts: bearer token, timeouts,
@@ -104,6 +124,60 @@ export class SyncHttpClient implements SyncClient {
     const params = new URLSearchParams({ afterVersion: String(query.afterVersion) });
     if (query.limit !== undefined) params.set('limit', String(query.limit));
     return this.request(`/sync/streams/${encodeURIComponent(streamId)}/events?${params.toString()}`, { method: 'GET' }, StreamEventsResponse);
+  }
+
+  /** Who this token is (its tenant, user and roles). */
+  async session(): Promise<SessionResponse> {
+    return this.request('/sync/session', { method: 'GET' }, SessionResponse);
+  }
+
+  async bootstrap(): Promise<BootstrapManifest | null> {
+    try {
+      return (await this.request('/sync/bootstrap', { method: 'GET' }, BootstrapResponse)).bootstrap;
+    } catch (err) {
+      // A server from before bootstraps: the device pulls.
+      if (err instanceof ServerError && err.status === 404) return null;
+      throw err;
+    }
+  }
+
+  async downloadBootstrap(manifest: BootstrapManifest, file: string): Promise<void> {
+    const path = `/sync/bootstrap/${manifest.id}`;
+    let response: Response;
+    try {
+      response = await this.fetchImpl(this.baseUrl + path, {
+        method: 'GET',
+        headers: { authorization: `Bearer ${this.token}`, accept: 'application/vnd.sqlite3' },
+        signal: withTimeout(this.timeoutMs + Math.ceil(manifest.bytes / MIN_DOWNLOAD_BYTES_PER_MS), undefined),
+      });
+    } catch (err) {
+      throw new NetworkError(`GET ${path}: ${err instanceof Error ? describeCause(err) : String(err)}`, { cause: err });
+    }
+    if (!response.ok || !response.body) {
+      const text = await response.text().catch(() => '');
+      if (response.status === 401 || response.status === 403) throw new AuthError(response.status, `GET ${path}: ${text.slice(0, 300)}`);
+      throw new ServerError(response.status, `GET ${path}: HTTP ${response.status}: ${text.slice(0, 300)}`);
+    }
+    const hash = createHash('sha256');
+    let bytes = 0;
+    const count = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        hash.update(chunk);
+        bytes += chunk.length;
+        if (bytes > manifest.bytes) done(new BootstrapDownloadError(200, `GET ${path}: more than the manifest's ${manifest.bytes} bytes`));
+        else done(null, chunk);
+      },
+    });
+    try {
+      await pipeline(Readable.fromWeb(response.body as WebReadableStream<Uint8Array>), count, createWriteStream(file, { flags: 'wx' }));
+    } catch (err) {
+      if (err instanceof BootstrapDownloadError) throw err;
+      throw new NetworkError(`GET ${path}: ${err instanceof Error ? describeCause(err) : String(err)}`, { cause: err });
+    }
+    const digest = hash.digest('hex');
+    if (bytes !== manifest.bytes || digest !== manifest.id) {
+      throw new BootstrapDownloadError(200, `GET ${path}: got ${bytes} bytes with SHA-256 ${digest}, not the manifest's ${manifest.bytes} bytes with ${manifest.id}`);
+    }
   }
 
   private async request<S extends z.ZodType>(

@@ -21,6 +21,7 @@ import type { SyncClient } from './http-client.js';
 import type { OrdersChangedListener, Outbox } from './outbox.js';
 import type { PendingEventRecord, PullCheckpoint, SyncRepository } from './sync-repository.js';
 import { BLOCKED_REASON, readVerdict, type QuarantineRepository } from './quarantine.js';
+import { takeBootstrap, type BootstrapOutcome, type BootstrapTarget } from './bootstrap.js';
 
 /**
  * Where a plain pull's page leaves the checkpoint: the server's cursor when it handed one (a
@@ -61,6 +62,8 @@ export interface SyncEngineOptions {
   clock?: () => Date;
   /** Inline views a pull more than one page behind builds once at the end instead of per page (absent: always inline). */
   views?: DeferrableViews;
+  /** Where a blank device takes in the server's bootstrap before it pulls (absent: it pulls everything). */
+  bootstrap?: BootstrapTarget;
 }
 
 export interface SyncReport {
@@ -80,6 +83,8 @@ export interface SyncReport {
   pending: number;
   /** Closed orders whose local events this sync's retention pass dropped (when retention is on). */
   retention?: RetentionReport;
+  /** The bootstrap this sync took in (its events count in pulledEvents), or why it pulled instead of taking one. */
+  bootstrap?: BootstrapOutcome;
 }
 
 interface PlannedAppend {
@@ -126,6 +131,7 @@ export class SyncEngine {
   private readonly maxRounds: number;
   private running = false;
   private readonly views: DeferrableViews | undefined;
+  private readonly bootstrap: BootstrapTarget | undefined;
   /** Set while a pull has the views deferred: pages refresh only the orders that need it now. */
   private deferred = false;
   /** The device's sync scope, the orders kept outside it, and the backfills owed. */
@@ -147,6 +153,7 @@ export class SyncEngine {
     this.evicted = opts.store.orders.evicted;
     this.clock = opts.clock ?? (() => new Date());
     this.views = opts.views;
+    this.bootstrap = opts.bootstrap;
   }
 
   /**
@@ -532,6 +539,15 @@ export class SyncEngine {
     const client = this.requireClient();
     const done = { n: 0 };
     await this.pullBackfills(client, report, done, onProgress);
+    if (this.bootstrap) {
+      const outcome = await takeBootstrap(client, this.bootstrap, () => this.blank(), (cursor) => this.repo.setCheckpoint(cursor));
+      if (outcome) report.bootstrap = outcome;
+      if (outcome?.used) {
+        report.pulledEvents += outcome.events;
+        done.n += outcome.events;
+        onProgress?.({ phase: 'pull', done: done.n, total: null });
+      }
+    }
     // The next page of a plain pull is requested before this one is written, so the server
     // prepares it while the device stores (a first sync otherwise waited for each in turn). It is
     // used only if the checkpoint really moved to where it starts; otherwise it is dropped.
@@ -600,6 +616,11 @@ export class SyncEngine {
       }
     }
     if (failure) throw failure.error;
+  }
+
+  /** Holds nothing and follows the whole tenant from the first cursor: a bootstrap may replace what it holds. */
+  private blank(): boolean {
+    return this.repo.checkpoint() === PULL_CURSOR_START && this.scope.filter() === null && this.scope.backfills().length === 0 && this.repo.holdsNothing();
   }
 
   private scopedPage(client: SyncClient, filter: ScopeFilter, after: number, upTo?: number): Promise<PullResponse> {
