@@ -3,9 +3,11 @@
  * - boot: open a device whose log holds N events (projections caught up, as after a normal
  *   shutdown) and P pending commands, until the first list page is ready. Raw anchor: open the
  *   same SQLite file with better-sqlite3 and read the same page straight from order_list.
- * - first sync: a new device pulls a server holding N events (SQLite server in its own process)
- *   until its order list is usable. Raw anchor: the same pages fetched and parsed by the same
- *   HTTP client, nothing stored (what the server and the wire can deliver).
+ * - first sync: a server holding N events (SQLite, its own process). A device pulls every page
+ *   until its order list is usable (raw anchor: the same pages fetched and parsed by the same
+ *   HTTP client, nothing stored), then writes the tenant's bootstrap as the builder does; a new
+ *   device (Device.open) takes it in and pulls the rest until its first list page (raw anchor:
+ *   the file downloaded and checked by the same client, nothing taken in).
  * Load average beside every run; same-run ratios are the figures to trust.
  *   npx tsx bench/device-bench.ts boot [events] [pending]
  *   npx tsx bench/device-bench.ts firstsync [events] [inline]   (inline: projections per page, as before issue 17's deferral)
@@ -18,6 +20,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { v7 as uuidv7 } from 'uuid';
 import { Device, deferrableViews } from '../src/app/device.js';
+import { publishBootstrap } from '../src/app/device-bootstrap.js';
 import { defaultProjections, OrderQueries, ProjectionRunner } from '../src/projections/index.js';
 import type { NewEvent } from '../src/protocol/envelope.js';
 import type { AppendCommand } from '../src/server/repository.js';
@@ -99,27 +102,47 @@ export async function benchBoot(opts: { events: number; pending: number; runs?: 
   }
 }
 
-export interface FirstSyncResult {
-  events: number;
-  orders: number;
-  seed_ms: number;
-  fetch_only_events_per_s: number;
+/** The first sync by pulling every page (a device that holds something, or a server without a bootstrap). */
+export interface PullFirstSync {
   first_sync_ms: number;
   first_sync_events_per_s: number;
   /** first sync ÷ fetch only (same run). */
   ratio_vs_fetch: number;
   /**
-   * Where the first sync's time went (ms, device process): waiting for pages (server + wire +
-   * the client's parse, beyond what overlapped with storing), storing pages (the page
-   * transactions), building the views at the end.
+   * Where the time went (ms, device process): waiting for pages (server + wire + the client's
+   * parse, beyond what overlapped with storing), storing pages (the page transactions),
+   * building the views at the end.
    */
   breakdown: { wait_pages_ms: number; store_pages_ms: number; build_views_ms: number };
   /**
-   * CPU time per event of the first sync (µs): the device process (all its threads) and the
-   * server process. Their sum against 2 × the wall time per event says how busy the cores were.
+   * CPU time per event (µs): the device process (all its threads) and the server process. Their
+   * sum against 2 × the wall time per event says how busy the cores were.
    */
   cpu_us_per_event: { device: number; server: number; wall: number };
   pull_requests: number;
+}
+
+export interface FirstSyncResult {
+  events: number;
+  orders: number;
+  seed_ms: number;
+  /** Raw anchor of the pull: every page fetched and parsed by the same client, nothing stored. */
+  fetch_only_events_per_s: number;
+  /** A new device (Device.open) until its first list page: the bootstrap taken in, then the rest pulled. */
+  first_sync_ms: number;
+  first_sync_events_per_s: number;
+  /** first sync ÷ the bootstrap's download alone (same run). */
+  ratio_vs_download: number;
+  bootstrap: {
+    bytes: number;
+    /** Writing the bootstrap from a device that holds everything (the builder's step after its sync). */
+    publish_ms: number;
+    /** Raw anchor: the file downloaded and checked by the same client, nothing taken in. */
+    download_only_ms: number;
+    /** Device and server CPU per event of the bootstrap first sync (µs). */
+    cpu_us_per_event: { device: number; server: number; wall: number };
+  };
+  pull: PullFirstSync;
   load_avg: number[];
 }
 
@@ -166,7 +189,12 @@ export async function benchFirstSync(opts: { events: number; pullLimit?: number;
   let t = performance.now();
   const orders = await seedServerForBench(join(dir, 'server.db'), opts.events);
   const seedMs = performance.now() - t;
-  const server = await startServerProcess({ dbFile: join(dir, 'server.db'), tokens: [{ token: TOKEN, tenant: TENANT, user: 'bench', roles: ['device'] }] });
+  const bootstrapDir = join(dir, 'bootstrap');
+  const server = await startServerProcess({
+    dbFile: join(dir, 'server.db'),
+    tokens: [{ token: TOKEN, tenant: TENANT, user: 'bench', roles: ['device'] }],
+    env: { ORDERLOG_BOOTSTRAP_DIR: bootstrapDir },
+  });
   try {
     let pullRequests = 0;
     const client = () => new SyncHttpClient({ baseUrl: server.url, token: TOKEN, timeoutMs: 120_000 });
@@ -240,18 +268,17 @@ export async function benchFirstSync(opts: { events: number; pullLimit?: number;
     const deviceCpuUs = process.cpuUsage(deviceCpu);
     const serverCpuMs = server.cpuMs() - serverCpu;
     const listed = store.db.prepare('SELECT COUNT(*) FROM order_list').pluck().get() as number;
-    runner.close();
-    store.close();
     if (report.pulledEvents !== opts.events || listed !== orders || page.rows.length === 0) {
       throw new Error(`first sync incomplete: ${report.pulledEvents}/${opts.events} events, ${listed}/${orders} orders listed`);
     }
     const fetchRate = opts.events / (fetchMs / 1000);
     const syncRate = opts.events / (syncMs / 1000);
-    return {
-      events: opts.events,
-      orders,
-      seed_ms: Math.round(seedMs),
-      fetch_only_events_per_s: Math.round(fetchRate),
+    const perEvent = (cpuUs: number, wallMs: number, serverMs: number) => ({
+      device: Math.round((cpuUs / opts.events) * 100) / 100,
+      server: Math.round(((serverMs * 1000) / opts.events) * 100) / 100,
+      wall: Math.round(((wallMs * 1000) / opts.events) * 100) / 100,
+    });
+    const pulled: PullFirstSync = {
       first_sync_ms: Math.round(syncMs),
       first_sync_events_per_s: Math.round(syncRate),
       ratio_vs_fetch: Math.round((syncRate / fetchRate) * 1000) / 1000,
@@ -260,12 +287,56 @@ export async function benchFirstSync(opts: { events: number; pullLimit?: number;
         store_pages_ms: Math.round(storeMs),
         build_views_ms: Math.round(buildMs),
       },
-      cpu_us_per_event: {
-        device: Math.round(((deviceCpuUs.user + deviceCpuUs.system) / opts.events) * 100) / 100,
-        server: Math.round(((serverCpuMs * 1000) / opts.events) * 100) / 100,
-        wall: Math.round(((syncMs * 1000) / opts.events) * 100) / 100,
-      },
+      cpu_us_per_event: perEvent(deviceCpuUs.user + deviceCpuUs.system, syncMs, serverCpuMs),
       pull_requests: pullRequests,
+    };
+
+    // The bootstrap, as the builder writes it: this device holds everything the server has.
+    t = performance.now();
+    const manifest = await publishBootstrap({ store, engine, tenant: TENANT, dir: bootstrapDir });
+    const publishMs = performance.now() - t;
+    runner.close();
+    store.close();
+
+    // Raw anchor: the file downloaded and checked by the same client, nothing taken in.
+    const downloaded = join(dir, 'download-only.sqlite');
+    t = performance.now();
+    await client().downloadBootstrap(manifest, downloaded);
+    const downloadMs = performance.now() - t;
+    rmSync(downloaded);
+
+    // A new device as a user opens it: the bootstrap taken in, then the rest pulled, until its first list page.
+    const bootCpu = process.cpuUsage();
+    const bootServerCpu = server.cpuMs();
+    t = performance.now();
+    const device = await Device.open({ dataDir: join(dir, 'new-device'), serverUrl: server.url, token: TOKEN, autoSync: false });
+    device.engine.setClient(client());
+    const booted = await device.engine.syncOnce();
+    const firstPage = device.queries.listOrdersNow(FIRST_PAGE);
+    const bootMs = performance.now() - t;
+    const bootCpuUs = process.cpuUsage(bootCpu);
+    const bootServerMs = server.cpuMs() - bootServerCpu;
+    const bootListed = device.store.db.prepare('SELECT COUNT(*) FROM order_list').pluck().get() as number;
+    const head = device.store.log.headPosition();
+    await device.close();
+    if (!booted.bootstrap?.used || head !== opts.events || bootListed !== orders || firstPage.rows.length === 0) {
+      throw new Error(`bootstrap first sync incomplete: ${JSON.stringify(booted.bootstrap)}, ${head}/${opts.events} events, ${bootListed}/${orders} orders listed`);
+    }
+    return {
+      events: opts.events,
+      orders,
+      seed_ms: Math.round(seedMs),
+      fetch_only_events_per_s: Math.round(fetchRate),
+      first_sync_ms: Math.round(bootMs),
+      first_sync_events_per_s: Math.round(opts.events / (bootMs / 1000)),
+      ratio_vs_download: Math.round((downloadMs / bootMs) * 1000) / 1000,
+      bootstrap: {
+        bytes: manifest.bytes,
+        publish_ms: Math.round(publishMs),
+        download_only_ms: Math.round(downloadMs),
+        cpu_us_per_event: perEvent(bootCpuUs.user + bootCpuUs.system, bootMs, bootServerMs),
+      },
+      pull: pulled,
       load_avg: load(),
     };
   } finally {
