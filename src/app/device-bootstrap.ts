@@ -58,7 +58,7 @@ export function deviceBootstrap(store: LocalStore, runner: ProjectionRunner, bui
     take: async (file, hooks) => {
       runner.close();
       try {
-        importReplica(store.db, file, { exclude: DEVICE_LOCAL_TABLES, ...hooks });
+        return { events: importReplica(store.db, file, { exclude: DEVICE_LOCAL_TABLES, ...hooks }).rows.events ?? 0 };
       } finally {
         await runner.reload();
         built?.();
@@ -111,10 +111,14 @@ function currentId(folder: string): string | null {
   }
 }
 
+/** A builder that crashed while writing left its file behind: gone after this long. */
+const STALE_BUILD_MS = 60 * 60 * 1000;
+
 function prune(folder: string, keep: ReadonlySet<string>): void {
   for (const name of readdirSync(folder)) {
     const m = /^([0-9a-f]{64})\.sqlite$/.exec(name);
     if (m && !keep.has(m[1]!)) rmSync(join(folder, name), { force: true });
+    else if (name.startsWith('.building-') && Date.now() - statSync(join(folder, name)).mtimeMs > STALE_BUILD_MS) rmSync(join(folder, name), { force: true });
   }
 }
 

@@ -22,8 +22,9 @@ export interface BootstrapTarget {
   /**
    * Take the downloaded file in, in one transaction that runs `before` first (it throws when the
    * device is no longer blank) and `after` last; the views are re-read from what it holds.
+   * Returns the events taken in.
    */
-  take(file: string, hooks: { before: () => void; after: () => void }): Promise<void>;
+  take(file: string, hooks: { before: () => void; after: () => void }): Promise<{ events: number }>;
 }
 
 export type BootstrapOutcome =
@@ -57,13 +58,13 @@ export async function takeBootstrap(
   rmSync(file, { force: true });
   try {
     await client.downloadBootstrap(manifest, file);
-    await target.take(file, {
+    const { events } = await target.take(file, {
       before: () => {
         if (!blank()) throw new ReplicaImportError('the device is no longer blank (it synced or took a command meanwhile)');
       },
       after: () => setCheckpoint(manifest.cursor),
     });
-    return { used: true, events: manifest.events, bytes: manifest.bytes };
+    return { used: true, events, bytes: manifest.bytes };
   } catch (err) {
     if (err instanceof AuthError) throw err;
     return { used: false, reason: (err as Error).message };

@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -19,6 +20,9 @@ import { tempDir } from '../helpers/tmp.js';
 import { TENANT, cancel, createOrder, openDevice, pay, reserve, ship, tokenOf } from './helpers.js';
 
 const PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
+// The tsx loader inside one node process (the tsx CLI would run the script in a grandchild).
+const TSX_LOADER = new URL('../../node_modules/tsx/dist/loader.mjs', import.meta.url).href;
+const CLI = new URL('../../src/cli/bootstrap.ts', import.meta.url).pathname;
 const tmp = tempDir('bootstrap-');
 afterAll(() => tmp.cleanup());
 const sub = (name: string) => {
@@ -286,3 +290,60 @@ describe('what a bootstrap may not do', () => {
     }
   });
 });
+
+describe('the builder', () => {
+  it('keeps the current bootstrap and the one before (for downloads under way), and clears what a crashed build left', async () => {
+    const dir = sub('builder-keeps');
+    const server = await startBootstrapServer({ backend: 'sqlite', file: tmp.file('keeps-server.sqlite') }, dir);
+    const builder = await BootstrapBuilder.open({ serverUrl: server.url, token: tokenOf('carol'), dir, workDir: sub('keeps-builder'), every: 5 });
+    try {
+      const folder = tenantFolder(dir, TENANT);
+      const ids: string[] = [];
+      for (let round = 0; round < 3; round++) {
+        await seed(server.url, `keeps-seed-${round}`, round * 5, round * 5 + 5);
+        ids.push((await builder.round())!.id);
+      }
+      // Fewer new events than `every`: none is due.
+      await seed(server.url, 'keeps-seed-small', 100, 101);
+      expect(await builder.round()).toBeNull();
+      const stale = join(folder, '.building-1-1.sqlite');
+      writeFileSync(stale, 'left by a crash');
+      utimesSync(stale, new Date(Date.now() - 2 * 3600_000), new Date(Date.now() - 2 * 3600_000));
+      await seed(server.url, 'keeps-seed-more', 101, 106);
+      ids.push((await builder.round())!.id);
+      const files = readdirSync(folder).filter((n) => n.endsWith('.sqlite'));
+      expect(files.sort()).toEqual([`${ids[2]}.sqlite`, `${ids[3]}.sqlite`].sort());
+      expect(JSON.parse(readFileSync(join(folder, CURRENT_MANIFEST), 'utf8')).id).toBe(ids[3]);
+    } finally {
+      await builder.close();
+      await server.close();
+    }
+  });
+
+  it('runs as `npm run bootstrap -- --once` against a real server, and explains a missing setting', async () => {
+    const dir = sub('cli');
+    const server = await startBootstrapServer({ backend: 'sqlite', file: tmp.file('cli-server.sqlite') }, dir);
+    try {
+      await seed(server.url, 'cli-seed', 0, 3);
+      const run = (env: Record<string, string>) =>
+        new Promise<{ code: number | null; out: string }>((resolve) => {
+          const child = spawn(process.execPath, ['--import', TSX_LOADER, CLI, '--once'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+          let out = '';
+          child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+          child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+          child.on('exit', (code) => resolve({ code, out }));
+        });
+      const missing = await run({ ORDERLOG_SERVER_URL: server.url, ORDERLOG_TOKEN: '', ORDERLOG_BOOTSTRAP_DIR: '' });
+      expect(missing.code).toBe(1);
+      expect(missing.out).toMatch(/set ORDERLOG_TOKEN, ORDERLOG_BOOTSTRAP_DIR/);
+      const once = await run({ ORDERLOG_SERVER_URL: server.url, ORDERLOG_TOKEN: tokenOf('carol'), ORDERLOG_BOOTSTRAP_DIR: dir });
+      expect(once.code, once.out).toBe(0);
+      expect(once.out).toMatch(/bootstrap [0-9a-f]{12}: \d+ events/);
+      const offered = await fetch(`${server.url}/sync/bootstrap`, { headers: { authorization: `Bearer ${tokenOf('bob')}` } });
+      expect(((await offered.json()) as { bootstrap: { events: number } }).bootstrap.events).toBe((await server.repo.pull(TENANT, 0, 10_000)).events.length);
+    } finally {
+      await server.close();
+    }
+  }, 60_000);
+});
+
