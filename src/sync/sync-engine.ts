@@ -95,6 +95,13 @@ interface PlannedAppend {
   commands: Map<string, number>;
 }
 
+/**
+ * Push requests sent ahead of the one being acknowledged. With one, the server waited while the
+ * device planned and serialised the next request: 100k events pushed in 10.5 s, with two in
+ * 7.2–7.35 s (interleaved, 2026-12-01; three gave no more, the server is then the bound).
+ */
+const PUSH_REQUESTS_IN_FLIGHT = 2;
+
 const emptyReport = (): SyncReport => ({
   pushedEvents: 0,
   confirmedCommands: 0,
@@ -338,10 +345,10 @@ export class SyncEngine {
     const client = this.requireClient();
     let done = 0;
     onProgress?.({ phase: 'push', done, total });
-    // Pipelined: the next request (other streams: windows never share an order) is planned and
-    // sent before this response is acknowledged, so the device's acknowledgement work overlaps
-    // the server's. A crash with two requests in flight is the same as one: both are retried
-    // with the same event ids and answered with the original results.
+    // Pipelined: the next requests (other streams: windows never share an order) are planned and
+    // sent before this response is acknowledged, so the device's planning and acknowledgement
+    // work overlaps the server's. A crash with requests in flight is the same as with one: they
+    // are retried with the same event ids and answered with the original results.
     const send = (batch: PlannedAppend[]) => {
       const request: PushRequest = {
         appends: batch.map((p) => ({
@@ -357,13 +364,19 @@ export class SyncEngine {
       return { batch, response };
     };
     const batches = this.plannedBatches();
-    const first = batches.next();
-    let inFlight = first.done ? null : send(first.value);
-    while (inFlight) {
-      const { batch } = inFlight;
-      const response = await inFlight.response;
-      const following = batches.next();
-      inFlight = following.done ? null : send(following.value);
+    const inFlight: ReturnType<typeof send>[] = [];
+    const fill = () => {
+      while (inFlight.length < PUSH_REQUESTS_IN_FLIGHT) {
+        const next = batches.next();
+        if (next.done) return;
+        inFlight.push(send(next.value));
+      }
+    };
+    fill();
+    while (inFlight.length > 0) {
+      const { batch, response: answer } = inFlight.shift()!;
+      const response = await answer;
+      fill();
       if (response.results.length !== batch.length) {
         throw new SyncInvariantError(`push answered ${response.results.length} results for ${batch.length} appends`);
       }

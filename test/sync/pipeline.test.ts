@@ -62,4 +62,31 @@ describe('pipelined push', () => {
     a.close();
     b.close();
   });
+
+  it('keeps two requests in flight, never more, so the server has the next one while the device acknowledges', async () => {
+    const a = openDevice(tmp.file('depth.db'), 'alice', server.url);
+    for (let i = 0; i < 10; i++) expect(a.submit(createOrder(`depth-${i}`, 1000)).ok).toBe(true);
+    const real = new SyncHttpClient({ baseUrl: server.url, token: tokenOf('alice'), timeoutMs: 5000 });
+    let outstanding = 0;
+    let most = 0;
+    const counting: SyncClient = {
+      baseUrl: real.baseUrl,
+      pull: (q) => real.pull(q),
+      streamEvents: (id, q) => real.streamEvents(id, q),
+      push: async (r) => {
+        outstanding++;
+        most = Math.max(most, outstanding);
+        try {
+          return await real.push(r);
+        } finally {
+          outstanding--;
+        }
+      },
+    };
+    const report = await new SyncEngine({ store: a.store, outbox: a.outbox, client: counting, maxEventsPerPush: 1 }).push();
+    expect(report.pushedEvents).toBe(10);
+    expect(report.pending).toBe(0);
+    expect(most).toBe(2);
+    a.close();
+  });
 });
