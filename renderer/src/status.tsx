@@ -1,5 +1,5 @@
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
-import type { RebuildProgress, StatusEvent, SyncStatus } from '../../src/app/contract.js';
+import { newerStatus, type RebuildProgress, type StatusEvent, type SyncStatus } from '../../src/app/contract.js';
 import { api } from './api.js';
 
 interface LiveState {
@@ -26,7 +26,7 @@ export function LiveProvider({ children }: { children: ReactNode }) {
     let alive = true;
     api
       .syncStatus({})
-      .then((sync) => alive && setState((s) => ({ ...s, sync })))
+      .then((sync) => alive && setState((s) => ({ ...s, sync: newerStatus(s.sync, sync) })))
       .catch(() => undefined);
     api
       .getSettings({})
@@ -45,7 +45,7 @@ export function LiveProvider({ children }: { children: ReactNode }) {
     const off = api.onStatus((e: StatusEvent) => {
       switch (e.kind) {
         case 'sync':
-          setState((s) => ({ ...s, sync: e.status }));
+          setState((s) => ({ ...s, sync: newerStatus(s.sync, e.status) }));
           break;
         case 'changed':
           for (const id of e.orderIds) pendingIds.add(id);
@@ -62,7 +62,8 @@ export function LiveProvider({ children }: { children: ReactNode }) {
       off();
     };
   }, []);
-  const setSync = useCallback((sync: SyncStatus) => setState((s) => ({ ...s, sync })), []);
+  // A reply can arrive after a newer status from the stream (a sync that finished meanwhile): the newer one stays.
+  const setSync = useCallback((sync: SyncStatus) => setState((s) => ({ ...s, sync: newerStatus(s.sync, sync) })), []);
   const value = useMemo(() => ({ ...state, setSync }), [state, setSync]);
   return <LiveContext.Provider value={value}>{children}</LiveContext.Provider>;
 }

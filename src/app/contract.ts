@@ -21,7 +21,7 @@ import { SyncScope } from '../protocol/sync-api.js';
 export { DriftReport } from '../projections/drift.js';
 export { ListOrdersInput, OrderRow, StatusFilter } from '../projections/query-schemas.js';
 export { RebuildProgress } from '../projections/types.js';
-export { QuarantinedEvent, SyncStatus, TimelineEntry } from '../sync/views.js';
+export { QuarantinedEvent, SyncStatus, TimelineEntry, newerStatus } from '../sync/views.js';
 
 /** A conflict as the renderer sees it: the inbox entry, whether "Retry as new" would be accepted now, and the order's currency. */
 export const Conflict = InboxEntry.extend({

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import pRetry, { AbortError } from 'p-retry';
 import { AuthError, SyncError } from './errors.js';
 import { SyncHttpClient, type SyncClient } from './http-client.js';
@@ -100,6 +101,7 @@ export class SyncScheduler {
       progress: null,
       serverUrl: null,
       paused: this.paused,
+      revision: { epoch: randomUUID(), seq: 0 },
     };
     if (opts.serverUrl) this.setServer(opts.serverUrl, opts.token ?? '');
     else this.update({ state: 'disabled' });
@@ -346,7 +348,8 @@ export class SyncScheduler {
   }
 
   private update(patch: Partial<SyncStatus>): void {
-    this.status = { ...this.status, ...patch, online: patch.online ?? this.online };
+    const revision = { epoch: this.status.revision.epoch, seq: this.status.revision.seq + 1 };
+    this.status = { ...this.status, ...patch, online: patch.online ?? this.online, revision };
     const snapshot = this.getStatus();
     for (const l of this.listeners) l(snapshot);
   }

@@ -59,8 +59,20 @@ export const SyncStatus = z.object({
   serverUrl: z.string().nullable(),
   /** "Work offline" is on (persisted per device). */
   paused: z.boolean(),
+  /**
+   * Which status is newer: the scheduler numbers its every change (`seq`) within one run
+   * (`epoch`). A reply (setWorkOffline, syncNow) and the status stream can reach a view in
+   * either order, so a view keeps a status only if it is not older than the one it shows.
+   */
+  revision: z.object({ epoch: z.string(), seq: z.number().int().min(0) }),
 });
 export type SyncStatus = z.infer<typeof SyncStatus>;
+
+/** The status a view should show of the one it has and one that arrived (see `revision`). */
+export function newerStatus(current: SyncStatus | null, next: SyncStatus): SyncStatus {
+  if (!current || current.revision.epoch !== next.revision.epoch) return next;
+  return next.revision.seq >= current.revision.seq ? next : current;
+}
 
 export const QuarantineKind = z.enum(['newer-version', 'invalid', 'blocked']);
 export type QuarantineKind = z.infer<typeof QuarantineKind>;

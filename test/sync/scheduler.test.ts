@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SyncStatus } from '../../src/app/contract.js';
+import { newerStatus, type SyncStatus } from '../../src/app/contract.js';
 import type { StartedServer } from '../../src/server/index.js';
 import { SyncHttpClient } from '../../src/sync/http-client.js';
 import { SyncScheduler } from '../../src/sync/scheduler.js';
@@ -48,6 +48,33 @@ describe('SyncScheduler', () => {
     expect(proxy.counts['error-500']).toBe(2);
     await scheduler.stop();
     await proxy.close();
+  });
+
+  it('numbers its statuses, so a view keeps the newest whichever order a reply and the stream arrive in', async () => {
+    const d = openDevice(tmp.file('revision.db'), 'alice', server.url);
+    devices.push(d);
+    const scheduler = new SyncScheduler({ engine: d.engine, outbox: d.outbox, serverUrl: server.url, token: tokenOf('alice'), intervalMs: 0, liveWaitMs: 0, paused: true });
+    scheduler.start();
+    const streamed: SyncStatus[] = [];
+    scheduler.onStatus((s) => streamed.push(s));
+    d.submit(createOrder('revision-1'));
+    // "Work offline" off: the reply is read while the sync it started runs (the setWorkOffline race of the e2e test).
+    scheduler.setPaused(false);
+    const reply = scheduler.getStatus();
+    expect(reply.state).toBe('syncing');
+    await expect.poll(() => streamed.at(-1)?.state).toBe('idle');
+    const seqs = streamed.map((s) => s.revision.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    expect(new Set(streamed.map((s) => s.revision.epoch)).size).toBe(1);
+    // The stream's idle status arrived first, the reply after it: the view keeps idle.
+    const idle = streamed.at(-1)!;
+    expect(newerStatus(newerStatus(null, idle), reply)).toBe(idle);
+    expect(newerStatus(newerStatus(null, reply), idle)).toBe(idle);
+    // Another run of the scheduler (the app restarted) starts over: its statuses are taken.
+    const restarted = new SyncScheduler({ engine: d.engine, outbox: d.outbox, serverUrl: server.url, token: tokenOf('alice'), intervalMs: 0 }).getStatus();
+    expect(restarted.revision.seq).toBeLessThan(idle.revision.seq);
+    expect(newerStatus(idle, restarted)).toBe(restarted);
+    await scheduler.stop();
   });
 
   it('stops on 401 and reports unauthorized until the credentials change', async () => {
