@@ -185,7 +185,13 @@ export function mdTable(headers: string[], rows: unknown[][]): string {
   return [`| ${headers.join(' | ')} |`, `| ${headers.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.map(cell).join(' | ')} |`)].join('\n');
 }
 
-const kvTable = (d: Dict) => mdTable(['metric', 'value'], Object.entries(d).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : v]));
+/** Nested results (the first sync's `bootstrap` and `pull`) get a row per leaf, named by its path; arrays stay one value. */
+function flatRows(d: Dict, prefix = ''): [string, unknown][] {
+  return Object.entries(d).flatMap(([k, v]): [string, unknown][] =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) ? flatRows(v as Dict, `${prefix}${k}.`) : [[`${prefix}${k}`, Array.isArray(v) ? JSON.stringify(v) : v]],
+  );
+}
+const kvTable = (d: Dict) => mdTable(['metric', 'value'], flatRows(d));
 
 // ---------------------------------------------------------------- the report
 
