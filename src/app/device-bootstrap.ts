@@ -80,6 +80,8 @@ export async function publishBootstrap(opts: { store: LocalStore; engine: SyncEn
   const { store, engine } = opts;
   const cursor = engine.checkpoint();
   if (typeof cursor !== 'string' || engine.scope.filter() !== null) throw new Error('a bootstrap is built by a device that follows the whole tenant and pulls by cursor');
+  // Retention drops closed orders' events and keeps their state in a table of the device's own: a copy would have gaps.
+  if (store.orders.evicted.count() > 0) throw new Error('a bootstrap is built by a device that keeps every event (this one has dropped closed orders under retention)');
   const folder = tenantFolder(opts.dir, opts.tenant);
   mkdirSync(folder, { recursive: true });
   const building = join(folder, `.building-${process.pid}-${Date.now()}.sqlite`);

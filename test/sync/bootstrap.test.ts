@@ -1,12 +1,12 @@
 import Database from 'better-sqlite3';
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BootstrapBuilder } from '../../src/app/bootstrap-builder.js';
 import { Device } from '../../src/app/device.js';
-import { DEVICE_LOCAL_TABLES } from '../../src/app/device-bootstrap.js';
+import { DEVICE_LOCAL_TABLES, publishBootstrap } from '../../src/app/device-bootstrap.js';
 import { bootstrapFile, CURRENT_MANIFEST, tenantFolder } from '../../src/protocol/bootstrap-layout.js';
 import { defaultProjections, ProjectionRunner } from '../../src/projections/index.js';
 import { startServer, type BackendOptions, type StartedServer } from '../../src/server/index.js';
@@ -317,6 +317,23 @@ describe('the builder', () => {
     } finally {
       await builder.close();
       await server.close();
+    }
+  });
+
+  it('refuses to write a bootstrap from a device that dropped events under retention or follows a scope', async () => {
+    const dir = sub('refuse-builder');
+    const device = await Device.open({ dataDir: sub('refuse-builder-device'), autoSync: false });
+    try {
+      device.engine.setScope({ mode: 'scoped', customers: ['cust-1'], recentDays: null, streams: [] });
+      await expect(publishBootstrap({ store: device.store, engine: device.engine, tenant: TENANT, dir })).rejects.toThrow(/whole tenant/);
+      device.engine.setScope({ mode: 'all' });
+      device.store.db
+        .prepare("INSERT INTO evicted_streams (stream_id, stream_type, version, reducer_version, state, events_dropped, evicted_at) VALUES ('O-1', 'Order', 3, 1, '{}', 3, '2026-01-01T00:00:00.000Z')")
+        .run();
+      await expect(publishBootstrap({ store: device.store, engine: device.engine, tenant: TENANT, dir })).rejects.toThrow(/keeps every event/);
+      expect(existsSync(tenantFolder(dir, TENANT))).toBe(false);
+    } finally {
+      await device.close();
     }
   });
 
