@@ -1,7 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CURRENT_MANIFEST, StoredBootstrap, tenantFolder } from '../protocol/bootstrap-layout.js';
+import { readCurrentManifest, tenantFolder, type StoredBootstrap } from '../protocol/bootstrap-layout.js';
 import { SyncHttpClient } from '../sync/http-client.js';
 import { Device } from './device.js';
 import { publishBootstrap } from './device-bootstrap.js';
@@ -41,7 +40,7 @@ export class BootstrapBuilder {
     const folder = tenantFolder(opts.dir, tenant);
     const device = await Device.open({ dataDir: opts.workDir ?? join(folder, '.builder'), serverUrl: opts.serverUrl, autoSync: false });
     device.engine.setClient(client);
-    return new BootstrapBuilder(device, tenant, opts, publishedEvents(folder));
+    return new BootstrapBuilder(device, tenant, opts, readCurrentManifest(folder)?.events ?? null);
   }
 
   /** Sync, then write a bootstrap if one is due. Returns the one written, or null. */
@@ -72,15 +71,5 @@ export class BootstrapBuilder {
 
   close(): Promise<void> {
     return this.device.close();
-  }
-}
-
-/** The events of the tenant's current bootstrap, or null when there is none. */
-function publishedEvents(folder: string): number | null {
-  try {
-    const parsed = StoredBootstrap.safeParse(JSON.parse(readFileSync(join(folder, CURRENT_MANIFEST), 'utf8')));
-    return parsed.success ? parsed.data.events : null;
-  } catch {
-    return null;
   }
 }

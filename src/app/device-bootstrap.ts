@@ -1,8 +1,8 @@
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { bootstrapFile, CURRENT_MANIFEST, StoredBootstrap, tenantFolder } from '../protocol/bootstrap-layout.js';
+import { bootstrapFile, CURRENT_MANIFEST, readCurrentManifest, StoredBootstrap, tenantFolder } from '../protocol/bootstrap-layout.js';
 import { EventSchemas } from '../domain/events.js';
 import { defaultProjections, type ProjectionRunner } from '../projections/index.js';
 import { z } from 'zod';
@@ -92,7 +92,7 @@ export async function publishBootstrap(opts: { store: LocalStore; engine: SyncEn
     const id = await sha256File(building);
     const bytes = statSync(building).size;
     renameSync(building, bootstrapFile(folder, id));
-    const previous = currentId(folder);
+    const previous = readCurrentManifest(folder)?.id ?? null;
     const manifest: StoredBootstrap = StoredBootstrap.parse({ id, bytes, events, cursor, schema, builtAt: (opts.now ?? new Date()).toISOString(), tenant: opts.tenant });
     const next = join(folder, `.${CURRENT_MANIFEST}.${process.pid}`);
     writeFileSync(next, JSON.stringify(manifest, null, 2));
@@ -101,15 +101,6 @@ export async function publishBootstrap(opts: { store: LocalStore; engine: SyncEn
     return manifest;
   } finally {
     rmSync(building, { force: true });
-  }
-}
-
-function currentId(folder: string): string | null {
-  try {
-    const parsed = StoredBootstrap.safeParse(JSON.parse(readFileSync(join(folder, CURRENT_MANIFEST), 'utf8')));
-    return parsed.success ? parsed.data.id : null;
-  } catch {
-    return null;
   }
 }
 

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { BootstrapManifest } from './sync-api.js';
@@ -21,4 +22,14 @@ export function tenantFolder(dir: string, tenant: string): string {
 
 export function bootstrapFile(folder: string, id: string): string {
   return join(folder, `${id}.sqlite`);
+}
+
+/** A tenant folder's current manifest, or null: none yet, or one that does not parse. */
+export function readCurrentManifest(folder: string): StoredBootstrap | null {
+  try {
+    const parsed = StoredBootstrap.safeParse(JSON.parse(readFileSync(join(folder, CURRENT_MANIFEST), 'utf8')));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
 }

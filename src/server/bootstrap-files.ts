@@ -1,6 +1,5 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { bootstrapFile, CURRENT_MANIFEST, StoredBootstrap, tenantFolder } from '../protocol/bootstrap-layout.js';
+import { existsSync, statSync } from 'node:fs';
+import { bootstrapFile, readCurrentManifest, tenantFolder } from '../protocol/bootstrap-layout.js';
 import type { BootstrapManifest } from '../protocol/sync-api.js';
 
 /**
@@ -17,15 +16,8 @@ export class BootstrapFiles {
   current(tenant: string): BootstrapManifest | null {
     if (this.dir === null) return null;
     const folder = tenantFolder(this.dir, tenant);
-    let stored: StoredBootstrap;
-    try {
-      const parsed = StoredBootstrap.safeParse(JSON.parse(readFileSync(join(folder, CURRENT_MANIFEST), 'utf8')));
-      if (!parsed.success) return null;
-      stored = parsed.data;
-    } catch {
-      return null;
-    }
-    if (stored.tenant !== tenant) return null;
+    const stored = readCurrentManifest(folder);
+    if (!stored || stored.tenant !== tenant) return null;
     const file = bootstrapFile(folder, stored.id);
     if (!existsSync(file) || statSync(file).size !== stored.bytes) return null;
     const { tenant: _, ...manifest } = stored;
