@@ -67,9 +67,6 @@ export function deviceBootstrap(store: LocalStore, runner: ProjectionRunner, bui
   };
 }
 
-/** Bootstrap files a folder keeps besides the current one, for downloads still under way. */
-const KEEP_EARLIER = 1;
-
 /**
  * Write what this device holds as its tenant's bootstrap in the server's bootstrap directory:
  * the replica under its SHA-256, then the manifest, renamed into place (the server reads the old
@@ -97,7 +94,8 @@ export async function publishBootstrap(opts: { store: LocalStore; engine: SyncEn
     const next = join(folder, `.${CURRENT_MANIFEST}.${process.pid}`);
     writeFileSync(next, JSON.stringify(manifest, null, 2));
     renameSync(next, join(folder, CURRENT_MANIFEST));
-    prune(folder, new Set([id, ...(previous && KEEP_EARLIER > 0 ? [previous] : [])]));
+    // The one before stays for downloads still under way.
+    prune(folder, new Set([id, ...(previous ? [previous] : [])]));
     return manifest;
   } finally {
     rmSync(building, { force: true });
