@@ -1,11 +1,10 @@
-import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import { relaxedDurability } from './context.js';
 import { RebuildAbortedError } from './types.js';
 import type { RebuildHost, RebuildOptions, Shadow } from './rebuild.js';
+import { foldWorkerEntry } from './worker-entry.js';
 import type { FoldedBatch, FoldWorkerInput, FoldWorkerMessage, RebuildMessage } from './worker-protocol.js';
 
 /**
@@ -61,19 +60,6 @@ export function workerPlan(runner: RebuildHost, shadows: readonly Shadow[], opts
   }));
 }
 
-/**
- * The worker: its compiled module, or, in a source (TypeScript) run, a bootstrap that registers
- * tsx first (on Node 20 a loader given by `--import` does not reach worker threads).
- */
-function startWorker(input: FoldWorkerInput): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./rebuild-worker.js', import.meta.url), { workerData: input });
-  const entry = new URL('./rebuild-worker.ts', import.meta.url).href;
-  // Its ESM build: require resolution names the CommonJS one, whose register() fails from ESM.
-  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
-  const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
-  return new Worker(boot, { eval: true, workerData: input });
-}
-
 type Event = FoldedBatch | { kind: 'done' } | { kind: 'failed'; error: string };
 
 /**
@@ -85,7 +71,9 @@ type Event = FoldedBatch | { kind: 'done' } | { kind: 'failed'; error: string };
  * when one fails, and the rebuild goes on from the committed positions.
  */
 export class FoldWorkers {
-  private readonly workers: Worker[];
+  private workers: Worker[] = [];
+  private readonly started: Promise<void>;
+  private terminated = false;
   private readonly queues: Event[][];
   private readonly waiting: (((e: Event) => void) | null)[];
   private loaded = 0;
@@ -93,33 +81,42 @@ export class FoldWorkers {
   /** Why a worker stopped before `fill` (then it is never ready). */
   failure: string | null = null;
 
-  constructor(inputs: FoldWorkerInput[]) {
-    this.workers = inputs.map(startWorker);
-    this.queues = this.workers.map(() => []);
-    this.waiting = this.workers.map(() => null);
-    this.workers.forEach((w, i) => {
-      const push = (e: Event) => {
-        if (e.kind === 'failed') {
-          this.failure ??= e.error;
-          this.settle?.();
-        }
-        const waiter = this.waiting[i];
-        this.waiting[i] = null;
-        if (waiter) waiter(e);
-        else this.queues[i]!.push(e);
-      };
-      w.on('message', (m: FoldWorkerMessage) => {
-        if (m.kind !== 'ready') return push(m);
-        this.loaded++;
-        if (this.ready) this.settle?.();
-      });
-      w.on('error', (err) => push({ kind: 'failed', error: `${err.name}: ${err.message}` }));
-      w.on('exit', (code) => push({ kind: 'failed', error: `the worker exited (code ${code})` }));
+  constructor(private readonly inputs: FoldWorkerInput[]) {
+    this.queues = inputs.map(() => []);
+    this.waiting = inputs.map(() => null);
+    this.started = foldWorkerEntry(inputs[0]!.projections.map((p) => p.module)).then(
+      (entry) => {
+        if (!this.terminated) this.workers = this.inputs.map((input, i) => this.start(entry, input, i));
+      },
+      (err: unknown) => this.push(0, { kind: 'failed', error: `the worker could not be built: ${err instanceof Error ? err.message : String(err)}` }),
+    );
+  }
+
+  private push(i: number, e: Event): void {
+    if (e.kind === 'failed') {
+      this.failure ??= e.error;
+      this.settle?.();
+    }
+    const waiter = this.waiting[i];
+    this.waiting[i] = null;
+    if (waiter) waiter(e);
+    else this.queues[i]!.push(e);
+  }
+
+  private start(entry: URL, input: FoldWorkerInput, i: number): Worker {
+    const w = new Worker(entry, { workerData: input });
+    w.on('message', (m: FoldWorkerMessage) => {
+      if (m.kind !== 'ready') return this.push(i, m);
+      this.loaded++;
+      if (this.ready) this.settle?.();
     });
+    w.on('error', (err) => this.push(i, { kind: 'failed', error: `${err.name}: ${err.message}` }));
+    w.on('exit', (code) => this.push(i, { kind: 'failed', error: `the worker exited (code ${code})` }));
+    return w;
   }
 
   get ready(): boolean {
-    return this.loaded === this.workers.length && this.failure === null;
+    return this.loaded === this.inputs.length && this.failure === null;
   }
 
   /** Resolves when every worker is ready, or one failed. */
@@ -181,6 +178,8 @@ export class FoldWorkers {
   }
 
   async terminate(): Promise<void> {
+    this.terminated = true;
+    await this.started;
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }

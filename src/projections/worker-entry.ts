@@ -1,0 +1,109 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+/**
+ * Where a fold worker's code comes from. A compiled build starts `rebuild-worker.js`, which
+ * imports the projections' modules by URL. A source (TypeScript) run (`npm start`, the benches)
+ * cannot: on Node 20 the loader given by `--import tsx` does not reach worker threads, and
+ * registering tsx in each worker, then compiling and loading its module graph there, took
+ * 0.6 s of two cores before the first page was folded (most of a 1M-event rebuild's head
+ * start). So a source run bundles the worker and the projections' modules with esbuild (a dev
+ * dependency, as tsx is), keeps the bundle until a file it holds changes, and starts each
+ * worker from that one module.
+ */
+
+const compiled = !import.meta.url.endsWith('.ts');
+const bundles = new Map<string, Promise<URL>>();
+
+/** The worker module for these projection modules (`PortableProjection.module` URLs). */
+export function foldWorkerEntry(modules: readonly string[]): Promise<URL> {
+  if (compiled) return Promise.resolve(new URL('./rebuild-worker.js', import.meta.url));
+  const key = [...new Set(modules)].sort().join('\n');
+  let bundle = bundles.get(key);
+  if (!bundle) {
+    bundle = foldWorkerBundle(key.split('\n'));
+    // A failed bundle is not kept: the rebuild folds on its own thread and the next one tries again.
+    bundle.catch(() => bundles.delete(key));
+    bundles.set(key, bundle);
+  }
+  return bundle;
+}
+
+const ENTRY_NAME = '<fold worker entry>';
+
+/** Where bundles are kept between processes: next to the dev dependencies that build them. */
+function cacheFolder(require: NodeJS.Require): string {
+  return join(dirname(dirname(require.resolve('esbuild/package.json'))), '.cache', 'orderlog-fold-worker');
+}
+
+/** The inputs' digest, as a cache file names them (their contents, so a checkout or an edit is seen whatever its timestamps). */
+function digestOf(files: readonly string[]): string {
+  const hash = createHash('sha256');
+  for (const f of files) hash.update(f).update('\0').update(readFileSync(f)).update('\0');
+  return hash.digest('hex');
+}
+
+/**
+ * The bundle, from the cache when every file it was built from is unchanged (building it took
+ * 0.3-0.5 s of the rebuild's first second: esbuild starts a process and this thread is folding).
+ */
+export async function foldWorkerBundle(modules: readonly string[]): Promise<URL> {
+  const require = createRequire(import.meta.url);
+  // The native driver stays outside the bundle, imported by its absolute URL.
+  const sqlite = pathToFileURL(require.resolve('better-sqlite3')).href;
+  const entry = [
+    `import { runFoldWorker } from ${JSON.stringify(fileURLToPath(new URL('./fold-worker.ts', import.meta.url)))};`,
+    ...modules.map((m, i) => `import * as m${i} from ${JSON.stringify(fileURLToPath(m))};`),
+    `const modules = { ${modules.map((m, i) => `${JSON.stringify(m)}: m${i}`).join(', ')} };`,
+    // A module the bundle does not hold is imported as the compiled build does (and fails there the same way).
+    'runFoldWorker((url) => modules[url] ? Promise.resolve(modules[url]) : import(url));',
+  ].join('\n');
+  const esbuildVersion = (require('esbuild/package.json') as { version: string }).version;
+  const folder = cacheFolder(require);
+  const name = createHash('sha256').update(`${esbuildVersion}\0${sqlite}\0${entry}`).digest('hex').slice(0, 24);
+  const code = join(folder, `${name}.mjs`);
+  const inputsFile = join(folder, `${name}.json`);
+  try {
+    const kept = JSON.parse(readFileSync(inputsFile, 'utf8')) as { inputs: string[]; digest: string };
+    if (digestOf(kept.inputs) === kept.digest) return pathToFileURL(code);
+  } catch {
+    // Not built yet, or an input is gone: build it.
+  }
+  const esbuild = (await import(pathToFileURL(require.resolve('esbuild')).href)) as typeof import('esbuild');
+  const workingDir = fileURLToPath(new URL('.', import.meta.url));
+  const result = await esbuild.build({
+    stdin: { contents: entry, resolveDir: workingDir, loader: 'ts', sourcefile: ENTRY_NAME },
+    absWorkingDir: workingDir,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    write: false,
+    metafile: true,
+    logLevel: 'silent',
+    plugins: [
+      {
+        name: 'native-driver',
+        setup(build) {
+          build.onResolve({ filter: /^better-sqlite3$/ }, () => ({ path: sqlite, external: true }));
+        },
+      },
+    ],
+  });
+  const inputs = Object.keys(result.metafile.inputs)
+    // The entry is generated (its text is in the bundle's name); the rest are files.
+    .filter((f) => f !== ENTRY_NAME)
+    .map((f) => resolve(workingDir, f))
+    .sort();
+  // Each file under a unique name, then renamed into place: a concurrent build never leaves half a file.
+  mkdirSync(folder, { recursive: true });
+  const temp = `.${process.pid}-${Date.now()}`;
+  writeFileSync(code + temp, result.outputFiles[0]!.contents);
+  renameSync(code + temp, code);
+  writeFileSync(inputsFile + temp, JSON.stringify({ inputs, digest: digestOf(inputs) }));
+  renameSync(inputsFile + temp, inputsFile);
+  return pathToFileURL(code);
+}
