@@ -82,7 +82,9 @@ async function checkDrift(runner: ProjectionRunner, names: readonly string[], op
   const limit = opts.maxDifferences ?? 100;
   const shadows = prepareShadows(runner, names, DRIFT_PREFIX, false, opts.cacheSize ?? 10_000);
   try {
-    await fillShadows(runner, shadows, opts, `drift:${names.join(',')}`);
+    const filled = await fillShadows(runner, shadows, opts, `drift:${names.join(',')}`);
+    // The diff derives its aggregates here (completeShadows): no summaries are asked of the workers.
+    await filled.workers?.terminate();
     return runner.db
       .transaction(() => {
         runner.catchUp({ names });

@@ -4,7 +4,7 @@ import { upcastEvent } from '../store/event-log.js';
 import { EventPageReader } from './event-pages.js';
 import { UnconfirmedCache } from './unconfirmed-cache.js';
 import type { ApplyContext, Projection } from './types.js';
-import type { FoldWorkerInput, FoldWorkerMessage, RebuildMessage } from './worker-protocol.js';
+import type { FoldWorkerInput, FoldWorkerMessage, RebuildMessage, SummaryReply } from './worker-protocol.js';
 
 /**
  * The body of a parallel rebuild's worker thread: it reads the log on its own read-only connection,
@@ -79,10 +79,26 @@ async function main(input: FoldWorkerInput, port: MessagePort, load: ModuleLoade
     shadows.push({ projection, ctx, cache, position: 0 });
   }
 
+  /** After the fold: each projection's summary of the committed shadow, in one read transaction. */
+  const summarize = (m: Extract<RebuildMessage, { kind: 'summarize' }>) => {
+    let reply: SummaryReply;
+    try {
+      reply = { summaries: db.transaction(() => shadows.map((s, k) => s.projection.summarizeBulk?.(s.ctx, m.changed[k] ?? [])))() };
+    } catch (err) {
+      reply = { error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) };
+    }
+    m.port.postMessage(reply);
+    m.port.close();
+    const flag = new Int32Array(m.flag);
+    Atomics.store(flag, 0, 1);
+    Atomics.notify(flag, 0);
+  };
+
   let committed = 0;
   let upTo = -1;
   let wake: (() => void) | null = null;
   port.on('message', (m: RebuildMessage) => {
+    if (m.kind === 'summarize') return summarize(m);
     if (m.kind === 'start') {
       shadows.forEach((s, k) => (s.position = m.positions[k]!));
       upTo = m.upTo;
@@ -125,7 +141,7 @@ async function main(input: FoldWorkerInput, port: MessagePort, load: ModuleLoade
     newSqls = [];
     ops = [];
   }
-  db.close();
+  // The connection stays open for `summarize`; the rebuild terminates the worker after its swap.
   port.postMessage({ kind: 'done' } satisfies FoldWorkerMessage);
 }
 

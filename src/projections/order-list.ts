@@ -18,7 +18,7 @@ import { EVENT_COLUMNS, rowToEvent, upcastEvent, type EventRow } from '../store/
 import { EvictedStreams } from '../store/evicted-streams.js';
 import { SnapshotStore } from '../store/snapshots.js';
 import type { SyncBadge } from './query-schemas.js';
-import type { ApplyContext, PendingSource, PortableProjection, Projection, TableDef } from './types.js';
+import type { ApplyContext, BulkSummary, PendingSource, PortableProjection, Projection, TableDef } from './types.js';
 
 /**
  * Order list / dashboard, plus daily totals by status.
@@ -192,14 +192,17 @@ export function gramBucket(r: Pick<OrderListRow, 'status' | 'payment_status' | '
   return `${r.status}\u0000${r.payment_status}\u0000${r.fulfilment_status}`;
 }
 
+/** A row as the gram count reads it: order id, customer id and name joined by NUL, `gramBucket`. */
+export type GramRow = [orderId: string, customer: string, bucket: string];
+
 /**
- * Per gram bucket (`gramBucket`), how many rows contain each gram (the `rowGrams` of each row counted once): what
- * the inline diffs of `order_search_grams` add up to, in one pass. Grams are numbered once, and
- * a customer's grams (id and name repeat across their orders) are computed once per customer.
+ * Per gram bucket (`gramBucket`), how many rows contain each gram (the `rowGrams` of each row
+ * counted once): what the inline diffs of `order_search_grams` add up to, in one pass. Rows are
+ * read as three strings each (one string per column and an object per row was most of a
+ * rebuild's swap). Grams are numbered once, and a customer's grams (id and name repeat across
+ * their orders) are computed once per customer.
  */
-export function countGrams(
-  rows: Iterable<Pick<OrderListRow, 'order_id' | 'customer_id' | 'customer_name' | 'status' | 'payment_status' | 'fulfilment_status'>>,
-): Map<string, Map<string, number>> {
+export function countGramRows(rows: readonly GramRow[]): Map<string, Map<string, number>> {
   const index = new Map<string, number>();
   const names: string[] = [];
   const numberOf = (g: string) => {
@@ -215,16 +218,15 @@ export function countGrams(
   const byStatus = new Map<string, number[]>();
   // stamp[i] === row: gram i already counted for this row (a row counts each gram once).
   const stamp: number[] = [];
-  let row = 0;
-  for (const r of rows) {
-    row++;
-    const customerKey = `${r.customer_id}\u0000${r.customer_name}`;
+  for (let row = 1; row <= rows.length; row++) {
+    const [orderId, customerKey, bucket] = rows[row - 1]!;
     let own = customers.get(customerKey);
     if (!own) {
-      own = [...new Set([EVERY_ROW_GRAM, ...stringGrams(r.customer_id), ...stringGrams(r.customer_name)].map(numberOf))];
+      // The first NUL ends the id: identifiers are letters, digits and . _ : @ - only.
+      const cut = customerKey.indexOf('\u0000');
+      own = [...new Set([EVERY_ROW_GRAM, ...stringGrams(customerKey.slice(0, cut)), ...stringGrams(customerKey.slice(cut + 1))].map(numberOf))];
       customers.set(customerKey, own);
     }
-    const bucket = gramBucket(r);
     let counts = byStatus.get(bucket);
     if (!counts) {
       counts = [];
@@ -234,7 +236,7 @@ export function countGrams(
       stamp[i] = row;
       counts[i] = (counts[i] ?? 0) + 1;
     }
-    for (const g of stringGrams(r.order_id)) {
+    for (const g of stringGrams(orderId)) {
       const i = numberOf(g);
       if (stamp[i] === row) continue;
       stamp[i] = row;
@@ -328,6 +330,19 @@ export function orderListTables(prefix: string): TableDef[] {
       indexes: [],
     },
   ];
+}
+
+/** A list row as the gram count reads it (`GramRow`). */
+const GRAM_ROW = `order_id, customer_id || char(0) || customer_name, status || char(0) || payment_status || char(0) || fulfilment_status`;
+
+/** The daily buckets of list rows (`addBucket`'s), before their FROM: day, status, currency, orders, amount. */
+const DAILY_ROWS = 'SELECT substr(created_at, 1, 10), status, currency, count(*), sum(total)';
+type DailyRow = [day: string, status: string, currency: string, orders: number, amount: number];
+
+/** What `finishBulk` derives, over the rows a worker summarised (`summarizeBulk`). */
+interface OrderListSummary {
+  daily: DailyRow[];
+  grams: Map<string, Map<string, number>>;
 }
 
 /** Fold pending events over the confirmed state; null when the order does not (yet) exist. */
@@ -470,9 +485,19 @@ class OrderListProjection implements Projection {
       dropEmpty: ctx.stmt(`DELETE FROM ${daily} WHERE day = ? AND status = ? AND currency = ? AND order_count = 0`),
       pendingIds: ctx.stmt(`SELECT order_id FROM ${list} WHERE pending_count > 0 OR sync <> 'synced'`).pluck(),
       clearList: ctx.stmt(`DELETE FROM ${list}`),
-      aggregateRows: ctx.stmt(
-        `SELECT order_id, customer_id, customer_name, status, payment_status, fulfilment_status, currency, created_at, total FROM ${list}`,
-      ),
+      // In gramBucket's and GramRow's shapes: three strings a row, no object. All rows, or those
+      // but (`except`) or of (`only`) a JSON array of order ids.
+      gramRows: ctx.stmt(`SELECT ${GRAM_ROW} FROM ${list}`).raw(true) as Database.Statement<[], GramRow>,
+      gramRowsExcept: ctx.stmt(`SELECT ${GRAM_ROW} FROM ${list} WHERE order_id NOT IN (SELECT value FROM json_each(?))`).raw(true) as Database.Statement<[string], GramRow>,
+      gramRowsOnly: ctx.stmt(`SELECT ${GRAM_ROW} FROM ${list} WHERE order_id IN (SELECT value FROM json_each(?))`).raw(true) as Database.Statement<[string], GramRow>,
+      // The buckets addBucket keeps (created_at's first ten characters are the day), likewise.
+      fillDaily: ctx.stmt(`INSERT INTO ${daily} (day, status, currency, order_count, total_amount) ${DAILY_ROWS} FROM ${list} GROUP BY 1, 2, 3`),
+      dailyExcept: ctx
+        .stmt(`${DAILY_ROWS} FROM ${list} WHERE order_id NOT IN (SELECT value FROM json_each(?)) GROUP BY 1, 2, 3`)
+        .raw(true) as Database.Statement<[string], DailyRow>,
+      dailyOnly: ctx
+        .stmt(`${DAILY_ROWS} FROM ${list} WHERE order_id IN (SELECT value FROM json_each(?)) GROUP BY 1, 2, 3`)
+        .raw(true) as Database.Statement<[string], DailyRow>,
       clearDaily: ctx.stmt(`DELETE FROM ${daily}`),
       // The store's own readers of these tables (reads only, but for a live refold's snapshot).
       evicted: new EvictedStreams(ctx.db),
@@ -547,6 +572,7 @@ class OrderListProjection implements Projection {
           if (next) addGrams(gramDeltas, next, 1);
         }
       }
+      ctx.changed?.add(orderId);
       if (next) {
         // Positional, in COLUMNS order: binding by name looked up each key in the object.
         sql.upsert.run(
@@ -624,15 +650,31 @@ class OrderListProjection implements Projection {
    * inline diffs maintain (every row counted once in its bucket and under each of its grams;
    * empty buckets and grams dropped), computed by the same helpers, without a diff per write.
    */
-  finishBulk(ctx: ApplyContext): void {
+  finishBulk(ctx: ApplyContext, summary?: BulkSummary): void {
     const sql = this.sql(ctx);
     sql.clearDaily.run();
     sql.clearGrams.run();
-    const rows = sql.aggregateRows.all() as OrderListRow[];
-    const buckets = new Map<string, Bucket>();
-    for (const row of rows) addBucket(buckets, row, 1);
-    for (const b of buckets.values()) sql.bump.run(b.day, b.status, b.currency, b.count, b.amount);
-    for (const [bucket, grams] of countGrams(rows)) {
+    if (!summary) {
+      sql.fillDaily.run();
+      this.bumpGrams(sql, countGramRows(sql.gramRows.all()));
+      return;
+    }
+    // The summary of the other rows, then the changed rows as they are now: both bumps add up.
+    const of = summary.of as OrderListSummary;
+    const changed = JSON.stringify(summary.changed);
+    for (const d of [...of.daily, ...sql.dailyOnly.all(changed)]) sql.bump.run(...d);
+    this.bumpGrams(sql, of.grams);
+    this.bumpGrams(sql, countGramRows(sql.gramRowsOnly.all(changed)));
+  }
+
+  summarizeBulk(ctx: ApplyContext, changed: readonly string[]): OrderListSummary {
+    const sql = this.sql(ctx);
+    const except = JSON.stringify(changed);
+    return { daily: sql.dailyExcept.all(except), grams: countGramRows(sql.gramRowsExcept.all(except)) };
+  }
+
+  private bumpGrams(sql: ReturnType<OrderListProjection['prepare']>, counts: Map<string, Map<string, number>>): void {
+    for (const [bucket, grams] of counts) {
       const [status, payment, fulfilment] = bucket.split('\u0000') as [string, string, string];
       for (const [gram, n] of grams) sql.bumpGram.run(gram, status, payment, fulfilment, n);
     }

@@ -53,6 +53,8 @@ export interface RebuildResult {
   position: number;
   /** Whether the events were folded in a worker thread (and if not, or not all, why). */
   folding: Folding;
+  /** Whether a worker summarised the committed shadows for the derived tables (`summarizeBulk`) while the swap built the indexes. */
+  summarized: boolean;
 }
 
 /** A projection being built into tables with a prefix. */
@@ -127,7 +129,7 @@ export async function fillShadows(
   shadows: Shadow[],
   opts: RebuildOptions,
   label: string,
-): Promise<{ replayed: number; folding: Folding }> {
+): Promise<{ replayed: number; folding: Folding; workers: FoldWorkers | null }> {
   const batchSize = opts.batchSize ?? 10_000;
   const every = opts.progressEveryMs ?? 250;
   const started = performance.now();
@@ -149,6 +151,8 @@ export async function fillShadows(
   const plan = workerPlan(runner, shadows, opts, opts.cacheSize ?? 10_000);
   const folding: Folding = { worker: false, note: typeof plan === 'string' ? plan : null };
   let workers = typeof plan === 'string' ? null : new FoldWorkers(plan);
+  /** Workers that folded the log and are still up: the caller's swap may ask them for summaries, then terminates them. */
+  let folded: FoldWorkers | null = null;
   try {
     for (;;) {
       if (opts.signal?.aborted) throw new RebuildAbortedError(`rebuild of ${label} aborted; it resumes from its checkpoint`);
@@ -163,7 +167,8 @@ export async function fillShadows(
         const viaWorkers = await workers.fill(runner, shadows, opts, label, () => report(false));
         replayed += viaWorkers.replayed;
         folding.note = viaWorkers.failure;
-        await workers.terminate();
+        if (viaWorkers.failure === null) folded = workers;
+        else await workers.terminate();
         workers = null;
         // The workers wrote rows this thread's caches hold older copies of.
         for (const s of shadows) s.ctx.cache.clear();
@@ -176,12 +181,15 @@ export async function fillShadows(
       if (n < batchSize) break;
       await yieldToLoop();
     }
+  } catch (err) {
+    await folded?.terminate();
+    throw err;
   } finally {
     await workers?.terminate();
   }
   if (typeof plan !== 'string' && !folding.worker && folding.note === null) folding.note = 'the log was folded before the workers were loaded';
   report(true);
-  return { replayed, folding };
+  return { replayed, folding, workers: folded };
 }
 
 /** Inside the caller's transaction: apply whatever was appended since the last page. */
@@ -215,7 +223,8 @@ export function refreshShadowOverlay(runner: RebuildHost, shadow: Shadow): void 
 
 /**
  * Make the shadow complete: catch up, give it the live overlay, then let the projection derive
- * the tables its bulk mode skipped. Inside the caller's transaction, before a swap or a diff.
+ * the tables its bulk mode skipped. Inside the caller's transaction, before a diff (a swap does
+ * the same steps, deriving those tables after the indexes, from a worker's summary if it can).
  */
 export function completeShadows(runner: RebuildHost, shadows: Shadow[]): number {
   const n = catchUpShadows(runner, shadows);
@@ -330,7 +339,11 @@ async function rebuildInto(runner: RebuildHost, names: readonly string[], opts: 
   return fillAndSwap(runner, names, shadows, opts, started, 0);
 }
 
-/** Bring the shadows to the head, then swap them in (one transaction). */
+/**
+ * Bring the shadows to the head, then swap them in (one transaction). When workers folded the
+ * log, one of them summarises the committed shadows for `finishBulk` while this thread builds
+ * the indexes (the summary was a third of the swap), and the swap adds what it changed since.
+ */
 async function fillAndSwap(
   runner: RebuildHost,
   names: readonly string[],
@@ -343,37 +356,58 @@ async function fillAndSwap(
   const filled = await fillShadows(runner, shadows, opts, label);
   let replayed = alreadyApplied + filled.replayed;
   let position = 0;
-  runner.db
-    .transaction(() => {
-      replayed += completeShadows(runner, shadows);
-      for (const s of shadows) {
-        const p = s.entry.projection;
-        const live = p.tables('');
-        const registered = runner.registry.get(p.name);
-        const old = new Set<string>([
-          ...(registered ? (JSON.parse(registered.tables) as string[]) : []),
-          ...live.flatMap((t) => [t.name, ...(t.companions ?? [])]),
-        ]);
-        dropTables(runner.db, [...old]);
-        for (const t of s.tables) runner.db.exec(`ALTER TABLE "${t.name}" RENAME TO "${t.baseName}"`);
-        createTables(runner.db, live, true);
-        runner.registry.put(
-          p.name,
-          p.version,
-          s.position,
-          live.map((t) => t.name),
-        );
-        runner.registry.resolveDeadLetters(p.name, s.position);
-        runner.registry.endRebuild(p.name);
-        position = Math.max(position, s.position);
-      }
-    })
-    .immediate();
+  let summarizedByWorker = false;
+  try {
+    runner.db
+      .transaction(() => {
+        // What the swap changes after the fill's last commit: the worker's summaries leave it out.
+        for (const s of shadows) s.ctx.changed = new Set();
+        replayed += catchUpShadows(runner, shadows);
+        for (const s of shadows) refreshShadowOverlay(runner, s);
+        const changed = shadows.map((s) => [...(s.ctx.changed ?? [])]);
+        for (const s of shadows) delete s.ctx.changed;
+        // A worker summarises the committed shadows while this thread swaps them in and builds their indexes.
+        const summaries = filled.workers && shadows.some((s) => s.entry.projection.summarizeBulk) ? filled.workers.summarize(changed) : () => null;
+        for (const s of shadows) {
+          const p = s.entry.projection;
+          const live = p.tables('');
+          const registered = runner.registry.get(p.name);
+          const old = new Set<string>([
+            ...(registered ? (JSON.parse(registered.tables) as string[]) : []),
+            ...live.flatMap((t) => [t.name, ...(t.companions ?? [])]),
+          ]);
+          dropTables(runner.db, [...old]);
+          for (const t of s.tables) runner.db.exec(`ALTER TABLE "${t.name}" RENAME TO "${t.baseName}"`);
+          createTables(runner.db, live, true);
+        }
+        const summarized = summaries();
+        summarizedByWorker = summarized !== null;
+        shadows.forEach((s, k) => {
+          const p = s.entry.projection;
+          // Over the tables now under their live names (a fresh context: no statement of the old ones).
+          const summary = summarized?.[k];
+          p.finishBulk?.(createContext(runner.db, { bulk: true }), summary === undefined ? undefined : { of: summary, changed: changed[k]! });
+          runner.registry.put(
+            p.name,
+            p.version,
+            s.position,
+            p.tables('').map((t) => t.name),
+          );
+          runner.registry.resolveDeadLetters(p.name, s.position);
+          runner.registry.endRebuild(p.name);
+          position = Math.max(position, s.position);
+        });
+      })
+      .immediate();
+  } finally {
+    await filled.workers?.terminate();
+  }
   return {
     projections: [...names],
     eventsReplayed: replayed,
     durationMs: Math.round(performance.now() - started),
     position,
     folding: filled.folding,
+    summarized: summarizedByWorker,
   };
 }

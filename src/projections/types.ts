@@ -67,6 +67,19 @@ export interface ApplyContext {
    * other tables in one pass, and derives them in `finishBulk` before the shadow is used.
    */
   readonly bulk?: boolean;
+  /**
+   * Set by a rebuild's swap: the keys whose rows a bulk write changes are added to it (the
+   * summary of the committed rows that `finishBulk` is given leaves those rows out).
+   */
+  changed?: Set<string>;
+}
+
+/** What `finishBulk` derives from, summarised on another connection (`Projection.summarizeBulk`). */
+export interface BulkSummary {
+  /** `summarizeBulk`'s result. */
+  of: unknown;
+  /** The keys it left out: their rows are read again, as they are now. */
+  changed: readonly string[];
 }
 
 /** A projection as a runner holds it. */
@@ -119,9 +132,16 @@ export interface Projection {
   /**
    * Bulk (`ctx.bulk`) contexts only: fill the tables that `apply` skipped, from the others, so
    * they equal what inline application produces. Runs once, after the last event and overlay
-   * refresh, before the shadow is swapped in or compared.
+   * refresh, before the shadow is swapped in or compared, over the tables of `ctx.prefix`.
+   * Given a summary, it adds the rows of the summary's changed keys instead of reading all.
    */
-  finishBulk?(ctx: ApplyContext): void;
+  finishBulk?(ctx: ApplyContext, summary?: BulkSummary): void;
+  /**
+   * With `finishBulk`: what it derives, computed from the rows committed in the tables of
+   * `ctx.prefix` but those of `changed` keys, on a read-only connection of a worker thread (a
+   * rebuild's swap builds the indexes meanwhile). Reads only; the result is structured-cloned.
+   */
+  summarizeBulk?(ctx: ApplyContext, changed: readonly string[]): unknown;
 }
 
 export type ProjectionState = 'live' | 'behind' | 'failed' | 'rebuilding';

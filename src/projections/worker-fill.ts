@@ -1,11 +1,11 @@
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import { relaxedDurability } from './context.js';
 import { RebuildAbortedError } from './types.js';
 import type { RebuildHost, RebuildOptions, Shadow } from './rebuild.js';
 import { foldWorkerEntry } from './worker-entry.js';
-import type { FoldedBatch, FoldWorkerInput, FoldWorkerMessage, RebuildMessage } from './worker-protocol.js';
+import type { FoldedBatch, FoldWorkerInput, FoldWorkerMessage, RebuildMessage, SummaryReply } from './worker-protocol.js';
 
 /**
  * A rebuild on several threads: workers read the log and fold it through the projections (each
@@ -17,6 +17,12 @@ import type { FoldedBatch, FoldWorkerInput, FoldWorkerMessage, RebuildMessage } 
 
 /** Below this many events to replay, starting workers costs more than they save (measured: slower at 200k, 8% faster at 500k). */
 export const WORKER_MIN_EVENTS = 300_000;
+
+/**
+ * How long a swap waits for a worker's summary before deriving it itself. A summary of 100k
+ * orders takes about 0.4 s; the bound only matters if the worker died without answering.
+ */
+const SUMMARY_TIMEOUT_MS = 60_000;
 
 /** Batches a worker folds ahead of the commits (bounds what its caches keep unconfirmed). */
 const WINDOW = 2;
@@ -175,6 +181,32 @@ export class FoldWorkers {
       for (const w of this.workers) w.postMessage(committed);
       onBatch();
     }
+  }
+
+  /**
+   * After `fill`: ask the first worker for each projection's `summarizeBulk` of the committed
+   * shadow (but `changed[k]` keys of projection k). Returns what waits for the answer
+   * synchronously (a swap runs in one synchronous transaction): the summaries, or null when the
+   * worker failed or took longer than `SUMMARY_TIMEOUT_MS` (the swap then derives them itself).
+   */
+  summarize(changed: string[][]): () => unknown[] | null {
+    const worker = this.workers[0];
+    if (!worker || this.failure !== null) return () => null;
+    const { port1, port2 } = new MessageChannel();
+    // Read with receiveMessageOnPort only: it must not keep the process up if the swap fails first.
+    port1.unref();
+    const flag = new Int32Array(new SharedArrayBuffer(4));
+    const request: RebuildMessage = { kind: 'summarize', changed, port: port2, flag: flag.buffer as SharedArrayBuffer };
+    worker.postMessage(request, [port2]);
+    return () => {
+      try {
+        if (Atomics.wait(flag, 0, 0, SUMMARY_TIMEOUT_MS) === 'timed-out') return null;
+        const reply = receiveMessageOnPort(port1)?.message as SummaryReply | undefined;
+        return reply && 'summaries' in reply ? reply.summaries : null;
+      } finally {
+        port1.close();
+      }
+    };
   }
 
   async terminate(): Promise<void> {

@@ -1,3 +1,5 @@
+import type { MessagePort } from 'node:worker_threads';
+
 /**
  * Messages between a rebuild and the worker thread that folds for it (`rebuild-worker.ts`).
  * Internal to one process, so plain types: both ends are built from this module.
@@ -36,5 +38,14 @@ export type FoldWorkerMessage = { kind: 'ready' } | FoldedBatch | { kind: 'done'
 /**
  * From the rebuild: `start` once every worker is ready (each projection's position, and the
  * head the workers fold up to: the rebuild takes the rest), then `committed` after each batch.
+ * After `done`, `summarize` asks one worker for each projection's `summarizeBulk` of the
+ * committed shadow (but `changed` keys), answered on `port` (a `SummaryReply`), then `flag`'s
+ * first Int32 is set to 1 and notified: the rebuilding thread waits for it inside its swap.
  */
-export type RebuildMessage = { kind: 'start'; positions: number[]; upTo: number } | { kind: 'committed'; batch: number };
+export type RebuildMessage =
+  | { kind: 'start'; positions: number[]; upTo: number }
+  | { kind: 'committed'; batch: number }
+  | { kind: 'summarize'; changed: string[][]; port: MessagePort; flag: SharedArrayBuffer };
+
+/** Each projection's summary (undefined: it has none), or why there is none. */
+export type SummaryReply = { summaries: unknown[] } | { error: string };

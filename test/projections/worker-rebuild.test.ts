@@ -11,7 +11,7 @@ import {
   type SyncBadge,
 } from '../../src/projections/index.js';
 import { UnconfirmedCache } from '../../src/projections/unconfirmed-cache.js';
-import { FAIL_AT, failingOrderList, resultReadingOrderList } from './fixtures/portable-projections.js';
+import { FAIL_AT, failingOrderList, resultReadingOrderList, unsummarizedOrderList } from './fixtures/portable-projections.js';
 import { appendSteps, dumpAll, incremental as incrementalIn, open, orderCreated, stepArb, tempDirs, type Step } from './support.js';
 
 const tmp = tempDirs();
@@ -181,28 +181,50 @@ describe('rebuild folded in worker threads', () => {
     }
   });
 
-  it('events appended while the workers fold are in the swapped-in view', async () => {
+  it('events appended while the workers fold, or after their last batch, are in the swapped-in view; the aggregates come from a worker summary plus the rows the swap changed', async () => {
     const steps = manySteps(12_000);
     const { store, runner } = await incremental(steps.slice(0, 10_000));
     try {
-      let appended = false;
+      let appended = 0;
       const result = await runner.rebuild(undefined, {
         worker: 'always',
         workers: 2,
         batchSize: 1000,
         progressEveryMs: 0,
-        onProgress: () => {
-          if (appended) return;
-          appended = true;
-          store.db.transaction(() => appendSteps(store, steps, 10_000))();
+        onProgress: (p) => {
+          // Once while the workers fold (this thread folds it after them), once after the last
+          // page (the swap catches it up, after the summary's snapshot).
+          if (appended === 0 && !p.finished) {
+            store.db.transaction(() => appendSteps(store, steps.slice(0, 11_000), 10_000))();
+            appended = 1;
+          } else if (appended === 1 && p.finished) {
+            store.db.transaction(() => appendSteps(store, steps, 11_000))();
+            appended = 2;
+          }
         },
       });
-      expect(appended).toBe(true);
+      expect(appended).toBe(2);
       expect(result.position).toBe(12_000);
+      expect(result.summarized).toBe(true);
       const swapped = dumpAll(store.db);
       expect(swapped.order_list).toHaveLength(300);
-      await runner.rebuild(undefined, { worker: 'never' });
+      const alone = await runner.rebuild(undefined, { worker: 'never' });
+      expect(alone.summarized).toBe(false);
       expect(swapped).toEqual(dumpAll(store.db));
+    } finally {
+      store.close();
+    }
+  });
+
+  it('a summary the worker cannot give is derived by the swap itself, with the same view', async () => {
+    const { store } = await incremental(manySteps(3000));
+    try {
+      const live = dumpAll(store.db);
+      const runner = new ProjectionRunner(store.log, [unsummarizedOrderList(), customerHistoryProjection()]);
+      const result = await runner.rebuild(undefined, { worker: 'always', workers: 2, batchSize: 500 });
+      expect(result.folding).toEqual({ worker: true, note: null });
+      expect(result.summarized).toBe(false);
+      expect(dumpAll(store.db)).toEqual(live);
     } finally {
       store.close();
     }
@@ -265,6 +287,8 @@ describe('rebuild folded in worker threads', () => {
       const onThread = dumpAll(store.db);
       const result = await runner.rebuild(undefined, { worker: 'always', workers: 2, batchSize: 500 });
       expect(result.folding).toEqual({ worker: true, note: null });
+      // The overlaid orders changed in the swap, after the worker's snapshot: their rows are added as they are then.
+      expect(result.summarized).toBe(true);
       expect(dumpAll(store.db)).toEqual(onThread);
       const rows = store.db.prepare("SELECT order_id, sync, pending_count FROM order_list WHERE sync <> 'synced' ORDER BY order_id").all();
       expect(rows).toEqual([
