@@ -180,6 +180,8 @@ export async function benchProjections(opts: ProjectionBenchOptions): Promise<Re
     out.rebuild_ms = Math.round(rebuildMs);
     // Workers that folded (0: on the calling thread; the note says why, or why they stopped).
     out.rebuild_workers = result.folding.worker ? (workers ?? availableParallelism()) : 0;
+    // 1: a worker summarised the shadow for the derived tables while the swap built the indexes.
+    out.rebuild_summarized = result.summarized ? 1 : 0;
     if (result.folding.note) console.error(`rebuild: ${result.folding.worker ? 'workers stopped' : 'on one thread'}: ${result.folding.note}`);
     out.rebuild_events_per_s = Math.round(result.eventsReplayed / (rebuildMs / 1000));
     out.rebuild_cpu_ms = Math.round(rebuildCpuMs);

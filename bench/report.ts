@@ -47,12 +47,11 @@ interface EmmettData {
 /** Every stated target that this results file has a measurement for. */
 /** Where a 1M-event rebuild's time goes (profiled on 2026-12-01), and what would close the rest. */
 const REBUILD_PROFILE = [
-  'Where the time goes at 1M events (`node --cpu-prof`, 2026-12-01 12:52, the list rows without their state JSON):',
-  'each worker is busy about 4.1 s (reading its partition 1.1 s, parsing the data 0.43 s, garbage collection 0.5 s, loading its modules under tsx 0.3 s, the fold and the rows the rest);',
-  'the rebuilding thread runs their writes (1.4 s) and commits them (0.8 s) meanwhile, then swaps alone for about 1.4 s',
-  '(the gram counts and daily totals 0.4 s, the list\'s eight indexes 0.37 s, its trigram index 0.24 s, the commit 0.19 s).',
-  'About 10.5 s of CPU on two cores, and the fill keeps both busy: 5 s needs about a quarter of that CPU gone and a shorter swap.',
-  'What is left is spread thin: each worker still scans every row of a stretch and materialises nine columns a row, and the swap runs on one thread because SQLite has one writer.',
+  'Where the time goes at 1M events (`node --cpu-prof`, 2026-12-01 17:09; three threads share two cores, so each thread\'s figures include time it waited for a core):',
+  'each worker is busy about 3.4 s (reading its partition 1.5 s, of which parsing the data 0.5 s; garbage collection 0.6 s; the fold and the rows about 1 s; loading its bundled modules 0.2 s), and one of them then summarises the shadow for the swap (0.45 s);',
+  'the rebuilding thread runs their writes and commits them meanwhile (about 1.5 s of CPU: 300k statements and 100 commits), then swaps alone for 0.85-1.0 s',
+  '(the list\'s eight indexes and its trigram index 0.65 s, the commit 0.2 s; the gram counts and daily totals now come from the worker at the same time).',
+  'About 9.5-11 s of CPU on two cores, and the fill keeps both busy: what is left is spread thin. Each worker scans every row of a stretch and materialises nine columns a row (the raw scan\'s own work, split in two), and the swap runs on one thread because SQLite has one writer.',
 ].join(' ');
 
 export function collectTargets(r: BenchResults): TargetRow[] {
