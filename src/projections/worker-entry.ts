@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -64,11 +64,10 @@ export async function foldWorkerBundle(modules: readonly string[]): Promise<URL>
   const esbuildVersion = (require('esbuild/package.json') as { version: string }).version;
   const folder = cacheFolder(require);
   const name = createHash('sha256').update(`${esbuildVersion}\0${sqlite}\0${entry}`).digest('hex').slice(0, 24);
-  const code = join(folder, `${name}.mjs`);
   const inputsFile = join(folder, `${name}.json`);
   try {
-    const kept = JSON.parse(readFileSync(inputsFile, 'utf8')) as { inputs: string[]; digest: string };
-    if (digestOf(kept.inputs) === kept.digest) return pathToFileURL(code);
+    const kept = JSON.parse(readFileSync(inputsFile, 'utf8')) as KeptBundle;
+    if (digestOf(kept.inputs) === kept.digest && existsSync(join(folder, kept.file))) return pathToFileURL(join(folder, kept.file));
   } catch {
     // Not built yet, or an input is gone: build it.
   }
@@ -98,12 +97,36 @@ export async function foldWorkerBundle(modules: readonly string[]): Promise<URL>
     .filter((f) => f !== ENTRY_NAME)
     .map((f) => resolve(workingDir, f))
     .sort();
-  // Each file under a unique name, then renamed into place: a concurrent build never leaves half a file.
+  // The code is named by what it was built from, and the manifest naming it is renamed into
+  // place last: processes building at once never pair one's manifest with another's code.
+  const digest = digestOf(inputs);
+  const file = `${name}-${digest.slice(0, 16)}.mjs`;
   mkdirSync(folder, { recursive: true });
   const temp = `.${process.pid}-${Date.now()}`;
-  writeFileSync(code + temp, result.outputFiles[0]!.contents);
-  renameSync(code + temp, code);
-  writeFileSync(inputsFile + temp, JSON.stringify({ inputs, digest: digestOf(inputs) }));
+  writeFileSync(join(folder, file + temp), result.outputFiles[0]!.contents);
+  renameSync(join(folder, file + temp), join(folder, file));
+  writeFileSync(inputsFile + temp, JSON.stringify({ inputs, digest, file } satisfies KeptBundle));
   renameSync(inputsFile + temp, inputsFile);
-  return pathToFileURL(code);
+  pruneBundles(folder, name, file);
+  return pathToFileURL(join(folder, file));
+}
+
+/** A cache manifest: the files a bundle was built from, their digest and the bundle's file. */
+interface KeptBundle {
+  inputs: string[];
+  digest: string;
+  file: string;
+}
+
+/** Earlier builds of the same entry, once no worker can still be starting from them (an hour). */
+function pruneBundles(folder: string, name: string, keep: string): void {
+  const before = Date.now() - 3600_000;
+  for (const f of readdirSync(folder)) {
+    if (!f.startsWith(`${name}-`) || f === keep) continue;
+    try {
+      if (statSync(join(folder, f)).mtimeMs < before) rmSync(join(folder, f), { force: true });
+    } catch {
+      // Removed by another process meanwhile.
+    }
+  }
 }

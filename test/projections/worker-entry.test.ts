@@ -10,8 +10,11 @@ const tmp = tempDirs();
 const made: string[] = [];
 afterAll(() => {
   tmp.cleanup();
-  // The cache entries this test made (their names come from the temporary modules' paths).
-  for (const f of made) for (const suffix of ['', '.json']) rmSync(f.replace(/\.mjs$/, '') + (suffix || '.mjs'), { force: true });
+  // The cache entries this test made (named from the temporary modules' paths): code and manifest.
+  for (const f of made) {
+    rmSync(f, { force: true });
+    rmSync(f.replace(/-[0-9a-f]+\.mjs$/, '.json'), { force: true });
+  }
 });
 
 /** A projection module outside the source tree (TypeScript, as a source run loads it), reporting `marker`. */
@@ -41,12 +44,15 @@ describe('the fold worker of a source run', () => {
     expect(again.href).toBe(first.href);
     expect(statSync(bundle).mtimeMs).toBe(built);
 
-    // An input changed (same size, so only its contents tell): built again.
+    // An input changed (same size, so only its contents tell): built again, as another file.
     projectionModule(file, 'other');
     const rebuilt = await foldWorkerBundle([url]);
-    expect(rebuilt.href).toBe(first.href);
-    expect(readFileSync(bundle, 'utf8')).toContain('"other"');
-    expect(readFileSync(bundle, 'utf8')).not.toContain('"first"');
+    made.push(fileURLToPath(rebuilt));
+    expect(rebuilt.href).not.toBe(first.href);
+    expect(readFileSync(fileURLToPath(rebuilt), 'utf8')).toContain('"other"');
+    expect(readFileSync(fileURLToPath(rebuilt), 'utf8')).not.toContain('"first"');
+    // The earlier build stays for a worker that may be starting from it.
+    expect(readFileSync(bundle, 'utf8')).toContain('"first"');
   });
 
   it('starts as a worker that loads its projections from the bundle and says it is ready', async () => {
