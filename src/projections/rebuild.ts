@@ -227,11 +227,15 @@ export function refreshShadowOverlay(runner: RebuildHost, shadow: Shadow): void 
  * the same steps, deriving those tables after the indexes, from a worker's summary if it can).
  */
 export function completeShadows(runner: RebuildHost, shadows: Shadow[]): number {
+  const n = bringShadowsToHead(runner, shadows);
+  for (const s of shadows) s.entry.projection.finishBulk?.(s.ctx);
+  return n;
+}
+
+/** Inside the caller's transaction: catch up, then give each shadow the live overlay; returns the events caught up. */
+function bringShadowsToHead(runner: RebuildHost, shadows: Shadow[]): number {
   const n = catchUpShadows(runner, shadows);
-  for (const s of shadows) {
-    refreshShadowOverlay(runner, s);
-    s.entry.projection.finishBulk?.(s.ctx);
-  }
+  for (const s of shadows) refreshShadowOverlay(runner, s);
   return n;
 }
 
@@ -362,8 +366,7 @@ async function fillAndSwap(
       .transaction(() => {
         // What the swap changes after the fill's last commit: the worker's summaries leave it out.
         for (const s of shadows) s.ctx.changed = new Set();
-        replayed += catchUpShadows(runner, shadows);
-        for (const s of shadows) refreshShadowOverlay(runner, s);
+        replayed += bringShadowsToHead(runner, shadows);
         const changed = shadows.map((s) => [...(s.ctx.changed ?? [])]);
         for (const s of shadows) delete s.ctx.changed;
         // A worker summarises the committed shadows while this thread swaps them in and builds their indexes.
