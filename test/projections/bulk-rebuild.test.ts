@@ -130,6 +130,43 @@ describe('bulk rebuild (aggregates derived at the end)', () => {
     );
   });
 
+  it('customer totals are derived once at the swap, on one thread or from a worker summary: the shadow holds none while it fills', async () => {
+    const store = open(tmp.file());
+    try {
+      const runner = new ProjectionRunner(store.log, defaultProjections());
+      await runner.open();
+      const steps: Step[] = Array.from({ length: 400 }, (_, i) => ({
+        order: i % 40,
+        customer: i % 6,
+        kind: (['create', 'pay', 'reserve', 'ship', 'refund', 'pay', 'cancel'] as const)[(i * 3) % 7]!,
+        amount: 100 + i,
+        day: 1 + (i % 5),
+        currency: i % 3 === 0 ? 'EUR' : 'USD',
+      }));
+      appendSteps(store, steps);
+      const live = dumpAll(store.db);
+      expect((live.customer_totals as { lifetime_value: number }[]).some((t) => t.lifetime_value > 0)).toBe(true);
+      for (const worker of ['never', 'always'] as const) {
+        const whileFilling: number[] = [];
+        const result = await runner.rebuild(undefined, {
+          worker,
+          workers: 2,
+          batchSize: 25,
+          progressEveryMs: 0,
+          onProgress: (p) => {
+            if (!p.finished) whileFilling.push(store.db.prepare('SELECT COUNT(*) FROM "__rebuild_customer_totals"').pluck().get() as number);
+          },
+        });
+        expect(result.summarized).toBe(worker === 'always');
+        expect(whileFilling.length).toBeGreaterThan(3);
+        expect(whileFilling.every((n) => n === 0)).toBe(true);
+        expect(dumpAll(store.db)).toEqual(live);
+      }
+    } finally {
+      store.close();
+    }
+  });
+
   it('a rebuild resumed from a shadow whose aggregates an older build filled still derives them exactly once', async () => {
     const store = open(tmp.file());
     try {

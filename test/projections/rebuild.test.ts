@@ -183,7 +183,9 @@ describe('rebuild by replay', () => {
     const victim = store.db.prepare('SELECT order_id, status FROM order_list ORDER BY order_id LIMIT 1').get() as { order_id: string; status: string };
     store.db.prepare("UPDATE order_list SET status = 'SHIPPED', paid_amount = -1 WHERE order_id = ?").run(victim.order_id);
     store.db.prepare('DELETE FROM customer_totals WHERE customer_id = ?').run('CUST-3');
-    store.db.prepare(`INSERT INTO customer_orders (order_id, customer_id) VALUES ('GHOST', 'CUST-1')`).run();
+    store.db
+      .prepare(`INSERT INTO customer_orders (order_id, customer_id, created_at, lifetime_value, last_activity_at) VALUES ('GHOST', 'CUST-1', '2026-01-01T00:00:00.000Z', 0, '2026-01-01T00:00:00.000Z')`)
+      .run();
     const [list, history] = await driftCheck(runner);
     expect(list!.differences).toEqual([
       {
