@@ -206,6 +206,31 @@ describe('rebuild by replay', () => {
     expect((await driftCheck(runner)).every((r) => r.differences.length === 0)).toBe(true);
     store.close();
   });
+  it('upgrading the customer history from v2 rebuilds its order rows with their part of the totals; the view equals the inline one', async () => {
+    const { store, file } = await incremental(manySteps(150));
+    const inline = dumpAll(store.db);
+    // A v2 view: the two-column link table, registered with the projection's version 2.
+    store.db.exec(`DROP TABLE customer_orders; CREATE TABLE customer_orders (order_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL) WITHOUT ROWID;
+      CREATE INDEX customer_orders__customer ON customer_orders (customer_id, order_id)`);
+    store.db.exec(`UPDATE customer_totals SET lifetime_value = -1`);
+    store.db.prepare("UPDATE projection_checkpoints SET version = 2 WHERE name = 'customer_history'").run();
+    store.close();
+
+    const reopened = open(file);
+    const runner = new ProjectionRunner(reopened.log, defaultProjections());
+    await runner.open();
+    expect(runner.status().find((s) => s.name === 'customer_history')).toMatchObject({ version: 3, state: 'live' });
+    expect(reopened.db.prepare("SELECT name FROM pragma_table_info('customer_orders')").pluck().all()).toEqual([
+      'order_id',
+      'customer_id',
+      'created_at',
+      'lifetime_value',
+      'last_activity_at',
+    ]);
+    expect(dumpAll(reopened.db)).toEqual(inline);
+    reopened.close();
+  });
+
   it('upgrading the customer history from v1 drops its copy of the log; the activity feed reads the log and agrees with it', async () => {
     const { store, file } = await incremental(manySteps(120));
     // A v1 view: the per-event activity table, registered with the projection.
