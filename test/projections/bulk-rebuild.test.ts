@@ -56,6 +56,17 @@ async function snapshot(store: ReturnType<typeof open>, runner: ProjectionRunner
   };
 }
 
+/** A fixed workload over `orders` orders and six customers, every kind of step in turn (refunds too). */
+const cycledSteps = (length: number, orders: number): Step[] =>
+  Array.from({ length }, (_, i) => ({
+    order: i % orders,
+    customer: i % 6,
+    kind: (['create', 'pay', 'reserve', 'ship', 'cancel', 'refund'] as const)[(i * 5) % 6]!,
+    amount: 100 + i,
+    day: 1 + (i % 4),
+    currency: i % 4 === 0 ? 'EUR' : 'USD',
+  }));
+
 describe('bulk rebuild (aggregates derived at the end)', () => {
   it('countGramRows equals the sum of every row’s grams (ASCII and not)', () => {
     fc.assert(
@@ -135,14 +146,7 @@ describe('bulk rebuild (aggregates derived at the end)', () => {
     try {
       const runner = new ProjectionRunner(store.log, defaultProjections());
       await runner.open();
-      const steps: Step[] = Array.from({ length: 400 }, (_, i) => ({
-        order: i % 40,
-        customer: i % 6,
-        kind: (['create', 'pay', 'reserve', 'ship', 'refund', 'pay', 'cancel'] as const)[(i * 3) % 7]!,
-        amount: 100 + i,
-        day: 1 + (i % 5),
-        currency: i % 3 === 0 ? 'EUR' : 'USD',
-      }));
+      const steps = cycledSteps(400, 40);
       appendSteps(store, steps);
       const live = dumpAll(store.db);
       expect((live.customer_totals as { lifetime_value: number }[]).some((t) => t.lifetime_value > 0)).toBe(true);
@@ -172,14 +176,7 @@ describe('bulk rebuild (aggregates derived at the end)', () => {
     try {
       const runner = new ProjectionRunner(store.log, defaultProjections());
       await runner.open();
-      const steps: Step[] = Array.from({ length: 120 }, (_, i) => ({
-        order: i % 25,
-        customer: i % 6,
-        kind: (['create', 'pay', 'reserve', 'ship', 'cancel', 'refund'] as const)[(i * 5) % 6]!,
-        amount: 100 + i,
-        day: 1 + (i % 4),
-        currency: i % 4 === 0 ? 'EUR' : 'USD',
-      }));
+      const steps = cycledSteps(120, 25);
       appendSteps(store, steps);
       const live = dumpAll(store.db);
       const abort = new AbortController();
