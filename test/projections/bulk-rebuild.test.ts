@@ -12,7 +12,7 @@ import {
   type PendingSource,
   type SyncBadge,
 } from '../../src/projections/index.js';
-import { appendSteps, customerIdOf, dumpAll, open, orderCreated, stepArb, tempDirs, type Step } from './support.js';
+import { appendSteps, customerIdOf, dumpAll, incremental, open, orderCreated, stepArb, tempDirs, type Step } from './support.js';
 
 const tmp = tempDirs();
 afterAll(() => tmp.cleanup());
@@ -142,12 +142,8 @@ describe('bulk rebuild (aggregates derived at the end)', () => {
   });
 
   it('customer totals are derived once at the swap, on one thread or from a worker summary: the shadow holds none while it fills', async () => {
-    const store = open(tmp.file());
+    const { store, runner } = await incremental(tmp.file(), cycledSteps(400, 40));
     try {
-      const runner = new ProjectionRunner(store.log, defaultProjections());
-      await runner.open();
-      const steps = cycledSteps(400, 40);
-      appendSteps(store, steps);
       const live = dumpAll(store.db);
       expect((live.customer_totals as { lifetime_value: number }[]).some((t) => t.lifetime_value > 0)).toBe(true);
       for (const worker of ['never', 'always'] as const) {
@@ -172,12 +168,8 @@ describe('bulk rebuild (aggregates derived at the end)', () => {
   });
 
   it('a rebuild resumed from a shadow whose aggregates an older build filled still derives them exactly once', async () => {
-    const store = open(tmp.file());
+    const { store, runner } = await incremental(tmp.file(), cycledSteps(120, 25));
     try {
-      const runner = new ProjectionRunner(store.log, defaultProjections());
-      await runner.open();
-      const steps = cycledSteps(120, 25);
-      appendSteps(store, steps);
       const live = dumpAll(store.db);
       const abort = new AbortController();
       await expect(
