@@ -1,10 +1,10 @@
 import { availableParallelism } from 'node:os';
-import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, type Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import { relaxedDurability } from './context.js';
 import { RebuildAbortedError } from './types.js';
 import type { RebuildHost, RebuildOptions, Shadow } from './rebuild.js';
-import { foldWorkerEntry } from './worker-entry.js';
+import { foldWorkerEntry, startFoldWorker } from './worker-entry.js';
 import type { FoldedBatch, FoldWorkerInput, FoldWorkerMessage, RebuildMessage, SummaryReply } from './worker-protocol.js';
 
 /**
@@ -114,7 +114,7 @@ export class FoldWorkers {
   }
 
   private start(entry: URL, input: FoldWorkerInput, i: number): Worker {
-    const w = new Worker(entry, { workerData: input });
+    const w = startFoldWorker(entry, input);
     w.on('message', (m: FoldWorkerMessage) => {
       if (m.kind !== 'ready') return this.push(i, m);
       this.loaded++;

@@ -1,8 +1,8 @@
-import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
-import { foldWorkerBundle } from '../../src/projections/worker-entry.js';
+import { foldWorkerBundle, foldWorkerExecArgv, startFoldWorker, withoutPreloads } from '../../src/projections/worker-entry.js';
 import { openLocalStore } from '../../src/store/index.js';
 import { tempDirs } from './support.js';
 
@@ -55,7 +55,8 @@ describe('the fold worker of a source run', () => {
     expect(readFileSync(bundle, 'utf8')).toContain('"first"');
   });
 
-  it('starts as a worker that loads its projections from the bundle and says it is ready', async () => {
+  /** Start the bundled worker over a new store (`start` given the entry and its data); resolves with its first message. */
+  async function firstMessage(start: (entry: URL, workerData: unknown) => Worker = (entry, workerData) => new Worker(entry, { workerData })): Promise<{ kind: string; error?: string }> {
     const file = tmp.file('marked-projection.ts');
     projectionModule(file, 'ready');
     const url = pathToFileURL(file).href;
@@ -63,8 +64,7 @@ describe('the fold worker of a source run', () => {
     made.push(fileURLToPath(entry));
     const db = tmp.file();
     openLocalStore(db).close();
-    const worker = new Worker(entry, {
-      workerData: {
+    const worker = start(entry, {
         file: db,
         prefix: '__rebuild_',
         batchSize: 10,
@@ -72,16 +72,40 @@ describe('the fold worker of a source run', () => {
         window: 2,
         projections: [{ name: 'order_list', module: url, factory: 'markedOrderList' }],
         partition: { index: 0, count: 1 },
-      },
     });
     try {
-      const message = await new Promise<{ kind: string; error?: string }>((resolve, reject) => {
+      return await new Promise<{ kind: string; error?: string }>((resolve, reject) => {
         worker.once('message', resolve);
         worker.once('error', reject);
       });
-      expect(message).toEqual({ kind: 'ready' });
     } finally {
       await worker.terminate();
     }
+  }
+
+  it('starts as a worker that loads its projections from the bundle and says it is ready', async () => {
+    expect(await firstMessage()).toEqual({ kind: 'ready' });
+  });
+
+  it("starts without the process's module preloads (a worker inherits them; the bundle needs none), leaving out the options a worker refuses", async () => {
+    const trace = tmp.file('preloaded.txt');
+    const preload = tmp.file('preload.mjs');
+    writeFileSync(preload, `import { appendFileSync } from 'node:fs';\nappendFileSync(${JSON.stringify(trace)}, 'loaded\\n');\n`);
+    const href = pathToFileURL(preload).href;
+    const execArgv = ['--import', href, '--expose-gc', `--import=${href}`, '-r', '/x.cjs', '--require=/x.cjs', '--loader', 'tsx', '--experimental-loader=tsx', '--trace-warnings'];
+    expect(withoutPreloads(execArgv)).toEqual(['--expose-gc', '--trace-warnings']);
+    // A source run (this test) filters them; a compiled build would inherit everything.
+    expect(foldWorkerExecArgv(execArgv)).toEqual(withoutPreloads(execArgv));
+
+    // Inherited, the preload runs in the worker too (what leaving it out saves).
+    const inherited = ['--import', href];
+    expect(await firstMessage((entry, workerData) => new Worker(entry, { workerData, execArgv: inherited }))).toEqual({ kind: 'ready' });
+    expect(readFileSync(trace, 'utf8')).toBe('loaded\n');
+    rmSync(trace);
+    // Node refuses --expose-gc in a worker's options (a V8 option: it applies to the whole process anyway).
+    expect(() => new Worker(new URL('data:text/javascript,'), { execArgv: ['--expose-gc'] })).toThrow(/--expose-gc/);
+    // Started as a rebuild starts it: without the preload, and without what Node refuses.
+    expect(await firstMessage((entry, workerData) => startFoldWorker(entry, workerData, [...inherited, '--expose-gc', '--trace-warnings']))).toEqual({ kind: 'ready' });
+    expect(existsSync(trace)).toBe(false);
   });
 });
