@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { isDeepStrictEqual } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type StartedServer } from '../../src/server/index.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -39,23 +40,27 @@ describe('sync against the real server on PostgreSQL', () => {
     a.submit(createOrder('pg-1', 10_000));
     a.submit(createOrder('pg-2', 10_000));
     await a.engine.syncOnce();
-    await b.engine.syncOnce();
-    a.submit(pay('pg-1', 'pa', 6000));
-    b.submit(pay('pg-1', 'pb', 4000));
-    a.submit(cancel('pg-2'));
-    const late = b.submit(reserve('pg-2', 'rb'));
-    await a.engine.syncOnce();
-    await b.engine.syncOnce();
     // PostgreSQL pulls hold back events until no older transaction can still commit below them
-    // (gap-safe order), so a just-committed event may show up one pull later: sync a few rounds.
-    const head = async () => (await server.repo.pull(TENANT, 0, 1000)).events.length;
-    for (let i = 0; i < 40; i++) {
-      await a.engine.syncOnce();
-      await b.engine.syncOnce();
-      const total = await head();
-      if (a.store.log.headPosition() === total && b.store.log.headPosition() === total) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    // (gap-safe order; any transaction open on the cluster, another test file's too), so a
+    // just-committed event may show up some pulls later: b syncs until it holds both orders.
+    await expect.poll(async () => (await b.engine.syncOnce(), ['pg-1', 'pg-2'].every((id) => b.outbox.effectiveState(id).exists)), { timeout: 20_000, interval: 50 }).toBe(true);
+    expect(a.submit(pay('pg-1', 'pa', 6000)).ok).toBe(true);
+    expect(b.submit(pay('pg-1', 'pb', 4000)).ok).toBe(true);
+    expect(a.submit(cancel('pg-2')).ok).toBe(true);
+    const late = b.submit(reserve('pg-2', 'rb'));
+    expect(late.ok).toBe(true);
+    // For the same reason a rebase waits for the event it rebases on: sync until nothing is
+    // pending and both devices hold the server's streams.
+    const converged = async () => {
+      const reports = [await a.engine.syncOnce(), await b.engine.syncOnce()];
+      if (reports.some((r) => r.pending > 0)) return false;
+      for (const id of ['pg-1', 'pg-2']) {
+        const expected = comparable(await serverState(server, id));
+        if ([a, b].some((d) => !isDeepStrictEqual(comparable(d.outbox.effectiveState(id)), expected))) return false;
+      }
+      return true;
+    };
+    await expect.poll(converged, { timeout: 20_000, interval: 100 }).toBe(true);
     for (const id of ['pg-1', 'pg-2']) {
       const expected = comparable(await serverState(server, id));
       for (const d of [a, b]) expect(comparable(d.outbox.effectiveState(id))).toEqual(expected);
@@ -80,17 +85,19 @@ describe('sync against the real server on PostgreSQL', () => {
     old.store.db.prepare("UPDATE sync_state SET value = ? WHERE key = 'pull_checkpoint'").run(String(reached));
     expect(old.engine.checkpoint()).toBe(reached);
 
+    // A transaction open anywhere on the cluster (another test file's) holds a pull back, as it
+    // should: each step is awaited until those end.
+    const synced = <T>(read: () => T) => async () => (await old.engine.syncOnce(), read());
     a.submit(createOrder('pos-2', 7_000));
     await a.engine.syncOnce();
-    await old.engine.syncOnce();
-    expect(old.outbox.effectiveState('pos-2').exists).toBe(true);
+    await expect.poll(synced(() => old.outbox.effectiveState('pos-2').exists), { timeout: 15_000, interval: 50 }).toBe(true);
+    // Caught up: handed the cursor that stands for everything so far.
+    await expect.poll(synced(() => String(old.engine.checkpoint())), { timeout: 15_000, interval: 50 }).toMatch(/^v2\.\d+\.0$/);
     const cursor = old.engine.checkpoint();
-    expect(cursor).toMatch(/^v2\.\d+\.0$/); // caught up: handed the cursor that stands for everything so far
 
     a.submit(pay('pos-2', 'p1', 7_000));
     await a.engine.syncOnce();
-    await old.engine.syncOnce();
-    expect(old.outbox.effectiveState('pos-2').paidAmount).toBe(7_000);
+    await expect.poll(synced(() => old.outbox.effectiveState('pos-2').paidAmount), { timeout: 15_000, interval: 50 }).toBe(7_000);
     expect(old.engine.checkpoint()).not.toBe(cursor);
     expect(comparable(old.outbox.effectiveState('pos-2'))).toEqual(comparable(await serverState(server, 'pos-2')));
   });
