@@ -61,6 +61,8 @@ export function deviceBootstrap(store: LocalStore, runner: ProjectionRunner, bui
         return { events: importReplica(store.db, file, { exclude: DEVICE_LOCAL_TABLES, ...hooks }).rows.events ?? 0 };
       } finally {
         await runner.reload();
+        // The copied views hold no overlay of this device's outbox: its unsent commands get theirs back.
+        runner.refreshOrders(runner.pending?.overlaid?.() ?? []);
         built?.();
       }
     },

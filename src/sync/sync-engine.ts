@@ -252,11 +252,14 @@ export class SyncEngine {
     try {
       const report = emptyReport();
       this.releaseQuarantine(report);
+      // The bootstrap's events count in the first pull's progress.
+      const bootstrapped = { n: 0 };
+      await this.bootstrapInto(report, bootstrapped, opts.onProgress);
       for (let round = 1; round <= this.maxRounds; round++) {
         report.rounds = round;
         const before = { pending: this.repo.pendingCount(), pulled: report.pulledEvents, rebased: report.rebasedOrders };
         await this.pushInto(report, opts.onProgress);
-        await this.pullInto(report, opts.onProgress);
+        await this.pullInto(report, opts.onProgress, round === 1 ? bootstrapped : undefined);
         const after = this.repo.pendingCount();
         // Done when nothing is pending, or when this round changed nothing a new push could use.
         if (after === 0) break;
@@ -548,19 +551,26 @@ export class SyncEngine {
     return this.repo.markSynced(synced, recordedAt);
   }
 
-  private async pullInto(report: SyncReport, onProgress?: (p: SyncProgress) => void): Promise<void> {
-    const client = this.requireClient();
-    const done = { n: 0 };
-    await this.pullBackfills(client, report, done, onProgress);
-    if (this.bootstrap) {
-      const outcome = await takeBootstrap(client, this.bootstrap, () => this.blank(), (cursor) => this.repo.setCheckpoint(cursor));
-      if (outcome) report.bootstrap = outcome;
-      if (outcome?.used) {
-        report.pulledEvents += outcome.events;
-        done.n += outcome.events;
-        onProgress?.({ phase: 'pull', done: done.n, total: null });
-      }
+  /**
+   * A device that has never synced takes the server's bootstrap, if one applies (`takeBootstrap`).
+   * A sync does this before it pushes: a device that worked offline first would otherwise send
+   * its commands, hold something the server has seen, and pull the whole log instead.
+   */
+  private async bootstrapInto(report: SyncReport, done: { n: number }, onProgress?: (p: SyncProgress) => void): Promise<void> {
+    if (!this.bootstrap) return;
+    const outcome = await takeBootstrap(this.requireClient(), this.bootstrap, () => this.blank(), (cursor) => this.repo.setCheckpoint(cursor));
+    if (outcome) report.bootstrap = outcome;
+    if (outcome?.used) {
+      report.pulledEvents += outcome.events;
+      done.n += outcome.events;
+      onProgress?.({ phase: 'pull', done: done.n, total: null });
     }
+  }
+
+  private async pullInto(report: SyncReport, onProgress?: (p: SyncProgress) => void, done = { n: 0 }): Promise<void> {
+    const client = this.requireClient();
+    await this.pullBackfills(client, report, done, onProgress);
+    await this.bootstrapInto(report, done, onProgress);
     // The next page of a plain pull is requested before this one is written, so the server
     // prepares it while the device stores (a first sync otherwise waited for each in turn). It is
     // used only if the checkpoint really moved to where it starts; otherwise it is dropped.
@@ -631,9 +641,12 @@ export class SyncEngine {
     if (failure) throw failure.error;
   }
 
-  /** Holds nothing and follows the whole tenant from the first cursor: a bootstrap may replace what it holds. */
+  /**
+   * Has never synced (nothing but unsent commands) and follows the whole tenant from the first
+   * cursor: a bootstrap may replace its replicated tables (its outbox is its own and stays).
+   */
   private blank(): boolean {
-    return this.repo.checkpoint() === PULL_CURSOR_START && this.scope.filter() === null && this.scope.backfills().length === 0 && this.repo.holdsNothing();
+    return this.repo.checkpoint() === PULL_CURSOR_START && this.scope.filter() === null && this.scope.backfills().length === 0 && this.repo.holdsNothingSent();
   }
 
   private scopedPage(client: SyncClient, filter: ScopeFilter, after: number, upTo?: number): Promise<PullResponse> {

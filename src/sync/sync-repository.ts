@@ -159,8 +159,8 @@ export class SyncRepository {
       reject: db.prepare("UPDATE commands SET status = 'rejected', rejection = ?, caused_by = ?, updated_at = ?, rejected_at = ? WHERE command_id = ?"),
       newAttempt: db.prepare("UPDATE commands SET attempt = attempt + 1, base_version = ?, updated_at = ? WHERE command_id = ? AND status = 'pending'"),
       pendingCount: db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM commands WHERE status = 'pending'"),
-      holdsNothing: db.prepare<[], number>(
-        `SELECT NOT EXISTS (SELECT 1 FROM events) AND NOT EXISTS (SELECT 1 FROM commands) AND NOT EXISTS (SELECT 1 FROM quarantined_events)
+      holdsNothingSent: db.prepare<[], number>(
+        `SELECT NOT EXISTS (SELECT 1 FROM events) AND NOT EXISTS (SELECT 1 FROM commands WHERE status <> 'pending') AND NOT EXISTS (SELECT 1 FROM quarantined_events)
            AND NOT EXISTS (SELECT 1 FROM kept_streams) AND NOT EXISTS (SELECT 1 FROM evicted_streams)`,
       ),
       conflictCount: db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM commands WHERE status = 'rejected'"),
@@ -300,9 +300,12 @@ export class SyncRepository {
     this.s.newAttempt.run(baseVersion, at, commandId);
   }
 
-  /** No event, command, quarantined event, kept or evicted order: a device that has never synced nor been used. */
-  holdsNothing(): boolean {
-    return this.s.holdsNothing.pluck().get() === 1;
+  /**
+   * No event, quarantined event, kept or evicted order, and no command but unsent ones: a device
+   * that has never synced (its outbox, which the server has not seen, is all it may hold).
+   */
+  holdsNothingSent(): boolean {
+    return this.s.holdsNothingSent.pluck().get() === 1;
   }
 
   pendingCount(): number {

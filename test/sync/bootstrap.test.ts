@@ -222,10 +222,58 @@ describe('what a bootstrap may not do', () => {
     expect((await ok.arrayBuffer()).byteLength).toBe(current().bytes);
   });
 
-  it('is not taken by a device that holds something: it pulls, and its offline order syncs', async () => {
-    const device = await newAppDevice('holds-a-command', server.url, 'bob');
+  it('is taken by a device that holds only commands it has not sent: their orders stay on its list as pending, then sync', async () => {
+    const device = await newAppDevice('offline-first', server.url, 'bob');
     try {
       expect(device.outbox.submit(createOrder('OFFLINE-1', 500), { userId: 'bob' }).ok).toBe(true);
+      expect(device.outbox.submit(pay('OFFLINE-1', 'P-offline', 200), { userId: 'bob' }).ok).toBe(true);
+      const list = () => device.queries.listOrdersNow({ status: 'ALL', sort: 'updatedAt', direction: 'desc', limit: 100, offset: 0 });
+      // A pull alone: the bootstrap comes in, the commands stay unsent and their order keeps its overlay.
+      const pulled = await device.engine.pull();
+      expect(pulled.bootstrap).toEqual({ used: true, events: current().events, bytes: current().bytes });
+      expect(pulled.pending).toBe(2);
+      expect(device.store.log.headPosition()).toBe(total);
+      const before = list();
+      // The bootstrap's 20 orders and its own.
+      expect(before.total).toBe(21);
+      expect(before.rows.find((r) => r.orderId === 'OFFLINE-1')).toMatchObject({ sync: 'pending', paidAmount: 200, customerId: 'cust-1' });
+
+      const report = await device.engine.syncOnce();
+      expect(report.bootstrap).toBeUndefined();
+      expect(report.pushedEvents).toBe(2);
+      expect(report.pending).toBe(0);
+      // Its own events come back after the bootstrap's cursor.
+      expect(report.pulledEvents).toBe(2);
+      expect(device.store.log.headPosition()).toBe(total + 2);
+      expect(list().rows.find((r) => r.orderId === 'OFFLINE-1')).toMatchObject({ sync: 'synced', paidAmount: 200 });
+      total += 2;
+    } finally {
+      await device.close();
+    }
+  });
+
+  it('is taken before a first sync pushes, so a device that worked offline gets it in one sync', async () => {
+    const device = await newAppDevice('offline-one-sync', server.url, 'bob');
+    try {
+      expect(device.outbox.submit(createOrder('OFFLINE-2', 700), { userId: 'bob' }).ok).toBe(true);
+      const report = await device.engine.syncOnce();
+      expect(report.bootstrap).toEqual({ used: true, events: current().events, bytes: current().bytes });
+      expect(report.pushedEvents).toBe(1);
+      expect(report.pending).toBe(0);
+      // The bootstrap's events, the ones appended since (OFFLINE-1's) and its own.
+      expect(report.pulledEvents).toBe(total + 1);
+      expect(device.store.log.headPosition()).toBe(total + 1);
+      total += 1;
+    } finally {
+      await device.close();
+    }
+  });
+
+  it('is not taken by a device that holds something (a command it has sent): it pulls, and its order comes back', async () => {
+    const device = await newAppDevice('holds-a-command', server.url, 'bob');
+    try {
+      expect(device.outbox.submit(createOrder('OFFLINE-3', 500), { userId: 'bob' }).ok).toBe(true);
+      expect((await device.engine.push()).pending).toBe(0);
       const report = await device.engine.syncOnce();
       expect(report.bootstrap).toBeUndefined();
       // Its own order comes back with the server's events.
@@ -282,7 +330,8 @@ describe('what a bootstrap may not do', () => {
       expect(report.bootstrap).toMatchObject({ used: false, reason: expect.stringMatching(/not a readable database|cannot be opened|damaged/) });
       expect(report.pulledEvents).toBe(total);
       // The views were re-read after the refused import: the list is whole.
-      expect(device.queries.listOrdersNow({ status: 'ALL', sort: 'updatedAt', direction: 'desc', limit: 100, offset: 0 }).rows).toHaveLength(21);
+      const orders = new Set((await server.repo.pull(TENANT, 0, 10_000)).events.map((e) => e.streamId)).size;
+      expect(device.queries.listOrdersNow({ status: 'ALL', sort: 'updatedAt', direction: 'desc', limit: 100, offset: 0 }).rows).toHaveLength(orders);
     } finally {
       await device.close();
       writeFileSync(manifestPath(), manifestText);
