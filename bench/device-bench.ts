@@ -29,7 +29,7 @@ import { openLocalStore } from '../src/store/index.js';
 import { SyncHttpClient } from '../src/sync/http-client.js';
 import { Outbox } from '../src/sync/outbox.js';
 import { createPendingSource } from '../src/sync/pending-source.js';
-import { SyncEngine } from '../src/sync/sync-engine.js';
+import { SyncEngine, type SyncReport } from '../src/sync/sync-engine.js';
 import { generateForBench } from './projections-bench.js';
 import { startServerProcess } from './server-process.js';
 
@@ -143,6 +143,8 @@ export interface FirstSyncResult {
     cpu_us_per_event: { device: number; server: number; wall: number };
   };
   pull: PullFirstSync;
+  /** A field device that took orders offline before its first sync: from its first sync to its first list page (it takes the bootstrap, then pushes them). */
+  offline_first: { offline_orders: number; first_sync_ms: number; first_sync_events_per_s: number; bootstrap_used: number; pushed_events: number };
   load_avg: number[];
 }
 
@@ -322,6 +324,32 @@ export async function benchFirstSync(opts: { events: number; pullLimit?: number;
     if (!booted.bootstrap?.used || head !== opts.events || bootListed !== orders || firstPage.rows.length === 0) {
       throw new Error(`bootstrap first sync incomplete: ${JSON.stringify(booted.bootstrap)}, ${head}/${opts.events} events, ${bootListed}/${orders} orders listed`);
     }
+    // A field device that took orders offline before it ever synced: it takes the bootstrap before
+    // it pushes them (its outbox stays), then pulls the rest, its own orders included.
+    const offlineOrders = opts.events >= 100_000 ? 100 : 10;
+    const field = await Device.open({ dataDir: join(dir, 'field-device'), serverUrl: server.url, token: TOKEN, autoSync: false });
+    let fieldReport: SyncReport;
+    let fieldMs: number;
+    let fieldHead: number;
+    try {
+      for (let i = 0; i < offlineOrders; i++) {
+        const order = { type: 'CreateOrder' as const, orderId: `FIELD-${i}`, customerId: 'field-customer', items: [{ sku: 'sku-1', quantity: 1, unitPrice: 1000 }], currency: 'USD' };
+        const submitted = field.outbox.submit(order, { userId: 'bench' });
+        if (!submitted.ok) throw new Error(`offline order ${i} refused: ${JSON.stringify(submitted)}`);
+      }
+      field.engine.setClient(client());
+      t = performance.now();
+      fieldReport = await field.engine.syncOnce();
+      const fieldPage = field.queries.listOrdersNow(FIRST_PAGE);
+      fieldMs = performance.now() - t;
+      fieldHead = field.store.log.headPosition();
+      if (fieldPage.rows.length === 0) throw new Error('the field device lists no order after its first sync');
+    } finally {
+      await field.close();
+    }
+    if (fieldReport.pending !== 0 || fieldReport.pushedEvents !== offlineOrders || fieldHead !== opts.events + offlineOrders) {
+      throw new Error(`offline-first sync incomplete: ${JSON.stringify(fieldReport.bootstrap)}, ${fieldReport.pending} pending, ${fieldHead}/${opts.events + offlineOrders} events`);
+    }
     return {
       events: opts.events,
       orders,
@@ -337,6 +365,13 @@ export async function benchFirstSync(opts: { events: number; pullLimit?: number;
         cpu_us_per_event: perEvent(bootCpuUs.user + bootCpuUs.system, bootMs, bootServerMs),
       },
       pull: pulled,
+      offline_first: {
+        offline_orders: offlineOrders,
+        first_sync_ms: Math.round(fieldMs),
+        first_sync_events_per_s: Math.round((opts.events + offlineOrders) / (fieldMs / 1000)),
+        bootstrap_used: fieldReport.bootstrap?.used ? 1 : 0,
+        pushed_events: fieldReport.pushedEvents,
+      },
       load_avg: load(),
     };
   } finally {

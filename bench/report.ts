@@ -48,7 +48,7 @@ interface EmmettData {
 /** Where a 1M-event rebuild's time goes (profiled on 2026-12-01), and what would close the rest. */
 const REBUILD_PROFILE = [
   'Where the time goes at 1M events (2026-12-01 19:30-19:50 on an AMD EPYC, timers in the code and `node --cpu-prof`; three threads share two cores, so a thread\'s figures include time it waited for a core):',
-  'the workers are loaded after 0.6-0.7 s (the rebuilding thread folds the first 40-60k events meanwhile); the fill then takes 3.6-3.8 s, and each worker is busy nearly all of it (reading its partition 1.3 s and parsing the data 0.6 s, garbage collection 0.7-0.9 s, the fold and the rows about 1 s);',
+  'the workers are loaded after 0.3-0.5 s (0.6-0.7 s until they started without tsx\'s loader, measured again at 22:00; the rebuilding thread folds the first events meanwhile); the fill then takes 3.6-3.8 s, and each worker is busy nearly all of it (reading its partition 1.3 s and parsing the data 0.6 s, garbage collection 0.7-0.9 s, the fold and the rows about 1 s);',
   'the rebuilding thread replays their 216k writes (1.0-1.25 s) and commits 100 batches (0.8-0.95 s) meanwhile, then swaps alone: the list\'s eight indexes, its trigram index and the customer index 0.9 s, the commit 0.36-0.39 s, while a worker sums the daily totals, gram counts and customer totals (0.5 s).',
   'In all 9.8-10.3 s of CPU in those runs, where the same rebuild on one thread took about 8.4 s and the raw scan 3.3 s.',
 ].join(' ');
@@ -157,8 +157,14 @@ export function collectTargets(r: BenchResults): TargetRow[] {
     const pulled = (first.pull ?? {}) as Dict;
     const mb = (num(boot.bytes) ?? NaN) / 1e6;
     add('firstsync', { name: `first sync of a new device, ${formatNumber(num(first.events) ?? 0)} events (ev/s)`, actual: num(first.first_sync_events_per_s)!, target: 100_000, unit: 'ev/s', kind: 'min' }, (t) =>
-      `At ${pct(t.actual / 100_000)} of the target. A new device opened as users open it (\`Device.open\`) took the tenant's bootstrap in (${formatNumber(mb)} MB: the log and the views as SQLite pages, built by a device that follows the server) and pulled from its cursor until its first list page. The download alone (same client, size and SHA-256 checked, nothing taken in) took ${formatNumber((num(boot.download_only_ms) ?? NaN) / 1000)} s of the ${formatNumber((num(first.first_sync_ms) ?? NaN) / 1000)} s; writing the bootstrap took the builder ${formatNumber((num(boot.publish_ms) ?? NaN) / 1000)} s after its own sync. The pull a device with offline work still takes ran at ${formatNumber(num(pulled.first_sync_events_per_s) ?? NaN)} ev/s in the same run (fetch-only anchor ${formatNumber(num(first.fetch_only_events_per_s) ?? NaN)} ev/s): ${firstSyncSpans({ ...pulled, events: first.events })}.`,
+      `At ${pct(t.actual / 100_000)} of the target. A new device opened as users open it (\`Device.open\`) took the tenant's bootstrap in (${formatNumber(mb)} MB: the log and the views as SQLite pages, built by a device that follows the server) and pulled from its cursor until its first list page. The download alone (same client, size and SHA-256 checked, nothing taken in) took ${formatNumber((num(boot.download_only_ms) ?? NaN) / 1000)} s of the ${formatNumber((num(first.first_sync_ms) ?? NaN) / 1000)} s; writing the bootstrap took the builder ${formatNumber((num(boot.publish_ms) ?? NaN) / 1000)} s after its own sync. The pull (a device that follows a scope or has already sent commands) ran at ${formatNumber(num(pulled.first_sync_events_per_s) ?? NaN)} ev/s in the same run (fetch-only anchor ${formatNumber(num(first.fetch_only_events_per_s) ?? NaN)} ev/s): ${firstSyncSpans({ ...pulled, events: first.events })}.`,
     );
+    const field = first.offline_first as Dict | undefined;
+    if (field && num(field.first_sync_events_per_s) !== undefined) {
+      add('firstsync', { name: `first sync of a device with ${formatNumber(num(field.offline_orders) ?? 0)} orders taken offline, ${formatNumber(num(first.events) ?? 0)} events (ev/s)`, actual: num(field.first_sync_events_per_s)!, target: 100_000, unit: 'ev/s', kind: 'min' }, (t) =>
+        `At ${pct(t.actual / 100_000)} of the target. The device took the bootstrap before pushing its orders (bootstrap used: ${String(field.bootstrap_used)}), then pushed ${formatNumber(num(field.pushed_events) ?? NaN)} events and pulled the rest.`,
+      );
+    }
   }
   const broker = dataOf(r, 'broker') as Dict | undefined;
   if (broker) {
@@ -383,7 +389,7 @@ export function renderReport(
   const firstData = dataOf(r, 'firstsync') as Dict | undefined;
   if (firstData) {
     md.push('## First sync of a new device', '');
-    md.push('A SQLite server in its own process holds the events (seeded in-process beforehand). First a device pulls every page until its order list is usable (projections caught up, first page read): `pull`, with its raw anchor `fetch_only_events_per_s` (the same pages fetched and parsed by the same HTTP client, nothing stored). That device then writes the tenant\'s bootstrap as the builder does (`bootstrap.publish_ms`). Then a new device, opened with `Device.open`, takes the bootstrap in and pulls the rest until its first list page: `first_sync_*`, with its raw anchor `bootstrap.download_only_ms` (the file downloaded and checked by the same client, nothing taken in). `load_avg` is the load beside the run.', '');
+    md.push('A SQLite server in its own process holds the events (seeded in-process beforehand). First a device pulls every page until its order list is usable (projections caught up, first page read): `pull`, with its raw anchor `fetch_only_events_per_s` (the same pages fetched and parsed by the same HTTP client, nothing stored). That device then writes the tenant\'s bootstrap as the builder does (`bootstrap.publish_ms`). Then a new device, opened with `Device.open`, takes the bootstrap in and pulls the rest until its first list page: `first_sync_*`, with its raw anchor `bootstrap.download_only_ms` (the file downloaded and checked by the same client, nothing taken in). Last, a field device that took orders offline before it ever synced: from its first sync to its first list page (`offline_first`: it takes the bootstrap before it pushes them, then pulls the rest, its own orders included). `load_avg` is the load beside the run.', '');
     md.push(kvTable(firstData), '');
   }
   const conv = dataOf(r, 'converge') as Dict | undefined;
