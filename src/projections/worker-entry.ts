@@ -36,9 +36,6 @@ export function foldWorkerEntry(modules: readonly string[]): Promise<URL> {
 /** Node options that preload modules, each followed by (or joined with `=` to) the module. */
 const PRELOAD_OPTIONS = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader']);
 
-/** For each process option list, the options its fold workers start with once known to be accepted (undefined: inherited). */
-const acceptedExecArgv = new Map<string, string[] | undefined>();
-
 /**
  * Start a fold worker on `entry`. In a source run it starts without the process's module
  * preloads: a worker inherits them, and the bundle needs none (registering tsx's loader in
@@ -49,21 +46,16 @@ const acceptedExecArgv = new Map<string, string[] | undefined>();
  * as a compiled build's does.
  */
 export function startFoldWorker(entry: URL, workerData: unknown, processExecArgv: readonly string[] = process.execArgv): Worker {
-  const key = processExecArgv.join('\0');
-  if (acceptedExecArgv.has(key)) return new Worker(entry, { workerData, execArgv: acceptedExecArgv.get(key) });
   let execArgv = foldWorkerExecArgv(processExecArgv);
   for (let attempt = 0; execArgv !== undefined; attempt++) {
     try {
-      const worker = new Worker(entry, { workerData, execArgv });
-      acceptedExecArgv.set(key, execArgv);
-      return worker;
+      return new Worker(entry, { workerData, execArgv });
     } catch (err) {
       if ((err as { code?: unknown }).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw err;
       const refused = refusedOptions(err as Error);
       execArgv = refused && attempt === 0 ? execArgv.filter((o) => !refused.has(o)) : undefined;
     }
   }
-  acceptedExecArgv.set(key, undefined);
   return new Worker(entry, { workerData });
 }
 
