@@ -284,7 +284,9 @@ export class SyncEngine {
 
   async pull(opts: { onProgress?: (p: SyncProgress) => void } = {}): Promise<SyncReport> {
     const report = emptyReport();
-    await this.pullInto(report, opts.onProgress);
+    const done = { n: 0 };
+    await this.bootstrapInto(report, done, opts.onProgress);
+    await this.pullInto(report, opts.onProgress, done);
     report.pending = this.repo.pendingCount();
     return report;
   }
@@ -552,9 +554,10 @@ export class SyncEngine {
   }
 
   /**
-   * A device that has never synced takes the server's bootstrap, if one applies (`takeBootstrap`).
-   * A sync does this before it pushes: a device that worked offline first would otherwise send
-   * its commands, hold something the server has seen, and pull the whole log instead.
+   * A device that has never synced takes the server's bootstrap, if one applies (`takeBootstrap`),
+   * once per sync or pull, before anything else. A sync does this before it pushes: a device that
+   * worked offline first would otherwise send its commands, hold something the server has seen,
+   * and pull the whole log instead.
    */
   private async bootstrapInto(report: SyncReport, done: { n: number }, onProgress?: (p: SyncProgress) => void): Promise<void> {
     if (!this.bootstrap) return;
@@ -570,7 +573,6 @@ export class SyncEngine {
   private async pullInto(report: SyncReport, onProgress?: (p: SyncProgress) => void, done = { n: 0 }): Promise<void> {
     const client = this.requireClient();
     await this.pullBackfills(client, report, done, onProgress);
-    await this.bootstrapInto(report, done, onProgress);
     // The next page of a plain pull is requested before this one is written, so the server
     // prepares it while the device stores (a first sync otherwise waited for each in turn). It is
     // used only if the checkpoint really moved to where it starts; otherwise it is dropped.

@@ -307,9 +307,16 @@ describe('what a bootstrap may not do', () => {
     writeSync(fd, Buffer.from('altered'), 0, 7, Math.floor(bytes / 2));
     closeSync(fd);
     const device = await newAppDevice('altered', server.url, 'bob');
+    const client = new SyncHttpClient({ baseUrl: server.url, token: tokenOf('bob'), timeoutMs: 10_000 });
+    let downloads = 0;
+    const download = client.downloadBootstrap.bind(client);
+    client.downloadBootstrap = (...args) => (downloads++, download(...args));
+    device.engine.setClient(client);
     try {
       const report = await device.engine.syncOnce();
       expect(report.bootstrap).toMatchObject({ used: false, reason: expect.stringMatching(/SHA-256/) });
+      // Tried once per sync, not again by the sync's pull.
+      expect(downloads).toBe(1);
       expect(report.pulledEvents).toBe(total);
       expect(device.store.log.headPosition()).toBe(total);
       expect(readdirSync(sub('altered')).filter((n) => n.includes('bootstrap'))).toEqual([]);
