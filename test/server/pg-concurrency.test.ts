@@ -248,6 +248,40 @@ describe('PostgreSQL: randomised concurrent appends and pulls', () => {
     };
   }
 
+  it('orders a cursor pull by transaction id as a number: ids of different lengths (9999, 10000) are not skipped', async () => {
+    // Rows stored under two such ids below every running one (so settled: the largest power of
+    // ten under the oldest running id, and the id before it), the shorter id at the higher
+    // position. Sorted as text, "10000" came first and its cursor then passed 9999 for good.
+    const c = await pgClient(schema);
+    const ids: string[] = [];
+    try {
+      const xmin = BigInt((await c.query<{ x: string }>('SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS x')).rows[0]!.x);
+      let power = 10n;
+      while (power * 10n < xmin) power *= 10n;
+      expect(power).toBeLessThan(xmin);
+      for (const [txid, streamId] of [[String(power), 'digits-b'], [String(power - 1n), 'digits-a']] as const) {
+        const e = { eventId: uuidv7(), streamId, streamVersion: 1, eventType: 'NoteAdded', schemaVersion: 1, data: { txid }, metadata: { tenantId: 'tenant-digits' }, recordedAt: new Date().toISOString() };
+        await c.query(
+          `INSERT INTO events (event_id, tenant_id, aggregate_id, aggregate_type, event_type, schema_version, event_data, metadata, version, created_at, hash, txid)
+           VALUES ($1, 'tenant-digits', $2, 'Note', $3, 1, $4, $5, 1, $6, $7, $8::xid8)`,
+          [e.eventId, e.streamId, e.eventType, JSON.stringify(e.data), JSON.stringify(e.metadata), e.recordedAt, computeEventHash(GENESIS_HASH, e), txid],
+        );
+        ids.push(e.eventId);
+      }
+    } finally {
+      await c.end();
+    }
+    let cursor: string = PULL_CURSOR_START;
+    const got: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const page = await repo.pull('tenant-digits', cursor, 1);
+      got.push(...page.events.map((e) => e.eventId));
+      cursor = page.nextCursor!;
+    }
+    expect(got).toEqual([ids[1], ids[0]]);
+    expect(cursor).toMatch(/^v2\.10+\.\d+$/);
+  });
+
   it('every reader gets every event once, each stream in version order (pushes over shared streams race)', async () => {
     const seed = Number(process.env.ORDERLOG_TEST_SEED ?? Date.now() % 1_000_000);
     let state = seed;

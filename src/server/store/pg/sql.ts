@@ -115,10 +115,15 @@ export const SQL = {
          WHERE ($1::text IS NULL OR s.tenant_id = $1) AND ($2::text IS NULL OR s.aggregate_id = $2)
            AND (s.tenant_id, s.aggregate_id) > ($3, $4)
          ORDER BY s.tenant_id, s.aggregate_id LIMIT $5`,
-  /** The cursor pull: (txid, position) order over settled rows; $1 NULL: every tenant (the broker relay). */
+  /**
+   * The cursor pull: (txid, position) order over settled rows; $1 NULL: every tenant (the broker
+   * relay). The ORDER BY names the table's column: a bare `txid` would be the output column, the
+   * id as text, which sorts 10000 before 9999 (a cursor then passed rows for good) and cannot use
+   * the index (every pull sorted all of the tenant's rows after the cursor).
+   */
   pull: `SELECT ${EVENT_COLUMNS}, txid::text AS txid FROM events
-       WHERE ($1::text IS NULL OR tenant_id = $1) AND (txid, global_position) > ($2::xid8, $3::bigint) AND ${SETTLED}
-       ORDER BY txid, global_position LIMIT $4`,
+       WHERE ($1::text IS NULL OR tenant_id = $1) AND (events.txid, global_position) > ($2::xid8, $3::bigint) AND events.${SETTLED}
+       ORDER BY events.txid, events.global_position LIMIT $4`,
   /** Exclusive against every append's shared lock: taken, it means no append holds an uncommitted position. */
   positionPullDrain: 'SELECT pg_advisory_xact_lock($1, $2)',
   /** A position pull, under the drain: every drawn position is settled, so position order is gap-free ($1 NULL: every tenant). */
