@@ -156,8 +156,7 @@ export async function benchServer(opts: ServerBenchOptions): Promise<ServerBench
     const pullStart = performance.now();
     let cursor = PULL_CURSOR_START;
     let pulled = 0;
-    // On PostgreSQL any transaction open anywhere in the cluster (other work on this machine)
-    // holds a cursor pull back until it ends: a short page then long-polls for the rest.
+    // A short page long-polls for the rest (an append still in flight holds a cursor pull back).
     const pullDeadline = Date.now() + 120_000;
     while (pulled < opts.events && Date.now() < pullDeadline) {
       const res = await request(agent, `${server.url}/sync/events?cursor=${cursor}&limit=5000&waitMs=${pulled > 0 ? 1000 : 0}`, 'GET', { authorization: `Bearer ${TOKEN}` });

@@ -140,7 +140,7 @@ export interface EventRepository {
   verifyChain(filter: ChainFilter): Promise<ChainReport>;
   /**
    * Changes whenever events become visible to pulls, whichever process stored them (SQLite: the
-   * newest position; PostgreSQL: the snapshot xmin and the newest position): the live-stream
+   * newest position; PostgreSQL: the pull horizon and the newest position): the live-stream
    * notifier polls this once for all waiters.
    */
   visibleHead(): Promise<string>;

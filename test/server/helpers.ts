@@ -74,31 +74,6 @@ export async function pgClient(schema?: string): Promise<pg.Client> {
   return client;
 }
 
-/**
- * PostgreSQL: wait until a cursor pull can see everything committed so far. A cursor pull stops
- * below the oldest transaction still open anywhere on the server (the gap-safe rule), and the
- * test files running beside this one hold some for a moment. A test that asserts one sync pulls
- * everything waits for them first; on SQLite there is nothing to wait for.
- */
-export async function pullHorizonPassed(factory: BackendFactory, timeoutMs = 10_000): Promise<void> {
-  if (factory.name !== 'pg') return;
-  const c = await pgClient();
-  try {
-    // Its own transaction, committed at once: every transaction older than it must end too.
-    const { rows } = await c.query<{ x: string }>('SELECT pg_current_xact_id()::text AS x');
-    const x = rows[0]!.x;
-    const until = Date.now() + timeoutMs;
-    for (;;) {
-      const { rows: done } = await c.query<{ ok: boolean }>('SELECT pg_snapshot_xmin(pg_current_snapshot()) > $1::xid8 AS ok', [x]);
-      if (done[0]!.ok) return;
-      if (Date.now() > until) throw new Error(`a transaction older than ${x} stayed open for ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  } finally {
-    await c.end();
-  }
-}
-
 export const pgFactory: BackendFactory = {
   name: 'pg',
   async make() {

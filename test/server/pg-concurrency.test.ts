@@ -177,28 +177,45 @@ describe('PostgreSQL: gap-safe global order', () => {
     }
   });
 
-  it('holds cursor pulls back while any transaction with an id is open, even one that writes no events (cluster-wide xmin)', async () => {
+  it('holds cursor pulls back only for appends in flight: a transaction that writes no events, or another store\'s append, does not', async () => {
     const a = client(server.url, DEVICE_A);
     let cursor = PullResponse.parse((await a.get('/sync/events?limit=5000')).body).nextCursor!;
-    const other = await pgClient();
+    const report = await pgClient();
+    const otherStore = await pgClient();
     try {
-      await other.query('BEGIN');
-      await other.query('SELECT pg_current_xact_id()'); // e.g. a long report that wrote a temp row, in any database
-      const r = await a.post('/sync/streams/lagged/append', { streamType: 'Note', expectedVersion: 'no_stream', events: [newEvent()] });
+      // A long report that wrote a temp row (any database on the cluster), and an append in
+      // flight in another schema's store (its own drain lock): both have ids older than the next append.
+      await report.query('BEGIN');
+      await report.query('SELECT pg_current_xact_id()');
+      await otherStore.query('BEGIN');
+      await otherStore.query('SELECT pg_advisory_xact_lock_shared($1, $2)', [LOCK_CLASS_POSITION_PULL, lockKey(`${schema}_other`)]);
+      await otherStore.query('SELECT pg_current_xact_id()');
+      const r = await a.post('/sync/streams/not-lagged/append', { streamType: 'Note', expectedVersion: 'no_stream', events: [newEvent()] });
       expect(r.status).toBe(201);
-      const held = PullResponse.parse((await a.get(`/sync/events?cursor=${cursor}`)).body);
-      expect(held.events).toEqual([]);
-      await other.query('COMMIT');
-      // Any other transaction open on the cluster (another test file's) holds it back too, as it
-      // should: the event comes once those end.
-      let page: ReturnType<typeof PullResponse.parse> | undefined;
-      await expect
-        .poll(async () => (page = PullResponse.parse((await a.get(`/sync/events?cursor=${cursor}`)).body)).events.map((e) => e.streamId), { timeout: 15_000, interval: 50 })
-        .toEqual(['lagged']);
-      cursor = page!.nextCursor!;
+      const page = PullResponse.parse((await a.get(`/sync/events?cursor=${cursor}`)).body);
+      expect(page.events.map((e) => e.streamId)).toEqual(['not-lagged']);
+      cursor = page.nextCursor!;
+
+      // This store's append in flight does hold back what commits after it took its id.
+      const slow = await slowWriter();
+      try {
+        const later = await a.post('/sync/streams/after-slow/append', { streamType: 'Note', expectedVersion: 'no_stream', events: [newEvent()] });
+        expect(later.status).toBe(201);
+        const held = PullResponse.parse((await a.get(`/sync/events?cursor=${cursor}`)).body);
+        expect(held.events).toEqual([]);
+        expect(held.nextCursor).toBe(cursor);
+        await slow.c.query('COMMIT');
+        const released = PullResponse.parse((await a.get(`/sync/events?cursor=${cursor}`)).body);
+        expect(released.events.map((e) => e.streamId)).toEqual(['after-slow']);
+      } finally {
+        await slow.c.query('ROLLBACK').catch(() => undefined);
+        await slow.c.end();
+      }
     } finally {
-      await other.query('ROLLBACK').catch(() => undefined);
-      await other.end();
+      for (const c of [report, otherStore]) {
+        await c.query('ROLLBACK').catch(() => undefined);
+        await c.end();
+      }
     }
   });
 

@@ -191,6 +191,8 @@ export class PgDialect implements StoreDialect {
   readonly locksHeadsInOrder = true;
   private readonly rebuildKey: [number, number];
   private readonly drainKey: [number, number];
+  /** The drain lock's keys as `pg_locks` shows them (oids: unsigned). */
+  private readonly drainKeyUnsigned: [number, number];
   /** Partitions exist below `top`; past `top - partitionSize` the next append asks for more. */
   private partitions = { top: Number.MAX_SAFE_INTEGER, size: 1 };
   private maintaining: Promise<void> | null = null;
@@ -204,6 +206,7 @@ export class PgDialect implements StoreDialect {
   ) {
     this.rebuildKey = [LOCK_CLASS_REBUILD, lockKey(schema)];
     this.drainKey = [LOCK_CLASS_POSITION_PULL, lockKey(schema)];
+    this.drainKeyUnsigned = [this.drainKey[0] >>> 0, this.drainKey[1] >>> 0];
   }
 
   /**
@@ -301,10 +304,16 @@ export class PgDialect implements StoreDialect {
     // Archived partitions are a prefix of the positions: after a cursor, its position is where
     // undelivered rows may start (an older transaction's row below it is the rare exception).
     const after = 'cursor' in from ? from.cursor.position : from.position;
-    const archived = await this.pool.query<{ archive_file: string }>({ name: 'ol_pull_archived', text: SQL.pullArchived, values: [tenantId, after] });
+    // A cursor pull's horizon comes from a statement that ends before the pull's own begins (its
+    // snapshot must be later than the lock table the horizon read): read beside the archive check.
+    const [archived, horizon] = await Promise.all([
+      this.pool.query<{ archive_file: string }>({ name: 'ol_pull_archived', text: SQL.pullArchived, values: [tenantId, after] }),
+      'cursor' in from ? this.pool.query<{ h: string }>({ name: 'ol_pull_horizon', text: SQL.pullHorizon, values: this.drainKeyUnsigned }) : null,
+    ]);
     if (archived.rows.length) throw new ArchivedEventsError(`pulling after position ${after}`, archived.rows.map((a) => a.archive_file));
     if ('cursor' in from) {
-      const { rows } = await this.pool.query<EventRow>({ name: 'ol_pull', text: SQL.pull, values: [tenantId, from.cursor.txid, from.cursor.position, limit] });
+      const values = [tenantId, from.cursor.txid, from.cursor.position, limit, horizon!.rows[0]!.h];
+      const { rows } = await this.pool.query<EventRow>({ name: 'ol_pull', text: SQL.pull, values });
       const last = rows[rows.length - 1];
       return { rows, next: last ? { txid: last.txid!, position: Number(last.global_position) } : from.cursor };
     }
@@ -363,7 +372,7 @@ export class PgDialect implements StoreDialect {
   }
 
   async visibleHead(): Promise<string> {
-    const { rows } = await this.pool.query<{ marker: string }>({ name: 'ol_visible_head', text: SQL.visibleHead });
+    const { rows } = await this.pool.query<{ marker: string }>({ name: 'ol_visible_head', text: SQL.visibleHead, values: this.drainKeyUnsigned });
     return rows[0]!.marker;
   }
 

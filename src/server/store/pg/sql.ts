@@ -23,12 +23,25 @@ const APPEND_WRITE_CTES = `WITH ins AS (
   head AS (UPDATE streams SET version = $12, last_hash = $13, aggregate_type = $3 WHERE tenant_id = $1 AND aggregate_id = $2)`;
 
 /**
- * Only rows of transactions older than every running one (cluster-wide: any open transaction
- * with an id holds pulls back, see docs/architecture.md). Every transaction that may still
- * commit has an id at or above this, so a cursor pull ordered by (txid, position) never passes
- * a row that commits later.
+ * The pull horizon: the oldest transaction id an append of this store may still commit rows
+ * under. Read from the statement's snapshot, then the lock table (after it, in the same
+ * statement): the snapshot's running ids whose transactions hold the store's drain lock
+ * ($1, $2: its two keys, unsigned; every append takes it before its first write, so before it
+ * has an id), else the snapshot's xmax. Every transaction below it that may write events has
+ * ended by the time the lock table is read, so a pull's next statement (a later snapshot) sees
+ * every row under it that will ever exist (docs/architecture.md, "Gap-safe pulls"). Transactions
+ * that write no events (a report, another database's, another store's) hold nothing back.
  */
-const SETTLED = 'txid < pg_snapshot_xmin(pg_current_snapshot())';
+const HORIZON = `(WITH snap AS (SELECT pg_current_snapshot() AS s),
+    locks AS MATERIALIZED (SELECT locktype, database, classid, objid, objsubid, transactionid, mode, pid FROM pg_locks),
+    appenders AS (
+      SELECT own.transactionid::text::int8 AS xid32 FROM locks drain JOIN locks own ON own.pid = drain.pid
+      WHERE drain.locktype = 'advisory' AND drain.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND drain.classid = $1::int8::oid AND drain.objid = $2::int8::oid AND drain.objsubid = 2
+        AND own.locktype = 'transactionid' AND own.mode = 'ExclusiveLock')
+  SELECT least(pg_snapshot_xmax(s), (
+      SELECT x FROM pg_snapshot_xip(s) AS x WHERE x::text::int8 % 4294967296 IN (SELECT xid32 FROM appenders) ORDER BY x LIMIT 1))
+  FROM snap)`;
 
 export const SQL = {
   /**
@@ -115,14 +128,16 @@ export const SQL = {
          WHERE ($1::text IS NULL OR s.tenant_id = $1) AND ($2::text IS NULL OR s.aggregate_id = $2)
            AND (s.tenant_id, s.aggregate_id) > ($3, $4)
          ORDER BY s.tenant_id, s.aggregate_id LIMIT $5`,
+  /** The pull horizon (`HORIZON`), for the cursor pull that follows in a statement of its own. */
+  pullHorizon: `SELECT ${HORIZON}::text AS h`,
   /**
-   * The cursor pull: (txid, position) order over settled rows; $1 NULL: every tenant (the broker
-   * relay). The ORDER BY names the table's column: a bare `txid` would be the output column, the
-   * id as text, which sorts 10000 before 9999 (a cursor then passed rows for good) and cannot use
-   * the index (every pull sorted all of the tenant's rows after the cursor).
+   * The cursor pull: (txid, position) order over the rows under the horizon $5; $1 NULL: every
+   * tenant (the broker relay). The ORDER BY names the table's column: a bare `txid` would be the
+   * output column, the id as text, which sorts 10000 before 9999 (a cursor then passed rows for
+   * good) and cannot use the index (every pull sorted all of the tenant's rows after the cursor).
    */
   pull: `SELECT ${EVENT_COLUMNS}, txid::text AS txid FROM events
-       WHERE ($1::text IS NULL OR tenant_id = $1) AND (events.txid, global_position) > ($2::xid8, $3::bigint) AND events.${SETTLED}
+       WHERE ($1::text IS NULL OR tenant_id = $1) AND (events.txid, global_position) > ($2::xid8, $3::bigint) AND events.txid < $5::xid8
        ORDER BY events.txid, events.global_position LIMIT $4`,
   /** Exclusive against every append's shared lock: taken, it means no append holds an uncommitted position. */
   positionPullDrain: 'SELECT pg_advisory_xact_lock($1, $2)',
@@ -135,7 +150,7 @@ export const SQL = {
   /**
    * Scoped pull: the tenant's orders in scope (customer, recency, listed ids), then their events
    * in the window (after, upTo], upTo already bounded by the settled head (no visibility filter:
-   * every position in the window is settled, and a cluster-wide xmin must not hide one).
+   * every position in the window is settled).
    */
   scopedPull: `WITH scope AS (
       SELECT order_id AS id FROM order_projections WHERE tenant_id = $1 AND customer_id = ANY($2::text[])
@@ -156,9 +171,9 @@ export const SQL = {
   dashboardPosition: 'SELECT max(last_position) AS p FROM order_projections WHERE tenant_id = $1',
   /**
    * Changes whenever a pull may see more: a row becomes visible to cursor pulls only when the
-   * snapshot xmin passes its txid, and to position pulls (which drain) when it commits.
+   * horizon passes its txid, and to position pulls (which drain) when it commits.
    */
-  visibleHead: `SELECT pg_snapshot_xmin(pg_current_snapshot())::text || '/' || coalesce((SELECT max(global_position) FROM events), 0) AS marker`,
+  visibleHead: `SELECT ${HORIZON}::text || '/' || coalesce((SELECT max(global_position) FROM events), 0) AS marker`,
   ping: 'SELECT 1',
   relayCheckpoint: 'SELECT cursor FROM relay_checkpoint WHERE id = 1',
   saveRelayCheckpoint: `INSERT INTO relay_checkpoint (id, cursor, updated_at) VALUES (1, $1, now())
