@@ -6,7 +6,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { ArchivedEventsError } from '../../src/protocol/errors.js';
 import { startServer, type StartedServer } from '../../src/server/index.js';
 import type { AppendCommand } from '../../src/server/repository.js';
-import { ArchiveError, ownerPool, restoreArchive } from '../../src/server/store/pg/archive.js';
+import { ArchiveError, archivePartitions, ownerPool, restoreArchive } from '../../src/server/store/pg/archive.js';
 import { PgRepository } from '../../src/server/store/pg/pg-repository.js';
 import { DEVICE_A, PG_URL, TOKENS, client, newEvent, orderCreated, pgClient, randomSchema, runServerCli } from './helpers.js';
 
@@ -224,6 +224,50 @@ describe('an append past the last partition never fails', () => {
     } finally {
       await repo.close();
       await c.end();
+    }
+  }, 60_000);
+});
+
+describe('PostgreSQL archive order across partition bounds of different lengths', () => {
+  const schema = randomSchema();
+  const dir = mkdtempSync(join(tmpdir(), 'ol-archive-order-'));
+  afterAll(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    const c = await pgClient();
+    await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await c.end();
+  });
+
+  it('archives oldest first by position: partition 6 before 11 (as text, "11" sorted before "6" and the archived partitions stopped being a prefix)', async () => {
+    await (await PgRepository.open({ connectionString: PG_URL, schema })).close();
+    await smallPartitions(schema, 5);
+    const repo = await PgRepository.open({ connectionString: PG_URL, schema });
+    const owner = ownerPool(PG_URL, schema);
+    try {
+      const events = Array.from({ length: 30 }, () => meta(newEvent()));
+      expect((await repo.append({ tenantId: TENANT, streamId: 'order-of-archive', streamType: 'Note', expectedVersion: 0, events })).status).toBe('ok');
+      // Maintenance moves what landed past the partitions into range partitions of their own.
+      const c0 = await pgClient(schema);
+      try {
+        await expect.poll(async () => (await c0.query<{ n: string }>('SELECT count(*)::text AS n FROM events_default')).rows[0]!.n, { timeout: 15_000 }).toBe('0');
+      } finally {
+        await c0.end();
+      }
+      const done = await archivePartitions(owner, schema, { position: 16 }, dir);
+      expect(done.map((d) => d.partition)).toEqual(['events_p1', 'events_p6', 'events_p11']);
+      const c = await pgClient(schema);
+      try {
+        const states = (await c.query<{ name: string; state: string }>('SELECT name, state FROM event_partitions WHERE lo < 31 ORDER BY lo')).rows;
+        expect(states.map((s) => `${s.name}:${s.state}`)).toEqual(['events_p1:archived', 'events_p6:archived', 'events_p11:archived', 'events_p16:live', 'events_p21:live', 'events_p26:live']);
+      } finally {
+        await c.end();
+      }
+      // The live rows are the positions after the archived prefix.
+      const page = await repo.pull(TENANT, 15, 100);
+      expect(page.events.map((e) => e.globalPosition)).toEqual(Array.from({ length: 15 }, (_, i) => 16 + i));
+    } finally {
+      await owner.end();
+      await repo.close();
     }
   }, 60_000);
 });

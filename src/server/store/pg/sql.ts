@@ -198,7 +198,8 @@ export const SQL = {
   archive: {
     eventColumns: `SELECT column_name AS name, data_type AS type FROM information_schema.columns
                    WHERE table_schema = current_schema() AND table_name = 'events' ORDER BY ordinal_position`,
-    livePartitions: "SELECT name, lo::text, hi::text FROM event_partitions WHERE state = 'live' ORDER BY lo",
+    // ORDER BY the table's column: `lo` alone is the output column, text ("11" before "6").
+    livePartitions: "SELECT name, lo::text, hi::text FROM event_partitions WHERE state = 'live' ORDER BY event_partitions.lo",
     newestArchived: "SELECT name, archive_file FROM event_partitions WHERE state = 'archived' ORDER BY lo DESC LIMIT 1",
     partitionByName: 'SELECT name, lo::text, hi::text, state, archive_file, archive_sha256 FROM event_partitions WHERE name = $1',
     /** Session-level and exclusive against every append's shared drain lock, like a position pull's. */
