@@ -218,4 +218,9 @@ export class FoldWorkers {
     await this.started;
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
+
+  /** Terminate in the background: nothing waits for the threads to be gone, and a failure to stop one is nobody's to handle. */
+  release(): void {
+    this.terminate().catch(() => undefined);
+  }
 }
