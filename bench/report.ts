@@ -47,10 +47,10 @@ interface EmmettData {
 /** Every stated target that this results file has a measurement for. */
 /** Where a 1M-event rebuild's time goes (profiled on 2026-12-01), and what would close the rest. */
 const REBUILD_PROFILE = [
-  'Where the time goes at 1M events (2026-12-01 19:30-19:50 on an AMD EPYC, timers in the code and `node --cpu-prof`; three threads share two cores, so a thread\'s figures include time it waited for a core):',
-  'the workers are loaded after 0.3-0.5 s (0.6-0.7 s until they started without tsx\'s loader, measured again at 22:00; the rebuilding thread folds the first events meanwhile); the fill then takes 3.6-3.8 s, and each worker is busy nearly all of it (reading its partition 1.3 s and parsing the data 0.6 s, garbage collection 0.7-0.9 s, the fold and the rows about 1 s);',
-  'the rebuilding thread replays their 216k writes (1.0-1.25 s) and commits 100 batches (0.8-0.95 s) meanwhile, then swaps alone: the list\'s eight indexes, its trigram index and the customer index 0.9 s, the commit 0.36-0.39 s, while a worker sums the daily totals, gram counts and customer totals (0.5 s).',
-  'In all 9.8-10.3 s of CPU in those runs, where the same rebuild on one thread took about 8.4 s and the raw scan 3.3 s.',
+  'Where the time goes at 1M events (2026-12-01 19:30-19:50 and 22:55-23:20 on an AMD EPYC, timers in the code and `node --cpu-prof`; three threads share two cores, so a thread\'s figures include time it waited for a core):',
+  'the workers are loaded after 0.3-0.5 s (the rebuilding thread folds the first events meanwhile); the fill then takes 3.6-3.8 s in a quiet phase (4.6-5.7 s in a slow one), and each worker is busy nearly all of it (reading its partition 1.3-1.7 s, parsing the data 0.55-0.7 s, garbage collection 0.7-0.95 s, the fold and the rows 1.35-1.45 s);',
+  'the rebuilding thread replays their 216k writes (1.0-1.25 s) and commits 100 batches (0.8-0.95 s) meanwhile; with both taken away (a measurement only: nothing written) the fill was 0.35 s shorter, so the workers set its length. Then the swap, on one thread: dropping the old tables 0.09-0.12 s (0.58 s once), the list\'s eight indexes and its trigram index 0.68-0.89 s, the customer index 0.05-0.07 s, the commit 0.32-0.40 s, while a worker sums the daily totals, gram counts and customer totals (0.5 s); the workers\' teardown (0.09-0.18 s) no longer counts, it runs after the rebuild returns.',
+  'In all 9.2-10.3 s of CPU in quiet phases (12-13.5 s in slow ones), where the same rebuild on one thread took about 7.6-8.4 s and the raw scan 3.2-3.3 s.',
 ].join(' ');
 
 export function collectTargets(r: BenchResults): TargetRow[] {
