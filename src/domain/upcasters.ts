@@ -70,6 +70,11 @@ const upcasters: Record<string, Record<number, Upcaster>> = {
   },
 };
 
+/** Whether stored data of this type and version is read as it is (unknown types, and the current version of known ones): `upcast` would return it unchanged. */
+export function isCurrentSchema(type: string, schemaVersion: number): boolean {
+  return !isOrderEventType(type) || EventSchemas[type].version === schemaVersion;
+}
+
 /**
  * Bring stored event data up to the current schema version of its type. Unknown types and
  * versions already current pass through unchanged; a version from the future is an error.

@@ -2,11 +2,11 @@ import { ORDER_STREAM_TYPE } from '../domain/events.js';
 import {
   REDUCER_VERSION,
   foldOrder,
+  applyOrderEventInPlace,
   foldOrderInPlace,
   initialOrderState,
   netPaidAmount,
   paymentStatusOf,
-  type FoldableEvent,
   type FulfilmentStatus,
   type OrderState,
   type OrderStatus,
@@ -613,28 +613,22 @@ class OrderListProjection implements Projection {
   }
 
   apply(ctx: ApplyContext, events: readonly StoredEvent[]): void {
-    // Group the batch by order, then fold each order's run in one immer draft (one produce per
-    // order per batch instead of one per event: the dominant cost of a rebuild otherwise).
-    const runs = new Map<string, { events: FoldableEvent[]; lastEventId: string }>();
+    // Each order is loaded at its first event of the batch and its events are folded into that
+    // state as they come (in log order, so each order's own order), then written once.
+    const touched = new Map<string, Entry>();
     for (const e of events) {
       if (e.streamType !== ORDER_STREAM_TYPE) continue;
-      let run = runs.get(e.streamId);
-      if (!run) {
-        run = { events: [], lastEventId: '' };
-        runs.set(e.streamId, run);
+      let entry = touched.get(e.streamId);
+      if (!entry) {
+        entry = this.load(ctx, e.streamId);
+        // The confirmed state is this projection's private, unfrozen copy (refolded from the log,
+        // or cached after a write), so the reducers mutate it in place. If the transaction fails,
+        // the runner drops the cache, so a half-applied copy is never reused.
+        entry.confirmed ??= freshState();
+        touched.set(e.streamId, entry);
       }
-      run.events.push({ type: e.eventType, data: e.data, version: e.streamVersion, recordedAt: e.recordedAt });
-      run.lastEventId = e.eventId;
-    }
-    const touched = new Map<string, Entry>();
-    for (const [orderId, run] of runs) {
-      const entry = this.load(ctx, orderId);
-      // The confirmed state is this projection's private, unfrozen copy (parsed from the row, or
-      // cached after a write), so the reducers mutate it in place. If the transaction fails,
-      // the runner drops the cache, so a half-applied copy is never reused.
-      entry.confirmed = foldOrderInPlace(entry.confirmed ?? freshState(), run.events);
-      entry.lastEventId = run.lastEventId;
-      touched.set(orderId, entry);
+      applyOrderEventInPlace(entry.confirmed!, e.eventType, e.data, e.streamVersion, e.recordedAt);
+      entry.lastEventId = e.eventId;
     }
     this.flush(ctx, touched);
   }
