@@ -44,6 +44,18 @@ describe('benchmark report generator', () => {
     expect(byName['PostgreSQL appends ÷ raw multi-row INSERT (batches of 500)']!.explanation).toMatch(/0\.4× \(18\.0k ev\/s against 45\.0k ev\/s raw\)/);
     expect(byName['push 100k events (s)']!.met).toBe(true);
     expect(byName['devices disagreeing after sync']!.met).toBe(true);
+    // Results of one rebuild against one scan: the ratio is their quotient.
+    expect(byName['projection rebuild ÷ raw scan of the same rows']!.actual).toBe(0.267);
+  });
+
+  it('judges the rebuild ratio by the median of the runs against their own anchors when the bench gives it', () => {
+    const runs = { ...sample, sections: { ...sample.sections, projections: ok({ events: 1_000_000, rebuild_ms: 4_100, rebuild_events_per_s: 243_902, raw_scan_rows_per_s: 330_000, rebuild_vs_raw_scan: 0.702 }) } };
+    const ratio = collectTargets(runs).find((t) => t.name === 'projection rebuild ÷ raw scan of the same rows')!;
+    // The quotient of the medians (0.739) would pass too; the median of the per-run ratios is what is judged.
+    expect(ratio.actual).toBe(0.702);
+    expect(ratio.met).toBe(true);
+    const missed = { ...sample, sections: { ...sample.sections, projections: ok({ events: 1_000_000, rebuild_ms: 4_100, rebuild_events_per_s: 243_902, raw_scan_rows_per_s: 330_000, rebuild_vs_raw_scan: 0.69 }) } };
+    expect(collectTargets(missed).find((t) => t.name === 'projection rebuild ÷ raw scan of the same rows')!.met).toBe(false);
   });
 
   it('renders markdown with machine, noise warning, tables, failures and links to every chart it draws', () => {
