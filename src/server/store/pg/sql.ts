@@ -9,6 +9,21 @@ const PROJECTION_UPSERT = `ON CONFLICT (tenant_id, order_id) DO UPDATE SET custo
          last_position = excluded.last_position, created_at = excluded.created_at, updated_at = excluded.updated_at, state = excluded.state`;
 
 /**
+ * The rows stored under the event ids `ids` of tenant `tenant` (SQL expressions), and the ids
+ * whose rows are archived (with their archive): one indexed probe per id. Lateral lookups, not
+ * `event_id = ANY(ids)`: without statistics (a partition just created, or autovacuum off) the
+ * planner read the tenant's whole index range and filtered it by id, so every append read every
+ * row its tenant had stored and appends slowed down as the log grew (test/server/pg-plans).
+ */
+const storedUnder = (tenant: string, ids: string): string =>
+  `(SELECT json_agg(d) FROM (SELECT e.* FROM unnest(${ids}) AS u(id)
+       CROSS JOIN LATERAL (SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = ${tenant} AND event_id = u.id LIMIT 1) e) d)`;
+const archivedUnder = (tenant: string, ids: string): string =>
+  `(SELECT json_agg(json_build_object('eventId', k.event_id, 'archive', p.archive_file)) FROM unnest(${ids}) AS u(id)
+       CROSS JOIN LATERAL (SELECT event_id, global_position FROM event_keys WHERE tenant_id = ${tenant} AND event_id = u.id LIMIT 1) k
+       JOIN event_partitions p ON p.state = 'archived' AND k.global_position >= p.lo AND k.global_position < p.hi)`;
+
+/**
  * One statement writes a whole append: every event (one multi-row INSERT from arrays, positions
  * drawn in version order), the stream head, and (Order streams) the read-model row, whose
  * last_position is the highest position just drawn.
@@ -76,17 +91,13 @@ export const SQL = {
                ON CONFLICT (tenant_id, aggregate_id) DO UPDATE SET version = streams.version
                RETURNING version, last_hash, aggregate_type)
              SELECT h.version, h.last_hash, h.aggregate_type,
-               (SELECT json_agg(d) FROM (SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND event_id = ANY($5::uuid[])) d) AS dups,
-               (SELECT json_agg(json_build_object('eventId', k.event_id, 'archive', p.archive_file)) FROM event_keys k
-                  JOIN event_partitions p ON p.state = 'archived' AND k.global_position >= p.lo AND k.global_position < p.hi
-                  WHERE k.tenant_id = $1 AND k.event_id = ANY($5::uuid[])) AS archived,
+               ${storedUnder('$1', '$5::uuid[]')} AS dups,
+               ${archivedUnder('$1', '$5::uuid[]')} AS archived,
                CASE WHEN $6::boolean THEN (SELECT state FROM order_projections WHERE tenant_id = $1 AND order_id = $2) END AS state
              FROM h`,
   /** Only when readForAppend is asked for something lockHeadRead did not read. */
-  readForAppend: `SELECT (SELECT json_agg(d) FROM (SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $2 AND event_id = ANY($1::uuid[])) d) AS dups,
-                    (SELECT json_agg(json_build_object('eventId', k.event_id, 'archive', p.archive_file)) FROM event_keys k
-                       JOIN event_partitions p ON p.state = 'archived' AND k.global_position >= p.lo AND k.global_position < p.hi
-                       WHERE k.tenant_id = $2 AND k.event_id = ANY($1::uuid[])) AS archived,
+  readForAppend: `SELECT ${storedUnder('$2', '$1::uuid[]')} AS dups,
+                    ${archivedUnder('$2', '$1::uuid[]')} AS archived,
                     CASE WHEN $4::boolean THEN (SELECT state FROM order_projections WHERE tenant_id = $2 AND order_id = $3) END AS state`,
   streamEvents: `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND aggregate_id = $2 AND version > $3 ORDER BY version LIMIT $4`,
   appendWrite: `${APPEND_WRITE_CTES}
