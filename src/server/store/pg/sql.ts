@@ -14,13 +14,16 @@ const PROJECTION_UPSERT = `ON CONFLICT (tenant_id, order_id) DO UPDATE SET custo
  * `event_id = ANY(ids)`: without statistics (a partition just created, or autovacuum off) the
  * planner read the tenant's whole index range and filtered it by id, so every append read every
  * row its tenant had stored and appends slowed down as the log grew (test/server/pg-plans).
+ * OFFSET 0 keeps each lookup a subquery of its own (a join of the ids with the table was
+ * planned as the same range scan); a LIMIT would too, but it makes a scan that stops at the
+ * first match look cheap.
  */
 const storedUnder = (tenant: string, ids: string): string =>
   `(SELECT json_agg(d) FROM (SELECT e.* FROM unnest(${ids}) AS u(id)
-       CROSS JOIN LATERAL (SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = ${tenant} AND event_id = u.id LIMIT 1) e) d)`;
+       CROSS JOIN LATERAL (SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = ${tenant} AND event_id = u.id OFFSET 0) e) d)`;
 const archivedUnder = (tenant: string, ids: string): string =>
   `(SELECT json_agg(json_build_object('eventId', k.event_id, 'archive', p.archive_file)) FROM unnest(${ids}) AS u(id)
-       CROSS JOIN LATERAL (SELECT event_id, global_position FROM event_keys WHERE tenant_id = ${tenant} AND event_id = u.id LIMIT 1) k
+       CROSS JOIN LATERAL (SELECT event_id, global_position FROM event_keys WHERE tenant_id = ${tenant} AND event_id = u.id OFFSET 0) k
        JOIN event_partitions p ON p.state = 'archived' AND k.global_position >= p.lo AND k.global_position < p.hi)`;
 
 /**
@@ -72,7 +75,10 @@ export const SQL = {
       if (!/^-?\d+$/.test(String(n))) throw new TypeError(`not an advisory lock key: ${String(n)}`);
       return String(n);
     };
-    return `BEGIN; SELECT count(*) FROM (
+    // Statements of an append are planned for their values each time, with the tables' sizes of
+    // now: a plan cached while a partition was nearly empty (five executions in, before any
+    // statistics) kept reading the tenant's whole index range for every id as the log grew.
+    return `BEGIN; SET LOCAL plan_cache_mode = force_custom_plan; SELECT count(*) FROM (
               SELECT pg_advisory_xact_lock_shared(${int(drain[0])}, ${int(drain[1])})
               UNION ALL
               SELECT pg_advisory_xact_lock(k) FROM unnest('{${streams.map(int).join(',')}}'::bigint[]) AS k
